@@ -1,0 +1,84 @@
+import { OffloadError } from './errors/offload-error.js';
+
+/** A payload that would not come back unchanged from JSON. */
+export class InvalidPayloadError extends OffloadError {
+  /** Where in the payload the problem is, e.g. `payload.user.createdAt`. */
+  readonly path: string;
+
+  constructor(path: string, problem: string) {
+    super(
+      'INVALID_PAYLOAD',
+      `${path} ${problem}: a task payload must be JSON (null, booleans, finite numbers, strings, arrays and plain objects)`,
+    );
+    this.path = path;
+  }
+}
+
+const MAX_DEPTH = 64;
+
+/**
+ * Encodes a task payload, refusing anything that would not survive `JSON.stringify` and
+ * `JSON.parse` unchanged: a task must see exactly what was enqueued.
+ */
+export function encodePayload(payload: unknown): string {
+  check(payload, 'payload', 0, new Set());
+  return JSON.stringify(payload);
+}
+
+function check(value: unknown, path: string, depth: number, seen: Set<object>): void {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return;
+    case 'number':
+      if (!Number.isFinite(value))
+        throw new InvalidPayloadError(path, `is ${value}, which JSON turns into null`);
+      return;
+    case 'undefined':
+      throw new InvalidPayloadError(path, 'is undefined, which JSON drops');
+    case 'bigint':
+      throw new InvalidPayloadError(path, 'is a BigInt; send it as a string');
+    case 'function':
+    case 'symbol':
+      throw new InvalidPayloadError(path, `is a ${typeof value}`);
+  }
+  if (value === null) return;
+  const object = value as object;
+  if (depth >= MAX_DEPTH)
+    throw new InvalidPayloadError(path, `is nested deeper than ${MAX_DEPTH} levels`);
+  if (seen.has(object)) throw new InvalidPayloadError(path, 'refers back to itself (a cycle)');
+  seen.add(object);
+  if (Array.isArray(object)) {
+    for (let i = 0; i < object.length; i++) {
+      if (!(i in object))
+        throw new InvalidPayloadError(`${path}[${i}]`, 'is a hole in a sparse array');
+      check(object[i], `${path}[${i}]`, depth + 1, seen);
+    }
+  } else {
+    const proto = Object.getPrototypeOf(object);
+    if (proto !== Object.prototype && proto !== null) {
+      const kind = (object.constructor as { name?: string } | undefined)?.name ?? 'class instance';
+      const hint = object instanceof Date ? '; send date.toISOString()' : '';
+      throw new InvalidPayloadError(path, `is a ${kind}, not a plain object${hint}`);
+    }
+    if (Object.getOwnPropertySymbols(object).length > 0) {
+      throw new InvalidPayloadError(path, 'has symbol keys, which JSON drops');
+    }
+    for (const key of Object.keys(object)) {
+      check((object as Record<string, unknown>)[key], `${path}.${key}`, depth + 1, seen);
+    }
+  }
+  seen.delete(object);
+}
+
+/** Reads a stored payload; a row written by hand may hold text that is not JSON. */
+export function decodePayload(text: string): { payload: unknown; error: string | null } {
+  try {
+    return { payload: JSON.parse(text), error: null };
+  } catch (error) {
+    return {
+      payload: null,
+      error: `the stored payload is not valid JSON (${(error as Error).message})`,
+    };
+  }
+}

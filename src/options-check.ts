@@ -1,0 +1,88 @@
+import { OffloadError } from './errors/offload-error.js';
+
+/** An option or setting with a bad value; the message names it and says what is accepted. */
+export class InvalidOptionError extends OffloadError {
+  readonly option: string;
+
+  constructor(option: string, message: string) {
+    super('INVALID_OPTION', `${option}: ${message}`);
+    this.option = option;
+  }
+}
+
+/** Refuses keys that are not known, suggesting the closest known one for a typo. */
+export function rejectUnknownKeys(where: string, given: object, known: readonly string[]): void {
+  for (const key of Object.keys(given)) {
+    if (known.includes(key)) continue;
+    const guess = closest(key, known);
+    throw new InvalidOptionError(
+      `${where}.${key}`,
+      `is not an option${guess ? `; did you mean "${guess}"?` : '.'} Known options: ${known.join(', ')}`,
+    );
+  }
+}
+
+/** A whole number in [min, max], or the fallback when undefined. */
+export function integerOption(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidOptionError(
+      name,
+      `must be a whole number from ${min} to ${max}, got ${describe(value)}`,
+    );
+  }
+  return value;
+}
+
+/** Largest delay a Node.js timer accepts (about 24.8 days). */
+export const MAX_TIMER_DELAY = 2 ** 31 - 1;
+
+/** A duration in milliseconds, in [min, MAX_TIMER_DELAY]. */
+export function durationOption(name: string, value: unknown, min = 1): number {
+  if (
+    typeof value !== 'number' ||
+    !Number.isFinite(value) ||
+    value < min ||
+    value > MAX_TIMER_DELAY
+  ) {
+    throw new InvalidOptionError(
+      name,
+      `must be a number of milliseconds from ${min} to ${MAX_TIMER_DELAY}, got ${describe(value)}`,
+    );
+  }
+  return value;
+}
+
+export function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value == null)
+    return String(value);
+  return typeof value;
+}
+
+function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(word.length / 3)) + 1;
+  for (const candidate of candidates) {
+    if (word.length >= 3 && candidate.toLowerCase().startsWith(word.toLowerCase()))
+      return candidate;
+    const distance = editDistance(word.toLowerCase(), candidate.toLowerCase());
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current.push(Math.min(previous[j]! + 1, current[j - 1]! + 1, substitution));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}

@@ -1,0 +1,129 @@
+import { PermanentError } from '../errors/permanent.js';
+import { RetryLaterError } from '../errors/retry-later.js';
+import { MAX_STACK_LENGTH, type ClaimedTask, type Settlement } from '../store/store.js';
+import type { Logger, TaskError } from '../types.js';
+import type { TaskContext } from './define-task.js';
+import { retryDelay, type Backoff } from './retry-policy.js';
+
+/** One attempt of one task in this process. */
+export class Attempt {
+  timer: NodeJS.Timeout | undefined;
+  /** Set once the attempt's outcome is decided; anything the handler does later is ignored. */
+  done = false;
+  /** performance.now() when it started. */
+  readonly started = performance.now();
+  private controller: AbortController | undefined;
+  private abortReason: unknown;
+
+  constructor(readonly task: ClaimedTask) {}
+
+  /** Made on first use: most tasks never look at their signal, and a controller per task costs. */
+  get signal(): AbortSignal {
+    if (this.controller) return this.controller.signal;
+    if (this.abortReason !== undefined) return AbortSignal.abort(this.abortReason);
+    return (this.controller = new AbortController()).signal;
+  }
+
+  abort(reason: unknown): void {
+    if (this.abortReason !== undefined) return;
+    this.abortReason = reason;
+    this.controller?.abort(reason);
+  }
+}
+
+export class Context implements TaskContext {
+  private scopedLogger: Logger | undefined;
+
+  constructor(
+    private readonly current: Attempt,
+    private readonly parentLogger: Logger,
+  ) {}
+
+  get taskId(): string {
+    return this.current.task.id;
+  }
+
+  get name(): string {
+    return this.current.task.name;
+  }
+
+  get attempt(): number {
+    return this.current.task.attempts;
+  }
+
+  get maxAttempts(): number {
+    return this.current.task.maxAttempts;
+  }
+
+  get signal(): AbortSignal {
+    return this.current.signal;
+  }
+
+  /** Made on first use: most tasks never log. */
+  get logger(): Logger {
+    const { task } = this.current;
+    return (this.scopedLogger ??= this.parentLogger.child({
+      taskId: task.id,
+      task: task.name,
+      attempt: task.attempts,
+    }));
+  }
+}
+
+/** What a failed attempt leads to, per the retry policy and the error's class. */
+export function failureSettlement(
+  task: ClaimedTask,
+  error: unknown,
+  now: number,
+  backoff: Required<Backoff>,
+  random: number,
+): Settlement {
+  const record = toTaskError(error, task.attempts, now);
+  const base = { id: task.id, lease: task.lease, at: now, error: record };
+  if (error instanceof RetryLaterError) {
+    return { ...base, state: 'queued', runAt: now + error.delay, refund: true };
+  }
+  if (error instanceof PermanentError || task.attempts >= task.maxAttempts) {
+    return { ...base, state: 'failed' };
+  }
+  return { ...base, state: 'queued', runAt: now + retryDelay(task.attempts, backoff, random) };
+}
+
+/** Brings a settled outcome onto the in-memory task that events carry. */
+export function applySettlement(task: ClaimedTask, settlement: Settlement): void {
+  task.state = settlement.state;
+  if (settlement.error) task.errors.push(settlement.error);
+  if (settlement.refund) task.attempts -= 1;
+  if (settlement.state === 'queued') task.runAt = new Date(settlement.runAt ?? settlement.at);
+  else task.finishedAt = new Date(settlement.at);
+}
+
+/** Records anything thrown — an Error or not — as a bounded, storable TaskError. */
+export function toTaskError(error: unknown, attempt: number, at: number): TaskError {
+  if (error instanceof Error) {
+    return {
+      attempt,
+      at: new Date(at),
+      name: error.name || 'Error',
+      message: error.message,
+      stack: typeof error.stack === 'string' ? error.stack.slice(0, MAX_STACK_LENGTH) : null,
+    };
+  }
+  return {
+    attempt,
+    at: new Date(at),
+    name: 'NonErrorThrown',
+    message: describeThrown(error),
+    stack: null,
+  };
+}
+
+function describeThrown(value: unknown): string {
+  let text: string;
+  try {
+    text = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
+  } catch {
+    text = Object.prototype.toString.call(value);
+  }
+  return `a non-Error value was thrown: ${text.slice(0, 1000)}`;
+}

@@ -1,0 +1,62 @@
+interface Pending<I, O> {
+  item: I;
+  resolve(value: O): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * Groups the calls made within one event-loop turn into one store call (one transaction for a
+ * durable store): many HTTP requests answered in the same turn share one commit. Flushes run one
+ * at a time; calls made while one runs go into the next.
+ */
+export class Batcher<I, O> {
+  private pending: Pending<I, O>[] = [];
+  private scheduled = false;
+  private running: Promise<void> | null = null;
+
+  constructor(
+    private readonly write: (items: I[]) => Promise<O[]>,
+    private readonly maxBatch = 2000,
+  ) {}
+
+  get size(): number {
+    return this.pending.length;
+  }
+
+  add(item: I): Promise<O> {
+    return new Promise<O>((resolve, reject) => {
+      this.pending.push({ item, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => void this.flush());
+      }
+    });
+  }
+
+  /** Resolves once everything added so far has been written (or has failed). */
+  async flushed(): Promise<void> {
+    while (this.pending.length > 0 || this.running) {
+      await (this.running ?? this.flush());
+    }
+  }
+
+  private flush(): Promise<void> {
+    this.scheduled = false;
+    this.running ??= this.drain().finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  private async drain(): Promise<void> {
+    while (this.pending.length > 0) {
+      const batch = this.pending.splice(0, this.maxBatch);
+      try {
+        const results = await this.write(batch.map((p) => p.item));
+        batch.forEach((p, i) => p.resolve(results[i]!));
+      } catch (error) {
+        for (const p of batch) p.reject(error);
+      }
+    }
+  }
+}

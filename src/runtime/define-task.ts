@@ -1,0 +1,79 @@
+import {
+  durationOption,
+  integerOption,
+  InvalidOptionError,
+  rejectUnknownKeys,
+} from '../options-check.js';
+import type { Logger } from '../types.js';
+import { checkBackoff, type Backoff } from './retry-policy.js';
+
+/** What a task's `run` gets besides its payload. */
+export interface TaskContext {
+  taskId: string;
+  name: string;
+  /** 1 for the first run. */
+  attempt: number;
+  maxAttempts: number;
+  /**
+   * Aborted when the attempt times out, the task is canceled, its lease is lost or the runtime
+   * hands it back on shutdown. Pass it on to `fetch` and friends; `signal.reason` says why.
+   */
+  signal: AbortSignal;
+  /** A logger bound to this task's id, name and attempt. */
+  logger: Logger;
+}
+
+/** The durable identity of a task (its `name`), the code that runs it and its policy. */
+export interface TaskDefinition<P = unknown> {
+  /** Stored with every task: renaming a definition orphans the tasks already queued under the old name. */
+  name: string;
+  /** Runs one attempt. Resolve to succeed; throw to fail the attempt (see the error classes). */
+  run(payload: P, ctx: TaskContext): unknown;
+  /** Attempts before the task fails for good; default the runtime's (5). */
+  maxAttempts?: number;
+  /** Timeout of one attempt, in ms; default the runtime's (60 s). */
+  timeout?: number;
+  /** Higher runs first; default 0. */
+  priority?: number;
+  backoff?: Backoff;
+}
+
+export const MAX_ATTEMPTS_LIMIT = 1000;
+const definitionKeys = ['name', 'run', 'maxAttempts', 'timeout', 'priority', 'backoff'];
+
+/** Declares a task. The payload type is yours to give; payloads must be JSON. */
+export function defineTask<P = unknown>(definition: TaskDefinition<P>): TaskDefinition<P> {
+  checkDefinition(definition);
+  return Object.freeze({ ...definition });
+}
+
+export function checkDefinition(definition: TaskDefinition<never>): void {
+  if (definition === null || typeof definition !== 'object') {
+    throw new InvalidOptionError('task', 'must be an object made by defineTask({ name, run })');
+  }
+  const where = `task ${JSON.stringify(definition.name)}`;
+  rejectUnknownKeys(where, definition, definitionKeys);
+  checkTaskName(definition.name);
+  if (typeof definition.run !== 'function') {
+    throw new InvalidOptionError(
+      `${where}.run`,
+      'must be a function (payload, ctx) => Promise<void>',
+    );
+  }
+  if (definition.maxAttempts !== undefined) {
+    integerOption(`${where}.maxAttempts`, definition.maxAttempts, 1, MAX_ATTEMPTS_LIMIT);
+  }
+  if (definition.timeout !== undefined) durationOption(`${where}.timeout`, definition.timeout);
+  if (definition.priority !== undefined)
+    integerOption(`${where}.priority`, definition.priority, -1000, 1000);
+  if (definition.backoff !== undefined) checkBackoff(`${where}.backoff`, definition.backoff);
+}
+
+export function checkTaskName(name: unknown): asserts name is string {
+  if (typeof name !== 'string' || name.length === 0 || name.length > 200 || name.trim() !== name) {
+    throw new InvalidOptionError(
+      'task name',
+      `must be a non-empty string of at most 200 characters without leading or trailing spaces, got ${JSON.stringify(name)}`,
+    );
+  }
+}

@@ -1,0 +1,145 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { pino } from 'pino';
+import {
+  durationOption,
+  integerOption,
+  InvalidOptionError,
+  rejectUnknownKeys,
+} from '../options-check.js';
+import type { Store } from '../store/store.js';
+import { DAY, MINUTE, SECOND, systemClock, type Clock } from '../time.js';
+import type { Logger } from '../types.js';
+import { checkDefinition, MAX_ATTEMPTS_LIMIT, type TaskDefinition } from './define-task.js';
+import { checkBackoff, type Backoff } from './retry-policy.js';
+
+export interface RuntimeOptions {
+  /** Where tasks live. The runtime opens it, and closes it when it stops. */
+  store: Store;
+  /** The tasks this process can run. Others may be enqueued by name; they wait for a process that knows them. */
+  tasks?: readonly TaskDefinition<never>[];
+  /** Tasks run at once in this process. Default 10. */
+  concurrency?: number;
+  /** Default timeout of one attempt, in ms. Default 60 s (the seed's REQUEST_TIMEOUT). */
+  timeout?: number;
+  /** Default attempts before a task fails for good. Default 5. */
+  maxAttempts?: number;
+  /** Default retry backoff: 2 s doubling to at most 1 h, with 20% jitter. */
+  backoff?: Backoff;
+  /** On stop, how long running tasks may finish before they are aborted and handed back, in ms. Default 25 s. */
+  shutdownGrace?: number;
+  /** How often to look for due tasks when nothing woke the runtime, in ms. Default 1 s. */
+  pollInterval?: number;
+  /** A claimed task's lease, renewed while it runs, in ms. Default 30 s. */
+  leaseDuration?: number;
+  /** How often to look for tasks of dead processes and expired leases, in ms. Default 2 s. */
+  rescueInterval?: number;
+  /** How long finished tasks are kept, in ms. Default 7 days. */
+  retention?: number;
+  /** How often finished tasks past `retention` are deleted, in ms. Default 10 min. */
+  pruneInterval?: number;
+  /** Default: pino at level `info`. */
+  logger?: Logger;
+  /** Default: the system clock. Tests pass a fake one. */
+  clock?: Clock;
+  /** Source of jitter, in [0, 1). Default Math.random. */
+  random?: () => number;
+  /** This process's name on the leases it takes; default host-pid-random. Letters, digits, `.`, `_`, `-`. */
+  owner?: string;
+}
+
+export type Settings = Required<Omit<RuntimeOptions, 'tasks' | 'backoff'>> & {
+  backoff: Required<Backoff>;
+  tasks: Map<string, TaskDefinition<unknown>>;
+};
+
+const defaults = {
+  concurrency: 10,
+  timeout: 60 * SECOND,
+  maxAttempts: 5,
+  shutdownGrace: 25 * SECOND,
+  pollInterval: SECOND,
+  leaseDuration: 30 * SECOND,
+  rescueInterval: 2 * SECOND,
+  retention: 7 * DAY,
+  pruneInterval: 10 * MINUTE,
+};
+
+const knownKeys = [
+  ...Object.keys(defaults),
+  'store',
+  'tasks',
+  'backoff',
+  'logger',
+  'clock',
+  'random',
+  'owner',
+];
+
+/** Merges the defaults in and checks every option once, naming the one that is wrong. */
+export function resolveOptions(options: RuntimeOptions): Settings {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidOptionError('options', 'must be an object with at least { store }');
+  }
+  rejectUnknownKeys('options', options, knownKeys);
+  const merged = { ...defaults, ...definedOnly(options) };
+  const store = merged.store;
+  if (!store || typeof store.claim !== 'function') {
+    throw new InvalidOptionError(
+      'options.store',
+      'must be a store, e.g. sqliteStore({ path }) or memoryStore()',
+    );
+  }
+  integerOption('options.concurrency', merged.concurrency, 1, 10_000);
+  integerOption('options.maxAttempts', merged.maxAttempts, 1, MAX_ATTEMPTS_LIMIT);
+  for (const key of [
+    'timeout',
+    'shutdownGrace',
+    'pollInterval',
+    'leaseDuration',
+    'rescueInterval',
+    'retention',
+    'pruneInterval',
+  ] as const) {
+    durationOption(`options.${key}`, merged[key], key === 'shutdownGrace' ? 0 : 1);
+  }
+  const owner = options.owner ?? defaultOwner();
+  if (!/^[A-Za-z0-9_.-]{1,100}$/.test(owner)) {
+    throw new InvalidOptionError(
+      'options.owner',
+      `must be 1 to 100 letters, digits, ".", "_" or "-", got ${JSON.stringify(owner)}`,
+    );
+  }
+  const tasks = new Map<string, TaskDefinition<unknown>>();
+  for (const definition of options.tasks ?? []) {
+    checkDefinition(definition);
+    if (tasks.has(definition.name)) {
+      throw new InvalidOptionError(
+        'options.tasks',
+        `two definitions are named ${JSON.stringify(definition.name)}`,
+      );
+    }
+    tasks.set(definition.name, definition as TaskDefinition<unknown>);
+  }
+  return {
+    ...merged,
+    store,
+    tasks,
+    owner,
+    backoff: checkBackoff('options.backoff', options.backoff ?? {}),
+    logger: options.logger ?? pino({ name: 'offload' }),
+    clock: options.clock ?? systemClock,
+    random: options.random ?? Math.random,
+  };
+}
+
+function definedOnly<T extends object>(object: T): T {
+  return Object.fromEntries(Object.entries(object).filter(([, value]) => value !== undefined)) as T;
+}
+
+function defaultOwner(): string {
+  const host = hostname()
+    .replace(/[^A-Za-z0-9_.-]/g, '_')
+    .slice(0, 60);
+  return `${host}-${process.pid}-${randomBytes(4).toString('hex')}`;
+}

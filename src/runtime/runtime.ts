@@ -1,0 +1,661 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { OffloadError } from '../errors/offload-error.js';
+import { PermanentError } from '../errors/permanent.js';
+import { TaskAbortedError, type AbortReason } from '../errors/task-aborted.js';
+import { TaskTimeoutError } from '../errors/task-timeout.js';
+import { encodePayload } from '../json.js';
+import { SECOND } from '../time.js';
+import {
+  durationOption,
+  integerOption,
+  InvalidOptionError,
+  rejectUnknownKeys,
+} from '../options-check.js';
+import type {
+  ClaimedTask,
+  EnqueueResult,
+  Lease,
+  NewTask,
+  Settlement,
+  Store,
+} from '../store/store.js';
+import type { EnqueueOptions, ListFilter, Task, TaskPage } from '../types.js';
+import { applySettlement, Attempt, Context, failureSettlement } from './attempt.js';
+import { Batcher } from './batcher.js';
+import { checkTaskName, MAX_ATTEMPTS_LIMIT, type TaskDefinition } from './define-task.js';
+import { Events, type Listener, type RuntimeEventName } from './events.js';
+import { attachLogging } from './log-listener.js';
+import type { Backoff } from './retry-policy.js';
+import { resolveOptions, type RuntimeOptions, type Settings } from './options.js';
+
+/** Something to enqueue with `enqueueMany`. */
+export interface TaskRequest<P = unknown> {
+  task: TaskDefinition<P> | string;
+  payload: P;
+  options?: EnqueueOptions;
+}
+
+const enqueueOptionKeys = ['delay', 'runAt', 'priority', 'maxAttempts', 'timeout', 'key'];
+const PRUNE_BATCH = 1000;
+const FIRST_MAINTENANCE = 30 * SECOND;
+const SUCCEEDED: unique symbol = Symbol('succeeded');
+
+/**
+ * Runs tasks inside this process: claims due tasks from the store, runs them with a concurrency
+ * limit, renews their leases, applies timeouts and the retry policy, and hands them back on stop.
+ */
+export class Runtime {
+  private readonly settings: Settings;
+  private readonly store: Store;
+  private readonly events: Events;
+  private readonly names: string[];
+  /** Each definition's backoff, merged over the runtime's. */
+  private readonly backoffs = new Map<string, Required<Backoff>>();
+  private readonly enqueues: Batcher<NewTask, EnqueueResult>;
+  private readonly settlements: Batcher<Settlement, boolean>;
+  /** Attempts running here, by task id. */
+  private readonly running = new Map<string, Attempt>();
+  /** Outcomes the store did not take yet (it failed); retried, and their leases kept. */
+  private readonly unsettled = new Map<string, Settlement>();
+  private noneRunningWaiters: (() => void)[] = [];
+
+  private opening: Promise<void> | null = null;
+  private registering: Promise<void> | null = null;
+  private starting: Promise<void> | null = null;
+  private stopping: Promise<void> | null = null;
+  private started = false;
+  private accepting = true;
+  private drains = 0;
+
+  private claiming: Promise<number> | null = null;
+  /** False once a claim found fewer tasks than it asked for, until something wakes the runtime. */
+  private moreDue = true;
+  private wakeups = 0;
+  private wakeTimer: NodeJS.Timeout | undefined;
+  private wakeAt = Infinity;
+  private readonly timers: NodeJS.Timeout[] = [];
+  /** Maintenance under way (rescue, renewal, pruning); stop waits for it before closing the store. */
+  private readonly background = new Set<Promise<void>>();
+  private pruning = false;
+  private readonly reportedUnknown = new Set<string>();
+
+  constructor(options: RuntimeOptions) {
+    this.settings = resolveOptions(options);
+    this.store = this.settings.store;
+    this.names = [...this.settings.tasks.keys()];
+    for (const [name, definition] of this.settings.tasks) {
+      this.backoffs.set(name, { ...this.settings.backoff, ...definition.backoff });
+    }
+    this.events = new Events((error, event) =>
+      this.settings.logger.error({ err: error, event }, 'an event listener failed'),
+    );
+    attachLogging(this.events, this.settings.logger);
+    this.enqueues = new Batcher((tasks) => this.write(tasks));
+    this.settlements = new Batcher((outcomes) => this.store.settle(outcomes));
+  }
+
+  /** Subscribes to an event; returns the function that unsubscribes. */
+  on<E extends RuntimeEventName>(event: E, listener: Listener<E>): () => void {
+    return this.events.on(event, listener);
+  }
+
+  /**
+   * Stores a task and resolves once it is committed. `task` is a definition, or the name of one
+   * that another process may run. Calls made in the same event-loop turn share one transaction.
+   */
+  enqueue<P>(
+    task: TaskDefinition<P> | string,
+    payload: P,
+    options?: EnqueueOptions,
+  ): Promise<Task<P>> {
+    try {
+      return this.enqueues
+        .add(this.prepare(task, payload, options ?? {}))
+        .then((result) => result.task as Task<P>);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** Stores several tasks in one transaction; all or none. */
+  async enqueueMany(requests: readonly TaskRequest[]): Promise<Task[]> {
+    const tasks = requests.map((r) => this.prepare(r.task, r.payload, r.options ?? {}));
+    const results = await this.write(tasks);
+    return results.map((r) => r.task);
+  }
+
+  get(id: string): Promise<Task | null> {
+    return this.whenOpen(() => this.store.get(id));
+  }
+
+  list(filter: ListFilter = {}): Promise<TaskPage> {
+    rejectUnknownKeys('list filter', filter, ['state', 'name', 'limit', 'cursor']);
+    const limit = integerOption('list filter.limit', filter.limit ?? 50, 1, 1000);
+    return this.whenOpen(() => this.store.list({ ...filter, limit }));
+  }
+
+  /** Cancels a queued or running task; a running one here has its signal aborted. */
+  async cancel(id: string): Promise<Task> {
+    const change = await this.whenOpen(() => this.store.cancel(id, this.settings.clock.now()));
+    if (!change) throw notFound(id);
+    if (!change.changed) {
+      throw new OffloadError(
+        'TASK_NOT_CANCELABLE',
+        `task ${id} is ${change.task.state}; only queued or running tasks can be canceled`,
+      );
+    }
+    this.abandon(id, 'canceled');
+    this.events.emit('task:cancel', { task: change.task });
+    return change.task;
+  }
+
+  /** Queues a failed or canceled task again now, with one more attempt if none is left. */
+  async retry(id: string): Promise<Task> {
+    const change = await this.whenOpen(() => this.store.retry(id, this.settings.clock.now()));
+    if (!change) throw notFound(id);
+    if (!change.changed) {
+      throw new OffloadError(
+        'TASK_NOT_RETRYABLE',
+        `task ${id} is ${change.task.state}; only failed or canceled tasks can be retried`,
+      );
+    }
+    this.wake(change.task.name, change.task.runAt.getTime());
+    return change.task;
+  }
+
+  /** Starts claiming and running tasks. Idempotent: later calls return the same promise. */
+  start(): Promise<void> {
+    return (this.starting ??= this.begin());
+  }
+
+  /**
+   * Stops claiming, lets running tasks finish for up to `shutdownGrace`, then aborts the rest and
+   * hands them back to the queue without using up their attempt; writes everything pending and
+   * closes the store. Idempotent: later calls return the same promise.
+   */
+  stop(): Promise<void> {
+    return (this.stopping ??= this.shutdown());
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  /**
+   * Runs every due task (by the runtime's clock) until none is due and none is running: for tests
+   * that assert what tasks did. Works whether or not the runtime was started.
+   */
+  async drain(): Promise<void> {
+    if (this.stopping) throw stopped();
+    this.drains += 1;
+    try {
+      await this.register();
+      for (;;) {
+        await this.enqueues.flushed();
+        await this.noneRunning();
+        await this.claiming;
+        await this.settlements.flushed();
+        if (this.running.size > 0 || this.claiming) continue;
+        const claimed = await this.claimNow();
+        if (claimed === 0 && this.running.size === 0 && this.enqueues.size === 0) return;
+      }
+    } finally {
+      this.drains -= 1;
+    }
+  }
+
+  private async begin(): Promise<void> {
+    if (this.stopping) throw stopped();
+    await this.open();
+    await this.register();
+    this.started = true;
+    const { rescueInterval, pruneInterval, leaseDuration } = this.settings;
+    this.every(rescueInterval, () => this.rescue());
+    this.every(leaseDuration / 3, () => this.renewLeases());
+    this.every(pruneInterval, () => this.maintain());
+    // Pruning and the unknown-name report read much of the table: not in the busy first moments.
+    this.timers.push(
+      setTimeout(
+        () => this.track(this.maintain()),
+        Math.min(pruneInterval, FIRST_MAINTENANCE),
+      ).unref(),
+    );
+    await this.track(this.rescue());
+    this.pump();
+  }
+
+  private async shutdown(): Promise<void> {
+    const errors: unknown[] = [];
+    const step = async (what: string, action: () => Promise<unknown>) => {
+      try {
+        await action();
+      } catch (error) {
+        errors.push(error);
+        this.events.emit('runtime:error', { error, during: what });
+      }
+    };
+    await this.starting?.catch(() => undefined);
+    this.started = false;
+    clearTimeout(this.wakeTimer);
+    await this.claiming;
+    if (this.running.size > 0) await this.noneRunning(this.settings.shutdownGrace);
+    for (const id of [...this.running.keys()]) this.abandon(id, 'shutdown');
+    this.accepting = false;
+    await step('writing pending tasks', () => this.enqueues.flushed());
+    await step('writing task results', () => this.settleRemaining());
+    for (const timer of this.timers) clearInterval(timer);
+    await Promise.all(this.background);
+    if (this.registering)
+      await step('unregistering the worker', () =>
+        this.store.unregisterWorker(this.settings.owner),
+      );
+    await step('closing the store', () => this.store.close());
+    if (errors.length > 0)
+      throw new AggregateError(errors, 'the runtime stopped, but some steps failed');
+  }
+
+  /** Checks options, encodes the payload; throws on bad input so nothing bad is stored. */
+  private prepare(
+    task: TaskDefinition<never> | string,
+    payload: unknown,
+    options: EnqueueOptions,
+  ): NewTask {
+    if (!this.accepting) throw stopped();
+    const name = typeof task === 'string' ? task : task?.name;
+    checkTaskName(name);
+    const definition = typeof task === 'string' ? this.settings.tasks.get(task) : task;
+    rejectUnknownKeys('enqueue options', options, enqueueOptionKeys);
+    const now = this.settings.clock.now();
+    let runAt = now;
+    if (options.runAt !== undefined && options.delay !== undefined) {
+      throw new InvalidOptionError('enqueue options', 'give delay or runAt, not both');
+    } else if (options.runAt !== undefined) {
+      if (!(options.runAt instanceof Date) || Number.isNaN(options.runAt.getTime())) {
+        throw new InvalidOptionError('enqueue options.runAt', 'must be a valid Date');
+      }
+      runAt = options.runAt.getTime();
+    } else if (options.delay !== undefined) {
+      runAt = now + durationOption('enqueue options.delay', options.delay, 0);
+    }
+    if (
+      options.key !== undefined &&
+      (typeof options.key !== 'string' || options.key.length === 0 || options.key.length > 500)
+    ) {
+      throw new InvalidOptionError(
+        'enqueue options.key',
+        'must be a string of 1 to 500 characters',
+      );
+    }
+    return {
+      name,
+      payload: encodePayload(payload),
+      priority: integerOption(
+        'enqueue options.priority',
+        options.priority ?? definition?.priority ?? 0,
+        -1000,
+        1000,
+      ),
+      maxAttempts: integerOption(
+        'enqueue options.maxAttempts',
+        options.maxAttempts ?? definition?.maxAttempts ?? this.settings.maxAttempts,
+        1,
+        MAX_ATTEMPTS_LIMIT,
+      ),
+      timeout:
+        options.timeout === undefined
+          ? null
+          : durationOption('enqueue options.timeout', options.timeout),
+      key: options.key ?? null,
+      runAt,
+      createdAt: now,
+    };
+  }
+
+  private async write(tasks: NewTask[]): Promise<EnqueueResult[]> {
+    await this.open();
+    const results = await this.store.enqueue(tasks);
+    // Run them from the next turn on: the callers (an HTTP response waiting for the commit) go first.
+    setImmediate(() => {
+      for (const { task, created } of results)
+        if (created) this.wake(task.name, task.runAt.getTime());
+    });
+    return results;
+  }
+
+  private open(): Promise<void> {
+    return (this.opening ??= this.store.open().catch((error) => {
+      this.opening = null;
+      throw error;
+    }));
+  }
+
+  /** Lets the store know this process claims tasks (drain claims without start). */
+  private register(): Promise<void> {
+    return (this.registering ??= this.open()
+      .then(() => this.store.registerWorker(this.settings.owner))
+      .catch((error: unknown) => {
+        this.registering = null;
+        throw error;
+      }));
+  }
+
+  private async whenOpen<T>(read: () => Promise<T>): Promise<T> {
+    await this.open();
+    return read();
+  }
+
+  /** Something became due at `at`: claim now, or set a timer for it. */
+  private wake(name: string, at: number): void {
+    if (!this.settings.tasks.has(name)) return;
+    const delay = at - this.settings.clock.now();
+    if (delay > 0) {
+      this.wakeLater(delay);
+    } else {
+      this.wakeups += 1;
+      this.moreDue = true;
+      this.pump();
+    }
+  }
+
+  private wakeLater(delay: number): void {
+    const at = Date.now() + delay;
+    if (at >= this.wakeAt || this.stopping) return;
+    clearTimeout(this.wakeTimer);
+    this.wakeAt = at;
+    this.wakeTimer = setTimeout(
+      () => {
+        this.wakeAt = Infinity;
+        this.wakeups += 1;
+        this.moreDue = true;
+        this.pump();
+      },
+      Math.min(delay, this.settings.pollInterval),
+    );
+  }
+
+  private canClaim(): boolean {
+    return (this.started || this.drains > 0) && !this.stopping && this.names.length > 0;
+  }
+
+  /** Claims as many due tasks as there are free slots, unless a claim is under way already. */
+  private pump(): void {
+    if (this.claiming || !this.moreDue || !this.canClaim()) return;
+    if (this.running.size >= this.settings.concurrency) return;
+    void this.claimNow();
+  }
+
+  private claimNow(): Promise<number> {
+    if (this.claiming) return this.claiming;
+    const claim = this.claimAndRun(this.settings.concurrency - this.running.size)
+      .catch((error: unknown) => {
+        this.events.emit('runtime:error', { error, during: 'starting claimed tasks' });
+        return 0;
+      })
+      .finally(() => {
+        this.claiming = null;
+        if (this.moreDue) setImmediate(() => this.pump());
+        else if (this.started) this.wakeLater(this.settings.pollInterval);
+      });
+    this.claiming = claim;
+    return claim;
+  }
+
+  private async claimAndRun(limit: number): Promise<number> {
+    if (limit <= 0 || !this.canClaim()) return 0;
+    const wakeups = this.wakeups;
+    const now = this.settings.clock.now();
+    let tasks: ClaimedTask[];
+    try {
+      tasks = await this.store.claim({
+        owner: this.settings.owner,
+        names: this.names,
+        limit,
+        now,
+        leaseExpiresAt: now + this.settings.leaseDuration,
+      });
+    } catch (error) {
+      this.events.emit('runtime:error', { error, during: 'claiming tasks' });
+      this.moreDue = false;
+      return 0;
+    }
+    for (const task of tasks) this.run(task);
+    this.moreDue = tasks.length === limit || this.wakeups !== wakeups;
+    return tasks.length;
+  }
+
+  private run(task: ClaimedTask): void {
+    const definition = this.settings.tasks.get(task.name)!;
+    const attempt = new Attempt(task);
+    this.running.set(task.id, attempt);
+    this.events.emit('task:start', { task });
+    if (task.payloadError !== null)
+      return this.finish(attempt, new PermanentError(task.payloadError));
+    const timeout = task.timeout ?? definition.timeout ?? this.settings.timeout;
+    attempt.timer = setTimeout(() => this.finish(attempt, new TaskTimeoutError(timeout)), timeout);
+    let result: unknown;
+    try {
+      result = definition.run(task.payload, new Context(attempt, this.settings.logger));
+    } catch (error) {
+      return this.finish(attempt, error);
+    }
+    if (isThenable(result)) {
+      result.then(
+        () => this.finish(attempt, SUCCEEDED),
+        (error: unknown) => this.finish(attempt, error),
+      );
+    } else {
+      this.finish(attempt, SUCCEEDED);
+    }
+  }
+
+  /** Decides an attempt's outcome once; a late result after a timeout or hand-back is ignored. */
+  private finish(attempt: Attempt, outcome: unknown): void {
+    const { task } = attempt;
+    if (attempt.done) {
+      this.settings.logger.debug(
+        { taskId: task.id, task: task.name },
+        'ignored the late result of an attempt that was already settled',
+      );
+      return;
+    }
+    this.release(attempt);
+    if (outcome instanceof TaskTimeoutError) attempt.abort(outcome);
+    const now = this.settings.clock.now();
+    const duration = performance.now() - attempt.started;
+    const settlement: Settlement =
+      outcome === SUCCEEDED
+        ? { id: task.id, lease: task.lease, state: 'succeeded', at: now }
+        : failureSettlement(
+            task,
+            outcome,
+            now,
+            this.backoffs.get(task.name)!,
+            this.settings.random(),
+          );
+    this.settle(settlement, () => {
+      applySettlement(task, settlement);
+      if (outcome === SUCCEEDED) return this.events.emit('task:success', { task, duration });
+      const retryAt = settlement.state === 'queued' ? task.runAt : null;
+      this.events.emit('task:error', { task, error: outcome, duration, retryAt });
+      if (retryAt) {
+        this.events.emit('task:retry', { task, error: outcome, retryAt });
+        this.wake(task.name, retryAt.getTime());
+      } else {
+        this.events.emit('task:failed', { task, error: outcome });
+      }
+    });
+  }
+
+  /** Frees the attempt's slot; the next task may start at once. */
+  private release(attempt: Attempt): void {
+    attempt.done = true;
+    clearTimeout(attempt.timer);
+    this.running.delete(attempt.task.id);
+    if (this.running.size === 0) {
+      const waiters = this.noneRunningWaiters;
+      this.noneRunningWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
+    this.pump();
+  }
+
+  /** Stops an attempt here without an outcome of its own: canceled, lease lost, or handed back. */
+  private abandon(id: string, reason: AbortReason): void {
+    const attempt = this.running.get(id);
+    if (!attempt) return;
+    this.release(attempt);
+    attempt.abort(new TaskAbortedError(reason));
+    if (reason !== 'shutdown') return;
+    const { task } = attempt;
+    const now = this.settings.clock.now();
+    const settlement: Settlement = {
+      id: task.id,
+      lease: task.lease,
+      state: 'queued',
+      at: now,
+      runAt: now,
+      refund: true,
+    };
+    this.settle(settlement, () => {
+      applySettlement(task, settlement);
+      this.events.emit('task:release', { task });
+    });
+  }
+
+  /** Writes an outcome; when the store fails, keeps it (and its lease) and tries again later. */
+  private settle(settlement: Settlement, onApplied: () => void): void {
+    this.settlements.add(settlement).then(
+      (applied) => {
+        this.unsettled.delete(settlement.id);
+        if (applied) onApplied();
+        else
+          this.settings.logger.debug(
+            { taskId: settlement.id },
+            'a result was not stored: the task was canceled or its lease was taken over',
+          );
+      },
+      (error: unknown) => {
+        this.events.emit('runtime:error', {
+          error,
+          during: `storing the result of task ${settlement.id}`,
+        });
+        this.unsettled.set(settlement.id, settlement);
+        if (this.accepting)
+          setTimeout(() => this.settle(settlement, onApplied), this.settings.pollInterval).unref();
+      },
+    );
+  }
+
+  private async settleRemaining(): Promise<void> {
+    await this.settlements.flushed();
+    if (this.unsettled.size === 0) return;
+    const results = await this.store.settle([...this.unsettled.values()]);
+    this.unsettled.clear();
+    this.settings.logger.info(
+      { count: results.length },
+      'stored task results that had failed to store before',
+    );
+  }
+
+  private noneRunning(timeout?: number): Promise<void> {
+    if (this.running.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.noneRunningWaiters.push(resolve);
+      if (timeout !== undefined) setTimeout(resolve, timeout).unref();
+    });
+  }
+
+  private every(interval: number, action: () => Promise<void>): void {
+    this.timers.push(setInterval(() => void this.track(action()), interval).unref());
+  }
+
+  /** Keeps a maintenance step in view until it ends, so that stop() can wait for it. */
+  private track(work: Promise<void>): Promise<void> {
+    const tracked = work
+      .catch((error: unknown) =>
+        this.events.emit('runtime:error', { error, during: 'maintenance' }),
+      )
+      .finally(() => this.background.delete(tracked));
+    this.background.add(tracked);
+    return tracked;
+  }
+
+  private async rescue(): Promise<void> {
+    try {
+      const rescued = await this.store.rescue(this.settings.clock.now());
+      for (const { task, owner } of rescued) {
+        this.events.emit('task:rescue', { task, owner });
+        if (task.state === 'queued') this.wake(task.name, task.runAt.getTime());
+      }
+    } catch (error) {
+      this.events.emit('runtime:error', { error, during: 'rescuing tasks of stopped processes' });
+    }
+  }
+
+  private async renewLeases(): Promise<void> {
+    const leases: Lease[] = [];
+    for (const { task } of this.running.values()) leases.push({ id: task.id, lease: task.lease });
+    for (const { id, lease } of this.unsettled.values()) leases.push({ id, lease });
+    if (leases.length === 0) return;
+    try {
+      const lost = await this.store.renew(
+        leases,
+        this.settings.clock.now() + this.settings.leaseDuration,
+      );
+      for (const id of lost) this.abandon(id, 'lease-lost');
+    } catch (error) {
+      this.events.emit('runtime:error', { error, during: 'renewing leases' });
+    }
+  }
+
+  /** Prunes finished tasks past retention and reports tasks no definition here knows. */
+  private async maintain(): Promise<void> {
+    if (this.pruning) return;
+    this.pruning = true;
+    try {
+      const now = this.settings.clock.now();
+      let pruned = 0;
+      let batch: number;
+      do {
+        batch = await this.store.prune(now - this.settings.retention, PRUNE_BATCH);
+        pruned += batch;
+        await nextTurn();
+      } while (batch === PRUNE_BATCH && this.started);
+      if (pruned > 0) this.settings.logger.info({ pruned }, 'pruned finished tasks past retention');
+      const { counts } = await this.store.stats(now);
+      for (const { name, state, count } of counts) {
+        if (state !== 'queued' || this.settings.tasks.has(name) || this.reportedUnknown.has(name))
+          continue;
+        this.reportedUnknown.add(name);
+        this.events.emit('task:unknown', { name, count });
+      }
+    } catch (error) {
+      this.events.emit('runtime:error', { error, during: 'pruning finished tasks' });
+    } finally {
+      this.pruning = false;
+    }
+  }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | null)?.then === 'function';
+}
+
+function notFound(id: string): OffloadError {
+  return new OffloadError(
+    'TASK_NOT_FOUND',
+    `no task has id ${JSON.stringify(id)}; it may have been pruned after the retention period`,
+  );
+}
+
+function stopped(): OffloadError {
+  return new OffloadError(
+    'RUNTIME_STOPPED',
+    'the runtime has stopped; create a new one to enqueue or run tasks',
+  );
+}
+
+/** Creates a runtime. Call `start()` to run tasks; `enqueue` works before that. */
+export function createRuntime(options: RuntimeOptions): Runtime {
+  return new Runtime(options);
+}

@@ -1,0 +1,333 @@
+import { decodePayload } from '../json.js';
+import {
+  isFinished,
+  type ListFilter,
+  type Task,
+  type TaskError,
+  type TaskPage,
+  type TaskState,
+} from '../types.js';
+import { Heap } from './heap.js';
+import {
+  interruptedError,
+  MAX_ERRORS_KEPT,
+  type Change,
+  type ClaimedTask,
+  type ClaimRequest,
+  type EnqueueResult,
+  type Lease,
+  type NewTask,
+  type Rescue,
+  type Settlement,
+  type Store,
+  type StoreStats,
+} from './store.js';
+
+interface Row {
+  id: number;
+  name: string;
+  payload: string;
+  state: TaskState;
+  priority: number;
+  attempts: number;
+  maxAttempts: number;
+  timeout: number | null;
+  key: string | null;
+  runAt: number;
+  createdAt: number;
+  startedAt: number | null;
+  finishedAt: number | null;
+  errors: TaskError[];
+  owner: string | null;
+  lease: number;
+  leaseExpiresAt: number | null;
+  /** Bumped each time the row is (re)queued, so stale heap entries can be told apart. */
+  version: number;
+}
+
+interface Entry {
+  row: Row;
+  version: number;
+}
+
+const byRunAt = (a: Entry, b: Entry) =>
+  a.row.runAt < b.row.runAt || (a.row.runAt === b.row.runAt && a.row.id < b.row.id);
+const byPriority = (a: Entry, b: Entry) =>
+  a.row.priority > b.row.priority || (a.row.priority === b.row.priority && byRunAt(a, b));
+
+/**
+ * A store in the process's memory: a real store with the same semantics as the durable ones (it
+ * passes the same conformance suite), for tests and for work that may be lost on exit.
+ */
+export class MemoryStore implements Store {
+  readonly kind = 'memory';
+  private readonly rows = new Map<number, Row>();
+  private readonly keys = new Map<string, Row>();
+  /** Rows in `running`, so that rescue does not walk every task. */
+  private readonly runningRows = new Set<Row>();
+  /** Queued tasks whose `runAt` has come, in claim order. */
+  private readonly due = new Heap<Entry>(byPriority);
+  /** Queued tasks waiting for their `runAt`. */
+  private readonly waiting = new Heap<Entry>(byRunAt);
+  private nextId = 1;
+  private closed = false;
+
+  async open(): Promise<void> {
+    this.closed = false;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  async ping(): Promise<void> {
+    this.assertOpen();
+  }
+
+  async registerWorker(): Promise<void> {}
+
+  async unregisterWorker(): Promise<void> {}
+
+  async enqueue(tasks: readonly NewTask[]): Promise<EnqueueResult[]> {
+    this.assertOpen();
+    return tasks.map((input) => {
+      const existing = input.key === null ? undefined : this.keys.get(input.key);
+      if (existing) return { task: toTask(existing), created: false };
+      const row: Row = {
+        id: this.nextId++,
+        ...input,
+        state: 'queued',
+        attempts: 0,
+        startedAt: null,
+        finishedAt: null,
+        errors: [],
+        owner: null,
+        lease: 0,
+        leaseExpiresAt: null,
+        version: 0,
+      };
+      this.rows.set(row.id, row);
+      if (row.key !== null) this.keys.set(row.key, row);
+      this.schedule(row);
+      return { task: toTask(row), created: true };
+    });
+  }
+
+  async claim({ owner, names, limit, now, leaseExpiresAt }: ClaimRequest): Promise<ClaimedTask[]> {
+    this.assertOpen();
+    for (let top = this.waiting.peek(); top && top.row.runAt <= now; top = this.waiting.peek()) {
+      this.waiting.pop();
+      if (isCurrent(top)) this.due.push(top);
+    }
+    const wanted = new Set(names);
+    const skipped: Entry[] = [];
+    const claimed: ClaimedTask[] = [];
+    while (claimed.length < limit) {
+      const entry = this.due.pop();
+      if (!entry) break;
+      if (!isCurrent(entry)) continue;
+      // A clock that stepped back since an earlier claim moved this entry to `due`: not yet due.
+      if (!wanted.has(entry.row.name) || entry.row.runAt > now) {
+        skipped.push(entry);
+        continue;
+      }
+      const row = entry.row;
+      row.state = 'running';
+      this.runningRows.add(row);
+      row.attempts += 1;
+      row.startedAt = now;
+      row.owner = owner;
+      row.lease += 1;
+      row.leaseExpiresAt = leaseExpiresAt;
+      const { payload, error } = decodePayload(row.payload);
+      claimed.push({ ...toTask(row, payload), lease: row.lease, payloadError: error });
+    }
+    for (const entry of skipped) this.due.push(entry);
+    return claimed;
+  }
+
+  async settle(settlements: readonly Settlement[]): Promise<boolean[]> {
+    this.assertOpen();
+    return settlements.map((s) => {
+      const row = this.rows.get(Number(s.id));
+      if (!row || row.state !== 'running' || row.lease !== s.lease) return false;
+      if (s.error) pushError(row, s.error);
+      if (s.refund) row.attempts -= 1;
+      row.owner = null;
+      row.leaseExpiresAt = null;
+      row.state = s.state;
+      this.runningRows.delete(row);
+      if (s.state === 'queued') {
+        row.runAt = s.runAt ?? s.at;
+        this.schedule(row);
+      } else {
+        row.finishedAt = s.at;
+      }
+      return true;
+    });
+  }
+
+  async renew(leases: readonly Lease[], expiresAt: number): Promise<string[]> {
+    this.assertOpen();
+    const lost: string[] = [];
+    for (const { id, lease } of leases) {
+      const row = this.rows.get(Number(id));
+      if (row && row.state === 'running' && row.lease === lease) row.leaseExpiresAt = expiresAt;
+      else lost.push(id);
+    }
+    return lost;
+  }
+
+  async rescue(now: number): Promise<Rescue[]> {
+    this.assertOpen();
+    const rescued: Rescue[] = [];
+    for (const row of this.runningRows) {
+      if (row.state !== 'running' || row.leaseExpiresAt === null || row.leaseExpiresAt >= now)
+        continue;
+      const owner = row.owner;
+      this.runningRows.delete(row);
+      pushError(row, interruptedError(row.attempts, now, owner));
+      row.owner = null;
+      row.leaseExpiresAt = null;
+      if (row.attempts >= row.maxAttempts) {
+        row.state = 'failed';
+        row.finishedAt = now;
+      } else {
+        row.state = 'queued';
+        row.runAt = now;
+        this.schedule(row);
+      }
+      rescued.push({ task: toTask(row), owner });
+    }
+    return rescued;
+  }
+
+  async get(id: string): Promise<Task | null> {
+    this.assertOpen();
+    const row = this.rows.get(Number(id));
+    return row ? toTask(row) : null;
+  }
+
+  async list({ state, name, limit, cursor }: ListFilter & { limit: number }): Promise<TaskPage> {
+    this.assertOpen();
+    const below = cursor === undefined ? Infinity : Number(cursor);
+    const tasks: Task[] = [];
+    const ids = [...this.rows.keys()];
+    let more = false;
+    for (let i = ids.length - 1; i >= 0; i--) {
+      const row = this.rows.get(ids[i]!)!;
+      if (row.id >= below || (state && row.state !== state) || (name && row.name !== name))
+        continue;
+      if (tasks.length === limit) {
+        more = true;
+        break;
+      }
+      tasks.push(toTask(row));
+    }
+    return { tasks, nextCursor: more ? tasks[tasks.length - 1]!.id : null };
+  }
+
+  async cancel(id: string, now: number): Promise<Change | null> {
+    this.assertOpen();
+    const row = this.rows.get(Number(id));
+    if (!row) return null;
+    if (isFinished(row.state)) return { task: toTask(row), changed: false };
+    row.state = 'canceled';
+    this.runningRows.delete(row);
+    row.finishedAt = now;
+    row.owner = null;
+    row.leaseExpiresAt = null;
+    return { task: toTask(row), changed: true };
+  }
+
+  async retry(id: string, now: number): Promise<Change | null> {
+    this.assertOpen();
+    const row = this.rows.get(Number(id));
+    if (!row) return null;
+    if (row.state !== 'failed' && row.state !== 'canceled')
+      return { task: toTask(row), changed: false };
+    row.state = 'queued';
+    row.runAt = now;
+    row.finishedAt = null;
+    row.maxAttempts = Math.max(row.maxAttempts, row.attempts + 1);
+    this.schedule(row);
+    return { task: toTask(row), changed: true };
+  }
+
+  async prune(before: number, limit: number): Promise<number> {
+    this.assertOpen();
+    let pruned = 0;
+    for (const row of this.rows.values()) {
+      if (pruned === limit) break;
+      if (!isFinished(row.state) || row.finishedAt === null || row.finishedAt >= before) continue;
+      this.rows.delete(row.id);
+      if (row.key !== null) this.keys.delete(row.key);
+      pruned += 1;
+    }
+    return pruned;
+  }
+
+  async stats(now: number): Promise<StoreStats> {
+    this.assertOpen();
+    const counts = new Map<string, { name: string; state: TaskState; count: number }>();
+    let oldestDue: number | null = null;
+    for (const row of this.rows.values()) {
+      const group = `${row.state}\0${row.name}`;
+      const entry = counts.get(group);
+      if (entry) entry.count += 1;
+      else counts.set(group, { name: row.name, state: row.state, count: 1 });
+      if (
+        row.state === 'queued' &&
+        row.runAt <= now &&
+        (oldestDue === null || row.runAt < oldestDue)
+      ) {
+        oldestDue = row.runAt;
+      }
+    }
+    return { counts: [...counts.values()], oldestDue };
+  }
+
+  private schedule(row: Row): void {
+    row.version += 1;
+    this.waiting.push({ row, version: row.version });
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new Error('the memory store is closed');
+  }
+}
+
+function isCurrent(entry: Entry): boolean {
+  return entry.row.state === 'queued' && entry.version === entry.row.version;
+}
+
+function pushError(row: Row, error: TaskError): void {
+  // A copy: the caller's object (and its Date) may change later.
+  row.errors.push({ ...error, at: new Date(error.at) });
+  if (row.errors.length > MAX_ERRORS_KEPT)
+    row.errors.splice(0, row.errors.length - MAX_ERRORS_KEPT);
+}
+
+/** A snapshot: callers get copies, as they would from a database, never the live row. */
+function toTask(row: Row, payload: unknown = decodePayload(row.payload).payload): Task {
+  return {
+    id: String(row.id),
+    name: row.name,
+    payload: payload as Task['payload'],
+    state: row.state,
+    priority: row.priority,
+    attempts: row.attempts,
+    maxAttempts: row.maxAttempts,
+    timeout: row.timeout,
+    key: row.key,
+    runAt: new Date(row.runAt),
+    createdAt: new Date(row.createdAt),
+    startedAt: row.startedAt === null ? null : new Date(row.startedAt),
+    finishedAt: row.finishedAt === null ? null : new Date(row.finishedAt),
+    errors: row.errors.map((e) => ({ ...e, at: new Date(e.at) })),
+  };
+}
+
+export function memoryStore(): MemoryStore {
+  return new MemoryStore();
+}

@@ -1,0 +1,226 @@
+import type Database from 'better-sqlite3';
+import { MAX_ERRORS_KEPT } from '../store.js';
+import { TASK_COLUMNS, type TaskRow } from './rows.js';
+
+const FINISHED = `('succeeded', 'failed', 'canceled')`;
+
+/**
+ * `errors` with `@error` (JSON text or null) appended, dropping the oldest beyond
+ * MAX_ERRORS_KEPT.
+ */
+const APPEND_ERROR = `CASE WHEN @error IS NULL THEN errors ELSE json_insert(
+    CASE WHEN json_array_length(errors) >= ${MAX_ERRORS_KEPT} THEN json_remove(errors, '$[0]') ELSE errors END,
+    '$[#]', json(@error)) END`;
+
+/**
+ * Ends an attempt, fenced by its lease: `@state` with `@runAt` (for `queued`) or `@finishedAt`,
+ * `@refund` (0 or 1) given back, `@error` appended.
+ */
+const END_ATTEMPT = `UPDATE offload_tasks SET
+    state = @state,
+    attempts = attempts - @refund,
+    run_at = coalesce(@runAt, run_at),
+    finished_at = @finishedAt,
+    lease_owner = NULL,
+    lease_expires_at = NULL,
+    errors = ${APPEND_ERROR}
+  WHERE id = @id AND state = 'running' AND lease = @lease`;
+
+/** Parameters of `settle` and `rescue`. */
+export interface EndAttempt {
+  id: number;
+  lease: number;
+  state: 'queued' | 'succeeded' | 'failed';
+  refund: 0 | 1;
+  runAt: number | null;
+  finishedAt: number | null;
+  error: string | null;
+}
+
+type Statement<P extends unknown[] | object, R = unknown> = Database.Statement<P, R>;
+
+/** Parameters of the list statements: tasks with an id below `below`, of `name` unless null. */
+export interface ListParameters {
+  below: number;
+  name: string | null;
+  limit: number;
+}
+
+/**
+ * Every statement the store runs, prepared once per connection. Queries name their index
+ * (`INDEXED BY`): plans stay fixed whatever statistics ANALYZE or `PRAGMA optimize` gather, and a
+ * missing index fails loudly instead of turning into a scan.
+ */
+export interface Statements {
+  insert: Statement<[string, string, number, number, number | null, string | null, number, number]>;
+  byKey: Statement<[string], TaskRow>;
+  byId: Statement<[number], TaskRow>;
+  /** The priorities that have a queued task due at the given time, in no particular order. */
+  duePriorities: Statement<[number], number>;
+  /** The earliest `run_at` of the queued tasks due at the given time, or null. */
+  oldestDue: Statement<[number], number | null>;
+  settle: Statement<[EndAttempt]>;
+  rescue: Statement<[EndAttempt], TaskRow>;
+  renew: Statement<[number, number, number]>;
+  expired: Statement<[number], TaskRow>;
+  runningOwners: Statement<[], string>;
+  runningOf: Statement<[string], TaskRow>;
+  /** Newest first, any state: walks the table backwards from the cursor. */
+  list: Statement<[ListParameters], TaskRow>;
+  /** Newest first in one finished state (`@state`): walks offload_tasks_done backwards. */
+  listFinished: Statement<[ListParameters & { state: string }], TaskRow>;
+  /** Newest first among queued tasks: sorts the queued set (an admin query). */
+  listQueued: Statement<[ListParameters], TaskRow>;
+  /** Newest first among running tasks: sorts the running set (an admin query). */
+  listRunning: Statement<[ListParameters], TaskRow>;
+  cancel: Statement<[number, number], TaskRow>;
+  retry: Statement<[number, number], TaskRow>;
+  /** The largest id stored, or null: read by prune before it deletes. */
+  maxId: Statement<[], number | null>;
+  prune: Statement<[number, number]>;
+  /** After a prune: raises the id floor to the given id when that row is gone. */
+  raiseIdFloor: Statement<[{ top: number }]>;
+  counts: Statement<[], { name: string; state: TaskRow['state']; count: number }>;
+}
+
+/**
+ * The claim statement for a number of task names: takes the first due queued tasks of one
+ * priority. Parameters: now, owner, lease expiry, priority, now, ...names, limit.
+ */
+export type ClaimStatement = Statement<unknown[], TaskRow>;
+
+/**
+ * The distinct priorities of queued tasks, as a table `priorities`: a skip-scan of the claim
+ * index, one seek per priority (highest first), however many tasks each priority holds.
+ */
+const QUEUED_PRIORITIES = `WITH RECURSIVE priorities (priority) AS (
+    SELECT max(priority) FROM offload_tasks INDEXED BY offload_tasks_claim WHERE state = 'queued'
+    UNION ALL
+    SELECT (SELECT max(priority) FROM offload_tasks INDEXED BY offload_tasks_claim
+            WHERE state = 'queued' AND priority < priorities.priority)
+    FROM priorities WHERE priority IS NOT NULL)`;
+
+/** The earliest `run_at` of the tasks of `priorities.priority` due at `?`: one seek. */
+const FIRST_DUE = `(SELECT min(run_at) FROM offload_tasks INDEXED BY offload_tasks_claim
+    WHERE state = 'queued' AND priority = priorities.priority AND run_at <= ?)`;
+
+/** Tasks of `@name`, or of any name when it is null. */
+const OF_NAME = `(@name IS NULL OR name = @name)`;
+
+/** Prepares every statement once per connection. */
+export function prepareStatements(db: Database.Database): Statements {
+  const one = <P extends unknown[]>(sql: string) => db.prepare<P, TaskRow>(sql);
+  const list = <P extends object>(sql: string) => db.prepare<[P], TaskRow>(sql);
+  const value = <P extends unknown[]>(sql: string) => db.prepare<P, number | null>(sql).pluck();
+  return {
+    // The id is one above both the largest stored and the largest pruned id (offload_id_floor):
+    // two index seeks, where AUTOINCREMENT would write its sqlite_sequence page on every commit.
+    insert: db.prepare<
+      [string, string, number, number, number | null, string | null, number, number]
+    >(
+      `INSERT INTO offload_tasks (id, name, payload, state, priority, max_attempts, timeout_ms, key, run_at, created_at)
+       VALUES (
+         max(coalesce((SELECT max(id) FROM offload_tasks), 0), (SELECT id FROM offload_id_floor WHERE one = 1)) + 1,
+         ?, ?, 'queued', ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (key) WHERE key IS NOT NULL DO NOTHING`,
+    ),
+    byKey: one<[string]>(`SELECT ${TASK_COLUMNS} FROM offload_tasks WHERE key = ?`),
+    byId: one<[number]>(`SELECT ${TASK_COLUMNS} FROM offload_tasks WHERE id = ?`),
+
+    duePriorities: db
+      .prepare<[number], number>(
+        `${QUEUED_PRIORITIES} SELECT priority FROM priorities WHERE ${FIRST_DUE} IS NOT NULL`,
+      )
+      .pluck(),
+    oldestDue: value<[number]>(`${QUEUED_PRIORITIES} SELECT min(${FIRST_DUE}) FROM priorities`),
+
+    settle: db.prepare<[EndAttempt]>(END_ATTEMPT),
+    rescue: db.prepare<[EndAttempt], TaskRow>(`${END_ATTEMPT} RETURNING ${TASK_COLUMNS}`),
+    renew: db.prepare<[number, number, number]>(
+      `UPDATE offload_tasks SET lease_expires_at = ? WHERE id = ? AND state = 'running' AND lease = ?`,
+    ),
+
+    expired: one<[number]>(
+      `SELECT ${TASK_COLUMNS} FROM offload_tasks INDEXED BY offload_tasks_running
+       WHERE state = 'running' AND lease_expires_at < ?`,
+    ),
+    runningOwners: db
+      .prepare<[], string>(
+        `SELECT DISTINCT lease_owner FROM offload_tasks INDEXED BY offload_tasks_running
+         WHERE state = 'running' AND lease_owner IS NOT NULL`,
+      )
+      .pluck(),
+    runningOf: one<[string]>(
+      `SELECT ${TASK_COLUMNS} FROM offload_tasks INDEXED BY offload_tasks_running
+       WHERE state = 'running' AND lease_owner = ?`,
+    ),
+
+    // NOT INDEXED still walks the primary key; it keeps the planner off every other index.
+    list: list<ListParameters>(
+      `SELECT ${TASK_COLUMNS} FROM offload_tasks NOT INDEXED
+       WHERE id < @below AND ${OF_NAME} ORDER BY id DESC LIMIT @limit`,
+    ),
+    // The literal IN lets the planner prove that the partial index holds every row it asks for.
+    listFinished: list<ListParameters & { state: string }>(
+      `SELECT ${TASK_COLUMNS} FROM offload_tasks INDEXED BY offload_tasks_done
+       WHERE state IN ${FINISHED} AND state = @state AND id < @below AND ${OF_NAME}
+       ORDER BY id DESC LIMIT @limit`,
+    ),
+    listQueued: list<ListParameters>(
+      `SELECT ${TASK_COLUMNS} FROM offload_tasks INDEXED BY offload_tasks_claim
+       WHERE state = 'queued' AND id < @below AND ${OF_NAME} ORDER BY id DESC LIMIT @limit`,
+    ),
+    listRunning: list<ListParameters>(
+      `SELECT ${TASK_COLUMNS} FROM offload_tasks INDEXED BY offload_tasks_running
+       WHERE state = 'running' AND id < @below AND ${OF_NAME} ORDER BY id DESC LIMIT @limit`,
+    ),
+
+    cancel: one<[number, number]>(
+      `UPDATE offload_tasks
+       SET state = 'canceled', finished_at = ?, lease_owner = NULL, lease_expires_at = NULL
+       WHERE id = ? RETURNING ${TASK_COLUMNS}`,
+    ),
+    retry: one<[number, number]>(
+      `UPDATE offload_tasks
+       SET state = 'queued', run_at = ?, finished_at = NULL,
+           max_attempts = max(max_attempts, attempts + 1)
+       WHERE id = ? RETURNING ${TASK_COLUMNS}`,
+    ),
+    maxId: value<[]>(`SELECT max(id) FROM offload_tasks`),
+    prune: db.prepare<[number, number]>(
+      `DELETE FROM offload_tasks WHERE id IN (
+         SELECT id FROM offload_tasks INDEXED BY offload_tasks_finished
+         WHERE state IN ${FINISHED} AND finished_at < ? LIMIT ?)`,
+    ),
+    raiseIdFloor: db.prepare<[{ top: number }]>(
+      `UPDATE offload_id_floor SET id = @top
+       WHERE id < @top AND NOT EXISTS (SELECT 1 FROM offload_tasks WHERE id = @top)`,
+    ),
+
+    counts: db.prepare<[], { name: string; state: TaskRow['state']; count: number }>(
+      `SELECT name, state, count(*) AS count FROM offload_tasks GROUP BY name, state`,
+    ),
+  };
+}
+
+/**
+ * The claim statement for `count` task names: one UPDATE that takes the first `limit` due queued
+ * tasks of one priority, in claim order, and returns them. With the priority fixed, the claim
+ * index is read from (priority, first run_at) to the last due task only, and never walks the
+ * tasks due later, however many wait. Parameters: now, owner, lease expiry, priority, now,
+ * ...names, limit.
+ */
+export function prepareClaim(db: Database.Database, count: number): ClaimStatement {
+  const names = Array.from({ length: count }, () => '?').join(', ');
+  return db.prepare<unknown[], TaskRow>(
+    `UPDATE offload_tasks
+     SET state = 'running', attempts = attempts + 1, started_at = ?, lease_owner = ?,
+         lease = lease + 1, lease_expires_at = ?
+     WHERE id IN (
+       SELECT id FROM offload_tasks INDEXED BY offload_tasks_claim
+       WHERE state = 'queued' AND priority = ? AND run_at <= ? AND name IN (${names})
+       ORDER BY run_at, id
+       LIMIT ?)
+     RETURNING ${TASK_COLUMNS}`,
+  );
+}

@@ -1,0 +1,150 @@
+import type { ListFilter, Task, TaskError, TaskPage, TaskState } from '../types.js';
+
+/**
+ * Where tasks live. `memory`, `sqlite` and `postgres` implement this one interface and pass one
+ * conformance suite (test/store-conformance.ts); all SQL lives behind it. Times are epoch
+ * milliseconds taken from the runtime's clock, so tests control them.
+ */
+export interface Store {
+  /** `memory`, `sqlite` or `postgres`: for logs and metrics, never for branching. */
+  readonly kind: string;
+
+  /** Creates or migrates what the store needs. Idempotent; every other call may assume it ran. */
+  open(): Promise<void>;
+  /** Releases connections and files. Idempotent. */
+  close(): Promise<void>;
+  /** Throws when the store cannot be reached (for readiness checks). */
+  ping(): Promise<void>;
+
+  /**
+   * Announces a process that will claim tasks as `owner`, so that others can tell when it is
+   * gone. A store that can see a dead owner at once (SQLite, through a file lock) rescues its
+   * tasks without waiting for their leases to expire.
+   */
+  registerWorker(owner: string): Promise<void>;
+  unregisterWorker(owner: string): Promise<void>;
+
+  /** Adds tasks in one transaction; a task whose `key` is already stored returns that task. */
+  enqueue(tasks: readonly NewTask[]): Promise<EnqueueResult[]>;
+
+  /**
+   * Moves up to `limit` due queued tasks with one of `names` to `running` for `owner`: highest
+   * priority first, then earliest `runAt`, then oldest. Each claim counts an attempt, sets
+   * `startedAt` and a fresh lease token.
+   */
+  claim(request: ClaimRequest): Promise<ClaimedTask[]>;
+
+  /**
+   * Records the outcome of attempts, in one transaction. An outcome applies only while the task is
+   * still `running` under the same lease token (fencing); the result says, per settlement, whether
+   * it applied.
+   */
+  settle(settlements: readonly Settlement[]): Promise<boolean[]>;
+
+  /** Extends the leases still held; returns the ids of the tasks whose lease was lost. */
+  renew(leases: readonly Lease[], expiresAt: number): Promise<string[]>;
+
+  /**
+   * Hands back running tasks whose owner is gone or whose lease expired before `now`: `queued`
+   * again, or `failed` when no attempt is left. The interrupted attempt stays counted.
+   */
+  rescue(now: number): Promise<Rescue[]>;
+
+  get(id: string): Promise<Task | null>;
+  /** Newest first, with cursor pagination. `limit` is already validated (1 to 1000). */
+  list(filter: ListFilter & { limit: number }): Promise<TaskPage>;
+
+  /** `queued` or `running` → `canceled`. Returns the task, or null when the id is unknown. */
+  cancel(id: string, now: number): Promise<Change | null>;
+  /** `failed` or `canceled` → `queued` now, granting one more attempt if none is left. */
+  retry(id: string, now: number): Promise<Change | null>;
+
+  /** Deletes up to `limit` finished tasks that finished before `before`; returns how many. */
+  prune(before: number, limit: number): Promise<number>;
+
+  /** How many tasks there are per name and state, and when the oldest due queued task was due. */
+  stats(now: number): Promise<StoreStats>;
+}
+
+export interface NewTask {
+  name: string;
+  /** The payload, already encoded as JSON text. */
+  payload: string;
+  priority: number;
+  maxAttempts: number;
+  timeout: number | null;
+  key: string | null;
+  runAt: number;
+  createdAt: number;
+}
+
+export interface EnqueueResult {
+  task: Task;
+  /** False when a task with the same key was already stored and is returned instead. */
+  created: boolean;
+}
+
+export interface ClaimRequest {
+  owner: string;
+  names: readonly string[];
+  limit: number;
+  now: number;
+  leaseExpiresAt: number;
+}
+
+export interface Lease {
+  id: string;
+  /** The fencing token handed out by `claim`. */
+  lease: number;
+}
+
+export interface ClaimedTask extends Task, Lease {
+  /** Set when the stored payload could not be read; the task cannot run. */
+  payloadError: string | null;
+}
+
+export interface Settlement extends Lease {
+  /** `queued` means: run again at `runAt`. */
+  state: 'succeeded' | 'queued' | 'failed';
+  at: number;
+  /** For `queued`: when to run again. */
+  runAt?: number;
+  /** Appended to the task's errors. */
+  error?: TaskError;
+  /** Give the attempt back: a hand-back on shutdown or a RetryLaterError does not count. */
+  refund?: boolean;
+}
+
+export interface Rescue {
+  task: Task;
+  /** What the dead run's owner was. */
+  owner: string | null;
+}
+
+export interface Change {
+  task: Task;
+  /** False when the task's state did not allow the change; `task` is then unchanged. */
+  changed: boolean;
+}
+
+export interface StoreStats {
+  counts: { name: string; state: TaskState; count: number }[];
+  /** `runAt` of the oldest queued task that is due, or null when none is. */
+  oldestDue: number | null;
+}
+
+/** Errors kept per task; older ones are dropped. */
+export const MAX_ERRORS_KEPT = 10;
+/** Stack traces are cut to this many characters before they are stored. */
+export const MAX_STACK_LENGTH = 4000;
+
+/** The error a rescue records on a task whose run was interrupted by its process going away. */
+export function interruptedError(attempt: number, at: number, owner: string | null): TaskError {
+  return {
+    attempt,
+    at: new Date(at),
+    name: 'TaskInterruptedError',
+    message: `attempt ${attempt} was interrupted: its process (${owner ?? 'unknown'}) stopped or lost its lease before the task finished`,
+    stack: null,
+  };
+}

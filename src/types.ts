@@ -1,0 +1,100 @@
+/** The public types of Offload. */
+
+export type TaskState = 'queued' | 'running' | 'succeeded' | 'failed' | 'canceled';
+
+export const TASK_STATES: readonly TaskState[] = [
+  'queued',
+  'running',
+  'succeeded',
+  'failed',
+  'canceled',
+];
+
+/** A state a task never leaves by itself. */
+export function isFinished(state: TaskState): boolean {
+  return state === 'succeeded' || state === 'failed' || state === 'canceled';
+}
+
+/** A value that survives `JSON.stringify` and `JSON.parse` unchanged. Payloads are Json. */
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+/** One failed attempt, as recorded on the task. */
+export interface TaskError {
+  /** The attempt that failed (1 for the first run). */
+  attempt: number;
+  at: Date;
+  /** The error's class name, e.g. `TypeError` or `TaskTimeoutError`. */
+  name: string;
+  message: string;
+  /** The stack, cut to a few kilobytes; null when the thrown value had none. */
+  stack: string | null;
+}
+
+/** One stored execution request. */
+export interface Task<P = Json> {
+  id: string;
+  name: string;
+  payload: P;
+  state: TaskState;
+  /** Higher runs first. */
+  priority: number;
+  /** Attempts started so far; an attempt handed back on shutdown is not counted. */
+  attempts: number;
+  maxAttempts: number;
+  /** Timeout of one attempt in milliseconds; null means the definition's or the runtime's. */
+  timeout: number | null;
+  /** The de-duplication key given at enqueue, if any. */
+  key: string | null;
+  /** When the task may run next: in the future while it waits for a retry or a delay. */
+  runAt: Date;
+  createdAt: Date;
+  /** When its latest attempt started. */
+  startedAt: Date | null;
+  /** When it reached `succeeded`, `failed` or `canceled`. */
+  finishedAt: Date | null;
+  /** The most recent failed attempts, oldest first (at most ten are kept). */
+  errors: TaskError[];
+}
+
+/** Options of one enqueue. Each one overrides the task definition's. */
+export interface EnqueueOptions {
+  /** Run no earlier than this many milliseconds from now. */
+  delay?: number;
+  /** Run no earlier than this moment. Give `delay` or `runAt`, not both. */
+  runAt?: Date;
+  /** Higher runs first; default 0. */
+  priority?: number;
+  maxAttempts?: number;
+  /** Timeout of one attempt in milliseconds. */
+  timeout?: number;
+  /**
+   * De-duplication key: while a task with this key is stored (until it is pruned), enqueueing
+   * another one with the same key returns the stored task instead of adding one.
+   */
+  key?: string;
+}
+
+export interface ListFilter {
+  state?: TaskState;
+  name?: string;
+  /** At most this many tasks, 1 to 1000; default 50. */
+  limit?: number;
+  /** The `nextCursor` of the previous page. */
+  cursor?: string;
+}
+
+/** One page of tasks, newest first. */
+export interface TaskPage {
+  tasks: Task[];
+  /** Pass as `cursor` to get the next page; null on the last page. */
+  nextCursor: string | null;
+}
+
+/** What a logger must offer: pino's loggers fit, and so does a console-free stub in tests. */
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+  child(bindings: Record<string, unknown>): Logger;
+}

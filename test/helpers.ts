@@ -1,0 +1,76 @@
+import { once } from 'node:events';
+import type { Logger } from '../src/types.js';
+import type { Runtime } from '../src/runtime/runtime.js';
+import type { RuntimeEventName, RuntimeEvents } from '../src/runtime/events.js';
+
+export interface LogEntry {
+  level: 'debug' | 'info' | 'warn' | 'error';
+  fields: Record<string, unknown>;
+  msg: string | undefined;
+}
+
+/** A logger that keeps what it is told, so tests can assert what an operator would see. */
+export function captureLogger(
+  bindings: Record<string, unknown> = {},
+  entries: LogEntry[] = [],
+): Logger & { entries: LogEntry[] } {
+  const at =
+    (level: LogEntry['level']) =>
+    (obj: object, msg?: string): void => {
+      entries.push({ level, fields: { ...bindings, ...obj }, msg });
+    };
+  return {
+    entries,
+    debug: at('debug'),
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+    child: (more) => captureLogger({ ...bindings, ...more }, entries),
+  };
+}
+
+/** A clock that moves only when told to. */
+export function fakeClock(start = Date.UTC(2026, 0, 1)): {
+  now(): number;
+  advance(ms: number): void;
+} {
+  let now = start;
+  return {
+    now: () => now,
+    advance: (ms) => {
+      now += ms;
+    },
+  };
+}
+
+/** Resolves with the next event of this kind, or rejects after `timeout` ms. */
+export function nextEvent<E extends RuntimeEventName>(
+  runtime: Runtime,
+  event: E,
+  timeout = 5000,
+  where: (payload: RuntimeEvents[E]) => boolean = () => true,
+): Promise<RuntimeEvents[E]> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`no ${event} event within ${timeout} ms`));
+    }, timeout);
+    const off = runtime.on(event, (payload) => {
+      if (!where(payload)) return;
+      clearTimeout(timer);
+      off();
+      resolve(payload);
+    });
+  });
+}
+
+/** A promise with its resolve function outside: a barrier for tests of concurrency. */
+export function barrier<T = void>(): { promise: Promise<T>; open(value: T): void } {
+  let open!: (value: T) => void;
+  const promise = new Promise<T>((resolve) => {
+    open = resolve;
+  });
+  return { promise, open };
+}
+
+export { once };

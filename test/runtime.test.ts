@@ -1,0 +1,511 @@
+import assert from 'node:assert/strict';
+import { afterEach, describe, it } from 'node:test';
+import {
+  createRuntime,
+  defineTask,
+  InvalidOptionError,
+  InvalidPayloadError,
+  memoryStore,
+  MemoryStore,
+  PermanentError,
+  RetryLaterError,
+  TaskAbortedError,
+  TaskTimeoutError,
+  type Runtime,
+  type RuntimeOptions,
+  type TaskContext,
+} from '../src/index.js';
+import { barrier, captureLogger, fakeClock, nextEvent } from './helpers.js';
+
+const runtimes: Runtime[] = [];
+
+/** A runtime on a fresh memory store with a capturing logger, stopped after each test. */
+function runtimeWith(options: Partial<RuntimeOptions>) {
+  const logger = captureLogger();
+  const runtime = createRuntime({ store: memoryStore(), logger, shutdownGrace: 0, ...options });
+  runtimes.push(runtime);
+  return { runtime, logger };
+}
+
+afterEach(async () => {
+  await Promise.all(runtimes.splice(0).map((r) => r.stop()));
+});
+
+describe('runtime', () => {
+  it('runs an enqueued task once and records success', async () => {
+    const seen: unknown[] = [];
+    const greet = defineTask<{ name: string }>({
+      name: 'greet',
+      run: (payload, ctx) => {
+        seen.push({ payload, attempt: ctx.attempt, id: ctx.taskId });
+      },
+    });
+    const { runtime } = runtimeWith({ tasks: [greet] });
+    await runtime.start();
+    const succeeded = nextEvent(runtime, 'task:success');
+    const task = await runtime.enqueue(greet, { name: 'Ada' });
+    assert.equal(task.state, 'queued');
+    const { task: done } = await succeeded;
+    assert.equal(done.id, task.id);
+    assert.deepEqual(seen, [{ payload: { name: 'Ada' }, attempt: 1, id: task.id }]);
+    const stored = await runtime.get(task.id);
+    assert.equal(stored?.state, 'succeeded');
+    assert.equal(stored?.attempts, 1);
+    assert.ok(stored?.finishedAt instanceof Date);
+  });
+
+  it('refuses a payload that does not survive JSON, naming where', async () => {
+    const { runtime } = runtimeWith({});
+    const cases: [unknown, RegExp][] = [
+      [{ at: new Date(0) }, /payload\.at is a Date.*toISOString/],
+      [{ n: NaN }, /payload\.n is NaN/],
+      [{ big: 1n }, /payload\.big is a BigInt/],
+      [{ list: [1, undefined] }, /payload\.list\[1\] is undefined/],
+      [{ f: () => 1 }, /payload\.f is a function/],
+      [new Map(), /payload is a Map/],
+      [undefined, /payload is undefined/],
+    ];
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    cases.push([cyclic, /payload\.self refers back to itself/]);
+    for (const [payload, message] of cases) {
+      await assert.rejects(runtime.enqueue('any', payload), (error: unknown) => {
+        assert.ok(error instanceof InvalidPayloadError);
+        assert.match(error.message, message);
+        return true;
+      });
+    }
+    assert.equal((await runtime.list()).tasks.length, 0, 'nothing was stored');
+  });
+
+  it('returns the existing task for a second enqueue with the same key', async () => {
+    const { runtime } = runtimeWith({});
+    const [first, second] = await Promise.all([
+      runtime.enqueue('welcome-email', { to: 'a@example.com' }, { key: 'user-1' }),
+      runtime.enqueue('welcome-email', { to: 'other@example.com' }, { key: 'user-1' }),
+    ]);
+    assert.equal(second.id, first.id);
+    assert.deepEqual(second.payload, { to: 'a@example.com' });
+    const third = await runtime.enqueue(
+      'welcome-email',
+      { to: 'a@example.com' },
+      { key: 'user-1' },
+    );
+    assert.equal(third.id, first.id);
+    assert.equal((await runtime.list()).tasks.length, 1);
+  });
+
+  it('retries with exponential backoff on its clock, then fails for good with every error recorded', async () => {
+    const clock = fakeClock();
+    let calls = 0;
+    const flaky = defineTask({
+      name: 'flaky',
+      maxAttempts: 3,
+      backoff: { base: 1000, max: 60_000, jitter: 0 },
+      run: () => {
+        calls += 1;
+        throw new TypeError(`boom ${calls}`);
+      },
+    });
+    const { runtime, logger } = runtimeWith({ tasks: [flaky], clock });
+    const task = await runtime.enqueue(flaky, {});
+    const start = clock.now();
+
+    await runtime.drain();
+    let stored = (await runtime.get(task.id))!;
+    assert.equal(stored.state, 'queued');
+    assert.equal(stored.attempts, 1);
+    assert.equal(stored.runAt.getTime(), start + 1000, 'first retry after base');
+
+    clock.advance(999);
+    await runtime.drain();
+    assert.equal(calls, 1, 'not due yet');
+
+    clock.advance(1);
+    await runtime.drain();
+    stored = (await runtime.get(task.id))!;
+    assert.equal(stored.attempts, 2);
+    assert.equal(stored.runAt.getTime(), start + 1000 + 2000, 'second retry after twice the base');
+
+    clock.advance(2000);
+    await runtime.drain();
+    stored = (await runtime.get(task.id))!;
+    assert.equal(stored.state, 'failed');
+    assert.equal(stored.attempts, 3);
+    assert.deepEqual(
+      stored.errors.map((e) => [e.attempt, e.name, e.message]),
+      [
+        [1, 'TypeError', 'boom 1'],
+        [2, 'TypeError', 'boom 2'],
+        [3, 'TypeError', 'boom 3'],
+      ],
+    );
+    assert.match(stored.errors[0]!.stack ?? '', /runtime\.test\.ts/);
+    const failures = logger.entries.filter(
+      (e) => e.fields.taskId === task.id && (e.level === 'warn' || e.level === 'error'),
+    );
+    assert.deepEqual(
+      failures.map((e) => [e.level, e.fields.task, e.fields.attempt]),
+      [
+        ['warn', 'flaky', 1],
+        ['warn', 'flaky', 2],
+        ['error', 'flaky', 3],
+      ],
+      'each failed attempt is logged once with name and id',
+    );
+  });
+
+  it('caps the backoff at max and applies jitter below the exponential delay', async () => {
+    const clock = fakeClock();
+    const random = [0.5];
+    const failing = defineTask({
+      name: 'failing',
+      maxAttempts: 20,
+      backoff: { base: 1000, max: 5000, jitter: 0.5 },
+      run: () => {
+        throw new Error('no');
+      },
+    });
+    const { runtime } = runtimeWith({ tasks: [failing], clock, random: () => random[0]! });
+    const task = await runtime.enqueue(failing, {});
+    const delays: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const before = clock.now();
+      await runtime.drain();
+      const stored = (await runtime.get(task.id))!;
+      delays.push(stored.runAt.getTime() - before);
+      clock.advance(stored.runAt.getTime() - before);
+    }
+    // 1000, 2000, 4000, 5000 (capped), 5000, each times (1 - 0.5 * 0.5).
+    assert.deepEqual(delays, [750, 1500, 3000, 3750, 3750]);
+  });
+
+  it('RetryLaterError waits the asked time without using up an attempt; PermanentError fails at once', async () => {
+    const clock = fakeClock();
+    let snoozes = 0;
+    const snoozing = defineTask({
+      name: 'snoozing',
+      maxAttempts: 2,
+      run: () => {
+        if (snoozes++ < 3) throw new RetryLaterError(30_000, 'rate limited');
+      },
+    });
+    const hopeless = defineTask({
+      name: 'hopeless',
+      run: () => {
+        throw new PermanentError('the address does not exist');
+      },
+    });
+    const { runtime } = runtimeWith({ tasks: [snoozing, hopeless], clock });
+    const a = await runtime.enqueue(snoozing, {});
+    const b = await runtime.enqueue(hopeless, {});
+    for (let i = 0; i < 3; i++) {
+      await runtime.drain();
+      const stored = (await runtime.get(a.id))!;
+      assert.equal(stored.state, 'queued');
+      assert.equal(stored.attempts, 0, 'a snooze does not count');
+      assert.equal(stored.errors.at(-1)?.message, 'rate limited');
+      clock.advance(30_000);
+    }
+    await runtime.drain();
+    assert.equal((await runtime.get(a.id))!.state, 'succeeded');
+    const failed = (await runtime.get(b.id))!;
+    assert.equal(failed.state, 'failed');
+    assert.equal(failed.attempts, 1);
+    assert.equal(failed.errors[0]!.name, 'PermanentError');
+  });
+
+  it('times out an attempt, aborts its signal, frees its slot and ignores its late result', async () => {
+    const late = barrier();
+    let signal: AbortSignal | undefined;
+    const stuck = defineTask({
+      name: 'stuck',
+      timeout: 50,
+      maxAttempts: 1,
+      run: async (_payload, ctx: TaskContext) => {
+        signal = ctx.signal;
+        await late.promise; // ignores its signal on purpose
+      },
+    });
+    const quick = defineTask({ name: 'quick', run: () => {} });
+    const { runtime } = runtimeWith({ tasks: [stuck, quick], concurrency: 1 });
+    await runtime.start();
+    const failed = nextEvent(runtime, 'task:failed');
+    const stuckTask = await runtime.enqueue(stuck, {});
+    const { error } = await failed;
+    assert.ok(error instanceof TaskTimeoutError);
+    assert.ok(signal?.aborted);
+    assert.ok(signal?.reason instanceof TaskTimeoutError);
+
+    const quickDone = nextEvent(runtime, 'task:success');
+    await runtime.enqueue(quick, {});
+    await quickDone; // ran although the stuck handler still holds on
+
+    late.open();
+    await new Promise((resolve) => setImmediate(resolve));
+    await runtime.drain();
+    const stored = (await runtime.get(stuckTask.id))!;
+    assert.equal(stored.state, 'failed', 'the late success is ignored');
+    assert.equal(stored.errors[0]!.name, 'TaskTimeoutError');
+  });
+
+  it('ignores the result of a run whose lease was taken over (fencing)', async () => {
+    const store = memoryStore();
+    const release = barrier();
+    const slow = defineTask({ name: 'slow', run: () => release.promise });
+    const clock = fakeClock();
+    const { runtime } = runtimeWith({ store, tasks: [slow], clock, leaseDuration: 1000 });
+    const task = await runtime.enqueue(slow, {});
+    const started = nextEvent(runtime, 'task:start');
+    const draining = runtime.drain();
+    await started;
+
+    // The lease runs out (this process looked dead) and another worker takes the task over.
+    const rescued = await store.rescue(clock.now() + 2000);
+    assert.equal(rescued.length, 1);
+    const [claimed] = await store.claim({
+      owner: 'other',
+      names: ['slow'],
+      limit: 1,
+      now: clock.now() + 2000,
+      leaseExpiresAt: clock.now() + 60_000,
+    });
+    assert.equal(claimed?.id, task.id);
+
+    release.open();
+    await draining;
+    const stored = (await store.get(task.id))!;
+    assert.equal(stored.state, 'running', 'the first run must not settle the second run');
+    assert.equal(
+      await store
+        .settle([{ id: task.id, lease: claimed.lease, state: 'succeeded', at: clock.now() }])
+        .then((r) => r[0]),
+      true,
+    );
+  });
+
+  it('on stop, lets tasks finish within the grace, then hands the rest back without using an attempt', async () => {
+    const store = memoryStore();
+    const quickGate = barrier();
+    let abortReason: unknown;
+    const finishing = defineTask({ name: 'finishing', run: () => quickGate.promise });
+    const endless = defineTask({
+      name: 'endless',
+      run: (_p, ctx: TaskContext) =>
+        new Promise<void>((resolve) =>
+          ctx.signal.addEventListener('abort', () => {
+            abortReason = ctx.signal.reason;
+            resolve();
+          }),
+        ),
+    });
+    const runtime = createRuntime({
+      store,
+      tasks: [finishing, endless],
+      shutdownGrace: 100,
+      logger: captureLogger(),
+    });
+    await runtime.start();
+    const bothStarted = Promise.all([
+      nextEvent(runtime, 'task:start', 5000, (e) => e.task.name === 'finishing'),
+      nextEvent(runtime, 'task:start', 5000, (e) => e.task.name === 'endless'),
+    ]);
+    const a = await runtime.enqueue(finishing, {});
+    const b = await runtime.enqueue(endless, {});
+    await bothStarted;
+    const released = nextEvent(runtime, 'task:release');
+    const stopping = runtime.stop();
+    assert.equal(runtime.stop(), stopping, 'stop is idempotent');
+    quickGate.open();
+    await stopping;
+    assert.equal((await released).task.id, b.id);
+    assert.ok(abortReason instanceof TaskAbortedError);
+    assert.equal(abortReason.reason, 'shutdown');
+
+    await store.open();
+    const finished = (await store.get(a.id))!;
+    const handedBack = (await store.get(b.id))!;
+    assert.equal(finished.state, 'succeeded');
+    assert.equal(handedBack.state, 'queued');
+    assert.equal(handedBack.attempts, 0, 'the interrupted attempt is not counted');
+    await assert.rejects(runtime.enqueue('finishing', {}), /runtime has stopped/);
+  });
+
+  it('leaves tasks with an unknown name queued, visible and reported', async () => {
+    const store = memoryStore();
+    const producer = createRuntime({ store, logger: captureLogger() });
+    const orphan = await producer.enqueue('removed-in-last-deploy', { a: 1 });
+    const known = defineTask({ name: 'known', run: () => {} });
+    const { runtime, logger } = runtimeWith({ store, tasks: [known], pruneInterval: 10 });
+    const unknown = nextEvent(runtime, 'task:unknown');
+    await runtime.start();
+    assert.deepEqual(await unknown, { name: 'removed-in-last-deploy', count: 1 });
+    await runtime.drain();
+    const page = await runtime.list({ name: 'removed-in-last-deploy' });
+    assert.deepEqual(
+      page.tasks.map((t) => [t.id, t.state]),
+      [[orphan.id, 'queued']],
+    );
+    assert.ok(
+      logger.entries.some((e) => e.level === 'warn' && e.fields.task === 'removed-in-last-deploy'),
+    );
+  });
+
+  it('records handlers that throw non-Errors or return rejected values, and survives failing listeners', async () => {
+    const thrown: unknown[] = ['a string', undefined, { code: 42 }, null];
+    const odd = defineTask<{ i: number }>({
+      name: 'odd',
+      maxAttempts: 1,
+      run: async ({ i }) => {
+        throw thrown[i];
+      },
+    });
+    const { runtime } = runtimeWith({ tasks: [odd] });
+    const listenerErrors: unknown[] = [];
+    runtime.on('task:start', () => {
+      throw new Error('listener bug');
+    });
+    runtime.on('task:failed', async () => {
+      throw new Error('async listener bug');
+    });
+    runtime.on('runtime:error', ({ error }) => void listenerErrors.push(error));
+    const ids = [];
+    for (let i = 0; i < thrown.length; i++) ids.push((await runtime.enqueue(odd, { i })).id);
+    await runtime.drain();
+    await new Promise((resolve) => setImmediate(resolve));
+    const messages = [];
+    for (const id of ids) {
+      const task = (await runtime.get(id))!;
+      assert.equal(task.state, 'failed');
+      messages.push(task.errors[0]!.message);
+    }
+    assert.deepEqual(messages, [
+      'a non-Error value was thrown: a string',
+      'a non-Error value was thrown: undefined',
+      'a non-Error value was thrown: {"code":42}',
+      'a non-Error value was thrown: null',
+    ]);
+    assert.equal(listenerErrors.length, 8, 'every listener failure is reported, none crashes');
+  });
+
+  it('cancels a running task by aborting its signal', async () => {
+    const aborted = barrier<unknown>();
+    const waiting = defineTask({
+      name: 'waiting',
+      run: (_p, ctx: TaskContext) =>
+        new Promise<void>((resolve) => {
+          ctx.signal.addEventListener('abort', () => {
+            aborted.open(ctx.signal.reason);
+            resolve();
+          });
+        }),
+    });
+    const { runtime } = runtimeWith({ tasks: [waiting] });
+    await runtime.start();
+    const started = nextEvent(runtime, 'task:start');
+    const task = await runtime.enqueue(waiting, {});
+    await started;
+    const canceled = await runtime.cancel(task.id);
+    assert.equal(canceled.state, 'canceled');
+    const reason = await aborted.promise;
+    assert.ok(reason instanceof TaskAbortedError && reason.reason === 'canceled');
+    await runtime.drain();
+    assert.equal((await runtime.get(task.id))!.state, 'canceled', 'its late success is ignored');
+    await assert.rejects(runtime.cancel(task.id), /TASK_NOT_CANCELABLE|only queued or running/);
+    await assert.rejects(runtime.cancel('999999'), /no task has id/);
+    const retried = await runtime.retry(task.id);
+    assert.equal(retried.state, 'queued');
+  });
+
+  it('keeps to its concurrency limit', async () => {
+    let active = 0;
+    let peak = 0;
+    const work = defineTask({
+      name: 'work',
+      run: async () => {
+        active += 1;
+        peak = Math.max(peak, active);
+        await new Promise((resolve) => setImmediate(resolve));
+        active -= 1;
+      },
+    });
+    const { runtime } = runtimeWith({ tasks: [work], concurrency: 3 });
+    await runtime.enqueueMany(
+      Array.from({ length: 50 }, (_, i) => ({ task: work, payload: { i } })),
+    );
+    await runtime.drain();
+    assert.equal(peak, 3);
+    const { tasks } = await runtime.list({ state: 'succeeded', limit: 100 });
+    assert.equal(tasks.length, 50);
+  });
+
+  it('refuses unknown options with a suggestion, and bad values naming the option', () => {
+    assert.throws(
+      () => createRuntime({ store: memoryStore(), concurrancy: 5 } as RuntimeOptions),
+      (error: unknown) =>
+        error instanceof InvalidOptionError &&
+        /options\.concurrancy.*did you mean "concurrency"/.test(error.message),
+    );
+    assert.throws(
+      () => createRuntime({ store: memoryStore(), concurrency: 0 }),
+      /options\.concurrency: must be a whole number from 1/,
+    );
+    assert.throws(() => createRuntime({ store: memoryStore(), timeout: -1 }), /options\.timeout/);
+    assert.throws(() => defineTask({ name: '', run: () => {} }), /task name/);
+    assert.throws(
+      () => defineTask({ name: 'x', run: () => {}, maxAttemps: 3 } as never),
+      /did you mean "maxAttempts"/,
+    );
+  });
+
+  it('refuses bad enqueue options before storing anything', async () => {
+    const { runtime } = runtimeWith({});
+    await assert.rejects(runtime.enqueue('t', {}, { delay: -5 }), /enqueue options\.delay/);
+    await assert.rejects(runtime.enqueue('t', {}, { delay: 5, runAt: new Date() }), /not both/);
+    await assert.rejects(runtime.enqueue('t', {}, { priority: 1.5 }), /enqueue options\.priority/);
+    await assert.rejects(runtime.enqueue('t', {}, { runAt: new Date('nope') }), /valid Date/);
+    await assert.rejects(runtime.enqueue('t', {}, { prio: 1 } as never), /did you mean "priority"/);
+    assert.equal((await runtime.list()).tasks.length, 0);
+  });
+
+  it('starts a task enqueued later than its delay only when due', async () => {
+    const clock = fakeClock();
+    const ran: string[] = [];
+    const later = defineTask<string>({ name: 'later', run: (p) => void ran.push(p) });
+    const { runtime } = runtimeWith({ tasks: [later], clock });
+    await runtime.enqueue(later, 'b', { delay: 5000, priority: 0 });
+    await runtime.enqueue(later, 'a', { runAt: new Date(clock.now() + 1000) });
+    await runtime.enqueue(later, 'now', { priority: -1 });
+    await runtime.drain();
+    assert.deepEqual(ran, ['now']);
+    clock.advance(5000);
+    await runtime.drain();
+    assert.deepEqual(ran, ['now', 'a', 'b']);
+  });
+
+  it('waits for maintenance under way before closing the store on stop', async () => {
+    const entered = barrier();
+    const gate = barrier();
+    class SlowPruneStore extends MemoryStore {
+      override async prune(before: number, limit: number): Promise<number> {
+        entered.open();
+        await gate.promise;
+        return super.prune(before, limit);
+      }
+    }
+    const noop = defineTask({ name: 'noop', run: () => {} });
+    const { runtime } = runtimeWith({
+      store: new SlowPruneStore(),
+      tasks: [noop],
+      pruneInterval: 1,
+    });
+    const errors: unknown[] = [];
+    runtime.on('runtime:error', ({ error }) => void errors.push(error));
+    await runtime.start();
+    await entered.promise;
+    const stopped = runtime[Symbol.asyncDispose]();
+    gate.open();
+    await stopped;
+    assert.deepEqual(errors, []);
+  });
+});
