@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+import { createRequire } from 'node:module';
+import { OffloadError } from '../index.js';
+import { serve } from './serve.js';
+import { tasksCommand, TASKS_USAGE, UsageError } from './tasks.js';
+
+const USAGE = `offload — durable background tasks; the notification service
+
+offload [serve]     serve the HTTP API (configured by the environment, see the README)
+${TASKS_USAGE}
+offload --help | --version`;
+
+async function main(argv: string[]): Promise<number | undefined> {
+  const [command = 'serve', ...rest] = argv;
+  switch (command) {
+    case 'serve':
+      if (rest.length > 0)
+        throw new UsageError(
+          `offload serve takes no arguments; configure it with environment variables`,
+        );
+      await serve(process.env);
+      return undefined;
+    case 'tasks':
+      return tasksCommand(rest, process.env);
+    case 'help':
+    case '--help':
+    case '-h':
+      console.log(USAGE);
+      return 0;
+    case '--version':
+    case '-v':
+      console.log(
+        (createRequire(import.meta.url)('../../package.json') as { version: string }).version,
+      );
+      return 0;
+    default:
+      throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== undefined) process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (
+      error instanceof UsageError ||
+      (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
+    ) {
+      console.error(`offload: ${(error as Error).message}\n\n${USAGE}`);
+      process.exitCode = 2;
+    } else if (error instanceof OffloadError) {
+      console.error(`offload: ${error.message}`);
+      process.exitCode = 1;
+    } else {
+      console.error(error);
+      process.exitCode = 1;
+    }
+  },
+);

@@ -1,0 +1,159 @@
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import {
+  createRuntime,
+  OffloadError,
+  openStore,
+  TASK_STATES,
+  type ListFilter,
+  type Task,
+  type TaskState,
+} from '../index.js';
+import { DEFAULT_DATABASE_URL } from '../server/config.js';
+import { taskView } from '../server/task-view.js';
+
+export const TASKS_USAGE = `offload tasks list [--state STATE] [--name NAME] [--limit N] [--cursor ID] [--json]
+offload tasks show ID
+offload tasks retry ID
+offload tasks cancel ID
+
+  Work on the tasks of DATABASE_URL (default ${DEFAULT_DATABASE_URL}), or of --database URL.
+  STATE is one of ${TASK_STATES.join(', ')}.`;
+
+/** A mistake in how the command was called: exit code 2 with the usage. */
+export class UsageError extends Error {}
+
+/** `offload tasks …`: returns the exit code. */
+export async function tasksCommand(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      database: { type: 'string' },
+      state: { type: 'string' },
+      name: { type: 'string' },
+      limit: { type: 'string' },
+      cursor: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const [action, id, ...extra] = positionals;
+  if (extra.length > 0) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
+  if ((action === 'show' || action === 'retry' || action === 'cancel') && id === undefined) {
+    throw new UsageError(`offload tasks ${action} needs a task id`);
+  }
+  const url = values.database ?? (env.DATABASE_URL?.trim() || DEFAULT_DATABASE_URL);
+  const runtime = createRuntime({
+    store: openStore(url),
+    logger: pino({ level: 'warn' }, pino.destination(2)),
+  });
+  try {
+    switch (action) {
+      case 'list': {
+        if (id !== undefined)
+          throw new UsageError('offload tasks list takes no id; use offload tasks show ID');
+        const page = await runtime.list(listFilter(values));
+        if (values.json)
+          print(
+            JSON.stringify(
+              { tasks: page.tasks.map(taskView), nextCursor: page.nextCursor },
+              null,
+              2,
+            ),
+          );
+        else printTable(page.tasks, page.nextCursor);
+        return 0;
+      }
+      case 'show': {
+        const task = await runtime.get(id!);
+        if (!task) throw new OffloadError('TASK_NOT_FOUND', `no task has id ${JSON.stringify(id)}`);
+        print(JSON.stringify(details(task), null, 2));
+        return 0;
+      }
+      case 'retry': {
+        const task = await runtime.retry(id!);
+        print(
+          `task ${task.id} (${task.name}) is queued again; a running service picks it up within a second`,
+        );
+        return 0;
+      }
+      case 'cancel': {
+        const task = await runtime.cancel(id!);
+        print(`task ${task.id} (${task.name}) is canceled`);
+        return 0;
+      }
+      default:
+        throw new UsageError(
+          action === undefined
+            ? 'say what to do with tasks'
+            : `unknown action ${JSON.stringify(action)}`,
+        );
+    }
+  } finally {
+    await runtime.stop();
+  }
+}
+
+function listFilter(values: {
+  state?: string;
+  name?: string;
+  limit?: string;
+  cursor?: string;
+}): ListFilter {
+  const filter: ListFilter = {};
+  if (values.state !== undefined) {
+    if (!(TASK_STATES as readonly string[]).includes(values.state)) {
+      throw new UsageError(`--state must be one of ${TASK_STATES.join(', ')}`);
+    }
+    filter.state = values.state as TaskState;
+  }
+  if (values.name !== undefined) filter.name = values.name;
+  if (values.cursor !== undefined) filter.cursor = values.cursor;
+  if (values.limit !== undefined) {
+    const limit = Number(values.limit);
+    if (!/^\d+$/.test(values.limit) || limit < 1 || limit > 1000)
+      throw new UsageError('--limit must be a whole number from 1 to 1000');
+    filter.limit = limit;
+  }
+  return filter;
+}
+
+/** Everything an operator may need about one task, payload and stacks included. */
+function details(task: Task): object {
+  return {
+    ...taskView(task),
+    runAt: task.runAt.toISOString(),
+    priority: task.priority,
+    key: task.key,
+    payload: task.payload,
+    errors: task.errors,
+  };
+}
+
+function printTable(tasks: Task[], nextCursor: string | null): void {
+  if (tasks.length === 0) return print('no tasks');
+  const rows = [
+    ['ID', 'STATE', 'NAME', 'ATTEMPTS', 'CREATED', 'LAST ERROR'],
+    ...tasks.map((t) => [
+      t.id,
+      t.state,
+      t.name,
+      `${t.attempts}/${t.maxAttempts}`,
+      t.createdAt.toISOString(),
+      t.errors.at(-1)?.message.slice(0, 60) ?? '',
+    ]),
+  ];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  for (const row of rows)
+    print(
+      row
+        .map((cell, i) => cell.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    );
+  if (nextCursor !== null) print(`more: offload tasks list --cursor ${nextCursor}`);
+}
+
+function print(line: string): void {
+  console.log(line);
+}

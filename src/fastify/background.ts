@@ -1,0 +1,106 @@
+import {
+  InvalidOptionError,
+  InvalidPayloadError,
+  OffloadError,
+  type EnqueueOptions,
+  type Runtime,
+  type Task,
+  type TaskDefinition,
+  type TaskRequest,
+} from '../index.js';
+
+/**
+ * Thrown when the tasks of a request could not be stored: the store failed (`STORE_UNAVAILABLE`)
+ * or the runtime is stopping (`RUNTIME_STOPPED`). Its `statusCode` is 503, so Fastify's default
+ * error handler answers 503 and no false "ok" is sent. `cause` is the original error.
+ */
+export class BackgroundCommitError extends OffloadError {
+  readonly statusCode = 503;
+
+  constructor(cause: unknown) {
+    const stopped = cause instanceof OffloadError && cause.code === 'RUNTIME_STOPPED';
+    super(
+      stopped ? 'RUNTIME_STOPPED' : 'STORE_UNAVAILABLE',
+      stopped
+        ? 'the service is shutting down and takes no new tasks; try again in a moment'
+        : `the task store could not take the task, so nothing was scheduled; try again later (${describe(cause)})`,
+      { cause },
+    );
+  }
+}
+
+type State = 'open' | 'discarded' | 'closed';
+
+/**
+ * The tasks one request schedules, like FastAPI's `BackgroundTasks`. What a handler adds is
+ * stored right before the response is sent, only if the request did not end in an error; once
+ * stored, the tasks are the runtime's: durable, retried, and visible through the status API.
+ */
+export class Background {
+  private pending: TaskRequest[] = [];
+  private state: State = 'open';
+
+  constructor(private readonly runtime: Runtime) {}
+
+  /** Tasks added and not stored yet. */
+  get size(): number {
+    return this.pending.length;
+  }
+
+  /**
+   * Schedules `task` with `payload` (JSON) for after the response. `task` is a definition, or the
+   * name of one that another process runs. Options are those of `runtime.enqueue`.
+   */
+  add<P>(task: TaskDefinition<P> | string, payload: P, options?: EnqueueOptions): void {
+    if (this.state !== 'open') {
+      throw new OffloadError(
+        'BACKGROUND_CLOSED',
+        this.state === 'closed'
+          ? 'request.background.add() was called after the response was sent; use runtime.enqueue() outside a request'
+          : 'request.background.add() was called after the request failed; its tasks were discarded',
+      );
+    }
+    this.pending.push({ task: task as TaskDefinition<unknown> | string, payload, options });
+  }
+
+  /**
+   * Stores the tasks added so far now, instead of right before the response, and returns them:
+   * for a handler that puts a task's id in its answer. A task stored this way stays stored even
+   * if the handler throws afterwards. Rejects with a `BackgroundCommitError` (503) when the store
+   * cannot take them; a payload that is not JSON rejects with `InvalidPayloadError` (a bug).
+   */
+  async commit(): Promise<Task[]> {
+    const requests = this.pending;
+    this.pending = [];
+    if (requests.length === 0) return [];
+    try {
+      if (requests.length === 1) {
+        // One task: share the commit of every request answered in this event-loop turn.
+        const { task, payload, options } = requests[0]!;
+        return [(await this.runtime.enqueue(task, payload, options)) as Task];
+      }
+      // Several: one transaction of their own, so that they are stored all or none.
+      return await this.runtime.enqueueMany(requests);
+    } catch (error) {
+      if (error instanceof InvalidPayloadError || error instanceof InvalidOptionError) throw error;
+      throw new BackgroundCommitError(error);
+    }
+  }
+
+  /** The request failed: nothing added is stored, and nothing more may be added. */
+  discard(): void {
+    this.pending = [];
+    if (this.state === 'open') this.state = 'discarded';
+  }
+
+  /** The response is being sent: stores what is pending (unless discarded) and closes. */
+  close(): Promise<Task[]> | null {
+    if (this.state !== 'open') return null;
+    this.state = 'closed';
+    return this.pending.length > 0 ? this.commit() : null;
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

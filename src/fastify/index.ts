@@ -1,0 +1,92 @@
+/**
+ * `offload/fastify`: request-scoped background tasks for Fastify, FastAPI style.
+ *
+ * ```ts
+ * await app.register(offload, { runtime });
+ * app.post('/signup', async (request) => {
+ *   request.background.add(sendWelcome, { email: request.body.email });
+ *   return { ok: true };
+ * });
+ * ```
+ *
+ * Tasks a handler adds are stored right before the response is sent, so an ok answer means they
+ * are durable; a request that ends in an error (the handler threw, or replied with an error)
+ * stores none. If the store cannot take them, the request fails with a 503
+ * `BackgroundCommitError` instead of a false ok.
+ */
+import type { FastifyPluginCallback, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import type { Runtime } from '../index.js';
+import { Background } from './background.js';
+
+export { Background, BackgroundCommitError } from './background.js';
+
+export interface OffloadPluginOptions {
+  /** The runtime that stores and runs the tasks; see `createRuntime`. */
+  runtime: Runtime;
+  /** Start the runtime when Fastify is ready (`onReady`). Default true. */
+  start?: boolean;
+  /** Stop the runtime (gracefully, see its `shutdownGrace`) when Fastify closes. Default true. */
+  stop?: boolean;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The tasks this request schedules to run after its response. */
+    readonly background: Background;
+  }
+  interface FastifyInstance {
+    /** The runtime given to the `offload` plugin. */
+    readonly offload: Runtime;
+  }
+}
+
+const plugin: FastifyPluginCallback<OffloadPluginOptions> = (fastify, options, done) => {
+  const { runtime, start = true, stop = true } = options;
+  if (!runtime || typeof runtime.enqueue !== 'function') {
+    done(
+      new TypeError('offload/fastify: options.runtime must be a runtime made by createRuntime()'),
+    );
+    return;
+  }
+  // Made on first use and kept beside the request, off the request object's shape.
+  const backgrounds = new WeakMap<FastifyRequest, Background>();
+  // Given to requests answered without one, so that a late add() throws instead of being lost.
+  const closed = new Background(runtime);
+  void closed.close();
+
+  fastify.decorate('offload', {
+    getter: () => runtime,
+  });
+  fastify.decorateRequest('background', {
+    getter(this: FastifyRequest) {
+      let background = backgrounds.get(this);
+      if (!background) backgrounds.set(this, (background = new Background(runtime)));
+      return background;
+    },
+  });
+
+  fastify.addHook('onError', (request, _reply, _error, hookDone) => {
+    backgrounds.get(request)?.discard();
+    hookDone();
+  });
+
+  fastify.addHook('onSend', (request, _reply, payload, hookDone) => {
+    const background = backgrounds.get(request);
+    if (!background) backgrounds.set(request, closed);
+    const committing = background?.close();
+    if (!committing) return hookDone(null, payload);
+    committing.then(
+      () => hookDone(null, payload),
+      (error: Error) => hookDone(error),
+    );
+  });
+
+  if (start) fastify.addHook('onReady', () => runtime.start());
+  if (stop) fastify.addHook('onClose', () => runtime.stop());
+  done();
+};
+
+/** The Fastify plugin: `app.register(offload, { runtime })`. */
+export const offload = fp(plugin, { fastify: '5.x', name: 'offload' });
+export default offload;

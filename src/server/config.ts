@@ -1,0 +1,105 @@
+import { InvalidOptionError, SECOND } from '../index.js';
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** The service's settings, read from the environment once at start (see DESIGN.md). */
+export interface ServiceConfig {
+  /** `PORT`, default 8000; 0 picks a free port. */
+  port: number;
+  /** `HOST`, default 0.0.0.0. */
+  host: string;
+  /** `DATABASE_URL`: `memory:`, `sqlite:PATH` (default `sqlite:./data/offload.db`). */
+  databaseUrl: string;
+  /** `REQUEST_TIMEOUT` (seconds, default 60): the default timeout of a task, in ms. */
+  taskTimeout: number;
+  /** `SHUTDOWN_GRACE` (seconds, default 25): how long running tasks may finish on stop, in ms. */
+  shutdownGrace: number;
+  /** `CONCURRENCY`: tasks run at once; undefined lets the runtime choose. */
+  concurrency: number | undefined;
+  /** `NOTIFY_DEMO_DELAY_MS` (default 2000): how long the demo notification works, in ms. */
+  notifyDemoDelay: number;
+  /** `OFFLOAD_API_KEY`: when set, `/api/*` needs `Authorization: Bearer <key>`. */
+  apiKey: string | undefined;
+  /** `LOG_LEVEL`, default info. */
+  logLevel: LogLevel;
+}
+
+export const DEFAULT_DATABASE_URL = 'sqlite:./data/offload.db';
+
+/** The longest duration a timer takes: about 24.8 days. */
+const MAX_MS = 2 ** 31 - 1;
+export const MIN_API_KEY_LENGTH = 16;
+
+/**
+ * Reads and checks the configuration. Throws an `InvalidOptionError` naming the first variable
+ * with a bad value and saying what it accepts. An empty variable counts as unset, except
+ * `OFFLOAD_API_KEY`, where an empty key is refused rather than taken to mean "no auth".
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServiceConfig {
+  const read = (name: string): string | undefined => {
+    const value = env[name]?.trim();
+    return value === '' ? undefined : value;
+  };
+  const apiKey = env.OFFLOAD_API_KEY;
+  if (apiKey !== undefined && (apiKey.length < MIN_API_KEY_LENGTH || /\s/.test(apiKey))) {
+    throw new InvalidOptionError(
+      'OFFLOAD_API_KEY',
+      `must be at least ${MIN_API_KEY_LENGTH} characters without spaces (e.g. from \`openssl rand -hex 32\`), or unset to leave /api/* open`,
+    );
+  }
+  const level = read('LOG_LEVEL') ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new InvalidOptionError(
+      'LOG_LEVEL',
+      `must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(level)}`,
+    );
+  }
+  const concurrency = read('CONCURRENCY');
+  return {
+    port: integer('PORT', read('PORT') ?? '8000', 0, 65_535),
+    host: read('HOST') ?? '0.0.0.0',
+    databaseUrl: read('DATABASE_URL') ?? DEFAULT_DATABASE_URL,
+    taskTimeout: seconds('REQUEST_TIMEOUT', read('REQUEST_TIMEOUT') ?? '60', 0.001),
+    shutdownGrace: seconds('SHUTDOWN_GRACE', read('SHUTDOWN_GRACE') ?? '25', 0),
+    concurrency:
+      concurrency === undefined ? undefined : integer('CONCURRENCY', concurrency, 1, 10_000),
+    notifyDemoDelay: integer(
+      'NOTIFY_DEMO_DELAY_MS',
+      read('NOTIFY_DEMO_DELAY_MS') ?? '2000',
+      0,
+      MAX_MS,
+    ),
+    apiKey,
+    logLevel: level as LogLevel,
+  };
+}
+
+function integer(name: string, text: string, min: number, max: number): number {
+  const value = Number(text);
+  if (!/^\d+$/.test(text) || value < min || value > max) {
+    throw new InvalidOptionError(
+      name,
+      `must be a whole number from ${min} to ${max}, got ${JSON.stringify(text)}`,
+    );
+  }
+  return value;
+}
+
+/** A number of seconds (decimals allowed), returned in milliseconds. */
+function seconds(name: string, text: string, min: number): number {
+  const value = Number(text);
+  const max = MAX_MS / SECOND;
+  if (!/^\d+(\.\d+)?$/.test(text) || value < min || value > max) {
+    throw new InvalidOptionError(
+      name,
+      `must be a number of seconds from ${min} to ${Math.floor(max)}, got ${JSON.stringify(text)}`,
+    );
+  }
+  return Math.round(value * SECOND);
+}
+
+/** The configuration as it may be logged: the API key is never shown. */
+export function describeConfig({ apiKey, ...config }: ServiceConfig): Record<string, unknown> {
+  return { ...config, auth: apiKey === undefined ? 'off' : 'bearer' };
+}

@@ -1,0 +1,120 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { OffloadError } from '../index.js';
+
+/**
+ * Every error code the HTTP API answers with, and its status. Clients and tests rely on the
+ * codes; add one here, never answer with a code that is not listed.
+ */
+export const ERROR_CODES = {
+  INVALID_JSON: 400,
+  INVALID_NOTIFICATION: 400,
+  UNKNOWN_CHANNEL: 400,
+  INVALID_QUERY: 400,
+  INVALID_TASK_ID: 400,
+  INVALID_CURSOR: 400,
+  BAD_REQUEST: 400,
+  UNAUTHORIZED: 401,
+  NOT_FOUND: 404,
+  TASK_NOT_FOUND: 404,
+  TASK_NOT_CANCELABLE: 409,
+  TASK_NOT_RETRYABLE: 409,
+  BODY_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  INTERNAL_ERROR: 500,
+  STORE_UNAVAILABLE: 503,
+  RUNTIME_STOPPED: 503,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** The body of every error answer. */
+export interface ErrorBody {
+  ok: false;
+  error: { code: ErrorCode; message: string };
+}
+
+/** An error the API answers with as it is: its code is in the catalogue. */
+export class ApiError extends OffloadError {
+  declare readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message: string, options?: ErrorOptions) {
+    super(code, message, options);
+  }
+
+  get statusCode(): number {
+    return ERROR_CODES[this.code];
+  }
+}
+
+/** Fastify's own errors that are the client's doing, as catalogue codes. */
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: 'INVALID_JSON',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'INVALID_JSON',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'BODY_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'BAD_REQUEST',
+  FST_ERR_CTP_INVALID_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_EMPTY_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+};
+
+/** The largest request body the API reads, in bytes. */
+export const BODY_LIMIT = 64 * 1024;
+
+const FASTIFY_MESSAGES: Partial<Record<ErrorCode, string>> = {
+  INVALID_JSON: 'the body is not valid JSON; send a JSON object, or no body at all',
+  BODY_TOO_LARGE: `the body is larger than the limit of ${BODY_LIMIT} bytes; send a smaller notification`,
+  UNSUPPORTED_MEDIA_TYPE: 'send the body as JSON with the header Content-Type: application/json',
+};
+
+/** Maps anything thrown while handling a request to one catalogue entry. */
+export function toApiError(error: unknown): ApiError {
+  if (error instanceof ApiError) return error;
+  if (error instanceof OffloadError && error.code in ERROR_CODES) {
+    return new ApiError(error.code as ErrorCode, error.message, { cause: error });
+  }
+  const fastifyError = error as Partial<FastifyError>;
+  const code = fastifyError.code !== undefined ? FASTIFY_CODES[fastifyError.code] : undefined;
+  if (code) {
+    return new ApiError(code, FASTIFY_MESSAGES[code] ?? fastifyError.message ?? code, {
+      cause: error,
+    });
+  }
+  const status = fastifyError.statusCode;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    // Another client error Fastify found (a malformed request): say what it said.
+    return new ApiError(
+      status === 404 ? 'NOT_FOUND' : 'BAD_REQUEST',
+      fastifyError.message ?? 'bad request',
+      { cause: error },
+    );
+  }
+  return new ApiError(
+    'INTERNAL_ERROR',
+    'an unexpected error happened; it was logged with this request id',
+    { cause: error },
+  );
+}
+
+export function errorBody(error: ApiError): ErrorBody {
+  return { ok: false, error: { code: error.code, message: error.message } };
+}
+
+/** Makes every error answer, and every unknown route, one envelope from the catalogue. */
+export function installErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
+    const apiError = toApiError(error);
+    // Client errors show in the "request completed" line; server-side ones need their cause.
+    if (apiError.statusCode >= 500)
+      request.log.error({ err: error }, `answered ${apiError.statusCode} ${apiError.code}`);
+    if (apiError.code === 'UNAUTHORIZED') reply.header('www-authenticate', 'Bearer');
+    if (apiError.statusCode === 503) reply.header('retry-after', '5');
+    return reply.code(apiError.statusCode).send(errorBody(apiError));
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const error = new ApiError(
+      'NOT_FOUND',
+      `no route ${request.method} ${request.url.split('?')[0]}; see the API in the README`,
+    );
+    return reply.code(404).send(errorBody(error));
+  });
+}

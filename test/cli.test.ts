@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { createRuntime, defineTask, PermanentError, sqliteStore, type Task } from '../src/index.js';
+import { CLI, ROOT, tempDir } from './fixtures/service-harness.js';
+import { captureLogger } from './helpers.js';
+
+const run = promisify(execFile);
+const temp = tempDir();
+const DATABASE_URL = `sqlite:${join(temp.dir, 'cli.db')}`;
+after(() => temp.remove());
+
+/** Runs the CLI; resolves with its exit code and output, whatever the code. */
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', CLI, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, DATABASE_URL },
+      timeout: 15_000,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const { code, stdout, stderr } = error as { code: number; stdout: string; stderr: string };
+    return { code, stdout, stderr };
+  }
+}
+
+describe('offload tasks', () => {
+  let failed: Task;
+  let queued: Task;
+
+  before(async () => {
+    const broken = defineTask({
+      name: 'broken',
+      run: () => Promise.reject(new PermanentError('the SMTP server said no')),
+    });
+    const runtime = createRuntime({
+      store: sqliteStore({ path: join(temp.dir, 'cli.db') }),
+      tasks: [broken],
+      logger: captureLogger(),
+    });
+    failed = (await runtime.enqueue(broken, { to: 'ada@example.com' })) as Task;
+    queued = (await runtime.enqueue('elsewhere', { n: 1 })) as Task;
+    // Started, not only drained: a file SQLite store claims only for a registered worker.
+    await runtime.start();
+    await runtime.drain();
+    await runtime.stop();
+  });
+
+  it('lists tasks as a table and as JSON, filtered', async () => {
+    const table = await cli('tasks', 'list');
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, /^ID +STATE +NAME +ATTEMPTS +CREATED +LAST ERROR$/m);
+    assert.match(
+      table.stdout,
+      new RegExp(`^${failed.id} +failed +broken +1/5 .*the SMTP server said no$`, 'm'),
+    );
+    const listed = await cli('tasks', 'list', '--state', 'queued', '--json');
+    const page = JSON.parse(listed.stdout) as {
+      tasks: { id: string; state: string }[];
+      nextCursor: null;
+    };
+    assert.deepEqual(
+      page.tasks.map((t) => [t.id, t.state]),
+      [[queued.id, 'queued']],
+    );
+    assert.equal(page.nextCursor, null);
+  });
+
+  it('shows one task with its payload and errors', async () => {
+    const { code, stdout } = await cli('tasks', 'show', failed.id);
+    assert.equal(code, 0);
+    const task = JSON.parse(stdout) as {
+      state: string;
+      payload: unknown;
+      errors: { name: string }[];
+      lastError: { message: string };
+    };
+    assert.equal(task.state, 'failed');
+    assert.deepEqual(task.payload, { to: 'ada@example.com' });
+    assert.equal(task.errors[0]?.name, 'PermanentError');
+    assert.equal(task.lastError.message, 'the SMTP server said no');
+  });
+
+  it('retries a failed task and cancels a queued one, refusing the wrong states', async () => {
+    const retried = await cli('tasks', 'retry', failed.id);
+    assert.equal(retried.code, 0, retried.stderr);
+    assert.match(retried.stdout, /queued again/);
+    const twice = await cli('tasks', 'retry', failed.id);
+    assert.equal(twice.code, 1);
+    assert.match(twice.stderr, /only failed or canceled tasks can be retried/);
+    const canceled = await cli('tasks', 'cancel', queued.id);
+    assert.equal(canceled.code, 0, canceled.stderr);
+    const shown = JSON.parse((await cli('tasks', 'show', queued.id)).stdout) as { state: string };
+    assert.equal(shown.state, 'canceled');
+  });
+
+  it('says what went wrong: an unknown task exits 1, a usage mistake exits 2', async () => {
+    const missing = await cli('tasks', 'show', '424242');
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /no task has id "424242"/);
+    for (const args of [
+      ['tasks', 'frobnicate'],
+      ['tasks', 'show'],
+      ['tasks', 'list', '--limit', 'many'],
+      ['launch'],
+    ]) {
+      const wrong = await cli(...args);
+      assert.equal(wrong.code, 2, args.join(' '));
+      assert.match(wrong.stderr, /offload tasks list/, 'prints the usage');
+    }
+    const help = await cli('--help');
+    assert.equal(help.code, 0);
+    assert.match(help.stdout, /offload \[serve\]/);
+  });
+});

@@ -1,0 +1,116 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  createRuntime,
+  defineTask,
+  InvalidOptionError,
+  memoryStore,
+  PermanentError,
+} from '../src/index.js';
+import { loadConfig } from '../src/server/config.js';
+import { ServiceMetrics } from '../src/server/metrics.js';
+import { captureLogger, nextEvent } from './helpers.js';
+
+describe('configuration', () => {
+  it('has the documented defaults', () => {
+    assert.deepEqual(loadConfig({}), {
+      port: 8000,
+      host: '0.0.0.0',
+      databaseUrl: 'sqlite:./data/offload.db',
+      taskTimeout: 60_000,
+      shutdownGrace: 25_000,
+      concurrency: undefined,
+      notifyDemoDelay: 2000,
+      apiKey: undefined,
+      logLevel: 'info',
+    });
+  });
+
+  it('reads every variable, seconds as milliseconds, and takes an empty one as unset', () => {
+    const config = loadConfig({
+      PORT: '9000',
+      HOST: '127.0.0.1',
+      DATABASE_URL: 'memory:',
+      REQUEST_TIMEOUT: '1.5',
+      SHUTDOWN_GRACE: '0',
+      CONCURRENCY: '4',
+      NOTIFY_DEMO_DELAY_MS: '0',
+      OFFLOAD_API_KEY: 'a-long-enough-key-123',
+      LOG_LEVEL: '',
+    });
+    assert.deepEqual(
+      [
+        config.port,
+        config.host,
+        config.databaseUrl,
+        config.taskTimeout,
+        config.shutdownGrace,
+        config.concurrency,
+        config.notifyDemoDelay,
+        config.apiKey,
+        config.logLevel,
+      ],
+      [9000, '127.0.0.1', 'memory:', 1500, 0, 4, 0, 'a-long-enough-key-123', 'info'],
+    );
+  });
+
+  const bad: [string, string][] = [
+    ['PORT', '80a'],
+    ['PORT', '70000'],
+    ['REQUEST_TIMEOUT', '0'],
+    ['REQUEST_TIMEOUT', '1m'],
+    ['SHUTDOWN_GRACE', '-5'],
+    ['CONCURRENCY', '0'],
+    ['CONCURRENCY', '2.5'],
+    ['NOTIFY_DEMO_DELAY_MS', 'soon'],
+    ['OFFLOAD_API_KEY', ''],
+    ['OFFLOAD_API_KEY', 'has a space in it somewhere'],
+    ['LOG_LEVEL', 'verbose'],
+  ];
+  for (const [name, value] of bad) {
+    it(`refuses ${name}=${JSON.stringify(value)}, naming it`, () => {
+      assert.throws(
+        () => loadConfig({ [name]: value }),
+        (error: unknown) => {
+          assert.ok(error instanceof InvalidOptionError);
+          assert.equal(error.option, name);
+          assert.match(error.message, new RegExp(`^${name}: `));
+          return true;
+        },
+      );
+    });
+  }
+});
+
+describe('metrics', () => {
+  it('count retries and failures by task name as the runtime reports them', async () => {
+    const flaky = defineTask({
+      name: 'flaky',
+      maxAttempts: 2,
+      backoff: { base: 0, jitter: 0 },
+      run: (_payload, ctx) => {
+        throw ctx.attempt === 1 ? new Error('try again') : new PermanentError('give up');
+      },
+    });
+    const store = memoryStore();
+    const runtime = createRuntime({ store, tasks: [flaky], logger: captureLogger() });
+    const metrics = new ServiceMetrics({ runtime, store, processMetrics: false });
+    try {
+      await runtime.start();
+      const failed = nextEvent(runtime, 'task:failed');
+      await runtime.enqueue(flaky, {});
+      await failed;
+      const { body } = await metrics.render();
+      assert.match(body, /^offload_task_retries_total\{name="flaky"\} 1$/m);
+      assert.match(body, /^offload_task_failures_total\{name="flaky"\} 1$/m);
+      assert.match(
+        body,
+        /^offload_task_attempt_duration_seconds_count\{name="flaky",outcome="error"\} 2$/m,
+      );
+      assert.match(body, /^offload_tasks\{name="flaky",state="failed"\} 1$/m);
+    } finally {
+      metrics.close();
+      await runtime.stop();
+    }
+  });
+});
