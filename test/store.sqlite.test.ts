@@ -322,13 +322,15 @@ describe('sqlite store', () => {
     };
     const page = { below: 1, name: 'a', limit: 1 };
     const checks: [string, string, unknown[]][] = [
-      ['insert', statements.insert.source, ['a', '{}', 0, 1, null, null, 1, 1]],
+      ['insert', statements.insert.source, [1, 'a', '{}', 0, 1, null, null, 1, 1]],
+      ['nextId', statements.nextId.source, []],
       ['claim', prepareClaim(db, 2).source, [1, 'w', 2, 0, 1, 'a', 'b', 10]],
       ['duePriorities', statements.duePriorities.source, [1]],
       ['oldestDue', statements.oldestDue.source, [1]],
       ['byKey', statements.byKey.source, ['k']],
       ['byId', statements.byId.source, [1]],
       ['settle', statements.settle.source, [end]],
+      ['succeed', statements.succeed.source, [1, 1, 1]],
       ['rescue', statements.rescue.source, [end]],
       ['renew', statements.renew.source, [1, 1, 1]],
       ['expired', statements.expired.source, [1]],
@@ -364,7 +366,7 @@ describe('sqlite store', () => {
     assert.match(plans.get('listFinished')!, /offload_tasks_done \(state=\? AND id<\?\)/);
     assert.match(plans.get('listQueued')!, /offload_tasks_claim/);
     assert.match(plans.get('listRunning')!, /offload_tasks_running/);
-    assert.match(plans.get('prune')!, /offload_tasks_finished \(finished_at<\?\)/);
+    assert.match(plans.get('prune')!, /COVERING INDEX offload_tasks_done \(state=\?\)/);
     assert.match(plans.get('expired')!, /offload_tasks_running \(lease_expires_at<\?\)/);
     db.close();
   });

@@ -24,13 +24,16 @@ export class Batcher<I, O> {
   }
 
   add(item: I): Promise<O> {
-    return new Promise<O>((resolve, reject) => {
-      this.pending.push({ item, resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => void this.flush());
-      }
-    });
+    return new Promise<O>((resolve, reject) => this.push(item, resolve, reject));
+  }
+
+  /** Like `add`, with callbacks instead of a promise: for the hot path of settling attempts. */
+  push(item: I, resolve: (value: O) => void, reject: (error: unknown) => void): void {
+    this.pending.push({ item, resolve, reject });
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => void this.flush());
+    }
   }
 
   /** Resolves once everything added so far has been written (or has failed). */
@@ -51,12 +54,14 @@ export class Batcher<I, O> {
   private async drain(): Promise<void> {
     while (this.pending.length > 0) {
       const batch = this.pending.splice(0, this.maxBatch);
+      let results: O[];
       try {
-        const results = await this.write(batch.map((p) => p.item));
-        batch.forEach((p, i) => p.resolve(results[i]!));
+        results = await this.write(batch.map((p) => p.item));
       } catch (error) {
         for (const p of batch) p.reject(error);
+        continue;
       }
+      for (let i = 0; i < batch.length; i++) batch[i]!.resolve(results[i]!);
     }
   }
 }

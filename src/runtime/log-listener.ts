@@ -3,12 +3,6 @@ import type { Events } from './events.js';
 
 /** Logs what an operator must see: every failure once, with the task's name and id. */
 export function attachLogging(events: Events, logger: Logger): void {
-  events.on('task:success', ({ task, duration }) =>
-    logger.debug(
-      { taskId: task.id, task: task.name, attempt: task.attempts, duration },
-      'task succeeded',
-    ),
-  );
   events.on('task:error', ({ task, error, retryAt }) => {
     const fields = {
       taskId: task.id,

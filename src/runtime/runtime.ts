@@ -427,7 +427,7 @@ export class Runtime {
     const definition = this.settings.tasks.get(task.name)!;
     const attempt = new Attempt(task);
     this.running.set(task.id, attempt);
-    this.events.emit('task:start', { task });
+    if (this.events.has('task:start')) this.events.emit('task:start', { task });
     if (task.payloadError !== null)
       return this.finish(attempt, new PermanentError(task.payloadError));
     const timeout = task.timeout ?? definition.timeout ?? this.settings.timeout;
@@ -473,8 +473,12 @@ export class Runtime {
             this.settings.random(),
           );
     this.settle(settlement, () => {
+      if (outcome === SUCCEEDED) {
+        if (!this.events.has('task:success')) return;
+        applySettlement(task, settlement);
+        return this.events.emit('task:success', { task, duration });
+      }
       applySettlement(task, settlement);
-      if (outcome === SUCCEEDED) return this.events.emit('task:success', { task, duration });
       const retryAt = settlement.state === 'queued' ? task.runAt : null;
       this.events.emit('task:error', { task, error: outcome, duration, retryAt });
       if (retryAt) {
@@ -524,7 +528,8 @@ export class Runtime {
 
   /** Writes an outcome; when the store fails, keeps it (and its lease) and tries again later. */
   private settle(settlement: Settlement, onApplied: () => void): void {
-    this.settlements.add(settlement).then(
+    this.settlements.push(
+      settlement,
       (applied) => {
         this.unsettled.delete(settlement.id);
         if (applied) onApplied();

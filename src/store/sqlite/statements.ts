@@ -52,7 +52,11 @@ export interface ListParameters {
  * missing index fails loudly instead of turning into a scan.
  */
 export interface Statements {
-  insert: Statement<[string, string, number, number, number | null, string | null, number, number]>;
+  /** The id the next task takes: above every stored id and every pruned one. */
+  nextId: Statement<[], number>;
+  insert: Statement<
+    [number, string, string, number, number, number | null, string | null, number, number]
+  >;
   byKey: Statement<[string], TaskRow>;
   byId: Statement<[number], TaskRow>;
   /** The priorities that have a queued task due at the given time, in no particular order. */
@@ -60,6 +64,8 @@ export interface Statements {
   /** The earliest `run_at` of the queued tasks due at the given time, or null. */
   oldestDue: Statement<[number], number | null>;
   settle: Statement<[EndAttempt]>;
+  /** The common case of settle, with fewer columns to write: success. Parameters: at, id, lease. */
+  succeed: Statement<[number, number, number]>;
   rescue: Statement<[EndAttempt], TaskRow>;
   renew: Statement<[number, number, number]>;
   expired: Statement<[number], TaskRow>;
@@ -113,15 +119,17 @@ export function prepareStatements(db: Database.Database): Statements {
   const list = <P extends object>(sql: string) => db.prepare<[P], TaskRow>(sql);
   const value = <P extends unknown[]>(sql: string) => db.prepare<P, number | null>(sql).pluck();
   return {
-    // The id is one above both the largest stored and the largest pruned id (offload_id_floor):
-    // two index seeks, where AUTOINCREMENT would write its sqlite_sequence page on every commit.
+    // The id is one above both the largest stored and the largest pruned id (offload_id_floor),
+    // read once per transaction: AUTOINCREMENT would write its sqlite_sequence page on every commit.
+    nextId: value<[]>(
+      `SELECT max(coalesce((SELECT max(id) FROM offload_tasks), 0),
+                  (SELECT id FROM offload_id_floor WHERE one = 1)) + 1`,
+    ) as Statement<[], number>,
     insert: db.prepare<
-      [string, string, number, number, number | null, string | null, number, number]
+      [number, string, string, number, number, number | null, string | null, number, number]
     >(
       `INSERT INTO offload_tasks (id, name, payload, state, priority, max_attempts, timeout_ms, key, run_at, created_at)
-       VALUES (
-         max(coalesce((SELECT max(id) FROM offload_tasks), 0), (SELECT id FROM offload_id_floor WHERE one = 1)) + 1,
-         ?, ?, 'queued', ?, ?, ?, ?, ?, ?)
+       VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)
        ON CONFLICT (key) WHERE key IS NOT NULL DO NOTHING`,
     ),
     byKey: one<[string]>(`SELECT ${TASK_COLUMNS} FROM offload_tasks WHERE key = ?`),
@@ -135,6 +143,11 @@ export function prepareStatements(db: Database.Database): Statements {
     oldestDue: value<[number]>(`${QUEUED_PRIORITIES} SELECT min(${FIRST_DUE}) FROM priorities`),
 
     settle: db.prepare<[EndAttempt]>(END_ATTEMPT),
+    succeed: db.prepare<[number, number, number]>(
+      `UPDATE offload_tasks
+       SET state = 'succeeded', finished_at = ?, lease_owner = NULL, lease_expires_at = NULL
+       WHERE id = ? AND state = 'running' AND lease = ?`,
+    ),
     rescue: db.prepare<[EndAttempt], TaskRow>(`${END_ATTEMPT} RETURNING ${TASK_COLUMNS}`),
     renew: db.prepare<[number, number, number]>(
       `UPDATE offload_tasks SET lease_expires_at = ? WHERE id = ? AND state = 'running' AND lease = ?`,
@@ -189,7 +202,7 @@ export function prepareStatements(db: Database.Database): Statements {
     maxId: value<[]>(`SELECT max(id) FROM offload_tasks`),
     prune: db.prepare<[number, number]>(
       `DELETE FROM offload_tasks WHERE id IN (
-         SELECT id FROM offload_tasks INDEXED BY offload_tasks_finished
+         SELECT id FROM offload_tasks INDEXED BY offload_tasks_done
          WHERE state IN ${FINISHED} AND finished_at < ? LIMIT ?)`,
     ),
     raiseIdFloor: db.prepare<[{ top: number }]>(

@@ -40,9 +40,14 @@ export function createTransactions(db: Database.Database, statements: Statements
   };
 
   return {
-    enqueue: write((tasks: readonly NewTask[]) =>
-      tasks.map((input) => enqueueOne(statements, input)),
-    ),
+    enqueue: write((tasks: readonly NewTask[]) => {
+      let id = statements.nextId.get()!;
+      return tasks.map((input) => {
+        const result = enqueueOne(statements, id, input);
+        if (result.created) id += 1;
+        return result;
+      });
+    }),
 
     // A skip-scan by hand: find the priorities that have a due task (one or two index seeks
     // each), then, highest first, take the due tasks of each until the limit is reached. A single
@@ -63,6 +68,9 @@ export function createTransactions(db: Database.Database, statements: Statements
 
     settle: write((settlements: readonly Settlement[]) =>
       settlements.map((s) => {
+        if (s.state === 'succeeded' && !s.error && !s.refund) {
+          return statements.succeed.run(s.at, rowId(s.id), s.lease).changes === 1;
+        }
         const queued = s.state === 'queued';
         const parameters: EndAttempt = {
           id: rowId(s.id),
@@ -140,8 +148,9 @@ export function createTransactions(db: Database.Database, statements: Statements
   };
 }
 
-function enqueueOne(statements: Statements, input: NewTask): EnqueueResult {
-  const { changes, lastInsertRowid } = statements.insert.run(
+function enqueueOne(statements: Statements, id: number, input: NewTask): EnqueueResult {
+  const { changes } = statements.insert.run(
+    id,
     input.name,
     input.payload,
     input.priority,
@@ -153,7 +162,7 @@ function enqueueOne(statements: Statements, input: NewTask): EnqueueResult {
   );
   if (changes === 0) return { task: toTask(statements.byKey.get(input.key!)!), created: false };
   const task: Task = {
-    id: String(lastInsertRowid),
+    id: String(id),
     name: input.name,
     payload: decodePayload(input.payload).payload as Task['payload'],
     state: 'queued',
