@@ -20,6 +20,7 @@ const scripts: [name: string, limitMs: number][] = [
   ['drain', 480_000],
   ['latency', 200_000],
   ['growth', 360_000],
+  ['http', 900_000],
 ];
 
 function runScript(name: string, limitMs: number): Promise<BenchResult> {

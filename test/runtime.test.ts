@@ -465,6 +465,11 @@ describe('runtime', () => {
     await assert.rejects(runtime.enqueue('t', {}, { priority: 1.5 }), /enqueue options\.priority/);
     await assert.rejects(runtime.enqueue('t', {}, { runAt: new Date('nope') }), /valid Date/);
     await assert.rejects(runtime.enqueue('t', {}, { prio: 1 } as never), /did you mean "priority"/);
+    await assert.rejects(
+      runtime.list({ state: 'done' as never }),
+      /list filter\.state: must be one of/,
+    );
+    await assert.rejects(runtime.list({ limit: 0 }), /list filter\.limit/);
     assert.equal((await runtime.list()).tasks.length, 0);
   });
 

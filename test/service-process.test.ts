@@ -41,7 +41,9 @@ describe('the service process', () => {
     first.process.kill('SIGTERM');
     assert.equal(await first.exited(10_000), 0, first.stderr());
     const took = performance.now() - signaled;
-    assert.ok(took >= 900 && took < 1000 + 3000, `took ${Math.round(took)} ms with a grace of 1 s`);
+    // It waited for the grace before handing tasks back; exit code 0 (not the failsafe's 1, at
+    // grace + 5 s) shows it did not overrun. The upper bound is loose: the machine is shared.
+    assert.ok(took >= 900 && took < 1000 + 5000, `took ${Math.round(took)} ms with a grace of 1 s`);
     const handedBack = first.logs.lines.filter(
       (l) => l.msg === 'handed a running task back to the queue on shutdown',
     );

@@ -18,7 +18,7 @@ export interface RuntimeOptions {
   store: Store;
   /** The tasks this process can run. Others may be enqueued by name; they wait for a process that knows them. */
   tasks?: readonly TaskDefinition<never>[];
-  /** Tasks run at once in this process. Default 10. */
+  /** Tasks run at once in this process. Default 100: tasks mostly wait on I/O; lower it for CPU-bound ones. */
   concurrency?: number;
   /** Default timeout of one attempt, in ms. Default 60 s (the seed's REQUEST_TIMEOUT). */
   timeout?: number;
@@ -54,7 +54,7 @@ export type Settings = Required<Omit<RuntimeOptions, 'tasks' | 'backoff'>> & {
 };
 
 const defaults = {
-  concurrency: 10,
+  concurrency: 100,
   timeout: 60 * SECOND,
   maxAttempts: 5,
   shutdownGrace: 25 * SECOND,

@@ -19,7 +19,13 @@ import type {
   Settlement,
   Store,
 } from '../store/store.js';
-import type { EnqueueOptions, ListFilter, Task, TaskPage } from '../types.js';
+import {
+  TASK_STATES,
+  type EnqueueOptions,
+  type ListFilter,
+  type Task,
+  type TaskPage,
+} from '../types.js';
 import { applySettlement, Attempt, Context, failureSettlement } from './attempt.js';
 import { Batcher } from './batcher.js';
 import { checkTaskName, MAX_ATTEMPTS_LIMIT, type TaskDefinition } from './define-task.js';
@@ -38,6 +44,8 @@ export interface TaskRequest<P = unknown> {
 const enqueueOptionKeys = ['delay', 'runAt', 'priority', 'maxAttempts', 'timeout', 'key'];
 const PRUNE_BATCH = 1000;
 const FIRST_MAINTENANCE = 30 * SECOND;
+/** Shortest time between two claims that refill only a few slots, in ms. */
+const CLAIM_COOLDOWN = 10;
 const SUCCEEDED: unique symbol = Symbol('succeeded');
 
 /**
@@ -72,6 +80,9 @@ export class Runtime {
   private moreDue = true;
   private wakeups = 0;
   private wakeTimer: NodeJS.Timeout | undefined;
+  private refillTimer: NodeJS.Timeout | undefined;
+  /** performance.now() of the latest claim. */
+  private lastClaim = -Infinity;
   private wakeAt = Infinity;
   private readonly timers: NodeJS.Timeout[] = [];
   /** Maintenance under way (rescue, renewal, pruning); stop waits for it before closing the store. */
@@ -128,9 +139,12 @@ export class Runtime {
     return this.whenOpen(() => this.store.get(id));
   }
 
-  list(filter: ListFilter = {}): Promise<TaskPage> {
+  async list(filter: ListFilter = {}): Promise<TaskPage> {
     rejectUnknownKeys('list filter', filter, ['state', 'name', 'limit', 'cursor']);
     const limit = integerOption('list filter.limit', filter.limit ?? 50, 1, 1000);
+    if (filter.state !== undefined && !TASK_STATES.includes(filter.state)) {
+      throw new InvalidOptionError('list filter.state', `must be one of ${TASK_STATES.join(', ')}`);
+    }
     return this.whenOpen(() => this.store.list({ ...filter, limit }));
   }
 
@@ -237,6 +251,7 @@ export class Runtime {
     await this.starting?.catch(() => undefined);
     this.started = false;
     clearTimeout(this.wakeTimer);
+    clearTimeout(this.refillTimer);
     await this.claiming;
     if (this.running.size > 0) await this.noneRunning(this.settings.shutdownGrace);
     for (const id of [...this.running.keys()]) this.abandon(id, 'shutdown');
@@ -378,14 +393,29 @@ export class Runtime {
   }
 
   /** Claims as many due tasks as there are free slots, unless a claim is under way already. */
+  /**
+   * Claims due tasks for the free slots: at once when half of them are free, else after a short
+   * cooldown, so that tasks finishing one by one (under HTTP load, say) share a claim instead of
+   * each paying a write transaction.
+   */
   private pump(): void {
     if (this.claiming || !this.moreDue || !this.canClaim()) return;
-    if (this.running.size >= this.settings.concurrency) return;
-    void this.claimNow();
+    const free = this.settings.concurrency - this.running.size;
+    if (free <= 0) return;
+    const wait = this.lastClaim + CLAIM_COOLDOWN - performance.now();
+    if (free * 2 >= this.settings.concurrency || wait <= 0) {
+      void this.claimNow();
+    } else if (this.refillTimer === undefined) {
+      this.refillTimer = setTimeout(() => {
+        this.refillTimer = undefined;
+        this.pump();
+      }, wait);
+    }
   }
 
   private claimNow(): Promise<number> {
     if (this.claiming) return this.claiming;
+    this.lastClaim = performance.now();
     const claim = this.claimAndRun(this.settings.concurrency - this.running.size)
       .catch((error: unknown) => {
         this.events.emit('runtime:error', { error, during: 'starting claimed tasks' });

@@ -1,0 +1,106 @@
+/**
+ * One HTTP server of bench/http.ts, run in a process of its own (the parent pins it to a core).
+ *
+ *   node --import tsx bench/http-server.ts --kind=bare       bare Fastify, no work (the ceiling)
+ *   node --import tsx bench/http-server.ts --kind=service    Offload's service, configured from the
+ *                                                            environment (DATABASE_URL, LOG_LEVEL, …)
+ *
+ * It must be started with an IPC channel. It listens on 127.0.0.1 on a free port and sends
+ * `{ type: 'ready', url }`. It answers `{ type: 'stats' }` with its CPU time, the tasks that
+ * succeeded by name, when the backlog (`--backlog=N` tasks named `notifications.log`) was drained,
+ * and the event-loop delay since the previous `stats` (then resets it). On `{ type: 'stop' }`,
+ * SIGTERM or a lost parent it closes and exits 0, so that `--cpu-prof` writes its profile.
+ */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import Fastify from 'fastify';
+import { loadConfig } from '../src/server/config.js';
+import { createLogger } from '../src/server/logger.js';
+import { createService } from '../src/server/service.js';
+
+const ANSWER = { ok: true, message: 'Notification scheduled in background' } as const;
+const NOTIFY_PATH = '/api/notifications/notify';
+
+export interface ServerStats {
+  type: 'stats';
+  /** process.cpuUsage(), user + system, in µs. */
+  cpuMicros: number;
+  /** Tasks that succeeded in this process, by task name. */
+  succeeded: Record<string, number>;
+  /** Date.now() when `--backlog` log tasks had all succeeded; null if not (yet). */
+  backlogDoneAt: number | null;
+  /** Event-loop delay since the previous stats message, ms. */
+  loopDelay: { p50: number; p99: number; max: number };
+  rss: number;
+}
+
+type Message = { type: 'stats' } | { type: 'stop' };
+
+const kind = /^--kind=(bare|service)$/.exec(process.argv[2] ?? '')?.[1];
+const backlog = Number(/^--backlog=(\d+)$/.exec(process.argv[3] ?? '')?.[1] ?? 0);
+if (!kind || !process.send) {
+  process.stderr.write('usage: (with IPC) http-server.ts --kind=bare|service [--backlog=N]\n');
+  process.exit(2);
+}
+
+const succeeded: Record<string, number> = {};
+let backlogDoneAt: number | null = null;
+let close: () => Promise<void>;
+let url: string;
+
+if (kind === 'bare') {
+  const app = Fastify();
+  app.post(NOTIFY_PATH, async () => ANSWER);
+  url = await app.listen({ port: 0, host: '127.0.0.1' });
+  close = () => app.close();
+} else {
+  const config = loadConfig({ ...process.env, PORT: '0', HOST: '127.0.0.1' });
+  const logger = createLogger({ level: config.logLevel, pretty: false });
+  const service = await createService(config, { logger });
+  service.runtime.on('task:success', ({ task }) => {
+    const count = (succeeded[task.name] ?? 0) + 1;
+    succeeded[task.name] = count;
+    if (task.name === 'notifications.log' && count === backlog) backlogDoneAt = Date.now();
+  });
+  url = await service.listen();
+  close = () => service.close();
+}
+
+const loop = monitorEventLoopDelay({ resolution: 1 });
+loop.enable();
+
+let stopping = false;
+function stop(): void {
+  if (stopping) return;
+  stopping = true;
+  setTimeout(() => process.exit(1), 20_000).unref();
+  close().then(
+    () => process.exit(0),
+    (error: unknown) => {
+      process.stderr.write(`http-server: close failed: ${String(error)}\n`);
+      process.exit(1);
+    },
+  );
+}
+
+process.on('message', (message: Message) => {
+  if (message.type === 'stop') return stop();
+  const usage = process.cpuUsage();
+  const stats: ServerStats = {
+    type: 'stats',
+    cpuMicros: usage.user + usage.system,
+    succeeded: { ...succeeded },
+    backlogDoneAt,
+    loopDelay: {
+      p50: loop.percentile(50) / 1e6,
+      p99: loop.percentile(99) / 1e6,
+      max: loop.max / 1e6,
+    },
+    rss: process.memoryUsage.rss(),
+  };
+  loop.reset();
+  process.send!(stats);
+});
+process.on('disconnect', stop);
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
+process.send({ type: 'ready', url });

@@ -1,0 +1,534 @@
+/**
+ * HTTP benchmark of the notification service (issue 3, "Performance"): `POST
+ * /api/notifications/notify` with no body (the seed's request), each server in a child process of
+ * its own on 127.0.0.1 (bench/http-server.ts), the load from another child process
+ * (bench/http-client.ts, autocannon's API or an evenly paced node:http client). With two or more
+ * cores and `taskset`, the server is pinned to core 0 and the client to core 1.
+ *
+ * 1. Throughput, 50 connections, closed loop: a 2 s warm-up then 10 s measured, on a fresh server
+ *    each run, median of 3 runs (the configurations interleaved): bare Fastify answering the same
+ *    JSON with no work (the ceiling), the service on the memory store, on SQLite (temp file), and
+ *    on SQLite with the seed's 2,000 ms demo delay.
+ * 2. Steady rate, 2,000 requests/s, 50 connections, 10 s after a 2 s warm-up, 3 runs: bare
+ *    Fastify, the service on SQLite, and the service on SQLite started on a database holding a
+ *    backlog of queued `notifications.log` tasks (filled with `enqueueMany`) that it drains while
+ *    it serves. Both with autocannon `-R 2000` and with the paced client.
+ *
+ *   node --import tsx bench/http.ts [--quick] [--json=PATH] [--only=throughput|rate]
+ *                                   [--profile=DIR]   (servers run with --cpu-prof into DIR)
+ */
+import {
+  spawn,
+  spawnSync,
+  type ChildProcess,
+  type SpawnOptions,
+  type StdioOptions,
+} from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { createRuntime, sqliteStore, type TaskRequest } from '../src/index.js';
+import { notificationTasks } from '../src/notifications/index.js';
+import type { ClientOptions, ClientResult } from './http-client.js';
+import type { ServerStats } from './http-server.js';
+import {
+  benchLogger,
+  int,
+  machineMarkdown,
+  median,
+  parseArgs,
+  percentile,
+  publish,
+  table,
+  tempDatabase,
+  watchdog,
+  type Check,
+} from './lib.js';
+
+const args = parseArgs();
+const quick = args.quick;
+const only = args.values.get('only');
+const profileDir = args.values.get('profile');
+watchdog(quick ? 240_000 : 1_200_000, 'bench/http');
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const CONNECTIONS = 50;
+const WARM_UP = quick ? 1 : 2;
+const DURATION = quick ? 2 : 10;
+const RUNS = quick ? 1 : 3;
+const RATE = 2_000;
+const BACKLOG = quick ? 20_000 : 100_000;
+const DEMO_DELAY = 0;
+const TARGET_RATIO = 0.8;
+const TARGET_P99 = 5;
+
+const cores = cpus().length;
+const pinned = cores >= 2 && spawnSync('taskset', ['-V']).status === 0;
+const SERVER_CPU = '0';
+const CLIENT_CPU = '1';
+
+/** Every child still alive, killed if this process ends early (watchdog, error). */
+const children = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
+function launch(
+  cpu: string,
+  nodeArgs: string[],
+  ipc: boolean,
+  env: Record<string, string> = {},
+): ChildProcess {
+  // The server's stdout (its pino logs) goes to our stderr: our stdout is the Markdown.
+  const stdio: StdioOptions = ipc ? ['ignore', 2, 'inherit', 'ipc'] : ['ignore', 'pipe', 'inherit'];
+  const options: SpawnOptions = { stdio, env: { ...process.env, ...env } };
+  const child = pinned
+    ? spawn('taskset', ['-c', cpu, process.execPath, ...nodeArgs], options)
+    : spawn(process.execPath, nodeArgs, options);
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+interface ServerConfig {
+  label: string;
+  kind: 'bare' | 'service';
+  env?: Record<string, string>;
+  /** SQLite: a fresh temp file each start. */
+  sqlite?: Record<string, never>;
+  backlog?: number;
+}
+
+interface RunningServer {
+  url: string;
+  /** Date.now() when the backlog becomes due. */
+  dueAt: number;
+  stats(): Promise<ServerStats>;
+  stop(): Promise<void>;
+}
+
+async function startServer(config: ServerConfig): Promise<RunningServer> {
+  const db = config.sqlite ? tempDatabase('http') : undefined;
+  // The backlog is filled before the server starts, due about 1 s into the measured window.
+  const dueAt = Date.now() + 1_000 + WARM_UP * 1_000 + 3_500;
+  if (db && config.backlog) await fillBacklog(db.path, config.backlog, dueAt);
+  const env: Record<string, string> = {
+    LOG_LEVEL: 'warn',
+    SHUTDOWN_GRACE: '1',
+    NOTIFY_DEMO_DELAY_MS: String(DEMO_DELAY),
+    ...config.env,
+    ...(db ? { DATABASE_URL: `sqlite:${db.path}` } : {}),
+  };
+  const profile = profileDir
+    ? // One directory per server; Node names the files (one per thread, the main one is the larger).
+      ['--cpu-prof', `--cpu-prof-dir=${join(profileDir, config.label.replace(/\W+/g, '-'))}`]
+    : [];
+  const child = launch(
+    SERVER_CPU,
+    [
+      ...profile,
+      '--import',
+      'tsx',
+      join(here, 'http-server.ts'),
+      `--kind=${config.kind}`,
+      `--backlog=${config.backlog ?? 0}`,
+    ],
+    true,
+    env,
+  );
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${config.label}: not ready in 30 s`)), 30_000);
+    child.once('message', (message: { type: string; url: string }) => {
+      clearTimeout(timer);
+      resolve(message.url);
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${config.label}: server exited with ${code} before it was ready`));
+    });
+  });
+
+  return {
+    url,
+    dueAt,
+    stats: () =>
+      new Promise<ServerStats>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${config.label}: no stats`)), 10_000);
+        child.once('message', (message: ServerStats) => {
+          clearTimeout(timer);
+          resolve(message);
+        });
+        child.send({ type: 'stats' });
+      }),
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.send({ type: 'stop' });
+        const timer = setTimeout(() => child.kill('SIGKILL'), 25_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      db?.cleanup();
+    },
+  };
+}
+
+function runClient(options: ClientOptions): Promise<ClientResult> {
+  const child = launch(
+    CLIENT_CPU,
+    ['--import', 'tsx', join(here, 'http-client.ts'), JSON.stringify(options)],
+    false,
+  );
+  let out = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), (options.duration + 40) * 1000);
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      try {
+        if (code !== 0) throw new Error(`client exited with ${signal ?? `code ${code}`}`);
+        resolve(JSON.parse(out) as ClientResult);
+      } catch (error) {
+        reject(error instanceof Error ? error : new Error(String(error)));
+      }
+    });
+  });
+}
+
+interface Measurement {
+  client: ClientResult;
+  /** Server CPU time / wall time over the measured window, fraction of one core. */
+  serverCpu: number;
+  loopDelay: ServerStats['loopDelay'];
+  /** Tasks that succeeded during the window, by name. */
+  succeeded: Record<string, number>;
+  /** Backlog tasks left when the window started / ended (null without a backlog). */
+  backlogAtStart: number | null;
+  backlogAtEnd: number | null;
+  /** Seconds from the window's start until the backlog was due / drained (null: not drained). */
+  backlogDueAfter: number | null;
+  backlogDrainedAfter: number | null;
+  /** Latency p99 (ms) of the answers given while the backlog was not drained yet, and their count. */
+  drainingP99: number | null;
+  drainingAnswers: number;
+  rss: number;
+}
+
+/** One fresh server: warm-up, then a measured client run; the server is stopped at the end. */
+async function measure(
+  config: ServerConfig,
+  client: Omit<ClientOptions, 'url' | 'duration'>,
+): Promise<Measurement> {
+  const server = await startServer(config);
+  try {
+    await runClient({ ...client, url: server.url, duration: WARM_UP });
+    const before = await server.stats();
+    const startedAt = Date.now();
+    const wall = performance.now();
+    const result = await runClient({ ...client, url: server.url, duration: DURATION });
+    const after = await server.stats();
+    const elapsed = performance.now() - wall;
+    const log = (s: ServerStats) => s.succeeded['notifications.log'] ?? 0;
+    const draining = config.backlog
+      ? (result.samples ?? [])
+          .filter(
+            ([at]) =>
+              at >= server.dueAt && (after.backlogDoneAt === null || at <= after.backlogDoneAt),
+          )
+          .map(([, latency]) => latency)
+      : [];
+    const succeeded: Record<string, number> = {};
+    for (const [name, count] of Object.entries(after.succeeded)) {
+      succeeded[name] = count - (before.succeeded[name] ?? 0);
+    }
+    return {
+      client: result,
+      serverCpu: (after.cpuMicros - before.cpuMicros) / 1000 / elapsed,
+      loopDelay: after.loopDelay,
+      succeeded,
+      backlogAtStart: config.backlog ? config.backlog - log(before) : null,
+      backlogAtEnd: config.backlog ? config.backlog - log(after) : null,
+      backlogDueAfter: config.backlog ? (server.dueAt - startedAt) / 1000 : null,
+      backlogDrainedAfter:
+        config.backlog && after.backlogDoneAt !== null
+          ? (after.backlogDoneAt - startedAt) / 1000
+          : null,
+      drainingP99: config.backlog ? percentile(draining, 99) : null,
+      drainingAnswers: draining.length,
+      rss: after.rss,
+    };
+  } finally {
+    await server.stop();
+  }
+}
+
+/** Fills the SQLite database at `path` with `count` queued `notifications.log` tasks due at `dueAt`. */
+async function fillBacklog(path: string, count: number, dueAt: number): Promise<void> {
+  const runAt = new Date(dueAt);
+  const runtime = createRuntime({
+    store: sqliteStore({ path }),
+    tasks: notificationTasks({ demoDelay: DEMO_DELAY }),
+    logger: benchLogger(),
+  });
+  for (let from = 0; from < count; from += 1_000) {
+    const chunk: TaskRequest[] = [];
+    for (let i = from; i < Math.min(count, from + 1_000); i++) {
+      chunk.push({
+        task: 'notifications.log',
+        payload: {
+          channel: 'log',
+          to: `user-${i}@example.com`,
+          subject: 'Backlog',
+          body: `Backlog notification ${i}`,
+          data: { i },
+        },
+        options: { runAt },
+      });
+    }
+    await runtime.enqueueMany(chunk);
+  }
+  await runtime.stop();
+}
+
+const f1 = (v: number) => (Number.isFinite(v) ? v.toFixed(1) : 'n/a');
+const f2 = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : 'n/a');
+const pct = (v: number) => `${Math.round(v * 100)}%`;
+const medianOf = (ms: Measurement[], pick: (m: Measurement) => number) => median(ms.map(pick));
+const failures = (ms: Measurement[]) => {
+  const bad = ms.reduce((n, m) => n + m.client.non2xx + m.client.errors + m.client.timeouts, 0);
+  return bad === 0 ? '0' : `**${bad}**`;
+};
+
+const sections: string[] = [];
+const checks: Check[] = [];
+const started = Date.now();
+const loadNote = `${CONNECTIONS} connections, ${WARM_UP} s warm-up then ${DURATION} s measured per run, ${RUNS} run${RUNS > 1 ? 's' : ''} each on a fresh server process; \`POST /api/notifications/notify\` with no body`;
+const placement = pinned
+  ? `server pinned to core ${SERVER_CPU}, client to core ${CLIENT_CPU} (\`taskset\`); ${cores} cores in all, so the server has one core and the client the other`
+  : `not pinned (${cores} core${cores > 1 ? 's' : ''}, taskset ${cores >= 2 ? 'missing' : 'pointless'}): client and server may share a core`;
+const serviceNote = `service: LOG_LEVEL=warn, SHUTDOWN_GRACE=1, CONCURRENCY unset (runtime default), NOTIFY_DEMO_DELAY_MS=${DEMO_DELAY} unless the row says 2000 ms; SQLite on a fresh temp file per run`;
+
+if (profileDir) mkdirSync(profileDir, { recursive: true });
+process.stderr.write(`bench/http: ${placement}\n`);
+
+if (only === undefined || only === 'throughput') {
+  const configs: ServerConfig[] = [
+    { label: 'bare Fastify (ceiling)', kind: 'bare' },
+    { label: 'service, memory store', kind: 'service', env: { DATABASE_URL: 'memory:' } },
+    { label: 'service, SQLite', kind: 'service', sqlite: {} },
+    {
+      label: 'service, SQLite, demo delay 2000 ms',
+      kind: 'service',
+      sqlite: {},
+      env: { NOTIFY_DEMO_DELAY_MS: '2000' },
+    },
+  ];
+  const results = new Map<string, Measurement[]>(configs.map((c) => [c.label, []]));
+  for (let run = 0; run < RUNS; run++) {
+    for (const config of configs) {
+      process.stderr.write(`bench/http: throughput, ${config.label}, run ${run + 1}/${RUNS}\n`);
+      results
+        .get(config.label)!
+        .push(await measure(config, { mode: 'autocannon', connections: CONNECTIONS }));
+    }
+  }
+  const ceiling = medianOf(results.get(configs[0]!.label)!, (m) => m.client.rps);
+  const rows = configs.map((config) => {
+    const ms = results.get(config.label)!;
+    const rps = medianOf(ms, (m) => m.client.rps);
+    const accepted = medianOf(ms, (m) => m.client.ok);
+    const ran = medianOf(ms, (m) => Object.values(m.succeeded).reduce((a, b) => a + b, 0));
+    return [
+      config.label,
+      int(rps),
+      ms.map((m) => int(m.client.rps)).join(', '),
+      pct(rps / ceiling),
+      f2(medianOf(ms, (m) => m.client.latency.p50)),
+      f2(medianOf(ms, (m) => m.client.latency.p99)),
+      f1(medianOf(ms, (m) => m.client.latency.max)),
+      config.kind === 'bare' ? '–' : `${int(ran)} of ${int(accepted)}`,
+      `${pct(medianOf(ms, (m) => m.serverCpu))} / ${pct(medianOf(ms, (m) => m.client.cpu))}`,
+      f1(medianOf(ms, (m) => m.loopDelay.p99)),
+      `${Math.round(medianOf(ms, (m) => m.rss) / 2 ** 20)} MB`,
+      failures(ms),
+    ];
+  });
+  const sqliteRps = medianOf(results.get('service, SQLite')!, (m) => m.client.rps);
+  checks.push({
+    target: `service on SQLite, ${CONNECTIONS} connections: ≥ ${pct(TARGET_RATIO)} of bare Fastify's requests/s (same run)`,
+    measured: `${int(sqliteRps)} / ${int(ceiling)} = ${pct(sqliteRps / ceiling)}`,
+    met: sqliteRps >= TARGET_RATIO * ceiling,
+  });
+  sections.push(
+    [
+      `### Throughput, ${CONNECTIONS} connections (autocannon, closed loop; median of ${RUNS})`,
+      '',
+      `${loadNote}. Latency in ms from each response; "tasks run" counts the tasks that succeeded during the measured window against the requests answered 2xx in it; CPU is the fraction of one core over the window; loop p99 is the server's event-loop delay p99 (ms).`,
+      '',
+      table(
+        [
+          'server',
+          'req/s (median)',
+          'runs',
+          'vs bare',
+          'p50 ms',
+          'p99 ms',
+          'max ms',
+          'tasks run in window',
+          'CPU server / client',
+          'loop p99',
+          'RSS',
+          'non-2xx, errors',
+        ],
+        rows,
+      ),
+    ].join('\n'),
+  );
+}
+
+if (only === undefined || only === 'rate') {
+  const configs: ServerConfig[] = [
+    { label: 'bare Fastify', kind: 'bare' },
+    { label: 'service, SQLite', kind: 'service', sqlite: {} },
+    {
+      label: `service, SQLite, ${int(BACKLOG)} tasks draining`,
+      kind: 'service',
+      sqlite: {},
+      backlog: BACKLOG,
+    },
+  ];
+  const modes = ['autocannon', 'paced'] as const;
+  const results = new Map<string, Measurement[]>();
+  {
+    for (let run = 0; run < RUNS; run++) {
+      for (const mode of modes) {
+        for (const config of configs) {
+          process.stderr.write(
+            `bench/http: ${RATE}/s ${mode}, ${config.label}, run ${run + 1}/${RUNS}\n`,
+          );
+          const key = `${mode}|${config.label}`;
+          if (!results.has(key)) results.set(key, []);
+          results
+            .get(key)!
+            .push(await measure(config, { mode, connections: CONNECTIONS, rate: RATE }));
+        }
+      }
+    }
+  }
+  const rows: string[][] = [];
+  for (const mode of modes) {
+    for (const config of configs) {
+      const ms = results.get(`${mode}|${config.label}`)!;
+      const backlog = config.backlog
+        ? ms
+            .map((m) =>
+              m.backlogDrainedAfter !== null
+                ? `due ${f1(m.backlogDueAfter!)} s, drained ${f1(m.backlogDrainedAfter)} s`
+                : `due ${f1(m.backlogDueAfter!)} s, ${int(m.backlogAtEnd!)} left at the end`,
+            )
+            .join('; ')
+        : '–';
+      rows.push([
+        mode === 'autocannon' ? 'autocannon -R 2000' : 'paced (even)',
+        config.label,
+        int(medianOf(ms, (m) => m.client.rps)),
+        f2(medianOf(ms, (m) => m.client.latency.p50)),
+        f2(medianOf(ms, (m) => m.client.latency.p99)),
+        ms.map((m) => f2(m.client.latency.p99)).join(', '),
+        f1(medianOf(ms, (m) => m.client.latency.max)),
+        mode === 'paced' ? f2(medianOf(ms, (m) => m.client.wire!.p99)) : '–',
+        pct(medianOf(ms, (m) => m.serverCpu)),
+        f1(medianOf(ms, (m) => m.loopDelay.p99)),
+        f1(medianOf(ms, (m) => m.loopDelay.max)),
+        backlog,
+        config.backlog
+          ? ms.map((m) => `${f2(m.drainingP99!)} (${int(m.drainingAnswers)})`).join(', ')
+          : '–',
+        failures(ms),
+      ]);
+      const loadName = mode === 'autocannon' ? 'autocannon -R' : 'paced client';
+      if (config.kind === 'service') {
+        const p99 = medianOf(ms, (m) => m.client.latency.p99);
+        checks.push({
+          target: `p99 < ${TARGET_P99} ms at a steady ${int(RATE)}/s, ${config.label}, whole window (${loadName})`,
+          measured: `${f2(p99)} ms (runs ${ms.map((m) => f2(m.client.latency.p99)).join(', ')})`,
+          met: p99 < TARGET_P99,
+        });
+      }
+      if (config.backlog) {
+        const p99 = medianOf(ms, (m) => m.drainingP99!);
+        checks.push({
+          target: `p99 < ${TARGET_P99} ms at a steady ${int(RATE)}/s, answers given while the backlog was draining (${loadName})`,
+          measured: `${f2(p99)} ms (runs ${ms.map((m) => f2(m.drainingP99!)).join(', ')})`,
+          met: p99 < TARGET_P99,
+        });
+      }
+    }
+  }
+  sections.push(
+    [
+      `### Steady rate, ${int(RATE)} requests/s, ${CONNECTIONS} connections (median of ${RUNS})`,
+      '',
+      `${loadNote}. "autocannon -R 2000" is autocannon's overall rate: each connection sends back to back until it has sent its share of the second, so the load comes as one burst of ~${int(RATE)} requests at ${CONNECTIONS} in flight at the start of each second. "paced (even)" sends one request every ${1000 / RATE} ms (open loop, node:http keep-alive, up to ${CONNECTIONS} sockets); its latency counts from when the request was due, "wire p99" from when it was written. Backlog: before each such server starts, ${int(BACKLOG)} \`notifications.log\` tasks are put in its fresh database with \`enqueueMany\` (chunks of 1,000), all due at one moment planned about 1 s into the measured window, so the warm-up runs without them and the drain happens inside the window; the "backlog" column gives, per run, when they became due and when the last one succeeded, in seconds from the window's start; "p99 while draining" is the p99 of the answers given between those two moments (and how many there were).`,
+      '',
+      table(
+        [
+          'load',
+          'server',
+          'req/s',
+          'p50 ms',
+          'p99 ms',
+          'p99 runs',
+          'max ms',
+          'wire p99',
+          'server CPU',
+          'loop p99',
+          'loop max',
+          'backlog (per run)',
+          'p99 while draining (answers)',
+          'non-2xx, errors',
+        ],
+        rows,
+      ),
+    ].join('\n'),
+  );
+}
+
+const missed = checks.filter((c) => !c.met).length;
+publish(args, {
+  name: 'http',
+  checks,
+  markdown: [
+    `## HTTP: the notify endpoint under load${quick ? ' (quick)' : ''}`,
+    '',
+    machineMarkdown(),
+    `- autocannon ${autocannonVersion()}; ${placement}`,
+    `- ${serviceNote}`,
+    `- command: \`node --import tsx bench/http.ts${quick ? ' --quick' : ''}\` (${Math.round((Date.now() - started) / 1000)} s)`,
+    '',
+    table(
+      ['target', 'measured', 'met'],
+      checks.map((c) => [c.target, c.measured, c.met ? 'yes' : '**no**']),
+    ),
+    '',
+    `${checks.length - missed} of ${checks.length} targets met.`,
+    '',
+    ...sections.flatMap((s) => [s, '']),
+  ].join('\n'),
+});
+// Exit once the Markdown is written (stdout may be a pipe, where writes are asynchronous).
+process.stdout.write('', () => process.exit(0));
+
+function autocannonVersion(): string {
+  try {
+    return (
+      spawnSync(process.execPath, ['-p', 'require("autocannon/package.json").version'], {
+        encoding: 'utf8',
+      }).stdout.trim() || 'unknown'
+    );
+  } catch {
+    return 'unknown';
+  }
+}
