@@ -591,6 +591,21 @@ export function storeConformance(
         assert.equal(await store.get('123456789'), null);
         assert.equal(await store.get('not-an-id'), null);
       });
+
+      it('knows a task by its id as handed out, not by another spelling of the number', async () => {
+        const task = await enqueueOne();
+        for (const spelling of [
+          `0${task.id}`,
+          `${task.id}.0`,
+          ` ${task.id}`,
+          `${task.id}e0`,
+          `+${task.id}`,
+        ]) {
+          assert.equal(await store.get(spelling), null, spelling);
+          assert.equal(await store.cancel(spelling, T0), null, spelling);
+        }
+        assert.equal((await store.get(task.id))?.id, task.id);
+      });
     });
 
     describe('list', () => {

@@ -330,10 +330,11 @@ export class Runtime {
     await this.open();
     const results = await this.store.enqueue(tasks);
     // Run them from the next turn on: the callers (an HTTP response waiting for the commit) go first.
-    setImmediate(() => {
-      for (const { task, created } of results)
-        if (created) this.wake(task.name, task.runAt.getTime());
-    });
+    if (this.canClaim())
+      setImmediate(() => {
+        for (const { task, created } of results)
+          if (created) this.wake(task.name, task.runAt.getTime());
+      });
     return results;
   }
 

@@ -8,6 +8,7 @@ import {
   type TaskState,
 } from '../types.js';
 import { Heap } from './heap.js';
+import { parseCursor, parseRowId } from './ids.js';
 import {
   interruptedError,
   MAX_ERRORS_KEPT,
@@ -140,7 +141,7 @@ export class MemoryStore implements Store {
       row.lease += 1;
       row.leaseExpiresAt = leaseExpiresAt;
       const { payload, error } = decodePayload(row.payload);
-      claimed.push({ ...toTask(row, payload), lease: row.lease, payloadError: error });
+      claimed.push(Object.assign(toTask(row, payload), { lease: row.lease, payloadError: error }));
     }
     for (const entry of skipped) this.due.push(entry);
     return claimed;
@@ -149,7 +150,7 @@ export class MemoryStore implements Store {
   async settle(settlements: readonly Settlement[]): Promise<boolean[]> {
     this.assertOpen();
     return settlements.map((s) => {
-      const row = this.rows.get(Number(s.id));
+      const row = this.rows.get(parseRowId(s.id) ?? -1);
       if (!row || row.state !== 'running' || row.lease !== s.lease) return false;
       if (s.error) pushError(row, s.error);
       if (s.refund) row.attempts -= 1;
@@ -171,7 +172,7 @@ export class MemoryStore implements Store {
     this.assertOpen();
     const lost: string[] = [];
     for (const { id, lease } of leases) {
-      const row = this.rows.get(Number(id));
+      const row = this.rows.get(parseRowId(id) ?? -1);
       if (row && row.state === 'running' && row.lease === lease) row.leaseExpiresAt = expiresAt;
       else lost.push(id);
     }
@@ -204,13 +205,13 @@ export class MemoryStore implements Store {
 
   async get(id: string): Promise<Task | null> {
     this.assertOpen();
-    const row = this.rows.get(Number(id));
+    const row = this.rows.get(parseRowId(id) ?? -1);
     return row ? toTask(row) : null;
   }
 
   async list({ state, name, limit, cursor }: ListFilter & { limit: number }): Promise<TaskPage> {
     this.assertOpen();
-    const below = cursor === undefined ? Infinity : Number(cursor);
+    const below = cursor === undefined ? Infinity : parseCursor(cursor);
     const tasks: Task[] = [];
     const ids = [...this.rows.keys()];
     let more = false;
@@ -229,7 +230,7 @@ export class MemoryStore implements Store {
 
   async cancel(id: string, now: number): Promise<Change | null> {
     this.assertOpen();
-    const row = this.rows.get(Number(id));
+    const row = this.rows.get(parseRowId(id) ?? -1);
     if (!row) return null;
     if (isFinished(row.state)) return { task: toTask(row), changed: false };
     row.state = 'canceled';
@@ -242,7 +243,7 @@ export class MemoryStore implements Store {
 
   async retry(id: string, now: number): Promise<Change | null> {
     this.assertOpen();
-    const row = this.rows.get(Number(id));
+    const row = this.rows.get(parseRowId(id) ?? -1);
     if (!row) return null;
     if (row.state !== 'failed' && row.state !== 'canceled')
       return { task: toTask(row), changed: false };

@@ -1,5 +1,6 @@
 import { decodePayload } from '../../json.js';
 import type { Task, TaskError, TaskState } from '../../types.js';
+import type { ClaimedTask } from '../store.js';
 
 /** A row of `offload_tasks` as better-sqlite3 returns it. */
 export interface TaskRow {
@@ -78,4 +79,10 @@ export function toTask(row: TaskRow, payload: unknown = decodePayload(row.payloa
     finishedAt: row.finished_at === null ? null : new Date(row.finished_at),
     errors: decodeErrors(row.errors),
   };
+}
+
+/** Maps a claimed row to the task its attempt runs, without copying the task (the hot path). */
+export function toClaimedTask(row: TaskRow): ClaimedTask {
+  const { payload, error } = decodePayload(row.payload);
+  return Object.assign(toTask(row, payload), { lease: row.lease, payloadError: error });
 }

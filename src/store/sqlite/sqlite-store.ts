@@ -2,7 +2,6 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { OffloadError } from '../../errors/offload-error.js';
-import { decodePayload } from '../../json.js';
 import type { ListFilter, Task, TaskPage } from '../../types.js';
 import type {
   Change,
@@ -18,13 +17,14 @@ import type {
 } from '../store.js';
 import { checkOwner, WorkerLocks } from './liveness.js';
 import { migrate } from './migrations.js';
-import { toTask, type TaskRow } from './rows.js';
+import { toClaimedTask, toTask, type TaskRow } from './rows.js';
 import {
   prepareClaim,
   prepareStatements,
   type ClaimStatement,
   type Statements,
 } from './statements.js';
+import { parseCursor } from '../ids.js';
 import { createTransactions, rowId, type Transactions } from './transactions.js';
 
 /** Options of `sqliteStore`. */
@@ -170,10 +170,7 @@ export class SqliteStore implements Store {
     }
     const rows = connection.transactions.claim(statement, request);
     rows.sort(byClaimOrder);
-    return rows.map((row) => {
-      const { payload, error } = decodePayload(row.payload);
-      return { ...toTask(row, payload), lease: row.lease, payloadError: error };
-    });
+    return rows.map(toClaimedTask);
   }
 
   async settle(settlements: readonly Settlement[]): Promise<boolean[]> {
@@ -266,15 +263,4 @@ export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
 
 function byClaimOrder(a: TaskRow, b: TaskRow): number {
   return b.priority - a.priority || a.run_at - b.run_at || a.id - b.id;
-}
-
-function parseCursor(cursor: string): number {
-  const value = Number(cursor);
-  if (!/^[0-9]+$/.test(cursor) || !Number.isSafeInteger(value)) {
-    throw new OffloadError(
-      'INVALID_CURSOR',
-      `the cursor ${JSON.stringify(cursor)} is not one this store hands out: pass the nextCursor of the previous page`,
-    );
-  }
-  return value;
 }

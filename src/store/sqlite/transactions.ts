@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { parseRowId } from '../ids.js';
 import { decodePayload } from '../../json.js';
 import { isFinished, type Task } from '../../types.js';
 import {
@@ -182,6 +183,5 @@ function enqueueOne(statements: Statements, id: number, input: NewTask): Enqueue
 
 /** A task id as a row id; an id that is not one matches no row. */
 export function rowId(id: string): number {
-  const value = Number(id);
-  return Number.isSafeInteger(value) ? value : -1;
+  return parseRowId(id) ?? -1;
 }
