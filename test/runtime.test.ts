@@ -513,4 +513,40 @@ describe('runtime', () => {
     await stopped;
     assert.deepEqual(errors, []);
   });
+
+  it('starts at most one claim of tasks per event-loop turn, so a backlog cannot hold the loop', async () => {
+    const quick = defineTask({ name: 'quick', run: () => {} });
+    const timed = defineTask({
+      name: 'timed',
+      run: () => new Promise((resolve) => setTimeout(resolve, 1)),
+    });
+    const { runtime } = runtimeWith({ tasks: [quick, timed], concurrency: 50 });
+    await runtime.enqueueMany([
+      ...Array.from({ length: 200 }, (_, i) => ({ task: timed, payload: { i } })),
+      ...Array.from({ length: 3000 }, (_, i) => ({ task: quick, payload: { i } })),
+    ]);
+    let startsThisTurn = 0;
+    let mostInOneTurn = 0;
+    let turns = 0;
+    runtime.on('task:start', () => {
+      startsThisTurn += 1;
+      mostInOneTurn = Math.max(mostInOneTurn, startsThisTurn);
+    });
+    let counting = true;
+    const turn = () => {
+      turns += 1;
+      startsThisTurn = 0;
+      if (counting) setImmediate(turn);
+    };
+    let succeeded = 0;
+    const allDone = new Promise<void>((resolve) =>
+      runtime.on('task:success', () => void (++succeeded === 3200 && resolve())),
+    );
+    turn();
+    await runtime.start();
+    await allDone;
+    counting = false;
+    assert.ok(mostInOneTurn <= 50, `${mostInOneTurn} tasks started in one turn`);
+    assert.ok(turns >= 3200 / 50, `only ${turns} turns for 3,200 tasks`);
+  });
 });

@@ -81,6 +81,7 @@ export class Runtime {
   private wakeups = 0;
   private wakeTimer: NodeJS.Timeout | undefined;
   private refillTimer: NodeJS.Timeout | undefined;
+  private pumpScheduled = false;
   /** performance.now() of the latest claim. */
   private lastClaim = -Infinity;
   private wakeAt = Infinity;
@@ -329,12 +330,12 @@ export class Runtime {
   private async write(tasks: NewTask[]): Promise<EnqueueResult[]> {
     await this.open();
     const results = await this.store.enqueue(tasks);
-    // Run them from the next turn on: the callers (an HTTP response waiting for the commit) go first.
-    if (this.canClaim())
-      setImmediate(() => {
-        for (const { task, created } of results)
-          if (created) this.wake(task.name, task.runAt.getTime());
-      });
+    // They start from the next turn on (see pump): the callers, an HTTP response waiting for the
+    // commit say, go first.
+    if (this.canClaim()) {
+      for (const { task, created } of results)
+        if (created) this.wake(task.name, task.runAt.getTime());
+    }
     return results;
   }
 
@@ -395,11 +396,25 @@ export class Runtime {
 
   /** Claims as many due tasks as there are free slots, unless a claim is under way already. */
   /**
+   * Looks for due tasks from the next event-loop turn on, once per turn however many tasks ended
+   * or arrived in this one: synchronous tasks run inside a claim, so claims made back to back in
+   * one turn would keep the loop from answering requests until a whole backlog has run.
+   */
+  private pump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.claimIfDue();
+    });
+  }
+
+  /**
    * Claims due tasks for the free slots: at once when half of them are free, else after a short
    * cooldown, so that tasks finishing one by one (under HTTP load, say) share a claim instead of
    * each paying a write transaction.
    */
-  private pump(): void {
+  private claimIfDue(): void {
     if (this.claiming || !this.moreDue || !this.canClaim()) return;
     const free = this.settings.concurrency - this.running.size;
     if (free <= 0) return;
@@ -424,7 +439,7 @@ export class Runtime {
       })
       .finally(() => {
         this.claiming = null;
-        if (this.moreDue) setImmediate(() => this.pump());
+        if (this.moreDue) this.pump();
         else if (this.started) this.wakeLater(this.settings.pollInterval);
       });
     this.claiming = claim;
