@@ -23,12 +23,11 @@ export class Batcher<I, O> {
     return this.pending.length;
   }
 
-  add(item: I): Promise<O> {
-    return new Promise<O>((resolve, reject) => this.push(item, resolve, reject));
-  }
-
-  /** Like `add`, with callbacks instead of a promise: for the hot path of settling attempts. */
-  push(item: I, resolve: (value: O) => void, reject: (error: unknown) => void): void {
+  /**
+   * Queues `item` for the next write; `resolve` gets its result, `reject` the write's error.
+   * Callbacks rather than a promise: this is the hot path, one call per task.
+   */
+  add(item: I, resolve: (value: O) => void, reject: (error: unknown) => void): void {
     this.pending.push({ item, resolve, reject });
     if (!this.scheduled) {
       this.scheduled = true;

@@ -126,13 +126,10 @@ export class Runtime {
     payload: P,
     options?: EnqueueOptions,
   ): Promise<Task<P>> {
-    try {
-      return this.enqueues
-        .add(this.prepare(task, payload, options ?? {}))
-        .then((result) => result.task as Task<P>);
-    } catch (error) {
-      return Promise.reject(error);
-    }
+    return new Promise((resolve, reject) => {
+      const prepared = this.prepare(task, payload, options ?? {});
+      this.enqueues.add(prepared, (result) => resolve(result.task as Task<P>), reject);
+    });
   }
 
   /** Stores several tasks in one transaction; all or none. */
@@ -582,7 +579,7 @@ export class Runtime {
 
   /** Writes an outcome; when the store fails, keeps it (and its lease) and tries again later. */
   private settle(settlement: Settlement, onApplied: () => void): void {
-    this.settlements.push(
+    this.settlements.add(
       settlement,
       (applied) => {
         this.unsettled.delete(settlement.id);
