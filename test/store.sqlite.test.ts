@@ -89,6 +89,25 @@ describe('sqlite store', () => {
     assert.equal(store.readPragma('synchronous'), 1, 'synchronous is set again on every open');
   });
 
+  it('polls without taking the write lock when nothing is due', async () => {
+    const path = join(dir, 'poll', 'offload.db');
+    const store = sqliteStore({ path, busyTimeout: 50 });
+    await store.open();
+    open.push(store);
+    await store.registerWorker('poller');
+    await store.enqueue([newTask({ runAt: T0 + HOUR })]);
+    const writer = new Database(path);
+    writer.exec('BEGIN IMMEDIATE'); // another process writing at length
+    try {
+      const claim = { owner: 'poller', names: ['job'], limit: 10, leaseExpiresAt: T0 + 2 * HOUR };
+      assert.deepEqual(await store.claim({ ...claim, now: T0 }), [], 'nothing due: no lock needed');
+      await assert.rejects(store.claim({ ...claim, now: T0 + HOUR }), { code: 'SQLITE_BUSY' });
+    } finally {
+      writer.exec('ROLLBACK');
+      writer.close();
+    }
+  });
+
   it('keeps tasks when the file is opened again', async () => {
     const first = await openStore();
     const [{ task }] = (await first.enqueue([newTask({ key: 'k', payload: '{"kept":true}' })])) as [

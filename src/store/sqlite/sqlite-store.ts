@@ -168,6 +168,9 @@ export class SqliteStore implements Store {
       statement = prepareClaim(connection.db, names.length);
       connection.claims.set(names.length, statement);
     }
+    // A read first: an idle poll finds nothing due without taking the write lock, which other
+    // processes on the file would have to wait for.
+    if (connection.statements.duePriorities.get(request.now) === undefined) return [];
     const rows = connection.transactions.claim(statement, request);
     rows.sort(byClaimOrder);
     return rows.map(toClaimedTask);
