@@ -41,6 +41,7 @@ import {
   percentile,
   publish,
   table,
+  targetsMarkdown,
   tempDatabase,
   watchdog,
   type Check,
@@ -496,7 +497,6 @@ if (only === undefined || only === 'rate') {
   );
 }
 
-const missed = checks.filter((c) => !c.met).length;
 publish(args, {
   name: 'http',
   checks,
@@ -508,12 +508,7 @@ publish(args, {
     `- ${serviceNote}`,
     `- command: \`node --import tsx bench/http.ts${quick ? ' --quick' : ''}\` (${Math.round((Date.now() - started) / 1000)} s)`,
     '',
-    table(
-      ['target', 'measured', 'met'],
-      checks.map((c) => [c.target, c.measured, c.met ? 'yes' : '**no**']),
-    ),
-    '',
-    `${checks.length - missed} of ${checks.length} targets met.`,
+    targetsMarkdown(checks),
     '',
     ...sections.flatMap((s) => [s, '']),
   ].join('\n'),

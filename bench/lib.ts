@@ -198,11 +198,24 @@ export function table(header: readonly string[], rows: readonly (readonly string
   return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
 }
 
-/** One target of issue 2 and what was measured against it. */
+/** One target of an issue and what was measured against it. */
 export interface Check {
   target: string;
   measured: string;
   met: boolean;
+}
+
+/** The targets as a Markdown table, then how many were met. */
+export function targetsMarkdown(checks: readonly Check[]): string {
+  const met = checks.filter((c) => c.met).length;
+  return [
+    table(
+      ['target', 'measured', 'met'],
+      checks.map((c) => [c.target, c.measured, c.met ? 'yes' : '**no**']),
+    ),
+    '',
+    `${met} of ${checks.length} targets met.`,
+  ].join('\n');
 }
 
 export interface BenchResult {

@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import type { Logger } from '../src/types.js';
 import type { Runtime } from '../src/runtime/runtime.js';
 import type { RuntimeEventName, RuntimeEvents } from '../src/runtime/events.js';
@@ -72,5 +71,3 @@ export function barrier<T = void>(): { promise: Promise<T>; open(value: T): void
   });
   return { promise, open };
 }
-
-export { once };

@@ -3,14 +3,8 @@ import { OffloadError } from '../errors/offload-error.js';
 import { PermanentError } from '../errors/permanent.js';
 import { TaskAbortedError, type AbortReason } from '../errors/task-aborted.js';
 import { TaskTimeoutError } from '../errors/task-timeout.js';
-import { encodePayload } from '../json.js';
 import { SECOND } from '../time.js';
-import {
-  durationOption,
-  integerOption,
-  InvalidOptionError,
-  rejectUnknownKeys,
-} from '../options-check.js';
+import { integerOption, InvalidOptionError, rejectUnknownKeys } from '../options-check.js';
 import type {
   ClaimedTask,
   EnqueueResult,
@@ -28,7 +22,8 @@ import {
 } from '../types.js';
 import { applySettlement, Attempt, Context, failureSettlement } from './attempt.js';
 import { Batcher } from './batcher.js';
-import { checkTaskName, MAX_ATTEMPTS_LIMIT, type TaskDefinition } from './define-task.js';
+import type { TaskDefinition } from './define-task.js';
+import { newTask } from './new-task.js';
 import { Events, type Listener, type RuntimeEventName } from './events.js';
 import { attachLogging } from './log-listener.js';
 import type { Backoff } from './retry-policy.js';
@@ -41,7 +36,6 @@ export interface TaskRequest<P = unknown> {
   options?: EnqueueOptions;
 }
 
-const enqueueOptionKeys = ['delay', 'runAt', 'priority', 'maxAttempts', 'timeout', 'key'];
 const PRUNE_BATCH = 1000;
 const FIRST_MAINTENANCE = 30 * SECOND;
 /**
@@ -273,61 +267,18 @@ export class Runtime {
       throw new AggregateError(errors, 'the runtime stopped, but some steps failed');
   }
 
-  /** Checks options, encodes the payload; throws on bad input so nothing bad is stored. */
+  /** Checks the request; throws on bad input so nothing bad is stored. */
   private prepare(
     task: TaskDefinition<never> | string,
     payload: unknown,
     options: EnqueueOptions,
   ): NewTask {
     if (!this.accepting) throw stopped();
-    const name = typeof task === 'string' ? task : task?.name;
-    checkTaskName(name);
     const definition = typeof task === 'string' ? this.settings.tasks.get(task) : task;
-    rejectUnknownKeys('enqueue options', options, enqueueOptionKeys);
-    const now = this.settings.clock.now();
-    let runAt = now;
-    if (options.runAt !== undefined && options.delay !== undefined) {
-      throw new InvalidOptionError('enqueue options', 'give delay or runAt, not both');
-    } else if (options.runAt !== undefined) {
-      if (!(options.runAt instanceof Date) || Number.isNaN(options.runAt.getTime())) {
-        throw new InvalidOptionError('enqueue options.runAt', 'must be a valid Date');
-      }
-      runAt = options.runAt.getTime();
-    } else if (options.delay !== undefined) {
-      runAt = now + durationOption('enqueue options.delay', options.delay, 0);
-    }
-    if (
-      options.key !== undefined &&
-      (typeof options.key !== 'string' || options.key.length === 0 || options.key.length > 500)
-    ) {
-      throw new InvalidOptionError(
-        'enqueue options.key',
-        'must be a string of 1 to 500 characters',
-      );
-    }
-    return {
-      name,
-      payload: encodePayload(payload),
-      priority: integerOption(
-        'enqueue options.priority',
-        options.priority ?? definition?.priority ?? 0,
-        -1000,
-        1000,
-      ),
-      maxAttempts: integerOption(
-        'enqueue options.maxAttempts',
-        options.maxAttempts ?? definition?.maxAttempts ?? this.settings.maxAttempts,
-        1,
-        MAX_ATTEMPTS_LIMIT,
-      ),
-      timeout:
-        options.timeout === undefined
-          ? null
-          : durationOption('enqueue options.timeout', options.timeout),
-      key: options.key ?? null,
-      runAt,
-      createdAt: now,
-    };
+    return newTask(task, definition, payload, options, {
+      now: this.settings.clock.now(),
+      maxAttempts: this.settings.maxAttempts,
+    });
   }
 
   private async write(tasks: NewTask[]): Promise<EnqueueResult[]> {
@@ -368,36 +319,34 @@ export class Runtime {
   private wake(name: string, at: number): void {
     if (!this.settings.tasks.has(name)) return;
     const delay = at - this.settings.clock.now();
-    if (delay > 0) {
-      this.wakeLater(delay);
-    } else {
-      this.wakeups += 1;
-      this.moreDue = true;
-      this.pump();
-    }
+    if (delay > 0) this.wakeLater(delay);
+    else this.wakeNow();
   }
 
+  /** Tasks may be due: look from the next turn on, even if the last claim came back short. */
+  private wakeNow(): void {
+    this.wakeups += 1;
+    this.moreDue = true;
+    this.pump();
+  }
+
+  /** Wakes after `delay` ms, or after `pollInterval` if that is sooner (others may enqueue). */
   private wakeLater(delay: number): void {
-    const at = Date.now() + delay;
+    const wait = Math.min(delay, this.settings.pollInterval);
+    const at = Date.now() + wait;
     if (at >= this.wakeAt || this.stopping) return;
     clearTimeout(this.wakeTimer);
     this.wakeAt = at;
-    this.wakeTimer = setTimeout(
-      () => {
-        this.wakeAt = Infinity;
-        this.wakeups += 1;
-        this.moreDue = true;
-        this.pump();
-      },
-      Math.min(delay, this.settings.pollInterval),
-    );
+    this.wakeTimer = setTimeout(() => {
+      this.wakeAt = Infinity;
+      this.wakeNow();
+    }, wait);
   }
 
   private canClaim(): boolean {
     return (this.started || this.drains > 0) && !this.stopping && this.names.length > 0;
   }
 
-  /** Claims as many due tasks as there are free slots, unless a claim is under way already. */
   /**
    * Looks for due tasks from the next event-loop turn on, once per turn however many tasks ended
    * or arrived in this one: synchronous tasks run inside a claim, so claims made back to back in
@@ -541,7 +490,7 @@ export class Runtime {
     });
   }
 
-  /** Frees the attempt's slot; the next task may start at once. */
+  /** Frees the attempt's slot; the next task may start from the next turn. */
   private release(attempt: Attempt): void {
     attempt.done = true;
     clearTimeout(attempt.timer);
