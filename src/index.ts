@@ -5,7 +5,8 @@ export type { Backoff } from './runtime/retry-policy.js';
 export type { RuntimeEvents, RuntimeEventName } from './runtime/events.js';
 export { memoryStore, MemoryStore } from './store/memory.js';
 export { sqliteStore, SqliteStore } from './store/sqlite/index.js';
-export { openStore } from './store/open.js';
+export { postgresStore, PostgresStore, type PostgresStoreOptions } from './store/postgres/index.js';
+export { openStore, type OpenStoreOptions } from './store/open.js';
 export type { Store } from './store/store.js';
 export * from './errors/index.js';
 export { InvalidPayloadError } from './json.js';
@@ -14,6 +15,7 @@ export { SECOND, MINUTE, HOUR, DAY, type Clock } from './time.js';
 export {
   TASK_STATES,
   type EnqueueOptions,
+  type SqlClient,
   type Json,
   type ListFilter,
   type Logger,

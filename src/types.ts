@@ -74,6 +74,19 @@ export interface EnqueueOptions {
    * another one with the same key returns the stored task instead of adding one.
    */
   key?: string;
+  /**
+   * PostgreSQL only: a node-postgres client inside your open transaction. The task is written in
+   * that transaction: it exists, and runs, only if you commit.
+   */
+  transaction?: SqlClient;
+}
+
+/**
+ * A connection of yours, inside your transaction: a node-postgres `Client` or `PoolClient` fits,
+ * as does anything with the same `query`.
+ */
+export interface SqlClient {
+  query<R extends object = object>(text: string, values?: unknown[]): Promise<{ rows: R[] }>;
 }
 
 export interface ListFilter {

@@ -5,9 +5,10 @@ import {
   defineTask,
   InvalidOptionError,
   memoryStore,
+  openStore,
   PermanentError,
 } from '../src/index.js';
-import { loadConfig } from '../src/server/config.js';
+import { describeConfig, loadConfig } from '../src/server/config.js';
 import { ServiceMetrics } from '../src/server/metrics.js';
 import { captureLogger, nextEvent } from './helpers.js';
 
@@ -17,6 +18,8 @@ describe('configuration', () => {
       port: 8000,
       host: '0.0.0.0',
       databaseUrl: 'sqlite:./data/offload.db',
+      databaseSchema: 'offload',
+      databasePoolSize: 10,
       taskTimeout: 60_000,
       shutdownGrace: 25_000,
       concurrency: undefined,
@@ -37,6 +40,8 @@ describe('configuration', () => {
       NOTIFY_DEMO_DELAY_MS: '0',
       OFFLOAD_API_KEY: 'a-long-enough-key-123',
       LOG_LEVEL: '',
+      DATABASE_SCHEMA: 'tenant_2',
+      DATABASE_POOL_SIZE: '25',
     });
     assert.deepEqual(
       [
@@ -49,8 +54,22 @@ describe('configuration', () => {
         config.notifyDemoDelay,
         config.apiKey,
         config.logLevel,
+        config.databaseSchema,
+        config.databasePoolSize,
       ],
-      [9000, '127.0.0.1', 'memory:', 1500, 0, 4, 0, 'a-long-enough-key-123', 'info'],
+      [
+        9000,
+        '127.0.0.1',
+        'memory:',
+        1500,
+        0,
+        4,
+        0,
+        'a-long-enough-key-123',
+        'info',
+        'tenant_2',
+        25,
+      ],
     );
   });
 
@@ -66,6 +85,9 @@ describe('configuration', () => {
     ['OFFLOAD_API_KEY', ''],
     ['OFFLOAD_API_KEY', 'has a space in it somewhere'],
     ['LOG_LEVEL', 'verbose'],
+    ['DATABASE_SCHEMA', 'Public; DROP'],
+    ['DATABASE_SCHEMA', '1abc'],
+    ['DATABASE_POOL_SIZE', '0'],
   ];
   for (const [name, value] of bad) {
     it(`refuses ${name}=${JSON.stringify(value)}, naming it`, () => {
@@ -80,6 +102,27 @@ describe('configuration', () => {
       );
     });
   }
+});
+
+describe('store URLs', () => {
+  it('opens PostgreSQL for postgres:// and postgresql://, and never shows the password', () => {
+    for (const url of ['postgres://u:secret@127.0.0.1:5432/app', 'postgresql://u@[::1]/app']) {
+      assert.equal(openStore(url).kind, 'postgres');
+    }
+    const config = loadConfig({ DATABASE_URL: 'postgres://u:secret@127.0.0.1:5432/app' });
+    assert.equal(describeConfig(config).databaseUrl, 'postgres://u:***@127.0.0.1:5432/app');
+    for (const url of ['postgres://u:secret@127.0.0.1:5432', 'mysql://u:secret@db/app']) {
+      assert.throws(
+        () => openStore(url),
+        (error: unknown) => {
+          assert.ok(error instanceof InvalidOptionError);
+          assert.equal(error.option, 'DATABASE_URL');
+          assert.doesNotMatch(error.message, /secret/);
+          return true;
+        },
+      );
+    }
+  });
 });
 
 describe('metrics', () => {

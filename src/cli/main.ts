@@ -1,24 +1,39 @@
 #!/usr/bin/env node
 import { createRequire } from 'node:module';
 import { OffloadError } from '../index.js';
-import { serve } from './serve.js';
+import { migrate, serve, work } from './serve.js';
 import { tasksCommand, TASKS_USAGE, UsageError } from './tasks.js';
 
 const USAGE = `offload — durable background tasks; the notification service
 
-offload [serve]     serve the HTTP API (configured by the environment, see the README)
+offload [serve]     serve the HTTP API and run tasks (configured by the environment, see the README)
+offload serve --no-runner
+                    serve the HTTP API only: store tasks, leave running them to workers
+offload worker      run tasks, serve no HTTP (for a shared PostgreSQL store)
+offload migrate     bring the store's schema up to date, then exit
 ${TASKS_USAGE}
 offload --help | --version`;
 
 async function main(argv: string[]): Promise<number | undefined> {
   const [command = 'serve', ...rest] = argv;
   switch (command) {
-    case 'serve':
+    case 'serve': {
+      const runner = rest[0] !== '--no-runner';
+      if (rest.length > (runner ? 0 : 1))
+        throw new UsageError(
+          `offload serve takes no arguments but --no-runner; configure it with environment variables`,
+        );
+      await serve(process.env, { runner });
+      return undefined;
+    }
+    case 'worker':
+    case 'migrate':
       if (rest.length > 0)
         throw new UsageError(
-          `offload serve takes no arguments; configure it with environment variables`,
+          `offload ${command} takes no arguments; configure it with environment variables`,
         );
-      await serve(process.env);
+      if (command === 'migrate') return migrate(process.env);
+      await work(process.env);
       return undefined;
     case 'tasks':
       return tasksCommand(rest, process.env);

@@ -1,7 +1,9 @@
+import type { Logger as PinoLogger } from 'pino';
 import { InvalidOptionError, SECOND } from '../index.js';
-import { loadConfig } from '../server/config.js';
+import { SCHEMA_VERSION } from '../store/postgres/migrations.js';
+import { loadConfig, type ServiceConfig } from '../server/config.js';
 import { createLogger } from '../server/logger.js';
-import { createService } from '../server/service.js';
+import { createService, createServiceRuntime, openServiceStore } from '../server/service.js';
 
 /** After the grace, how long closing may still take before the process gives up and exits 1. */
 const EXIT_MARGIN = 5 * SECOND;
@@ -9,9 +11,66 @@ const EXIT_MARGIN = 5 * SECOND;
 /**
  * `offload serve`: reads the configuration, serves until SIGTERM or SIGINT, then stops accepting,
  * answers the requests in flight, gives running tasks SHUTDOWN_GRACE to finish (the rest are
- * handed back to the queue) and exits 0. A second signal exits at once.
+ * handed back to the queue) and exits 0. A second signal exits at once. With `runner: false`
+ * (`--no-runner`) it stores tasks but runs none: workers do.
  */
-export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
+export async function serve(env: NodeJS.ProcessEnv, { runner = true } = {}): Promise<void> {
+  const { config, logger, exit } = setUp(env);
+  let service;
+  try {
+    service = await createService(config, { logger, runner });
+    await service.listen();
+  } catch (error) {
+    logger.fatal({ err: error }, `could not start: ${(error as Error).message}`);
+    await service?.close().catch(() => undefined);
+    return exit(1);
+  }
+  stopOnSignal(config, logger, exit, service.close);
+}
+
+/**
+ * `offload worker`: runs tasks and serves no HTTP, until SIGTERM or SIGINT, which stop it as they
+ * stop `serve`. For a shared store (PostgreSQL): as many workers as the load needs, on any host.
+ */
+export async function work(env: NodeJS.ProcessEnv): Promise<void> {
+  const { config, logger, exit } = setUp(env);
+  const runtime = createServiceRuntime(config, openServiceStore(config, logger), logger);
+  try {
+    await runtime.start();
+  } catch (error) {
+    logger.fatal({ err: error }, `could not start: ${(error as Error).message}`);
+    await runtime.stop().catch(() => undefined);
+    return exit(1);
+  }
+  logger.info({ concurrency: config.concurrency ?? 'default' }, 'worker started');
+  stopOnSignal(config, logger, exit, () => runtime.stop());
+}
+
+/**
+ * `offload migrate`: brings the store's schema up to date and exits; nothing else starts. Every
+ * process also migrates when it starts (safely at once, under a lock); this is for deploy steps
+ * that want it done first.
+ */
+export async function migrate(env: NodeJS.ProcessEnv): Promise<number> {
+  const { config, logger } = setUp(env);
+  const store = openServiceStore(config, logger);
+  try {
+    await store.open();
+  } finally {
+    await store.close();
+  }
+  const version =
+    store.kind === 'postgres' ? ` ${config.databaseSchema} at version ${SCHEMA_VERSION}` : '';
+  console.log(`offload: the ${store.kind} store is up to date${version}`);
+  return 0;
+}
+
+/** Reads the configuration (exiting with a message naming a bad variable) and makes the logger. */
+function setUp(env: NodeJS.ProcessEnv): {
+  config: ServiceConfig;
+  logger: PinoLogger;
+  exit(code: number): never;
+} {
   let config;
   try {
     config = loadConfig(env);
@@ -33,17 +92,16 @@ export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
     logger.fatal({ err: error }, 'unhandled promise rejection; exiting');
     exit(1);
   });
+  return { config, logger, exit };
+}
 
-  let service;
-  try {
-    service = await createService(config, { logger });
-    await service.listen();
-  } catch (error) {
-    logger.fatal({ err: error }, `could not start: ${(error as Error).message}`);
-    await service?.close().catch(() => undefined);
-    return exit(1);
-  }
-
+/** On SIGTERM or SIGINT: `close` within the grace, then exit 0 (1 if it failed or took too long). */
+function stopOnSignal(
+  config: ServiceConfig,
+  logger: PinoLogger,
+  exit: (code: number) => never,
+  close: () => Promise<void>,
+): void {
   let stopping = false;
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -62,7 +120,7 @@ export async function serve(env: NodeJS.ProcessEnv): Promise<void> {
       logger.error('stopping took longer than the shutdown grace allows; exiting anyway');
       exit(1);
     }, config.shutdownGrace + EXIT_MARGIN).unref();
-    service.close().then(
+    close().then(
       () => {
         logger.info('stopped');
         exit(0);

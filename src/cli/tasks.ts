@@ -44,7 +44,7 @@ export async function tasksCommand(args: string[], env: NodeJS.ProcessEnv): Prom
   }
   const url = values.database ?? (env.DATABASE_URL?.trim() || DEFAULT_DATABASE_URL);
   const runtime = createRuntime({
-    store: openStore(url),
+    store: openStore(url, { schema: env.DATABASE_SCHEMA?.trim() || undefined }),
     logger: pino({ level: 'warn' }, pino.destination(2)),
   });
   try {

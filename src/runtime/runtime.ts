@@ -18,6 +18,7 @@ import {
   type EnqueueOptions,
   type ListFilter,
   type Task,
+  type SqlClient,
   type TaskPage,
 } from '../types.js';
 import {
@@ -127,15 +128,31 @@ export class Runtime {
     options?: EnqueueOptions,
   ): Promise<Task<P>> {
     return new Promise((resolve, reject) => {
-      const prepared = this.prepare(task, payload, options ?? {});
-      this.enqueues.add(prepared, (result) => resolve(result.task as Task<P>), reject);
+      const { transaction, ...rest } = options ?? {};
+      const prepared = this.prepare(task, payload, rest);
+      if (transaction !== undefined) {
+        this.writeIn(checkTransaction(transaction), [prepared]).then(
+          ([result]) => resolve(result!.task as Task<P>),
+          reject,
+        );
+      } else {
+        this.enqueues.add(prepared, (result) => resolve(result.task as Task<P>), reject);
+      }
     });
   }
 
-  /** Stores several tasks in one transaction; all or none. */
-  async enqueueMany(requests: readonly TaskRequest[]): Promise<Task[]> {
+  /**
+   * Stores several tasks in one transaction; all or none. With `transaction` (PostgreSQL), in the
+   * caller's transaction, as for `enqueue`.
+   */
+  async enqueueMany(
+    requests: readonly TaskRequest[],
+    { transaction }: { transaction?: SqlClient } = {},
+  ): Promise<Task[]> {
     const tasks = requests.map((r) => this.prepare(r.task, r.payload, r.options ?? {}));
-    const results = await this.write(tasks);
+    const results = await (transaction === undefined
+      ? this.write(tasks)
+      : this.writeIn(checkTransaction(transaction), tasks));
     return results.map((r) => r.task);
   }
 
@@ -230,6 +247,10 @@ export class Runtime {
     if (this.stopping) throw stopped();
     await this.open();
     await this.register();
+    // Tasks added by other processes (PostgreSQL) wake this one at once rather than at its poll.
+    await this.store.watch?.(() => {
+      if (this.canClaim()) this.wakeNow();
+    });
     this.started = true;
     const { rescueInterval, pruneInterval, leaseDuration } = this.settings;
     this.every(rescueInterval, () => this.rescue());
@@ -301,6 +322,15 @@ export class Runtime {
         if (created) this.wake(task.name, task.runAt.getTime());
     }
     return results;
+  }
+
+  /**
+   * Writes on the caller's connection, inside their transaction. Nothing wakes here: the tasks
+   * exist only once the caller commits, and the store's watch (LISTEN/NOTIFY) tells runners then.
+   */
+  private async writeIn(transaction: SqlClient, tasks: NewTask[]): Promise<EnqueueResult[]> {
+    await this.open();
+    return this.store.enqueue(tasks, transaction);
   }
 
   private open(): Promise<void> {
@@ -673,4 +703,18 @@ function stopped(): OffloadError {
 /** Creates a runtime. Call `start()` to run tasks; `enqueue` works before that. */
 export function createRuntime(options: RuntimeOptions): Runtime {
   return new Runtime(options);
+}
+
+function checkTransaction(transaction: unknown): SqlClient {
+  if (
+    transaction === null ||
+    typeof transaction !== 'object' ||
+    typeof (transaction as SqlClient).query !== 'function'
+  ) {
+    throw new InvalidOptionError(
+      'enqueue options.transaction',
+      "must be a node-postgres client inside your open transaction (e.g. from `await pool.connect()` after `client.query('BEGIN')`)",
+    );
+  }
+  return transaction as SqlClient;
 }

@@ -18,6 +18,8 @@ export interface AppOptions {
   logger: FastifyBaseLogger;
   /** When set, `/api/*` needs `Authorization: Bearer <apiKey>`. */
   apiKey: string | undefined;
+  /** Run tasks in this process too (default), or only store them (`offload serve --no-runner`). */
+  runner?: boolean;
 }
 
 /** A client's request id is kept when it looks like one; otherwise a new one is made. */
@@ -25,7 +27,8 @@ const REQUEST_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
 
 /**
  * The HTTP service: the notify endpoint and the status API under `/api`, health and metrics at
- * the root. The runtime starts when the app is ready and stops when it closes.
+ * the root. The runtime starts when the app is ready (unless `runner` is false) and stops when it
+ * closes.
  */
 export async function buildApp({
   runtime,
@@ -33,6 +36,7 @@ export async function buildApp({
   metrics,
   logger,
   apiKey,
+  runner = true,
 }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger,
@@ -66,7 +70,7 @@ export async function buildApp({
     done();
   });
 
-  await app.register(offload, { runtime });
+  await app.register(offload, { runtime, start: runner });
   await app.register(healthRoutes, { store, metrics });
   await app.register(
     async (api) => {

@@ -1,4 +1,5 @@
 import { InvalidOptionError, SECOND } from '../index.js';
+import { redactUrl } from '../store/open.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -9,8 +10,12 @@ export interface ServiceConfig {
   port: number;
   /** `HOST`, default 0.0.0.0. */
   host: string;
-  /** `DATABASE_URL`: `memory:`, `sqlite:PATH` (default `sqlite:./data/offload.db`). */
+  /** `DATABASE_URL`: `memory:`, `sqlite:PATH` (default `sqlite:./data/offload.db`) or `postgres://…`. */
   databaseUrl: string;
+  /** `DATABASE_SCHEMA` (PostgreSQL, default `offload`): the schema of Offload's tables. */
+  databaseSchema: string;
+  /** `DATABASE_POOL_SIZE` (PostgreSQL, default 10): connections this process keeps at most. */
+  databasePoolSize: number;
   /** `REQUEST_TIMEOUT` (seconds, default 60): the default timeout of a task, in ms. */
   taskTimeout: number;
   /** `SHUTDOWN_GRACE` (seconds, default 25): how long running tasks may finish on stop, in ms. */
@@ -60,6 +65,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServiceConfig 
     port: integer('PORT', read('PORT') ?? '8000', 0, 65_535),
     host: read('HOST') ?? '0.0.0.0',
     databaseUrl: read('DATABASE_URL') ?? DEFAULT_DATABASE_URL,
+    databaseSchema: schemaName(read('DATABASE_SCHEMA') ?? 'offload'),
+    databasePoolSize: integer('DATABASE_POOL_SIZE', read('DATABASE_POOL_SIZE') ?? '10', 1, 1000),
     taskTimeout: seconds('REQUEST_TIMEOUT', read('REQUEST_TIMEOUT') ?? '60', 0.001),
     shutdownGrace: seconds('SHUTDOWN_GRACE', read('SHUTDOWN_GRACE') ?? '25', 0),
     concurrency:
@@ -99,7 +106,21 @@ function seconds(name: string, text: string, min: number): number {
   return Math.round(value * SECOND);
 }
 
-/** The configuration as it may be logged: the API key is never shown. */
+function schemaName(text: string): string {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(text)) {
+    throw new InvalidOptionError(
+      'DATABASE_SCHEMA',
+      `must be 1 to 63 lower-case letters, digits or "_", starting with a letter or "_", got ${JSON.stringify(text)}`,
+    );
+  }
+  return text;
+}
+
+/** The configuration as it may be logged: the API key and the database password are never shown. */
 export function describeConfig({ apiKey, ...config }: ServiceConfig): Record<string, unknown> {
-  return { ...config, auth: apiKey === undefined ? 'off' : 'bearer' };
+  return {
+    ...config,
+    databaseUrl: redactUrl(config.databaseUrl),
+    auth: apiKey === undefined ? 'off' : 'bearer',
+  };
 }

@@ -12,6 +12,8 @@ export interface ServiceOptions {
   store?: Store;
   /** Export Node's process metrics too; default true. */
   processMetrics?: boolean;
+  /** Run tasks in this process too; default true. False serves the API only. */
+  runner?: boolean;
 }
 
 /** The notification service, assembled but not listening yet. */
@@ -26,13 +28,22 @@ export interface Service {
   close(): Promise<void>;
 }
 
-export async function createService(
+/** The store `config` names, reporting connection trouble on `logger`. */
+export function openServiceStore(config: ServiceConfig, logger: PinoLogger): Store {
+  return openStore(config.databaseUrl, {
+    schema: config.databaseSchema,
+    poolSize: config.databasePoolSize,
+    logger: logger.child({ component: 'store' }),
+  });
+}
+
+/** The runtime of the notification service: its tasks and the configured policy. */
+export function createServiceRuntime(
   config: ServiceConfig,
-  options: ServiceOptions,
-): Promise<Service> {
-  const { logger } = options;
-  const store = options.store ?? openStore(config.databaseUrl);
-  const runtime = createRuntime({
+  store: Store,
+  logger: PinoLogger,
+): Runtime {
+  return createRuntime({
     store,
     tasks: notificationTasks({ demoDelay: config.notifyDemoDelay }),
     timeout: config.taskTimeout,
@@ -40,13 +51,29 @@ export async function createService(
     ...(config.concurrency === undefined ? {} : { concurrency: config.concurrency }),
     logger: logger.child({ component: 'runtime' }),
   });
+}
+
+export async function createService(
+  config: ServiceConfig,
+  options: ServiceOptions,
+): Promise<Service> {
+  const { logger } = options;
+  const store = options.store ?? openServiceStore(config, logger);
+  const runtime = createServiceRuntime(config, store, logger);
   const metrics = new ServiceMetrics({
     runtime,
     store,
     logger,
     processMetrics: options.processMetrics ?? true,
   });
-  const app = await buildApp({ runtime, store, metrics, logger, apiKey: config.apiKey });
+  const app = await buildApp({
+    runtime,
+    store,
+    metrics,
+    logger,
+    apiKey: config.apiKey,
+    runner: options.runner ?? true,
+  });
   app.addHook('onClose', () => metrics.close());
   let closing: Promise<void> | null = null;
 
@@ -56,7 +83,10 @@ export async function createService(
     store,
     config,
     async listen() {
-      logger.info({ config: describeConfig(config), store: store.kind }, 'starting');
+      logger.info(
+        { config: describeConfig(config), store: store.kind, runner: options.runner ?? true },
+        'starting',
+      );
       if (config.apiKey === undefined) {
         logger.warn('OFFLOAD_API_KEY is not set: /api/* is open to anyone who can reach this port');
       }

@@ -12,6 +12,7 @@ import { parseCursor, parseRowId } from './ids.js';
 import {
   interruptedError,
   MAX_ERRORS_KEPT,
+  transactionsUnsupported,
   type Change,
   type ClaimedTask,
   type ClaimRequest,
@@ -20,6 +21,7 @@ import {
   type NewTask,
   type Rescue,
   type Settlement,
+  type SqlClient,
   type Store,
   type StoreStats,
 } from './store.js';
@@ -91,8 +93,9 @@ export class MemoryStore implements Store {
 
   async unregisterWorker(): Promise<void> {}
 
-  async enqueue(tasks: readonly NewTask[]): Promise<EnqueueResult[]> {
+  async enqueue(tasks: readonly NewTask[], transaction?: SqlClient): Promise<EnqueueResult[]> {
     this.assertOpen();
+    if (transaction !== undefined) throw transactionsUnsupported(this.kind);
     return tasks.map((input) => {
       const existing = input.key === null ? undefined : this.keys.get(input.key);
       if (existing) return { task: toTask(existing), created: false };

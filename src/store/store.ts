@@ -1,4 +1,7 @@
-import type { ListFilter, Task, TaskError, TaskPage, TaskState } from '../types.js';
+import { InvalidOptionError } from '../options-check.js';
+import type { ListFilter, SqlClient, Task, TaskError, TaskPage, TaskState } from '../types.js';
+
+export type { SqlClient };
 
 /**
  * Where tasks live. `memory`, `sqlite` and `postgres` implement this one interface and pass one
@@ -24,8 +27,18 @@ export interface Store {
   registerWorker(owner: string): Promise<void>;
   unregisterWorker(owner: string): Promise<void>;
 
-  /** Adds tasks in one transaction; a task whose `key` is already stored returns that task. */
-  enqueue(tasks: readonly NewTask[]): Promise<EnqueueResult[]>;
+  /**
+   * Adds tasks in one transaction; a task whose `key` is already stored returns that task. With
+   * `transaction` (PostgreSQL only: a client inside the caller's open transaction), the tasks are
+   * written on that connection and exist only if and when the caller commits.
+   */
+  enqueue(tasks: readonly NewTask[], transaction?: SqlClient): Promise<EnqueueResult[]>;
+
+  /**
+   * Calls `listener` when other processes may have added due tasks, so that runners need not
+   * wait for their next poll. Only stores shared by several processes have it (PostgreSQL).
+   */
+  watch?(listener: () => void): Promise<void>;
 
   /**
    * Moves up to `limit` due queued tasks with one of `names` to `running` for `owner`: highest
@@ -149,4 +162,12 @@ export function interruptedError(attempt: number, at: number, owner: string | nu
     message: `attempt ${attempt} was interrupted: its process (${owner ?? 'unknown'}) stopped or lost its lease before the task finished`,
     stack: null,
   };
+}
+
+/** What `enqueue` with a transaction throws on a store that has no connections to share. */
+export function transactionsUnsupported(kind: string): Error {
+  return new InvalidOptionError(
+    'enqueue options.transaction',
+    `is for the postgres store; the ${kind} store writes through its own connection (enqueue without it)`,
+  );
 }

@@ -3,17 +3,19 @@ import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { OffloadError } from '../../errors/offload-error.js';
 import type { ListFilter, Task, TaskPage } from '../../types.js';
-import type {
-  Change,
-  ClaimedTask,
-  ClaimRequest,
-  EnqueueResult,
-  Lease,
-  NewTask,
-  Rescue,
-  Settlement,
-  Store,
-  StoreStats,
+import {
+  transactionsUnsupported,
+  type Change,
+  type ClaimedTask,
+  type ClaimRequest,
+  type EnqueueResult,
+  type Lease,
+  type NewTask,
+  type Rescue,
+  type Settlement,
+  type SqlClient,
+  type Store,
+  type StoreStats,
 } from '../store.js';
 import { checkOwner, WorkerLocks } from './liveness.js';
 import { migrate } from './migrations.js';
@@ -37,9 +39,9 @@ export interface SqliteStoreOptions {
 
 const DEFAULT_BUSY_TIMEOUT = 5000;
 /** Larger than any row id: the cursor of the first page. */
+const NO_CURSOR = Number.MAX_SAFE_INTEGER;
 /** SQLite sorts every BLOB after every TEXT. */
 const ABOVE_ALL_TEXT = Buffer.alloc(0);
-const NO_CURSOR = Number.MAX_SAFE_INTEGER;
 
 interface Connection {
   db: Database.Database;
@@ -152,7 +154,8 @@ export class SqliteStore implements Store {
     else this.memoryOwners.delete(owner);
   }
 
-  async enqueue(tasks: readonly NewTask[]): Promise<EnqueueResult[]> {
+  async enqueue(tasks: readonly NewTask[], transaction?: SqlClient): Promise<EnqueueResult[]> {
+    if (transaction !== undefined) throw transactionsUnsupported(this.kind);
     return this.connected().transactions.enqueue(tasks);
   }
 

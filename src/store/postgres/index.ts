@@ -1,0 +1,1 @@
+export { postgresStore, PostgresStore, type PostgresStoreOptions } from './postgres-store.js';
