@@ -467,7 +467,7 @@ function parseCursor(cursor: string): string {
 }
 
 /** A stable 32-bit number for the schema: the first key of its advisory locks. */
-function lockClassOf(schema: string): number {
+export function lockClassOf(schema: string): number {
   let hash = 0x811c9dc5; // FNV-1a
   for (const char of `offload:${schema}`) {
     hash ^= char.codePointAt(0)!;

@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import pg from 'pg';
+import { DEMO_DONE, listeningUrl, spawnCli, type Child } from './fixtures/service-harness.js';
+import { dropSchema, TEST_DATABASE_URL, uniqueSchema } from './pg-helpers.js';
+
+/** `offload migrate`, `offload serve --no-runner` and `offload worker`, as real processes. */
+describe('postgres roles: API processes and workers apart', () => {
+  const schema = uniqueSchema('roles');
+  const env = {
+    DATABASE_URL: TEST_DATABASE_URL,
+    DATABASE_SCHEMA: schema,
+    NOTIFY_DEMO_DELAY_MS: '10',
+    SHUTDOWN_GRACE: '1',
+    LOG_LEVEL: 'info',
+  };
+  const children: Child[] = [];
+  const start = (args: string[], extra: Record<string, string> = {}) => {
+    const child = spawnCli(args, { ...env, ...extra });
+    children.push(child);
+    return child;
+  };
+  after(async () => {
+    for (const child of children)
+      if (child.process.exitCode === null) child.process.kill('SIGKILL');
+    await dropSchema(schema);
+  });
+
+  it('migrates, stores tasks in an API-only process, and runs them in a worker', async () => {
+    const migrate = start(['migrate']);
+    assert.equal(await migrate.exited(20_000), 0, migrate.stderr());
+    const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+    await client.connect();
+    try {
+      const { rows } = await client.query(`SELECT count(*)::int AS n FROM "${schema}".tasks`);
+      assert.equal(rows[0].n, 0, 'the schema exists, with no task');
+    } finally {
+      await client.end();
+    }
+
+    const api = start(['serve', '--no-runner'], { PORT: '0', HOST: '127.0.0.1' });
+    const url = await listeningUrl(api.logs);
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const response = await fetch(`${url}/api/notifications/notify`, { method: 'POST' });
+      assert.equal(response.status, 200);
+      ids.push(((await response.json()) as { id: string }).id);
+    }
+    const queued = (await (await fetch(`${url}/api/tasks?state=queued`)).json()) as {
+      tasks: { id: string }[];
+    };
+    assert.deepEqual(
+      queued.tasks.map((t) => t.id).sort(),
+      [...ids].sort(),
+      'nothing runs them yet',
+    );
+
+    const worker = start(['worker']);
+    await worker.logs.waitForCount((l) => l.msg === DEMO_DONE, 3, 15_000);
+    // The worker records the outcomes right after the tasks log their last line.
+    const deadline = Date.now() + 10_000;
+    const states = async () =>
+      Promise.all(
+        ids.map(
+          async (id) =>
+            ((await (await fetch(`${url}/api/tasks/${id}`)).json()) as { state: string }).state,
+        ),
+      );
+    let seen = await states();
+    while (seen.some((state) => state !== 'succeeded') && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      seen = await states();
+    }
+    assert.deepEqual(seen, ['succeeded', 'succeeded', 'succeeded']);
+    assert.ok(!api.logs.lines.some((l) => l.msg === DEMO_DONE), 'the API process ran none');
+
+    api.process.kill('SIGTERM');
+    worker.process.kill('SIGTERM');
+    assert.equal(await api.exited(), 0, api.stderr());
+    assert.equal(await worker.exited(), 0, worker.stderr());
+  });
+
+  it('refuses a bad argument with the usage', async () => {
+    const child = start(['worker', '--fast']);
+    assert.equal(await child.exited(), 2);
+    assert.match(child.stderr(), /offload worker takes no arguments/);
+  });
+});
