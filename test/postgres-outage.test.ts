@@ -24,6 +24,9 @@ describe('postgres going away and coming back', () => {
       const first = await notify();
       assert.equal(first.statusCode, 200);
       await nextEvent(s.runtime, 'task:success', 5000);
+      const metrics = await s.app.inject('/metrics');
+      assert.equal(metrics.statusCode, 200);
+      assert.match(metrics.body, /offload_tasks\{name="notifications\.demo",state="succeeded"\} 1/);
 
       proxy.cut();
       for (let i = 0; i < 3; i++) {
