@@ -126,13 +126,14 @@ export function buildSql(schema: string): Sql {
 
     // Running tasks whose lease expired, or whose owner holds no liveness lock any more (its
     // session ended: the process died or lost its connection).
-    rescuable: `SELECT ${TASK_COLUMNS} FROM ${tasks} t
-      WHERE state = 'running' AND (lease_expires_at < $1 OR NOT EXISTS (
-        SELECT 1 FROM pg_locks l
+    rescuable: `WITH live AS MATERIALIZED (
+        SELECT l.objid FROM pg_locks l
         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-          AND l.classid = ($2::bigint & 4294967295)::oid
-          AND l.objid = (hashtext(t.lease_owner)::bigint & 4294967295)::oid))
+          AND l.classid = ($2::bigint & 4294967295)::oid)
+      SELECT ${TASK_COLUMNS} FROM ${tasks}
+      WHERE state = 'running' AND (lease_expires_at < $1
+        OR (hashtext(lease_owner)::bigint & 4294967295)::oid NOT IN (SELECT objid FROM live))
       FOR UPDATE SKIP LOCKED`,
     maintenanceLock: `SELECT pg_try_advisory_xact_lock($1, 1) AS locked`,
 
