@@ -173,8 +173,8 @@ describe('sqlite store', () => {
     const broken = results[1]!.task.id;
     const raw = new Database(store.path);
     raw
-      .prepare('UPDATE offload_tasks SET payload = ? WHERE id = ?')
-      .run('{not json', Number(broken));
+      .prepare('UPDATE offload_tasks SET payload = ?, errors = ?, result = ? WHERE id = ?')
+      .run('{not json', 'not json', '{half', Number(broken));
     raw.close();
     await store.registerWorker('w');
     const claimed = await store.claim({
@@ -191,6 +191,7 @@ describe('sqlite store', () => {
     const bad = claimed[1]!;
     assert.equal(bad.payload, null);
     assert.match(bad.payloadError ?? '', /not valid JSON/);
+    assert.deepEqual([bad.errors, bad.result], [[], '{half'], 'bad errors and result read too');
     assert.equal(bad.state, 'running');
     assert.equal(claimed[0]!.payloadError, null);
     assert.deepEqual(claimed[2]!.payload, 'fine');

@@ -17,16 +17,10 @@ import {
   type Store,
   type StoreStats,
 } from '../store.js';
+import { encodeError } from '../stored-error.js';
 import { Liveness } from './liveness.js';
 import { migrate, NAME_PATTERN, quoteIdentifier } from './migrations.js';
-import {
-  byClaimOrder,
-  compareIds,
-  encodeError,
-  toClaimedTask,
-  toTask,
-  type TaskRow,
-} from './rows.js';
+import { byClaimOrder, compareIds, toClaimedTask, toTask, type TaskRow } from './rows.js';
 import { buildSql, type Sql } from './sql.js';
 
 /** Options of `postgresStore`. */

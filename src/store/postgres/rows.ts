@@ -1,5 +1,6 @@
 import { decodePayload, decodeResult } from '../../json.js';
-import type { Task, TaskError, TaskState } from '../../types.js';
+import type { Task, TaskState } from '../../types.js';
+import { decodeErrors } from '../stored-error.js';
 import type { ClaimedTask } from '../store.js';
 
 /**
@@ -20,7 +21,8 @@ export interface TaskRow {
   created_at: string;
   started_at: string | null;
   finished_at: string | null;
-  errors: StoredError[];
+  /** Parsed from jsonb: an array of stored errors, unless written by hand. */
+  errors: unknown;
   result: string | null;
   lease_owner: string | null;
   lease: number;
@@ -29,27 +31,6 @@ export interface TaskRow {
 /** The columns every task read selects. */
 export const TASK_COLUMNS =
   'id, name, payload, state, priority, attempts, max_attempts, timeout_ms, key, run_at, created_at, started_at, finished_at, errors, result, lease_owner, lease';
-
-/** A stored error: as `TaskError`, with `at` in epoch milliseconds. */
-interface StoredError {
-  attempt: number;
-  at: number;
-  name: string;
-  message: string;
-  stack: string | null;
-}
-
-/** The JSON text of one error, as appended to the `errors` column. */
-export function encodeError(error: TaskError): string {
-  const stored: StoredError = {
-    attempt: error.attempt,
-    at: error.at.getTime(),
-    name: error.name,
-    message: error.message,
-    stack: error.stack,
-  };
-  return JSON.stringify(stored);
-}
 
 function time(value: string | null): Date | null {
   return value === null ? null : new Date(Number(value));
@@ -71,14 +52,7 @@ export function toTask(row: TaskRow, payload: unknown = decodePayload(row.payloa
     createdAt: new Date(Number(row.created_at)),
     startedAt: time(row.started_at),
     finishedAt: time(row.finished_at),
-    // A row written by hand may hold anything in `errors`: it reads as no errors.
-    errors: (Array.isArray(row.errors) ? row.errors : []).map((e) => ({
-      attempt: e.attempt,
-      at: new Date(e.at),
-      name: e.name,
-      message: e.message,
-      stack: e.stack,
-    })),
+    errors: decodeErrors(row.errors),
     result: row.result === null ? null : decodeResult(row.result),
   };
 }

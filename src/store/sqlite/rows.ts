@@ -1,5 +1,6 @@
 import { decodePayload, decodeResult } from '../../json.js';
-import type { Task, TaskError, TaskState } from '../../types.js';
+import type { Task, TaskState } from '../../types.js';
+import { parseErrors } from '../stored-error.js';
 import type { ClaimedTask } from '../store.js';
 
 /** A row of `offload_tasks` as better-sqlite3 returns it. */
@@ -28,40 +29,6 @@ export interface TaskRow {
 export const TASK_COLUMNS =
   'id, name, payload, state, priority, attempts, max_attempts, timeout_ms, key, run_at, created_at, started_at, finished_at, errors, lease_owner, lease, lease_expires_at, result';
 
-/** A stored error: as `TaskError`, with `at` in epoch milliseconds. */
-interface StoredError {
-  attempt: number;
-  at: number;
-  name: string;
-  message: string;
-  stack: string | null;
-}
-
-const NO_ERRORS = '[]';
-
-/** The JSON text of one error, as appended to the `errors` column. */
-export function encodeError(error: TaskError): string {
-  const stored: StoredError = {
-    attempt: error.attempt,
-    at: error.at.getTime(),
-    name: error.name,
-    message: error.message,
-    stack: error.stack,
-  };
-  return JSON.stringify(stored);
-}
-
-function decodeErrors(text: string): TaskError[] {
-  if (text === NO_ERRORS) return [];
-  return (JSON.parse(text) as StoredError[]).map((e) => ({
-    attempt: e.attempt,
-    at: new Date(e.at),
-    name: e.name,
-    message: e.message,
-    stack: e.stack,
-  }));
-}
-
 /** Maps a row to a task; `payload` is passed when the caller has decoded it already. */
 export function toTask(row: TaskRow, payload: unknown = decodePayload(row.payload).payload): Task {
   return {
@@ -78,7 +45,7 @@ export function toTask(row: TaskRow, payload: unknown = decodePayload(row.payloa
     createdAt: new Date(row.created_at),
     startedAt: row.started_at === null ? null : new Date(row.started_at),
     finishedAt: row.finished_at === null ? null : new Date(row.finished_at),
-    errors: decodeErrors(row.errors),
+    errors: parseErrors(row.errors),
     result: row.result === null ? null : decodeResult(row.result),
   };
 }

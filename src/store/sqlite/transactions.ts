@@ -13,7 +13,8 @@ import {
   type Settlement,
   type StoreStats,
 } from '../store.js';
-import { encodeError, toTask, type TaskRow } from './rows.js';
+import { encodeError } from '../stored-error.js';
+import { toTask, type TaskRow } from './rows.js';
 import type { ClaimStatement, EndAttempt, Statements } from './statements.js';
 
 /**
