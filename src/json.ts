@@ -1,4 +1,5 @@
 import { OffloadError } from './errors/offload-error.js';
+import type { Json } from './types.js';
 
 /** A payload that would not come back unchanged from JSON. */
 export class InvalidPayloadError extends OffloadError {
@@ -8,7 +9,7 @@ export class InvalidPayloadError extends OffloadError {
   constructor(path: string, problem: string) {
     super(
       'INVALID_PAYLOAD',
-      `${path} ${problem}: a task payload must be JSON (null, booleans, finite numbers, strings, arrays and plain objects)`,
+      `${path} ${problem}: a task ${/^\w+/.exec(path)?.[0] ?? 'payload'} must be JSON (null, booleans, finite numbers, strings, arrays and plain objects)`,
     );
     this.path = path;
   }
@@ -21,8 +22,13 @@ const MAX_DEPTH = 64;
  * `JSON.parse` unchanged: a task must see exactly what was enqueued.
  */
 export function encodePayload(payload: unknown): string {
-  check(payload, 'payload', 0, new Set());
-  return JSON.stringify(payload);
+  return encodeJson(payload, 'payload');
+}
+
+/** Encodes a value that must come back unchanged from JSON; `path` names it in errors. */
+export function encodeJson(value: unknown, path: string): string {
+  check(value, path, 0, new Set());
+  return JSON.stringify(value);
 }
 
 function check(value: unknown, path: string, depth: number, seen: Set<object>): void {
@@ -80,5 +86,17 @@ export function decodePayload(text: string): { payload: unknown; error: string |
       payload: null,
       error: `the stored payload is not valid JSON (${(error as Error).message})`,
     };
+  }
+}
+
+/**
+ * Reads a stored task result. Text that is not JSON (a row written by hand) is returned as it is,
+ * rather than lost or thrown.
+ */
+export function decodeResult(text: string): Json {
+  try {
+    return JSON.parse(text) as Json;
+  } catch {
+    return text;
   }
 }

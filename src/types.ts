@@ -54,6 +54,8 @@ export interface Task<P = Json> {
   finishedAt: Date | null;
   /** The most recent failed attempts, oldest first (at most ten are kept). */
   errors: TaskError[];
+  /** What `run` returned, once the task succeeded; null before, or when it returned nothing. */
+  result: Json | null;
 }
 
 /** Options of one enqueue. Each one overrides the task definition's. */
@@ -77,6 +79,12 @@ export interface EnqueueOptions {
 export interface ListFilter {
   state?: TaskState;
   name?: string;
+  /**
+   * Only tasks whose `key` starts with this text, e.g. `order:42:` for the tasks enqueued with the
+   * keys `order:42:email` and `order:42:invoice`. Meant for small groups: the matching keys are
+   * read in full before the newest are returned.
+   */
+  keyPrefix?: string;
   /** At most this many tasks, 1 to 1000; default 50. */
   limit?: number;
   /** The `nextCursor` of the previous page. */

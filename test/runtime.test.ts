@@ -54,6 +54,32 @@ describe('runtime', () => {
     assert.ok(stored?.finishedAt instanceof Date);
   });
 
+  it('stores what run returns; a value that is not JSON still succeeds, with a warning and no result', async () => {
+    const lookup = defineTask<{ n: number }>({
+      name: 'lookup',
+      run: async ({ n }) => (n === 0 ? new Map() : n === 1 ? undefined : { provider: `p${n}` }),
+    });
+    const { runtime, logger } = runtimeWith({ tasks: [lookup] });
+    await runtime.start();
+    const tasks = await runtime.enqueueMany(
+      [0, 1, 2].map((n) => ({ task: lookup, payload: { n } })),
+    );
+    await runtime.drain();
+    const stored = await Promise.all(tasks.map((t) => runtime.get(t.id)));
+    assert.deepEqual(
+      stored.map((t) => [t?.state, t?.result]),
+      [
+        ['succeeded', null],
+        ['succeeded', null],
+        ['succeeded', { provider: 'p2' }],
+      ],
+    );
+    const warning = logger.entries.find((entry) => entry.level === 'warn');
+    assert.match(warning?.msg ?? '', /not JSON and was not stored/);
+    assert.equal(warning?.fields.taskId, tasks[0]!.id);
+    assert.match((warning?.fields.err as Error).message, /result is a Map/);
+  });
+
   it('refuses a payload that does not survive JSON, naming where', async () => {
     const { runtime } = runtimeWith({});
     const cases: [unknown, RegExp][] = [

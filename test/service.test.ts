@@ -22,6 +22,7 @@ const TASK_FIELDS = [
   'startedAt',
   'finishedAt',
   'lastError',
+  'result',
 ];
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
@@ -153,6 +154,7 @@ describe('the status API', () => {
     assert.equal(view.maxAttempts, 5);
     for (const at of [view.createdAt, view.startedAt, view.finishedAt]) assert.match(at ?? '', ISO);
     assert.equal(view.lastError, null);
+    assert.equal(view.result, null);
   });
 
   it('shows the last recorded error of a task, and retries and cancels it', async () => {

@@ -101,6 +101,10 @@ export function storeConformance(
       return claimed[0]!;
     }
 
+    function lease({ id, lease }: ClaimedTask): { id: string; lease: number } {
+      return { id, lease };
+    }
+
     async function settleOne(settlement: Settlement): Promise<boolean> {
       const [applied] = await store.settle([settlement]);
       return applied!;
@@ -159,6 +163,7 @@ export function storeConformance(
           startedAt: null,
           finishedAt: null,
           errors: [],
+          result: null,
         });
         assert.deepEqual(await store.get(first.id), first);
         assert.deepEqual(await store.get(second.id), second);
@@ -350,6 +355,33 @@ export function storeConformance(
         assert.equal(task.attempts, 1);
         assert.deepEqual(task.errors, []);
         assert.deepEqual(await claim({ now: T0 + 100 }), []);
+      });
+
+      it('succeeded keeps the result, handed back by get and list; other outcomes keep none', async () => {
+        const result = { provider: 'smtp-2', ids: [1, 2], nested: { ok: true, none: null } };
+        const [a, b] = await enqueue(newTask(), newTask());
+        const [first, second] = await claim();
+        assert.equal(
+          await settleOne({
+            ...lease(first!),
+            state: 'succeeded',
+            at: T0 + 5,
+            result: JSON.stringify(result),
+          }),
+          true,
+        );
+        assert.equal(await settleOne({ ...lease(second!), state: 'succeeded', at: T0 + 5 }), true);
+        assert.deepEqual((await mustGet(a!.id)).result, result);
+        assert.equal((await mustGet(b!.id)).result, null);
+        const listed = (await store.list({ limit: 10 })).tasks;
+        assert.deepEqual(listed.find((t) => t.id === a!.id)!.result, result);
+
+        const c = await enqueueOne();
+        const claimed = await claimOne();
+        const error = taskError(1, T0 + 9);
+        await settleOne({ ...lease(claimed), state: 'queued', at: T0 + 9, runAt: T0 + 10, error });
+        assert.equal((await mustGet(c.id)).result, null);
+        assert.equal((await claimOne({ now: T0 + 10 })).result, null);
       });
 
       it('failed sets finishedAt and records the error', async () => {
@@ -662,6 +694,52 @@ export function storeConformance(
 
       it('answers an empty page with a null cursor', async () => {
         assert.deepEqual(await store.list({ limit: 5 }), { tasks: [], nextCursor: null });
+      });
+
+      it('filters by key prefix, exactly, with state, name and pages', async () => {
+        const keys = ['order:4', 'order:42:a', 'order:42:b', 'order:420', 'order:43', 'order:42;'];
+        const tasks = await enqueue(
+          ...keys.map((key, i) => newTask({ key, name: i === 2 ? 'sms' : 'email' })),
+          newTask(),
+        );
+        const id = (key: string) => tasks[keys.indexOf(key)]!.id;
+        const ids = async (filter: Omit<Parameters<Store['list']>[0], 'limit'>, limit = 10) =>
+          (await store.list({ limit, ...filter })).tasks.map((t) => t.id);
+        assert.deepEqual(await ids({ keyPrefix: 'order:42:' }), [
+          id('order:42:b'),
+          id('order:42:a'),
+        ]);
+        assert.deepEqual(await ids({ keyPrefix: 'order:42' }), [
+          id('order:42;'),
+          id('order:420'),
+          id('order:42:b'),
+          id('order:42:a'),
+        ]);
+        assert.deepEqual(await ids({ keyPrefix: 'order:42:', name: 'sms' }), [id('order:42:b')]);
+        await claimOne();
+        assert.deepEqual(await ids({ keyPrefix: 'order:', state: 'running' }), [id('order:4')]);
+        assert.deepEqual(await ids({ keyPrefix: 'order:42:', state: 'running' }), []);
+        assert.deepEqual(await ids({ keyPrefix: 'nothing' }), []);
+        const first = await store.list({ limit: 1, keyPrefix: 'order:42:' });
+        assert.deepEqual(
+          first.tasks.map((t) => t.id),
+          [id('order:42:b')],
+        );
+        assert.deepEqual(await ids({ keyPrefix: 'order:42:', cursor: first.nextCursor! }), [
+          id('order:42:a'),
+        ]);
+      });
+
+      it('matches key prefixes by code point, beyond ASCII', async () => {
+        const keys = ['ü:1', 'ü:2', 'üb', 'v', '\u{10FFFF}x', '\u{1F600}', '\uFFFF'];
+        const tasks = await enqueue(...keys.map((key) => newTask({ key })));
+        const id = (key: string) => tasks[keys.indexOf(key)]!.id;
+        const ids = async (keyPrefix: string) =>
+          (await store.list({ limit: 10, keyPrefix })).tasks.map((t) => t.id);
+        assert.deepEqual(await ids('ü:'), [id('ü:2'), id('ü:1')]);
+        assert.deepEqual(await ids('\u{10FFFF}'), [id('\u{10FFFF}x')]);
+        assert.deepEqual(await ids('\uFFFF'), [id('\uFFFF')]);
+        assert.deepEqual(await ids('\u{1F600}'), [id('\u{1F600}')]);
       });
     });
 

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { sqliteStore, type SqliteStore } from '../src/store/sqlite/index.js';
-import { migrate, SCHEMA_VERSION } from '../src/store/sqlite/migrations.js';
+import { MIGRATIONS, migrate, SCHEMA_VERSION } from '../src/store/sqlite/migrations.js';
 import {
   prepareClaim,
   prepareStatements,
@@ -118,6 +118,20 @@ describe('sqlite store', () => {
     assert.deepEqual((await second.get(task.id))?.payload, { kept: true });
     const [again] = await second.enqueue([newTask({ key: 'k' })]);
     assert.equal(again!.created, false);
+  });
+
+  it('migrates a database of schema version 1, keeping its tasks', async () => {
+    const path = join(dir, 'v1.db');
+    const raw = new Database(path);
+    raw.exec(MIGRATIONS[0]!);
+    raw.pragma('user_version = 1');
+    raw.exec(`INSERT INTO offload_tasks (id, name, payload, state, max_attempts, run_at, created_at)
+              VALUES (7, 'old', '{"from":1}', 'succeeded', 3, 0, 0)`);
+    raw.close();
+    const store = await openStore(path);
+    assert.equal(store.readPragma('user_version'), SCHEMA_VERSION);
+    const task = await store.get('7');
+    assert.deepEqual([task?.payload, task?.state, task?.result], [{ from: 1 }, 'succeeded', null]);
   });
 
   it('refuses a database written by a newer schema version, naming the file', async () => {
@@ -338,6 +352,7 @@ describe('sqlite store', () => {
       runAt: 1,
       finishedAt: null,
       error: null,
+      result: null,
     };
     const page = { below: 1, name: 'a', limit: 1 };
     const checks: [string, string, unknown[]][] = [
@@ -349,7 +364,7 @@ describe('sqlite store', () => {
       ['byKey', statements.byKey.source, ['k']],
       ['byId', statements.byId.source, [1]],
       ['settle', statements.settle.source, [end]],
-      ['succeed', statements.succeed.source, [1, 1, 1]],
+      ['succeed', statements.succeed.source, ['{}', 1, 1, 1]],
       ['rescue', statements.rescue.source, [end]],
       ['renew', statements.renew.source, [1, 1, 1]],
       ['expired', statements.expired.source, [1]],
@@ -359,6 +374,7 @@ describe('sqlite store', () => {
       ['listFinished', statements.listFinished.source, [{ ...page, state: 'failed' }]],
       ['listQueued', statements.listQueued.source, [page]],
       ['listRunning', statements.listRunning.source, [page]],
+      ['listByKey', statements.listByKey.source, [{ ...page, from: 'a', to: 'b', state: null }]],
       ['cancel', statements.cancel.source, [1, 1]],
       ['retry', statements.retry.source, [1, 1]],
       ['maxId', statements.maxId.source, []],
@@ -367,7 +383,7 @@ describe('sqlite store', () => {
     ];
     // Listing the queued or the running tasks newest first sorts that set (admin queries; an
     // index on (state, id) would cost every enqueue a page). Nothing else may sort.
-    const maySort = new Set(['listQueued', 'listRunning']);
+    const maySort = new Set(['listQueued', 'listRunning', 'listByKey']);
     const plans = new Map<string, string>();
     for (const [label, sql, params] of checks) {
       const plan = planOf(db, sql, params);
@@ -385,6 +401,7 @@ describe('sqlite store', () => {
     assert.match(plans.get('listFinished')!, /offload_tasks_done \(state=\? AND id<\?\)/);
     assert.match(plans.get('listQueued')!, /offload_tasks_claim/);
     assert.match(plans.get('listRunning')!, /offload_tasks_running/);
+    assert.match(plans.get('listByKey')!, /offload_tasks_key \(key>\? AND key<\?\)/);
     assert.match(plans.get('prune')!, /COVERING INDEX offload_tasks_done \(state=\?\)/);
     assert.match(plans.get('expired')!, /offload_tasks_running \(lease_expires_at<\?\)/);
     db.close();

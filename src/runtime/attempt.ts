@@ -1,7 +1,8 @@
 import { PermanentError } from '../errors/permanent.js';
 import { RetryLaterError } from '../errors/retry-later.js';
 import { MAX_STACK_LENGTH, type ClaimedTask, type Settlement } from '../store/store.js';
-import type { Logger, TaskError } from '../types.js';
+import { encodeJson } from '../json.js';
+import type { Json, Logger, TaskError } from '../types.js';
 import type { TaskContext } from './define-task.js';
 import { retryDelay, type Backoff } from './retry-policy.js';
 
@@ -70,6 +71,41 @@ export class Context implements TaskContext {
   }
 }
 
+/** What an attempt's `run` resolved to. */
+export class Success {
+  private static readonly EMPTY = new Success(undefined);
+
+  private constructor(readonly value: unknown) {}
+
+  /** Most tasks return nothing: they share one instance. */
+  static of(value: unknown): Success {
+    return value === undefined ? Success.EMPTY : new Success(value);
+  }
+}
+
+/**
+ * Records a success with what `run` returned. A value that is not JSON is not stored (the task
+ * still succeeded: failing it would run its side effects again); a warning says why.
+ */
+export function successSettlement(
+  task: ClaimedTask,
+  { value }: Success,
+  now: number,
+  logger: Logger,
+): Settlement {
+  const settlement: Settlement = { id: task.id, lease: task.lease, state: 'succeeded', at: now };
+  if (value === undefined) return settlement;
+  try {
+    settlement.result = encodeJson(value, 'result');
+  } catch (error) {
+    logger.warn(
+      { taskId: task.id, task: task.name, err: error },
+      'the task succeeded, but what it returned is not JSON and was not stored; return plain data',
+    );
+  }
+  return settlement;
+}
+
 /** What a failed attempt leads to, per the retry policy and the error's class. */
 export function failureSettlement(
   task: ClaimedTask,
@@ -94,6 +130,7 @@ export function applySettlement(task: ClaimedTask, settlement: Settlement): void
   task.state = settlement.state;
   if (settlement.error) task.errors.push(settlement.error);
   if (settlement.refund) task.attempts -= 1;
+  if (settlement.result !== undefined) task.result = JSON.parse(settlement.result) as Json;
   if (settlement.state === 'queued') task.runAt = new Date(settlement.runAt ?? settlement.at);
   else task.finishedAt = new Date(settlement.at);
 }

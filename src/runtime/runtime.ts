@@ -20,7 +20,14 @@ import {
   type Task,
   type TaskPage,
 } from '../types.js';
-import { applySettlement, Attempt, Context, failureSettlement } from './attempt.js';
+import {
+  applySettlement,
+  Attempt,
+  Context,
+  failureSettlement,
+  Success,
+  successSettlement,
+} from './attempt.js';
 import { Batcher } from './batcher.js';
 import type { TaskDefinition } from './define-task.js';
 import { newTask } from './new-task.js';
@@ -46,7 +53,6 @@ const FIRST_MAINTENANCE = 30 * SECOND;
 const CLAIM_BATCH = 50;
 /** Shortest time between two claims that refill only a few slots, in ms. */
 const CLAIM_COOLDOWN = 10;
-const SUCCEEDED: unique symbol = Symbol('succeeded');
 
 /**
  * Runs tasks inside this process: claims due tasks from the store, runs them with a concurrency
@@ -138,8 +144,12 @@ export class Runtime {
   }
 
   async list(filter: ListFilter = {}): Promise<TaskPage> {
-    rejectUnknownKeys('list filter', filter, ['state', 'name', 'limit', 'cursor']);
+    rejectUnknownKeys('list filter', filter, ['state', 'name', 'keyPrefix', 'limit', 'cursor']);
     const limit = integerOption('list filter.limit', filter.limit ?? 50, 1, 1000);
+    const { keyPrefix } = filter;
+    if (keyPrefix !== undefined && (typeof keyPrefix !== 'string' || keyPrefix.length === 0)) {
+      throw new InvalidOptionError('list filter.keyPrefix', 'must be a non-empty string');
+    }
     if (filter.state !== undefined && !TASK_STATES.includes(filter.state)) {
       throw new InvalidOptionError('list filter.state', `must be one of ${TASK_STATES.join(', ')}`);
     }
@@ -440,11 +450,11 @@ export class Runtime {
     }
     if (isThenable(result)) {
       result.then(
-        () => this.finish(attempt, SUCCEEDED),
+        (value) => this.finish(attempt, Success.of(value)),
         (error: unknown) => this.finish(attempt, error),
       );
     } else {
-      this.finish(attempt, SUCCEEDED);
+      this.finish(attempt, Success.of(result));
     }
   }
 
@@ -463,8 +473,8 @@ export class Runtime {
     const now = this.settings.clock.now();
     const duration = performance.now() - attempt.started;
     const settlement: Settlement =
-      outcome === SUCCEEDED
-        ? { id: task.id, lease: task.lease, state: 'succeeded', at: now }
+      outcome instanceof Success
+        ? successSettlement(task, outcome, now, this.settings.logger)
         : failureSettlement(
             task,
             outcome,
@@ -473,7 +483,7 @@ export class Runtime {
             this.settings.random(),
           );
     this.settle(settlement, () => {
-      if (outcome === SUCCEEDED) {
+      if (outcome instanceof Success) {
         if (!this.events.has('task:success')) return;
         applySettlement(task, settlement);
         return this.events.emit('task:success', { task, duration });

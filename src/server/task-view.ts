@@ -15,6 +15,8 @@ export interface TaskView {
    * succeeds, so a task that needed a retry shows why. Stacks are not shown over HTTP.
    */
   lastError: { name: string; message: string; attempt: number; at: string } | null;
+  /** What the task returned once it succeeded (e.g. which provider delivered), or null. */
+  result: Task['result'];
 }
 
 export function taskView(task: Task): TaskView {
@@ -31,5 +33,6 @@ export function taskView(task: Task): TaskView {
     lastError: last
       ? { name: last.name, message: last.message, attempt: last.attempt, at: last.at.toISOString() }
       : null,
+    result: task.result,
   };
 }

@@ -23,3 +23,20 @@ export function parseCursor(cursor: string): number {
   }
   return value;
 }
+
+/**
+ * The smallest text above every text that starts with `prefix`, in code point order (the order of
+ * SQLite's BINARY and PostgreSQL's "C" collations): `key >= prefix AND key < end` then selects the
+ * keys with that prefix from an index. Null when no such text exists (a prefix of U+10FFFF only).
+ */
+export function prefixEnd(prefix: string): string | null {
+  const points = [...prefix];
+  while (points.length > 0) {
+    const last = points.pop()!.codePointAt(0)!;
+    if (last === 0x10ffff) continue;
+    // The surrogates are not characters: after U+D7FF comes U+E000.
+    points.push(String.fromCodePoint(last === 0xd7ff ? 0xe000 : last + 1));
+    return points.join('');
+  }
+  return null;
+}

@@ -1,4 +1,4 @@
-import { decodePayload } from '../json.js';
+import { decodePayload, decodeResult } from '../json.js';
 import {
   isFinished,
   type ListFilter,
@@ -39,6 +39,8 @@ interface Row {
   startedAt: number | null;
   finishedAt: number | null;
   errors: TaskError[];
+  /** JSON text, as the durable stores keep it. */
+  result: string | null;
   owner: string | null;
   lease: number;
   leaseExpiresAt: number | null;
@@ -102,6 +104,7 @@ export class MemoryStore implements Store {
         startedAt: null,
         finishedAt: null,
         errors: [],
+        result: null,
         owner: null,
         lease: 0,
         leaseExpiresAt: null,
@@ -154,6 +157,7 @@ export class MemoryStore implements Store {
       if (!row || row.state !== 'running' || row.lease !== s.lease) return false;
       if (s.error) pushError(row, s.error);
       if (s.refund) row.attempts -= 1;
+      if (s.state === 'succeeded') row.result = s.result ?? null;
       row.owner = null;
       row.leaseExpiresAt = null;
       row.state = s.state;
@@ -209,7 +213,13 @@ export class MemoryStore implements Store {
     return row ? toTask(row) : null;
   }
 
-  async list({ state, name, limit, cursor }: ListFilter & { limit: number }): Promise<TaskPage> {
+  async list({
+    state,
+    name,
+    keyPrefix,
+    limit,
+    cursor,
+  }: ListFilter & { limit: number }): Promise<TaskPage> {
     this.assertOpen();
     const below = cursor === undefined ? Infinity : parseCursor(cursor);
     const tasks: Task[] = [];
@@ -217,7 +227,12 @@ export class MemoryStore implements Store {
     let more = false;
     for (let i = ids.length - 1; i >= 0; i--) {
       const row = this.rows.get(ids[i]!)!;
-      if (row.id >= below || (state && row.state !== state) || (name && row.name !== name))
+      if (
+        row.id >= below ||
+        (state && row.state !== state) ||
+        (name && row.name !== name) ||
+        (keyPrefix !== undefined && !row.key?.startsWith(keyPrefix))
+      )
         continue;
       if (tasks.length === limit) {
         more = true;
@@ -326,6 +341,7 @@ function toTask(row: Row, payload: unknown = decodePayload(row.payload).payload)
     startedAt: row.startedAt === null ? null : new Date(row.startedAt),
     finishedAt: row.finishedAt === null ? null : new Date(row.finishedAt),
     errors: row.errors.map((e) => ({ ...e, at: new Date(e.at) })),
+    result: row.result === null ? null : decodeResult(row.result),
   };
 }
 

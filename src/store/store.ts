@@ -113,6 +113,8 @@ export interface Settlement extends Lease {
   error?: TaskError;
   /** Give the attempt back: a hand-back on shutdown or a RetryLaterError does not count. */
   refund?: boolean;
+  /** For `succeeded`: what `run` returned, as JSON text; absent when it returned nothing. */
+  result?: string;
 }
 
 export interface Rescue {

@@ -56,6 +56,10 @@ export const MIGRATIONS: readonly string[] = [
   );
   INSERT INTO offload_id_floor (one, id) VALUES (1, 0);
   `,
+  `
+  -- What a task's run returned (JSON text), kept once it succeeded.
+  ALTER TABLE offload_tasks ADD COLUMN result TEXT;
+  `,
 ];
 
 /** The schema version this code writes and understands. */

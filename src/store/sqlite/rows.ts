@@ -1,4 +1,4 @@
-import { decodePayload } from '../../json.js';
+import { decodePayload, decodeResult } from '../../json.js';
 import type { Task, TaskError, TaskState } from '../../types.js';
 import type { ClaimedTask } from '../store.js';
 
@@ -21,11 +21,12 @@ export interface TaskRow {
   lease_owner: string | null;
   lease: number;
   lease_expires_at: number | null;
+  result: string | null;
 }
 
 /** The columns every task read selects, in `TaskRow` order. */
 export const TASK_COLUMNS =
-  'id, name, payload, state, priority, attempts, max_attempts, timeout_ms, key, run_at, created_at, started_at, finished_at, errors, lease_owner, lease, lease_expires_at';
+  'id, name, payload, state, priority, attempts, max_attempts, timeout_ms, key, run_at, created_at, started_at, finished_at, errors, lease_owner, lease, lease_expires_at, result';
 
 /** A stored error: as `TaskError`, with `at` in epoch milliseconds. */
 interface StoredError {
@@ -78,6 +79,7 @@ export function toTask(row: TaskRow, payload: unknown = decodePayload(row.payloa
     startedAt: row.started_at === null ? null : new Date(row.started_at),
     finishedAt: row.finished_at === null ? null : new Date(row.finished_at),
     errors: decodeErrors(row.errors),
+    result: row.result === null ? null : decodeResult(row.result),
   };
 }
 

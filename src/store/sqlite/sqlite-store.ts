@@ -24,7 +24,7 @@ import {
   type ClaimStatement,
   type Statements,
 } from './statements.js';
-import { parseCursor } from '../ids.js';
+import { parseCursor, prefixEnd } from '../ids.js';
 import { createTransactions, rowId, type Transactions } from './transactions.js';
 
 /** Options of `sqliteStore`. */
@@ -37,6 +37,8 @@ export interface SqliteStoreOptions {
 
 const DEFAULT_BUSY_TIMEOUT = 5000;
 /** Larger than any row id: the cursor of the first page. */
+/** SQLite sorts every BLOB after every TEXT. */
+const ABOVE_ALL_TEXT = Buffer.alloc(0);
 const NO_CURSOR = Number.MAX_SAFE_INTEGER;
 
 interface Connection {
@@ -199,18 +201,31 @@ export class SqliteStore implements Store {
     return row ? toTask(row) : null;
   }
 
-  async list({ state, name, limit, cursor }: ListFilter & { limit: number }): Promise<TaskPage> {
+  async list({
+    state,
+    name,
+    keyPrefix,
+    limit,
+    cursor,
+  }: ListFilter & { limit: number }): Promise<TaskPage> {
     const { statements } = this.connected();
     const below = cursor === undefined ? NO_CURSOR : parseCursor(cursor);
     const parameters = { below, name: name ?? null, limit: limit + 1 };
     const rows =
-      state === undefined
-        ? statements.list.all(parameters)
-        : state === 'queued'
-          ? statements.listQueued.all(parameters)
-          : state === 'running'
-            ? statements.listRunning.all(parameters)
-            : statements.listFinished.all({ ...parameters, state });
+      keyPrefix !== undefined
+        ? statements.listByKey.all({
+            ...parameters,
+            from: keyPrefix,
+            to: prefixEnd(keyPrefix) ?? ABOVE_ALL_TEXT,
+            state: state ?? null,
+          })
+        : state === undefined
+          ? statements.list.all(parameters)
+          : state === 'queued'
+            ? statements.listQueued.all(parameters)
+            : state === 'running'
+              ? statements.listRunning.all(parameters)
+              : statements.listFinished.all({ ...parameters, state });
     const more = rows.length > limit;
     if (more) rows.length = limit;
     const tasks = rows.map((row) => toTask(row));

@@ -21,6 +21,7 @@ const END_ATTEMPT = `UPDATE offload_tasks SET
     attempts = attempts - @refund,
     run_at = coalesce(@runAt, run_at),
     finished_at = @finishedAt,
+    result = @result,
     lease_owner = NULL,
     lease_expires_at = NULL,
     errors = ${APPEND_ERROR}
@@ -35,6 +36,7 @@ export interface EndAttempt {
   runAt: number | null;
   finishedAt: number | null;
   error: string | null;
+  result: string | null;
 }
 
 type Statement<P extends unknown[] | object, R = unknown> = Database.Statement<P, R>;
@@ -44,6 +46,14 @@ export interface ListParameters {
   below: number;
   name: string | null;
   limit: number;
+}
+
+/** Parameters of `listByKey`; `@state` null means any. */
+export interface KeyRangeParameters extends ListParameters {
+  from: string;
+  /** A Buffer when no text is above the prefix: SQLite sorts every BLOB after every TEXT. */
+  to: string | Buffer;
+  state: string | null;
 }
 
 /**
@@ -64,8 +74,8 @@ export interface Statements {
   /** The earliest `run_at` of the queued tasks due at the given time, or null. */
   oldestDue: Statement<[number], number | null>;
   settle: Statement<[EndAttempt]>;
-  /** The common case of settle, with fewer columns to write: success. Parameters: at, id, lease. */
-  succeed: Statement<[number, number, number]>;
+  /** The common case of settle, with fewer columns to write: success. Parameters: result, at, id, lease. */
+  succeed: Statement<[string | null, number, number, number]>;
   rescue: Statement<[EndAttempt], TaskRow>;
   renew: Statement<[number, number, number]>;
   expired: Statement<[number], TaskRow>;
@@ -79,6 +89,8 @@ export interface Statements {
   listQueued: Statement<[ListParameters], TaskRow>;
   /** Newest first among running tasks: sorts the running set (an admin query). */
   listRunning: Statement<[ListParameters], TaskRow>;
+  /** Newest first among the tasks with a key from `@from` up to `@to`: reads that key range. */
+  listByKey: Statement<[KeyRangeParameters], TaskRow>;
   cancel: Statement<[number, number], TaskRow>;
   retry: Statement<[number, number], TaskRow>;
   /** The largest id stored, or null: read by prune before it deletes. */
@@ -143,9 +155,9 @@ export function prepareStatements(db: Database.Database): Statements {
     oldestDue: value<[number]>(`${QUEUED_PRIORITIES} SELECT min(${FIRST_DUE}) FROM priorities`),
 
     settle: db.prepare<[EndAttempt]>(END_ATTEMPT),
-    succeed: db.prepare<[number, number, number]>(
+    succeed: db.prepare<[string | null, number, number, number]>(
       `UPDATE offload_tasks
-       SET state = 'succeeded', finished_at = ?, lease_owner = NULL, lease_expires_at = NULL
+       SET state = 'succeeded', result = ?, finished_at = ?, lease_owner = NULL, lease_expires_at = NULL
        WHERE id = ? AND state = 'running' AND lease = ?`,
     ),
     rescue: db.prepare<[EndAttempt], TaskRow>(`${END_ATTEMPT} RETURNING ${TASK_COLUMNS}`),
@@ -186,6 +198,13 @@ export function prepareStatements(db: Database.Database): Statements {
     listRunning: list<ListParameters>(
       `SELECT ${TASK_COLUMNS} FROM offload_tasks INDEXED BY offload_tasks_running
        WHERE state = 'running' AND id < @below AND ${OF_NAME} ORDER BY id DESC LIMIT @limit`,
+    ),
+
+    listByKey: list<KeyRangeParameters>(
+      `SELECT ${TASK_COLUMNS} FROM offload_tasks INDEXED BY offload_tasks_key
+       WHERE key IS NOT NULL AND key >= @from AND key < @to
+         AND id < @below AND ${OF_NAME} AND (@state IS NULL OR state = @state)
+       ORDER BY id DESC LIMIT @limit`,
     ),
 
     cancel: one<[number, number]>(

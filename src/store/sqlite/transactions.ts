@@ -70,7 +70,7 @@ export function createTransactions(db: Database.Database, statements: Statements
     settle: write((settlements: readonly Settlement[]) =>
       settlements.map((s) => {
         if (s.state === 'succeeded' && !s.error && !s.refund) {
-          return statements.succeed.run(s.at, rowId(s.id), s.lease).changes === 1;
+          return statements.succeed.run(s.result ?? null, s.at, rowId(s.id), s.lease).changes === 1;
         }
         const queued = s.state === 'queued';
         const parameters: EndAttempt = {
@@ -81,6 +81,7 @@ export function createTransactions(db: Database.Database, statements: Statements
           runAt: queued ? (s.runAt ?? s.at) : null,
           finishedAt: queued ? null : s.at,
           error: s.error ? encodeError(s.error) : null,
+          result: s.state === 'succeeded' ? (s.result ?? null) : null,
         };
         return statements.settle.run(parameters).changes === 1;
       }),
@@ -111,6 +112,7 @@ export function createTransactions(db: Database.Database, statements: Statements
           runAt: failed ? null : now,
           finishedAt: failed ? now : null,
           error: encodeError(interruptedError(row.attempts, now, row.lease_owner)),
+          result: null,
         });
         if (updated) rescued.push({ task: toTask(updated), owner: row.lease_owner });
       }
@@ -177,6 +179,7 @@ function enqueueOne(statements: Statements, id: number, input: NewTask): Enqueue
     startedAt: null,
     finishedAt: null,
     errors: [],
+    result: null,
   };
   return { task, created: true };
 }
