@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { offload } from '../fastify/index.js';
 import type { Runtime, Store } from '../index.js';
+import type { Notifications } from '../notifications/index.js';
 import { requireBearer } from './auth.js';
 import { BODY_LIMIT, installErrorHandling } from './errors.js';
 import type { ServiceMetrics } from './metrics.js';
@@ -18,6 +19,8 @@ export interface AppOptions {
   logger: FastifyBaseLogger;
   /** When set, `/api/*` needs `Authorization: Bearer <apiKey>`. */
   apiKey: string | undefined;
+  /** The channels, their tasks (given to the runtime) and the rules requests are checked against. */
+  notifications: Notifications;
 }
 
 /** A client's request id is kept when it looks like one; otherwise a new one is made. */
@@ -33,6 +36,7 @@ export async function buildApp({
   metrics,
   logger,
   apiKey,
+  notifications,
 }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger,
@@ -71,7 +75,7 @@ export async function buildApp({
   await app.register(
     async (api) => {
       if (apiKey !== undefined) requireBearer(api, apiKey);
-      await api.register(notificationRoutes);
+      await api.register(notificationRoutes, { notifications });
       await api.register(taskRoutes);
     },
     { prefix: '/api' },

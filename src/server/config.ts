@@ -1,4 +1,9 @@
 import { InvalidOptionError, SECOND } from '../index.js';
+import {
+  describeChannels,
+  readChannelSettings,
+  type ChannelSettings,
+} from '../notifications/index.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -23,6 +28,8 @@ export interface ServiceConfig {
   apiKey: string | undefined;
   /** `LOG_LEVEL`, default info. */
   logLevel: LogLevel;
+  /** The delivery channels: `WEBHOOK_SECRET`, `SMTP_URL`, `VAPID_*` and friends (see settings.ts). */
+  channels: ChannelSettings;
 }
 
 export const DEFAULT_DATABASE_URL = 'sqlite:./data/offload.db';
@@ -72,6 +79,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServiceConfig 
     ),
     apiKey,
     logLevel: level as LogLevel,
+    channels: readChannelSettings(read),
   };
 }
 
@@ -99,7 +107,15 @@ function seconds(name: string, text: string, min: number): number {
   return Math.round(value * SECOND);
 }
 
-/** The configuration as it may be logged: the API key is never shown. */
-export function describeConfig({ apiKey, ...config }: ServiceConfig): Record<string, unknown> {
-  return { ...config, auth: apiKey === undefined ? 'off' : 'bearer' };
+/** The configuration as it may be logged: the API key and channel secrets are never shown. */
+export function describeConfig({
+  apiKey,
+  channels,
+  ...config
+}: ServiceConfig): Record<string, unknown> {
+  return {
+    ...config,
+    auth: apiKey === undefined ? 'off' : 'bearer',
+    channels: describeChannels(channels),
+  };
 }

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger as PinoLogger } from 'pino';
 import { createRuntime, openStore, type Runtime, type Store } from '../index.js';
-import { notificationTasks } from '../notifications/index.js';
+import { Notifications, type DeliveryCall, type Resolver } from '../notifications/index.js';
 import { buildApp } from './app.js';
 import { describeConfig, type ServiceConfig } from './config.js';
 import { ServiceMetrics } from './metrics.js';
@@ -12,6 +12,8 @@ export interface ServiceOptions {
   store?: Store;
   /** Export Node's process metrics too; default true. */
   processMetrics?: boolean;
+  /** How webhook and push host names are resolved; default the system's. Tests map names to 127.0.0.1. */
+  resolve?: Resolver;
 }
 
 /** The notification service, assembled but not listening yet. */
@@ -32,9 +34,17 @@ export async function createService(
 ): Promise<Service> {
   const { logger } = options;
   const store = options.store ?? openStore(config.databaseUrl);
+  // The metrics need the runtime, which needs the tasks that report calls: forwarded once made.
+  let countCall: (call: DeliveryCall) => void = () => undefined;
+  const notifications = new Notifications({
+    demoDelay: config.notifyDemoDelay,
+    channels: config.channels,
+    ...(options.resolve ? { resolve: options.resolve } : {}),
+    onCall: (call) => countCall(call),
+  });
   const runtime = createRuntime({
     store,
-    tasks: notificationTasks({ demoDelay: config.notifyDemoDelay }),
+    tasks: notifications.tasks,
     timeout: config.taskTimeout,
     shutdownGrace: config.shutdownGrace,
     ...(config.concurrency === undefined ? {} : { concurrency: config.concurrency }),
@@ -46,7 +56,15 @@ export async function createService(
     logger,
     processMetrics: options.processMetrics ?? true,
   });
-  const app = await buildApp({ runtime, store, metrics, logger, apiKey: config.apiKey });
+  countCall = (call) => metrics.countCall(call);
+  const app = await buildApp({
+    runtime,
+    store,
+    metrics,
+    logger,
+    apiKey: config.apiKey,
+    notifications,
+  });
   app.addHook('onClose', () => metrics.close());
   let closing: Promise<void> | null = null;
 

@@ -38,6 +38,12 @@ export class HostPolicy {
     return this.names.has(stripBrackets(hostname).toLowerCase().replace(/\.$/, ''));
   }
 
+  /** True when `host` (a name or an address) is on the allow-list itself. */
+  lists(host: string): boolean {
+    const bare = stripBrackets(host);
+    return this.allowsName(bare) || this.addresses.some((allowed) => sameAddress(allowed, bare));
+  }
+
   /** Why `address` may not be connected to, or null when it may. */
   refusal(address: string): string | null {
     if (this.addresses.some((allowed) => sameAddress(allowed, address))) return null;
