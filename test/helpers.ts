@@ -74,6 +74,7 @@ export function barrier<T = void>(): { promise: Promise<T>; open(value: T): void
 
 /** Resolves with task `id` once it is succeeded, failed or canceled; rejects after `timeout` ms. */
 export function finished(runtime: Runtime, id: string, timeout = 5000): Promise<Task> {
+  if (typeof id !== 'string') return Promise.reject(new Error(`no task id to wait for: ${id}`));
   return new Promise((resolve, reject) => {
     const offs: (() => void)[] = [];
     const stop = () => {

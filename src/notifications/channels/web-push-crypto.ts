@@ -2,6 +2,7 @@ import {
   createCipheriv,
   createECDH,
   createPrivateKey,
+  createPublicKey,
   hkdfSync,
   randomBytes,
   sign,
@@ -58,7 +59,15 @@ export function checkVapidKeys(keys: VapidKeys): string | null {
 export function isP256PublicKey(key: Buffer): boolean {
   if (key.length !== 65 || key[0] !== 4) return false;
   try {
-    createECDH('prime256v1').computeSecret(key);
+    createPublicKey({
+      key: {
+        kty: 'EC',
+        crv: 'P-256',
+        x: key.subarray(1, 33).toString('base64url'),
+        y: key.subarray(33).toString('base64url'),
+      },
+      format: 'jwk',
+    });
     return true;
   } catch {
     return false;
