@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { createRequire } from 'node:module';
 import { OffloadError } from '../index.js';
+import { generateVapidKeys } from '../notifications/index.js';
 import { serve } from './serve.js';
 import { tasksCommand, TASKS_USAGE, UsageError } from './tasks.js';
 
@@ -8,6 +9,7 @@ const USAGE = `offload — durable background tasks; the notification service
 
 offload [serve]     serve the HTTP API (configured by the environment, see the README)
 ${TASKS_USAGE}
+offload vapid       print a new VAPID key pair for Web Push, as environment variables
 offload --help | --version`;
 
 async function main(argv: string[]): Promise<number | undefined> {
@@ -22,6 +24,12 @@ async function main(argv: string[]): Promise<number | undefined> {
       return undefined;
     case 'tasks':
       return tasksCommand(rest, process.env);
+    case 'vapid': {
+      if (rest.length > 0) throw new UsageError('offload vapid takes no arguments');
+      const keys = generateVapidKeys();
+      console.log(`VAPID_PUBLIC_KEY=${keys.publicKey}\nVAPID_PRIVATE_KEY=${keys.privateKey}`);
+      return 0;
+    }
     case 'help':
     case '--help':
     case '-h':
