@@ -5,6 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { createRuntime, defineTask, PermanentError, sqliteStore, type Task } from '../src/index.js';
 import { CLI, ROOT, tempDir } from './fixtures/service-harness.js';
+import { checkVapidKeys } from '../src/notifications/channels/web-push-crypto.js';
 import { captureLogger } from './helpers.js';
 
 const run = promisify(execFile);
@@ -114,5 +115,17 @@ describe('offload tasks', () => {
     const help = await cli('--help');
     assert.equal(help.code, 0);
     assert.match(help.stdout, /offload \[serve\]/);
+  });
+});
+
+describe('offload vapid', () => {
+  it('prints a new, valid VAPID key pair as environment variables', async () => {
+    const { code, stdout } = await cli('vapid');
+    assert.equal(code, 0);
+    const match = /^VAPID_PUBLIC_KEY=([\w-]{87})\nVAPID_PRIVATE_KEY=([\w-]{43})\n$/.exec(stdout);
+    assert.ok(match, stdout);
+    assert.equal(checkVapidKeys({ publicKey: match[1]!, privateKey: match[2]! }), null);
+    const again = await cli('vapid');
+    assert.notEqual(again.stdout, stdout, 'a new pair each time');
   });
 });

@@ -1,4 +1,4 @@
-import type { Logger } from '../src/types.js';
+import type { Logger, Task } from '../src/types.js';
 import type { Runtime } from '../src/runtime/runtime.js';
 import type { RuntimeEventName, RuntimeEvents } from '../src/runtime/events.js';
 
@@ -70,4 +70,31 @@ export function barrier<T = void>(): { promise: Promise<T>; open(value: T): void
     open = resolve;
   });
   return { promise, open };
+}
+
+/** Resolves with task `id` once it is succeeded, failed or canceled; rejects after `timeout` ms. */
+export function finished(runtime: Runtime, id: string, timeout = 5000): Promise<Task> {
+  if (typeof id !== 'string') return Promise.reject(new Error(`no task id to wait for: ${id}`));
+  return new Promise((resolve, reject) => {
+    const offs: (() => void)[] = [];
+    const stop = () => {
+      clearTimeout(timer);
+      for (const off of offs) off();
+    };
+    const timer = setTimeout(() => {
+      stop();
+      reject(new Error(`task ${id} did not finish within ${timeout} ms`));
+    }, timeout);
+    const check = async () => {
+      const task = await runtime.get(id);
+      if (task && ['succeeded', 'failed', 'canceled'].includes(task.state)) {
+        stop();
+        resolve(task);
+      }
+    };
+    for (const event of ['task:success', 'task:failed', 'task:cancel'] as const) {
+      offs.push(runtime.on(event, ({ task }) => void (task.id === id && check())));
+    }
+    void check().catch(reject);
+  });
 }

@@ -26,6 +26,15 @@ describe('configuration', () => {
       notifyDemoDelay: 2000,
       apiKey: undefined,
       logLevel: 'info',
+      channels: {
+        allowPrivateHosts: [],
+        deliveryTimeout: 15_000,
+        deliveryAttempts: 5,
+        deliveryBackoff: 2000,
+        webhook: null,
+        email: null,
+        push: null,
+      },
     });
   });
 

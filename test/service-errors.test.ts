@@ -77,7 +77,7 @@ const badInputs: [string, InjectOptions, number, ErrorCode][] = [
   ],
   [
     'an unknown field',
-    { method: 'POST', url: NOTIFY, payload: { channel: 'log', to: 'a', html: '<b>' } },
+    { method: 'POST', url: NOTIFY, payload: { channel: 'log', to: 'a', cc: 'b' } },
     400,
     'INVALID_NOTIFICATION',
   ],

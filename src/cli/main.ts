@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { createRequire } from 'node:module';
 import { OffloadError } from '../index.js';
+import { generateVapidKeys } from '../notifications/index.js';
 import { migrate, serve, work } from './serve.js';
 import { tasksCommand, TASKS_USAGE, UsageError } from './tasks.js';
 
@@ -12,6 +13,7 @@ offload serve --no-runner
 offload worker      run tasks, serve no HTTP (for a shared PostgreSQL store)
 offload migrate     bring the store's schema up to date, then exit
 ${TASKS_USAGE}
+offload vapid       print a new VAPID key pair for Web Push, as environment variables
 offload --help | --version`;
 
 async function main(argv: string[]): Promise<number | undefined> {
@@ -37,6 +39,12 @@ async function main(argv: string[]): Promise<number | undefined> {
       return undefined;
     case 'tasks':
       return tasksCommand(rest, process.env);
+    case 'vapid': {
+      if (rest.length > 0) throw new UsageError('offload vapid takes no arguments');
+      const keys = generateVapidKeys();
+      console.log(`VAPID_PUBLIC_KEY=${keys.publicKey}\nVAPID_PRIVATE_KEY=${keys.privateKey}`);
+      return 0;
+    }
     case 'help':
     case '--help':
     case '-h':

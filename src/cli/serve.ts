@@ -34,7 +34,8 @@ export async function serve(env: NodeJS.ProcessEnv, { runner = true } = {}): Pro
  */
 export async function work(env: NodeJS.ProcessEnv): Promise<void> {
   const { config, logger, exit } = setUp(env);
-  const runtime = createServiceRuntime(config, openServiceStore(config, logger), logger);
+  // Delivery calls are logged by the tasks; a worker serves no /metrics to count them on.
+  const { runtime } = createServiceRuntime(config, openServiceStore(config, logger), logger);
   try {
     await runtime.start();
   } catch (error) {

@@ -1,27 +1,34 @@
 import { OffloadError, type Json } from '../index.js';
+import { MAX_PUSH_PLAINTEXT } from './channels/web-push-crypto.js';
+import { pushMessage } from './channels/push.js';
+import { CHANNELS, type ChannelName, type Delivery, type Recipient } from './delivery.js';
+import type { HostPolicy } from './net/host-policy.js';
+import { checkRecipient, MAX_RECIPIENTS } from './recipients.js';
 
-/** The channels notifications can be delivered on. Webhook, email and Web Push come later. */
-export const CHANNELS = ['log'] as const;
-export type Channel = (typeof CHANNELS)[number];
-
-/** A notification to deliver, as a client describes it in `POST /api/notifications/notify`. */
-export interface Notification {
-  channel: Channel;
-  /** Who it is for: an address, a user id or a label, as the channel understands it. */
-  to: string;
+/** A notification as a client describes it in `POST /api/notifications/notify`, checked. */
+export interface NotificationRequest {
+  channel: ChannelName;
+  /** One delivery each, in this order. */
+  to: Recipient[];
   subject: string | null;
   body: string | null;
+  /** An HTML alternative of `body`, for email. */
+  html: string | null;
   /** Extra structured data, passed through to the channel. */
   data: { [key: string]: Json } | null;
 }
 
 /** What a request asks for: the seed's demo notification, or a real one. */
-export type NotifyRequest = { kind: 'demo' } | { kind: 'notification'; notification: Notification };
+export type NotifyRequest =
+  { kind: 'demo' } | { kind: 'notification'; notification: NotificationRequest };
+
+export type NotificationErrorCode =
+  'INVALID_NOTIFICATION' | 'UNKNOWN_CHANNEL' | 'CHANNEL_NOT_CONFIGURED';
 
 /** A notification request that cannot be accepted; `field` names what to fix. */
 export class NotificationError extends OffloadError {
   constructor(
-    code: 'INVALID_NOTIFICATION' | 'UNKNOWN_CHANNEL',
+    code: NotificationErrorCode,
     readonly field: string,
     message: string,
   ) {
@@ -29,15 +36,23 @@ export class NotificationError extends OffloadError {
   }
 }
 
-const FIELDS = ['channel', 'to', 'subject', 'body', 'data'];
-const LIMITS = { to: 320, subject: 200, body: 10_000 };
+/** What a request is checked against besides its own shape. */
+export interface RequestRules {
+  /** The SSRF rules: a URL whose host is a refused IP address is a 400 at once. */
+  policy: HostPolicy;
+  /** Why `channel` cannot be used in this service (not configured), or null when it can. */
+  unavailable(channel: ChannelName): string | null;
+}
+
+const FIELDS = ['channel', 'to', 'subject', 'body', 'html', 'data'];
+const LIMITS = { subject: 200, body: 10_000, html: 50_000 };
 
 /**
  * Reads a notify request body. No body, or `{}`, asks for the demo notification; anything else
- * must describe a notification completely, so that bad input is refused now rather than failing
- * later as a task.
+ * must describe a notification completely, every recipient included, so that bad input is
+ * refused now rather than failing later as a task.
  */
-export function parseNotifyRequest(body: unknown): NotifyRequest {
+export function parseNotifyRequest(body: unknown, rules: RequestRules): NotifyRequest {
   if (body === undefined) return { kind: 'demo' };
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw invalid(
@@ -55,7 +70,30 @@ export function parseNotifyRequest(body: unknown): NotifyRequest {
       `unknown field ${JSON.stringify(unknown)}; a notification has the fields ${FIELDS.join(', ')}`,
     );
   }
-  const { channel } = fields;
+  const channel = readChannel(fields.channel, rules);
+  const data = fields.data ?? null;
+  if (data !== null && (typeof data !== 'object' || Array.isArray(data))) {
+    throw invalid('data', 'data must be a JSON object when given');
+  }
+  const notification: NotificationRequest = {
+    channel,
+    to: readRecipients(channel, fields.to, rules),
+    subject: text(fields, 'subject'),
+    body: text(fields, 'body'),
+    html: text(fields, 'html'),
+    data: data as NotificationRequest['data'],
+  };
+  if (notification.html !== null && channel !== 'email') {
+    throw invalid('html', `html is for the email channel only; send the text as "body"`);
+  }
+  if (channel === 'email' && notification.subject !== null && /[\r\n]/.test(notification.subject)) {
+    throw invalid('subject', 'an email subject must be one line');
+  }
+  if (channel === 'push') checkPushSize(notification);
+  return { kind: 'notification', notification };
+}
+
+function readChannel(channel: unknown, rules: RequestRules): ChannelName {
   if (channel === undefined) {
     throw invalid(
       'channel',
@@ -71,33 +109,31 @@ export function parseNotifyRequest(body: unknown): NotifyRequest {
       `channel ${JSON.stringify(channel)} is not known; use one of: ${CHANNELS.join(', ')}`,
     );
   }
-  const data = fields.data ?? null;
-  if (data !== null && (typeof data !== 'object' || Array.isArray(data))) {
-    throw invalid('data', 'data must be a JSON object when given');
-  }
-  return {
-    kind: 'notification',
-    notification: {
-      channel: channel as Channel,
-      to: text(fields, 'to', true)!,
-      subject: text(fields, 'subject', false),
-      body: text(fields, 'body', false),
-      data: data as Notification['data'],
-    },
-  };
+  const why = rules.unavailable(channel as ChannelName);
+  if (why !== null) throw new NotificationError('CHANNEL_NOT_CONFIGURED', 'channel', why);
+  return channel as ChannelName;
 }
 
-function text(
-  fields: Record<string, unknown>,
-  name: keyof typeof LIMITS,
-  required: boolean,
-): string | null {
-  const value = fields[name];
-  if (value === undefined || value === null) {
-    if (required)
-      throw invalid(name, `${name} is required: a string of 1 to ${LIMITS[name]} characters`);
-    return null;
+function readRecipients(channel: ChannelName, to: unknown, rules: RequestRules): Recipient[] {
+  if (to === undefined || to === null) {
+    throw invalid('to', `to is required: one recipient, or a list of 1 to ${MAX_RECIPIENTS}`);
   }
+  const list = Array.isArray(to);
+  const values: unknown[] = list ? to : [to];
+  if (values.length === 0 || values.length > MAX_RECIPIENTS) {
+    throw invalid('to', `to must list 1 to ${MAX_RECIPIENTS} recipients, got ${values.length}`);
+  }
+  return values.map((value, i) => {
+    const field = list ? `to[${i}]` : 'to';
+    const checked = checkRecipient(channel, value, field, rules.policy);
+    if (checked.problem !== undefined) throw invalid(field, checked.problem);
+    return checked.value;
+  });
+}
+
+function text(fields: Record<string, unknown>, name: keyof typeof LIMITS): string | null {
+  const value = fields[name];
+  if (value === undefined || value === null) return null;
   if (typeof value !== 'string' || value.length === 0 || value.length > LIMITS[name]) {
     throw invalid(
       name,
@@ -105,6 +141,25 @@ function text(
     );
   }
   return value;
+}
+
+/** A push message must fit one encrypted record of 4 KiB: refuse a larger one now. */
+function checkPushSize(notification: NotificationRequest): void {
+  const sample: Delivery = {
+    ...notification,
+    notification: 'n'.repeat(40),
+    index: 0,
+    request: '',
+    createdAt: '',
+    to: '',
+  };
+  const size = pushMessage(sample).length;
+  if (size > MAX_PUSH_PLAINTEXT) {
+    throw invalid(
+      'body',
+      `a push message holds at most ${MAX_PUSH_PLAINTEXT} bytes of JSON, and this one takes ${size}: shorten body, subject or data`,
+    );
+  }
 }
 
 function invalid(field: string, message: string): NotificationError {

@@ -1,13 +1,36 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { defineTask, SECOND, type TaskDefinition } from '../index.js';
-import type { Notification, NotifyRequest } from './notification.js';
+import { defineTask, SECOND, type TaskDefinition, type TaskRequest } from '../index.js';
+import { EmailSender } from './channels/email.js';
+import { LogSender } from './channels/log.js';
+import { PushSender } from './channels/push.js';
+import { WebhookSender } from './channels/webhook.js';
+import {
+  deliveryTask,
+  deliveryTaskName,
+  type ChannelName,
+  type Delivery,
+  type DeliveryCall,
+  type Sender,
+} from './delivery.js';
+import { GoneRecipients } from './gone-recipients.js';
+import { HostPolicy, type Resolver } from './net/host-policy.js';
+import { HttpClient } from './net/http-client.js';
+import type { NotifyRequest, RequestRules } from './notification.js';
+import { DEFAULT_CHANNEL_SETTINGS, type ChannelSettings } from './settings.js';
 
 export const DEMO_TASK = 'notifications.demo';
-export const LOG_TASK = 'notifications.log';
+export const LOG_TASK = deliveryTaskName('log');
 
 export interface NotificationTaskOptions {
   /** How long the demo notification "works", in ms; the seed's is 2 s. */
   demoDelay?: number;
+  /** The channels' configuration; by default only `log` is on. */
+  channels?: ChannelSettings;
+  /** How host names of webhook URLs and push endpoints are resolved; default the system's. */
+  resolve?: Resolver;
+  /** Told of every outgoing call (for metrics). */
+  onCall?: (call: DeliveryCall) => void;
 }
 
 /** The seed's demo: logs, does `delay` ms of (abortable) async work, logs again. */
@@ -22,25 +45,133 @@ export function demoNotificationTask(delay = 2 * SECOND): TaskDefinition<Record<
   });
 }
 
-/** Delivers a notification on the `log` channel: one structured log line per notification. */
-export const logNotificationTask: TaskDefinition<Notification> = defineTask<Notification>({
-  name: LOG_TASK,
-  run({ to, subject, body, data }, ctx) {
-    ctx.logger.info(
-      { channel: 'log', to, subject, body, data },
-      'notification delivered on the log channel',
-    );
-  },
-});
+/**
+ * The notification side of the service: the delivery task of each configured channel, the rules
+ * a request is checked against, and the tasks that deliver a request.
+ */
+export class Notifications {
+  /** Every task the notification service runs; give them to `createRuntime({ tasks })`. */
+  readonly tasks: TaskDefinition<never>[];
+  readonly rules: RequestRules;
+  private readonly senders = new Map<ChannelName, Sender>();
 
-/** Every task the notification service runs; give them to `createRuntime({ tasks })`. */
-export function notificationTasks(options: NotificationTaskOptions = {}): TaskDefinition<never>[] {
-  return [demoNotificationTask(options.demoDelay), logNotificationTask] as TaskDefinition<never>[];
+  constructor(options: NotificationTaskOptions = {}) {
+    const settings = options.channels ?? DEFAULT_CHANNEL_SETTINGS;
+    const policy = new HostPolicy(settings.allowPrivateHosts);
+    const client = new HttpClient({
+      policy,
+      ...(options.resolve ? { resolve: options.resolve } : {}),
+    });
+    const timeout = settings.deliveryTimeout;
+    this.senders.set('log', new LogSender());
+    if (settings.webhook) {
+      this.senders.set(
+        'webhook',
+        new WebhookSender({ client, secrets: settings.webhook.secrets, timeout }),
+      );
+    }
+    if (settings.email) {
+      this.senders.set('email', new EmailSender({ ...settings.email, timeout }));
+    }
+    if (settings.push) {
+      this.senders.set('push', new PushSender({ client, ...settings.push, timeout }));
+    }
+    const gone = new GoneRecipients();
+    const taskOptions = {
+      attemptsPerProvider: settings.deliveryAttempts,
+      backoff: { base: settings.deliveryBackoff },
+      gone,
+      ...(options.onCall ? { onCall: options.onCall } : {}),
+    };
+    this.tasks = [
+      demoNotificationTask(options.demoDelay),
+      ...[...this.senders.values()].map((sender) => deliveryTask(sender, taskOptions)),
+    ] as TaskDefinition<never>[];
+    this.rules = {
+      policy,
+      unavailable: (channel) => (this.senders.has(channel) ? null : notConfigured(channel)),
+    };
+  }
+
+  /**
+   * The tasks that deliver what `request` asks for, as notification `id`: one per recipient, each
+   * with the key `notification:<id>:<index>`, so that a notification's deliveries can be listed
+   * and a repeated request (same `id`) adds nothing.
+   */
+  plan(request: NotifyRequest, id: string, now: Date): TaskRequest[] {
+    const digest = requestDigest(request);
+    if (request.kind === 'demo') {
+      return [{ task: DEMO_TASK, payload: {}, options: { key: deliveryKey(id, 0) } }];
+    }
+    const { to, channel, ...content } = request.notification;
+    return to.map((recipient, index) => {
+      const delivery: Delivery = {
+        notification: id,
+        index,
+        request: digest,
+        createdAt: now.toISOString(),
+        to: recipient,
+        ...content,
+      };
+      return {
+        task: deliveryTaskName(channel),
+        payload: delivery,
+        options: { key: deliveryKey(id, index) },
+      };
+    });
+  }
 }
 
-/** The task (by name) and payload that deliver what a notify request asks for. */
-export function notificationTask(request: NotifyRequest): { task: string; payload: object } {
-  return request.kind === 'demo'
-    ? { task: DEMO_TASK, payload: {} }
-    : { task: LOG_TASK, payload: request.notification };
+/** Every task the notification service runs, with the channels of `options.channels`. */
+export function notificationTasks(options: NotificationTaskOptions = {}): TaskDefinition<never>[] {
+  return new Notifications(options).tasks;
+}
+
+export const NOTIFICATION_ID = /^ntf_[A-Za-z0-9_-]{22}$/;
+
+/**
+ * A notification's id: random, or derived from the client's `Idempotency-Key` so that a repeated
+ * request lands on the same deliveries.
+ */
+export function notificationId(idempotencyKey?: string): string {
+  const bytes =
+    idempotencyKey === undefined
+      ? randomBytes(16)
+      : createHash('sha256').update(`idempotency-key\0${idempotencyKey}`).digest();
+  return `ntf_${bytes.subarray(0, 16).toString('base64url')}`;
+}
+
+/** The task key of a notification's delivery number `index`. */
+export function deliveryKey(id: string, index: number): string {
+  return `${deliveryKeyPrefix(id)}${index}`;
+}
+
+export function deliveryKeyPrefix(id: string): string {
+  return `notification:${id}:`;
+}
+
+/** A digest of what a request asks for, the same whatever the order of its JSON keys. */
+export function requestDigest(request: NotifyRequest): string {
+  const content = request.kind === 'demo' ? 'demo' : request.notification;
+  return createHash('sha256').update(canonicalJson(content)).digest('base64url');
+}
+
+function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+}
+
+const SETUP: Record<ChannelName, string> = {
+  webhook: 'set WEBHOOK_SECRET (whsec_…) to sign webhooks',
+  email: 'set SMTP_URL and EMAIL_FROM',
+  push: 'set VAPID_PUBLIC_KEY, VAPID_PRIVATE_KEY and VAPID_SUBJECT (`offload vapid` prints a key pair)',
+  log: 'nothing',
+};
+
+function notConfigured(channel: ChannelName): string {
+  return `the ${channel} channel is not configured on this service (its operator must ${SETUP[channel]}); the log channel always works`;
 }

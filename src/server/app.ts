@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { offload } from '../fastify/index.js';
 import type { Runtime, Store } from '../index.js';
+import type { Notifications } from '../notifications/index.js';
 import { requireBearer } from './auth.js';
 import { BODY_LIMIT, installErrorHandling } from './errors.js';
 import type { ServiceMetrics } from './metrics.js';
@@ -18,6 +19,8 @@ export interface AppOptions {
   logger: FastifyBaseLogger;
   /** When set, `/api/*` needs `Authorization: Bearer <apiKey>`. */
   apiKey: string | undefined;
+  /** The channels, their tasks (given to the runtime) and the rules requests are checked against. */
+  notifications: Notifications;
   /** Run tasks in this process too (default), or only store them (`offload serve --no-runner`). */
   runner?: boolean;
 }
@@ -36,6 +39,7 @@ export async function buildApp({
   metrics,
   logger,
   apiKey,
+  notifications,
   runner = true,
 }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
@@ -75,7 +79,7 @@ export async function buildApp({
   await app.register(
     async (api) => {
       if (apiKey !== undefined) requireBearer(api, apiKey);
-      await api.register(notificationRoutes);
+      await api.register(notificationRoutes, { notifications });
       await api.register(taskRoutes);
     },
     { prefix: '/api' },

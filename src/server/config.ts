@@ -1,4 +1,9 @@
 import { InvalidOptionError, SECOND } from '../index.js';
+import {
+  describeChannels,
+  readChannelSettings,
+  type ChannelSettings,
+} from '../notifications/index.js';
 import { redactUrl } from '../store/open.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -28,6 +33,8 @@ export interface ServiceConfig {
   apiKey: string | undefined;
   /** `LOG_LEVEL`, default info. */
   logLevel: LogLevel;
+  /** The delivery channels: `WEBHOOK_SECRET`, `SMTP_URL`, `VAPID_*` and friends (see settings.ts). */
+  channels: ChannelSettings;
 }
 
 export const DEFAULT_DATABASE_URL = 'sqlite:./data/offload.db';
@@ -79,6 +86,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServiceConfig 
     ),
     apiKey,
     logLevel: level as LogLevel,
+    channels: readChannelSettings(read),
   };
 }
 
@@ -116,11 +124,19 @@ function schemaName(text: string): string {
   return text;
 }
 
-/** The configuration as it may be logged: the API key and the database password are never shown. */
-export function describeConfig({ apiKey, ...config }: ServiceConfig): Record<string, unknown> {
+/**
+ * The configuration as it may be logged: the API key, channel secrets and the database password
+ * are never shown.
+ */
+export function describeConfig({
+  apiKey,
+  channels,
+  ...config
+}: ServiceConfig): Record<string, unknown> {
   return {
     ...config,
     databaseUrl: redactUrl(config.databaseUrl),
     auth: apiKey === undefined ? 'off' : 'bearer',
+    channels: describeChannels(channels),
   };
 }

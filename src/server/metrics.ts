@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { SECOND, TASK_STATES, type Logger, type Runtime, type Store } from '../index.js';
+import type { DeliveryCall } from '../notifications/index.js';
 
 type StoreStats = Awaited<ReturnType<Store['stats']>>;
 
@@ -24,6 +25,8 @@ export class ServiceMetrics {
   private readonly unsubscribe: (() => void)[] = [];
   private readonly statsTtl: number;
   private cached: { at: number; stats: Promise<StoreStats | null> } | null = null;
+  private readonly calls: Counter<'channel' | 'provider' | 'outcome'>;
+  private readonly callDurations: Histogram<'channel' | 'outcome'>;
 
   constructor(private readonly options: MetricsOptions) {
     this.statsTtl = options.statsTtl ?? 5 * SECOND;
@@ -46,6 +49,19 @@ export class ServiceMetrics {
     const runtimeErrors = new Counter({
       name: 'offload_runtime_errors_total',
       help: 'Errors of the store or of listeners that the runtime survived',
+      registers,
+    });
+    this.calls = new Counter({
+      name: 'offload_notification_calls_total',
+      help: 'Outgoing delivery calls (a webhook POST, an SMTP exchange, a push request) by channel, provider and outcome (delivered, rejected, gone, refused, retry, timeout, aborted)',
+      labelNames: ['channel', 'provider', 'outcome'],
+      registers,
+    });
+    this.callDurations = new Histogram({
+      name: 'offload_notification_call_duration_seconds',
+      help: 'How long outgoing delivery calls took, by channel and outcome',
+      labelNames: ['channel', 'outcome'],
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
     const { runtime } = options;
@@ -102,6 +118,12 @@ export class ServiceMetrics {
     function counter(name: string, help: string): Counter<'name'> {
       return new Counter({ name, help: `${help}, by task name`, labelNames: ['name'], registers });
     }
+  }
+
+  /** Counts one outgoing delivery call. */
+  countCall({ channel, provider, outcome, duration }: DeliveryCall): void {
+    this.calls.inc({ channel, provider, outcome });
+    this.callDurations.observe({ channel, outcome }, duration / SECOND);
   }
 
   /** The metrics in Prometheus text format. */

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger as PinoLogger } from 'pino';
 import { createRuntime, openStore, type Runtime, type Store } from '../index.js';
-import { notificationTasks } from '../notifications/index.js';
+import { Notifications, type DeliveryCall, type Resolver } from '../notifications/index.js';
 import { buildApp } from './app.js';
 import { describeConfig, type ServiceConfig } from './config.js';
 import { ServiceMetrics } from './metrics.js';
@@ -14,6 +14,8 @@ export interface ServiceOptions {
   processMetrics?: boolean;
   /** Run tasks in this process too; default true. False serves the API only. */
   runner?: boolean;
+  /** How webhook and push host names are resolved; default the system's. Tests map names to 127.0.0.1. */
+  resolve?: Resolver;
 }
 
 /** The notification service, assembled but not listening yet. */
@@ -37,20 +39,31 @@ export function openServiceStore(config: ServiceConfig, logger: PinoLogger): Sto
   });
 }
 
-/** The runtime of the notification service: its tasks and the configured policy. */
+/**
+ * The runtime of the notification service: the channels' tasks and the configured policy.
+ * `onCall` hears of every outgoing delivery call (for metrics).
+ */
 export function createServiceRuntime(
   config: ServiceConfig,
   store: Store,
   logger: PinoLogger,
-): Runtime {
-  return createRuntime({
+  options: { resolve?: Resolver; onCall?: (call: DeliveryCall) => void } = {},
+): { runtime: Runtime; notifications: Notifications } {
+  const notifications = new Notifications({
+    demoDelay: config.notifyDemoDelay,
+    channels: config.channels,
+    ...(options.resolve ? { resolve: options.resolve } : {}),
+    ...(options.onCall ? { onCall: options.onCall } : {}),
+  });
+  const runtime = createRuntime({
     store,
-    tasks: notificationTasks({ demoDelay: config.notifyDemoDelay }),
+    tasks: notifications.tasks,
     timeout: config.taskTimeout,
     shutdownGrace: config.shutdownGrace,
     ...(config.concurrency === undefined ? {} : { concurrency: config.concurrency }),
     logger: logger.child({ component: 'runtime' }),
   });
+  return { runtime, notifications };
 }
 
 export async function createService(
@@ -59,19 +72,26 @@ export async function createService(
 ): Promise<Service> {
   const { logger } = options;
   const store = options.store ?? openServiceStore(config, logger);
-  const runtime = createServiceRuntime(config, store, logger);
+  // The metrics need the runtime, which needs the tasks that report calls: forwarded once made.
+  let countCall: (call: DeliveryCall) => void = () => undefined;
+  const { runtime, notifications } = createServiceRuntime(config, store, logger, {
+    ...(options.resolve ? { resolve: options.resolve } : {}),
+    onCall: (call) => countCall(call),
+  });
   const metrics = new ServiceMetrics({
     runtime,
     store,
     logger,
     processMetrics: options.processMetrics ?? true,
   });
+  countCall = (call) => metrics.countCall(call);
   const app = await buildApp({
     runtime,
     store,
     metrics,
     logger,
     apiKey: config.apiKey,
+    notifications,
     runner: options.runner ?? true,
   });
   app.addHook('onClose', () => metrics.close());

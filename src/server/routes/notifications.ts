@@ -1,21 +1,130 @@
-import type { FastifyPluginCallback } from 'fastify';
-import { notificationTask, parseNotifyRequest } from '../../notifications/index.js';
+import type { FastifyPluginCallback, FastifyRequest } from 'fastify';
+import type { Task, TaskRequest } from '../../index.js';
+import {
+  DEMO_TASK,
+  deliveryKeyPrefix,
+  NOTIFICATION_ID,
+  notificationId,
+  parseNotifyRequest,
+  requestDigest,
+  type Delivery,
+  type Notifications,
+} from '../../notifications/index.js';
+import { ApiError } from '../errors.js';
+import { notificationView, type NotificationView } from '../notification-view.js';
 
 export interface NotifyAnswer {
   ok: true;
   message: 'Notification scheduled in background';
-  /** The task that delivers it: follow it with GET /api/tasks/:id. */
+  /**
+   * For one recipient, the task that delivers it (`GET /api/tasks/:id`); for several, the
+   * notification (`GET /api/notifications/:id`, which also takes the task id of a single one).
+   */
   id: string;
 }
 
-/** `POST /notifications/notify`: the seed's endpoint, answered as soon as the task is stored. */
-export const notificationRoutes: FastifyPluginCallback = (app, _options, done) => {
-  app.post('/notifications/notify', async (request): Promise<NotifyAnswer> => {
-    const { task, payload } = notificationTask(parseNotifyRequest(request.body));
-    request.background.add(task, payload);
-    // Stored now rather than just before the response, to answer with its id.
-    const [stored] = await request.background.commit();
-    return { ok: true, message: 'Notification scheduled in background', id: stored!.id };
+export interface NotificationRoutesOptions {
+  notifications: Notifications;
+}
+
+/** What an `Idempotency-Key` may be: printable ASCII, as Stripe and the IETF draft use. */
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+/** Task ids the stores hand out (see routes/tasks.ts). */
+const TASK_ID = /^[A-Za-z0-9_-]{1,100}$/;
+const KEY_OF_DELIVERY = /^notification:(ntf_[A-Za-z0-9_-]{22}):\d+$/;
+
+/**
+ * `POST /notifications/notify` (the seed's endpoint) and `POST /notifications`: one delivery task
+ * per recipient, answered once they are stored. `GET /notifications/:id`: every delivery of a
+ * notification.
+ */
+export const notificationRoutes: FastifyPluginCallback<NotificationRoutesOptions> = (
+  app,
+  { notifications },
+  done,
+) => {
+  const runtime = app.offload;
+
+  const notify = async (request: FastifyRequest): Promise<NotifyAnswer> => {
+    const parsed = parseNotifyRequest(request.body, notifications.rules);
+    const key = idempotencyKey(request);
+    const id = notificationId(key);
+    const [first, ...rest] = notifications.plan(parsed, id, new Date());
+    // Stored now rather than just before the response, to answer with an id. With a key, the
+    // first delivery is stored alone first: its key is the notification's, so the store says
+    // whether this request was seen before, and with what body, before anything else is added.
+    const stored = await store(request, [first!]);
+    if (key !== undefined) {
+      const digest = requestDigest(parsed);
+      if (digestOf(stored[0]!) !== digest) {
+        throw new ApiError(
+          'IDEMPOTENCY_KEY_REUSED',
+          'this Idempotency-Key was used before with a different request; send a new key for a new notification',
+        );
+      }
+    }
+    // The others join it; with a key, those stored by the first request are returned as they are.
+    await store(request, rest);
+    return {
+      ok: true,
+      message: 'Notification scheduled in background',
+      id: rest.length === 0 ? stored[0]!.id : id,
+    };
+  };
+  app.post('/notifications/notify', notify);
+  app.post('/notifications', notify);
+
+  app.get('/notifications/:id', async (request): Promise<NotificationView> => {
+    const { id } = request.params as { id: string };
+    const notification = await resolveNotification(id);
+    const page = await runtime.list({ keyPrefix: deliveryKeyPrefix(notification), limit: 1000 });
+    if (page.tasks.length === 0) throw notFound(id);
+    return notificationView(notification, page.tasks);
   });
   done();
+
+  /** A notification id as it is, or the notification a delivery's task id belongs to. */
+  async function resolveNotification(id: string): Promise<string> {
+    if (NOTIFICATION_ID.test(id)) return id;
+    if (!TASK_ID.test(id)) {
+      throw new ApiError(
+        'INVALID_NOTIFICATION_ID',
+        `${JSON.stringify(id)} is not a notification id; use the "id" the notify request answered with`,
+      );
+    }
+    const task = await runtime.get(id);
+    const match = KEY_OF_DELIVERY.exec(task?.key ?? '');
+    if (!match) throw notFound(id);
+    return match[1]!;
+  }
 };
+
+function store(request: FastifyRequest, tasks: readonly TaskRequest[]): Promise<Task[]> {
+  for (const { task, payload, options } of tasks) request.background.add(task, payload, options);
+  return request.background.commit();
+}
+
+function idempotencyKey(request: FastifyRequest): string | undefined {
+  const value = request.headers['idempotency-key'];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !IDEMPOTENCY_KEY.test(value)) {
+    throw new ApiError(
+      'INVALID_IDEMPOTENCY_KEY',
+      'Idempotency-Key must be given once, 1 to 255 printable ASCII characters without spaces (a UUID is a good key)',
+    );
+  }
+  return value;
+}
+
+/** The digest of the request that stored `task`. */
+function digestOf(task: Task): string | null {
+  if (task.name === DEMO_TASK) return requestDigest({ kind: 'demo' });
+  return (task.payload as Partial<Delivery> | null)?.request ?? null;
+}
+
+function notFound(id: string): ApiError {
+  return new ApiError(
+    'NOTIFICATION_NOT_FOUND',
+    `no notification has id ${JSON.stringify(id)}; it may have been pruned after the retention period`,
+  );
+}

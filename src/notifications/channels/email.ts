@@ -1,0 +1,169 @@
+import MailComposer from 'nodemailer/lib/mail-composer';
+import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import type { Delivery, SendContext, Sender } from '../delivery.js';
+import { DeliveryRejectedError, DeliveryTimeoutError } from '../delivery-errors.js';
+
+/** One SMTP server from `SMTP_URL`. Its credentials stay here: `name` is what is shown. */
+export interface SmtpProvider {
+  /** `smtp-1`, `smtp-2`, … in the order of `SMTP_URL`. */
+  name: string;
+  host: string;
+  port: number;
+  /** `smtps://`: TLS from the start. `smtp://` upgrades with STARTTLS when the server offers it. */
+  secure: boolean;
+  auth: { user: string; pass: string } | null;
+}
+
+/**
+ * Reads `SMTP_URL`: one or more `smtp://[user:pass@]host[:port]` or `smtps://…` URLs separated by
+ * spaces or commas, tried in that order. Returns a message saying what is wrong instead; the
+ * message never repeats a password.
+ */
+export function parseSmtpUrls(text: string): SmtpProvider[] | string {
+  const providers: SmtpProvider[] = [];
+  for (const [i, part] of text
+    .split(/[\s,]+/)
+    .filter((p) => p !== '')
+    .entries()) {
+    let url: URL;
+    try {
+      url = new URL(part);
+    } catch {
+      return `server ${i + 1} is not a URL; write smtp://user:password@host:587 or smtps://…:465`;
+    }
+    if (url.protocol !== 'smtp:' && url.protocol !== 'smtps:') {
+      return `server ${i + 1} must start with smtp:// or smtps://, got ${url.protocol}//`;
+    }
+    if (url.hostname === '') return `server ${i + 1} has no host name`;
+    const secure = url.protocol === 'smtps:';
+    providers.push({
+      name: `smtp-${i + 1}`,
+      host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: url.port === '' ? (secure ? 465 : 587) : Number(url.port),
+      secure,
+      auth:
+        url.username === ''
+          ? null
+          : { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) },
+    });
+  }
+  return providers.length > 0 ? providers : 'give at least one smtp:// or smtps:// URL';
+}
+
+export interface EmailSenderOptions {
+  providers: readonly SmtpProvider[];
+  /** `EMAIL_FROM`: `ops@example.com` or `Example <ops@example.com>`. */
+  from: string;
+  /** Timeout of the whole exchange with one server, in ms. */
+  timeout: number;
+}
+
+type SmtpError = Error & { code?: string; responseCode?: number; response?: string };
+
+/**
+ * Sends each delivery as one message to one recipient over SMTP: plain text, with an HTML
+ * alternative when given. A permanent rejection of the recipient or the message (5xx) fails
+ * without retry; a temporary one (4xx), a refused login or a connection failure is retried, and
+ * after the attempts on one server the next one is tried.
+ */
+export class EmailSender implements Sender {
+  readonly channel = 'email';
+  readonly providers: readonly string[];
+
+  constructor(private readonly options: EmailSenderOptions) {
+    this.providers = options.providers.map((p) => p.name);
+  }
+
+  async send(delivery: Delivery, { provider: index, signal }: SendContext): Promise<string> {
+    const provider = this.options.providers[index]!;
+    const message = await new MailComposer({
+      from: this.options.from,
+      to: String(delivery.to),
+      subject: delivery.subject ?? '',
+      text: delivery.body ?? '',
+      ...(delivery.html === null ? {} : { html: delivery.html }),
+      messageId: `<${delivery.notification}.${delivery.index}@offload>`,
+      headers: { 'x-offload-notification': delivery.notification },
+    })
+      .compile()
+      .build();
+    const envelope = { from: bareAddress(this.options.from), to: [String(delivery.to)] };
+    return this.exchange(provider, envelope, message, signal);
+  }
+
+  /** One connection: connect, log in, send, quit. Closed at once on timeout or abort. */
+  private exchange(
+    provider: SmtpProvider,
+    envelope: { from: string; to: string[] },
+    message: Buffer,
+    signal: AbortSignal,
+  ): Promise<string> {
+    signal.throwIfAborted();
+    const { timeout } = this.options;
+    const connection = new SMTPConnection({
+      host: provider.host,
+      port: provider.port,
+      secure: provider.secure,
+      connectionTimeout: timeout,
+      greetingTimeout: timeout,
+      socketTimeout: timeout,
+      dnsTimeout: timeout,
+      logger: false,
+    });
+    const where = `${provider.name} (${provider.host}:${provider.port})`;
+    return new Promise<string>((resolve, reject) => {
+      let settled = false;
+      const finish = (error: unknown, response?: string) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        signal.removeEventListener('abort', onAbort);
+        if (error === null) {
+          connection.quit();
+          resolve(response ?? '');
+        } else {
+          connection.close();
+          reject(error);
+        }
+      };
+      const timer = setTimeout(() => finish(new DeliveryTimeoutError(timeout, where)), timeout);
+      const onAbort = () => finish(signal.reason);
+      signal.addEventListener('abort', onAbort, { once: true });
+      connection.on('error', (error: SmtpError) => finish(classify(error, where, timeout)));
+
+      const failed = (error: SmtpError | null | undefined) => {
+        if (error) finish(classify(error, where, timeout));
+        return Boolean(error);
+      };
+      connection.connect((error) => {
+        if (failed(error)) return;
+        const sendMessage = () =>
+          connection.send(envelope, message, (sendError, info) => {
+            if (failed(sendError)) return;
+            finish(null, `${where}: ${info.response ?? 'accepted'}`);
+          });
+        if (provider.auth === null) return sendMessage();
+        connection.login(provider.auth, (loginError) => {
+          if (!failed(loginError)) sendMessage();
+        });
+      });
+    });
+  }
+}
+
+/** What an SMTP failure means for the attempt. */
+function classify(error: SmtpError, where: string, timeout: number): Error {
+  if (error.code === 'ETIMEDOUT') return new DeliveryTimeoutError(timeout, where);
+  const code = error.responseCode;
+  const permanent =
+    typeof code === 'number' &&
+    code >= 500 &&
+    (error.code === 'EENVELOPE' || error.code === 'EMESSAGE');
+  const message = `${where}: ${error.message}`;
+  return permanent ? new DeliveryRejectedError(message) : new Error(message, { cause: error });
+}
+
+/** `Name <a@b>` → `a@b`. */
+function bareAddress(from: string): string {
+  return /<([^>]+)>\s*$/.exec(from)?.[1] ?? from.trim();
+}

@@ -1,0 +1,15 @@
+import type { Delivery, SendContext, Sender } from '../delivery.js';
+
+/** Delivers a notification as one structured log line: the seed's demo channel. */
+export class LogSender implements Sender {
+  readonly channel = 'log';
+  readonly providers = ['log'];
+
+  async send({ to, subject, body, data }: Delivery, { logger }: SendContext): Promise<string> {
+    logger.info(
+      { channel: 'log', to, subject, body, data },
+      'notification delivered on the log channel',
+    );
+    return 'logged';
+  }
+}

@@ -1,0 +1,132 @@
+import { defineTask, type Backoff, type Json, type Logger, type TaskDefinition } from '../index.js';
+import { outcomeOf, RecipientGoneError, type CallOutcome } from './delivery-errors.js';
+import type { GoneRecipients } from './gone-recipients.js';
+
+export const CHANNELS = ['webhook', 'email', 'push', 'log'] as const;
+export type ChannelName = (typeof CHANNELS)[number];
+
+/** A browser's `PushSubscription.toJSON()`, less its expiration time. */
+export interface PushSubscription {
+  endpoint: string;
+  keys: { p256dh: string; auth: string };
+}
+
+/** A URL (webhook), an email address, a push subscription, or any label (log). */
+export type Recipient = string | PushSubscription;
+
+/** One delivery of a notification to one recipient: the payload of a delivery task. */
+export interface Delivery {
+  /** The notification this delivery belongs to. */
+  notification: string;
+  /** Its place among the notification's recipients, from 0. */
+  index: number;
+  /** A digest of the request, to tell a repeated request from a different one. */
+  request: string;
+  /** When the notification was accepted, ISO 8601. */
+  createdAt: string;
+  to: Recipient;
+  subject: string | null;
+  body: string | null;
+  /** HTML alternative of `body` (email only). */
+  html: string | null;
+  data: { [key: string]: Json } | null;
+}
+
+/** What a delivery task returns, stored as its result: who delivered and what they answered. */
+export interface DeliveryResult {
+  provider: string;
+  response: string;
+}
+
+export interface SendContext {
+  /** Which of the sender's providers to use (an index into `providers`). */
+  provider: number;
+  signal: AbortSignal;
+  logger: Logger;
+}
+
+/** Delivers on one channel. The task around it handles failover, gone recipients and metrics. */
+export interface Sender {
+  readonly channel: ChannelName;
+  /** The providers, tried in this order: names to show, never secrets. At least one. */
+  readonly providers: readonly string[];
+  /** Resolves with the provider's answer; throws to fail the attempt (see delivery-errors). */
+  send(delivery: Delivery, context: SendContext): Promise<string>;
+  /** The key under which a recipient gone for good is remembered, or null. */
+  goneKey?(delivery: Delivery): string | null;
+}
+
+/** One outgoing call, as metrics count it. */
+export interface DeliveryCall {
+  channel: ChannelName;
+  provider: string;
+  outcome: CallOutcome;
+  /** In ms. */
+  duration: number;
+}
+
+export interface DeliveryTaskOptions {
+  /** Attempts on each provider before the next one is tried. */
+  attemptsPerProvider: number;
+  backoff?: Backoff;
+  gone: GoneRecipients;
+  /** Told of every outgoing call. */
+  onCall?: (call: DeliveryCall) => void;
+}
+
+export function deliveryTaskName(channel: ChannelName): string {
+  return `notifications.${channel}`;
+}
+
+/**
+ * Which provider attempt `attempt` (from 1) uses: `attemptsPerProvider` attempts on the first,
+ * then as many on the next, and so on; the last one takes any attempt beyond (a manual retry).
+ */
+export function providerFor(attempt: number, attemptsPerProvider: number, count: number): number {
+  return Math.min(count - 1, Math.floor((Math.max(1, attempt) - 1) / attemptsPerProvider));
+}
+
+/** The task that delivers on `sender`'s channel, with failover from one provider to the next. */
+export function deliveryTask(
+  sender: Sender,
+  options: DeliveryTaskOptions,
+): TaskDefinition<Delivery> {
+  const { attemptsPerProvider, gone, onCall } = options;
+  const count = sender.providers.length;
+  return defineTask<Delivery>({
+    name: deliveryTaskName(sender.channel),
+    maxAttempts: attemptsPerProvider * count,
+    ...(options.backoff ? { backoff: options.backoff } : {}),
+    async run(delivery, ctx): Promise<DeliveryResult> {
+      const index = providerFor(ctx.attempt, attemptsPerProvider, count);
+      const provider = sender.providers[index]!;
+      const key = sender.goneKey?.(delivery) ?? null;
+      const goneSince = key === null ? undefined : gone.get(key);
+      if (goneSince !== undefined) {
+        throw new RecipientGoneError(`not sent: ${goneSince}`);
+      }
+      const started = performance.now();
+      const observe = (outcome: CallOutcome) =>
+        onCall?.({
+          channel: sender.channel,
+          provider,
+          outcome,
+          duration: performance.now() - started,
+        });
+      try {
+        const response = await sender.send(delivery, {
+          provider: index,
+          signal: ctx.signal,
+          logger: ctx.logger,
+        });
+        observe('delivered');
+        ctx.logger.debug({ channel: sender.channel, provider, response }, 'notification delivered');
+        return { provider, response };
+      } catch (error) {
+        observe(outcomeOf(error, ctx.signal));
+        if (error instanceof RecipientGoneError && key !== null) gone.mark(key, error.message);
+        throw error;
+      }
+    },
+  });
+}
