@@ -36,10 +36,29 @@ export interface TaskDefinition<P = unknown> {
   /** Higher runs first; default 0. */
   priority?: number;
   backoff?: Backoff;
+  /**
+   * `'thread'`: run each attempt in a worker thread of its own, which the runtime terminates at
+   * the attempt's timeout, on cancel and on shutdown — for CPU-bound work, or code that may block
+   * or ignore its signal. The thread loads `module` and calls the `run` of the definition it
+   * exports under this name; payload and result cross by structured clone, `ctx.logger` works,
+   * and `ctx.signal` never aborts (the thread is ended instead).
+   */
+  isolate?: 'thread';
+  /** With `isolate: 'thread'`: the module that exports this definition; pass `import.meta.url`. */
+  module?: string;
 }
 
 export const MAX_ATTEMPTS_LIMIT = 1000;
-const definitionKeys = ['name', 'run', 'maxAttempts', 'timeout', 'priority', 'backoff'];
+const definitionKeys = [
+  'name',
+  'run',
+  'maxAttempts',
+  'timeout',
+  'priority',
+  'backoff',
+  'isolate',
+  'module',
+];
 
 /** Declares a task. The payload type is yours to give; payloads must be JSON. */
 export function defineTask<P = unknown>(definition: TaskDefinition<P>): TaskDefinition<P> {
@@ -67,6 +86,26 @@ export function checkDefinition(definition: TaskDefinition<never>): void {
   if (definition.priority !== undefined)
     integerOption(`${where}.priority`, definition.priority, -1000, 1000);
   if (definition.backoff !== undefined) checkBackoff(`${where}.backoff`, definition.backoff);
+  checkIsolation(where, definition);
+}
+
+function checkIsolation(where: string, { isolate, module }: TaskDefinition<never>): void {
+  if (isolate === undefined) {
+    if (module !== undefined)
+      throw new InvalidOptionError(`${where}.module`, "is only used with isolate: 'thread'");
+    return;
+  }
+  if (isolate !== 'thread')
+    throw new InvalidOptionError(
+      `${where}.isolate`,
+      `must be 'thread', got ${JSON.stringify(isolate)}`,
+    );
+  if (typeof module !== 'string' || !module.startsWith('file:')) {
+    throw new InvalidOptionError(
+      `${where}.module`,
+      'must be the file: URL of the module that exports this definition, so that its thread can load it: pass import.meta.url',
+    );
+  }
 }
 
 export function checkTaskName(name: unknown): asserts name is string {

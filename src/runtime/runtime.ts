@@ -30,6 +30,7 @@ import {
   successSettlement,
 } from './attempt.js';
 import { Batcher } from './batcher.js';
+import { runInThread } from './thread.js';
 import type { TaskDefinition } from './define-task.js';
 import { newTask } from './new-task.js';
 import { Events, type Listener, type RuntimeEventName } from './events.js';
@@ -474,7 +475,10 @@ export class Runtime {
     attempt.timer = setTimeout(() => this.finish(attempt, new TaskTimeoutError(timeout)), timeout);
     let result: unknown;
     try {
-      result = definition.run(task.payload, new Context(attempt, this.settings.logger));
+      result =
+        definition.isolate === 'thread'
+          ? runInThread(definition.module!, attempt, this.settings.logger)
+          : definition.run(task.payload, new Context(attempt, this.settings.logger));
     } catch (error) {
       return this.finish(attempt, error);
     }

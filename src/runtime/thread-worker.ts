@@ -1,0 +1,77 @@
+/**
+ * The entry of a task thread: loads the module that exports the task's definition, runs one
+ * attempt and posts the outcome. The runtime terminates the thread at the attempt's timeout, on
+ * cancel and on shutdown, so a task that blocks the CPU or ignores its signal still stops.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import type { TaskContext, TaskDefinition } from './define-task.js';
+import type { ThreadAttempt, ThreadError, ThreadMessage } from './thread.js';
+
+const attempt = workerData as ThreadAttempt;
+const post = (message: ThreadMessage) => parentPort!.postMessage(message);
+
+const log =
+  (level: 'debug' | 'info' | 'warn' | 'error') =>
+  (obj: object, msg?: string): void =>
+    post({ kind: 'log', level, obj: plain(obj), msg });
+const logger: TaskContext['logger'] = {
+  debug: log('debug'),
+  info: log('info'),
+  warn: log('warn'),
+  error: log('error'),
+  child: () => logger,
+};
+
+try {
+  const definition = findDefinition(await import(attempt.module));
+  const context: TaskContext = {
+    taskId: attempt.taskId,
+    name: attempt.name,
+    attempt: attempt.attempt,
+    maxAttempts: attempt.maxAttempts,
+    // Never aborted here: the runtime ends the whole thread instead.
+    signal: new AbortController().signal,
+    logger,
+  };
+  const value: unknown = await definition.run(attempt.payload as never, context);
+  post({ kind: 'success', value });
+} catch (error) {
+  post({ kind: 'failure', error: describe(error) });
+}
+
+function findDefinition(module: Record<string, unknown>): TaskDefinition<unknown> {
+  for (const value of Object.values(module)) {
+    const candidate = value as TaskDefinition<unknown> | null;
+    if (candidate?.name === attempt.name && typeof candidate.run === 'function') return candidate;
+  }
+  throw new Error(
+    `the module ${attempt.module} exports no task definition named ${JSON.stringify(attempt.name)}; export the definition made by defineTask from the module given as its \`module\``,
+  );
+}
+
+function describe(error: unknown): ThreadError {
+  if (error instanceof Error) {
+    return {
+      name: error.name,
+      message: error.message,
+      stack: error.stack ?? null,
+      delay: (error as { delay?: unknown }).delay,
+    };
+  }
+  return { name: 'NonError', message: String(error), stack: null, delay: undefined };
+}
+
+/** Log fields as they survive postMessage: errors and the like become plain objects. */
+function plain(obj: object): object {
+  try {
+    return JSON.parse(
+      JSON.stringify(obj, (_key, value: unknown) =>
+        value instanceof Error
+          ? { type: value.name, message: value.message, stack: value.stack }
+          : value,
+      ),
+    ) as object;
+  } catch {
+    return {};
+  }
+}

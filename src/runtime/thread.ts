@@ -1,0 +1,116 @@
+import { Worker } from 'node:worker_threads';
+import { PermanentError } from '../errors/permanent.js';
+import { RetryLaterError } from '../errors/retry-later.js';
+import type { ClaimedTask } from '../store/store.js';
+import type { Logger } from '../types.js';
+import type { Attempt } from './attempt.js';
+
+/** What a task thread is given: one attempt of one task. */
+export interface ThreadAttempt {
+  module: string;
+  name: string;
+  payload: unknown;
+  taskId: string;
+  attempt: number;
+  maxAttempts: number;
+}
+
+/** What a task thread threw, as it crosses to the runtime's thread. */
+export interface ThreadError {
+  name: string;
+  message: string;
+  stack: string | null;
+  /** A RetryLaterError's delay. */
+  delay: unknown;
+}
+
+/** What a task thread posts back. */
+export type ThreadMessage =
+  | {
+      kind: 'log';
+      level: 'debug' | 'info' | 'warn' | 'error';
+      obj: object;
+      msg: string | undefined;
+    }
+  | { kind: 'success'; value: unknown }
+  | { kind: 'failure'; error: ThreadError };
+
+// Built, the entry is thread-worker.js; from the TypeScript sources (under tsx), a shim that
+// registers tsx in the thread first.
+const ENTRY = new URL(
+  import.meta.url.endsWith('.ts') ? './thread-worker-dev.mjs' : './thread-worker.js',
+  import.meta.url,
+);
+
+/**
+ * Runs one attempt in a worker thread of its own that loads `module` (the module exporting the
+ * task's definition). Resolves with what `run` returned, rejects with what it threw. When the
+ * attempt is aborted (timeout, cancel, shutdown) the thread is terminated at once, whatever it is
+ * doing, so the runtime's slot and the process's CPU are free again.
+ */
+export function runInThread(module: string, attempt: Attempt, logger: Logger): Promise<unknown> {
+  const { task } = attempt;
+  const worker = new Worker(ENTRY, {
+    workerData: threadAttempt(module, task),
+    // Task output goes through the logger, not the parent's stdio streams.
+    stdout: false,
+    stderr: false,
+  });
+  return new Promise<unknown>((resolve, reject) => {
+    let settled = false;
+    const settle = (outcome: () => void) => {
+      if (settled) return;
+      settled = true;
+      attempt.signal.removeEventListener('abort', stop);
+      outcome();
+      void worker.terminate();
+    };
+    const stop = () => settle(() => reject(attempt.signal.reason));
+    attempt.signal.addEventListener('abort', stop, { once: true });
+    worker.on('message', (message: ThreadMessage) => {
+      if (message.kind === 'log') {
+        const taskLogger = logger.child({
+          taskId: task.id,
+          task: task.name,
+          attempt: task.attempts,
+        });
+        taskLogger[message.level](message.obj, message.msg);
+      } else if (message.kind === 'success') {
+        settle(() => resolve(message.value));
+      } else {
+        settle(() => reject(rebuild(message.error)));
+      }
+    });
+    worker.on('error', (error) => settle(() => reject(error)));
+    worker.on('exit', (code) =>
+      settle(() =>
+        reject(new Error(`the task's thread exited with code ${code} before the task finished`)),
+      ),
+    );
+  });
+}
+
+function threadAttempt(module: string, task: ClaimedTask): ThreadAttempt {
+  return {
+    module,
+    name: task.name,
+    payload: task.payload,
+    taskId: task.id,
+    attempt: task.attempts,
+    maxAttempts: task.maxAttempts,
+  };
+}
+
+/** The thread's error as the retry policy reads it: its class, message and stack. */
+function rebuild(error: ThreadError): Error {
+  let rebuilt: Error;
+  if (error.name === 'PermanentError') rebuilt = new PermanentError(error.message);
+  else if (error.name === 'RetryLaterError' && typeof error.delay === 'number')
+    rebuilt = new RetryLaterError(error.delay, error.message);
+  else {
+    rebuilt = new Error(error.message);
+    rebuilt.name = error.name;
+  }
+  rebuilt.stack = error.stack ?? undefined;
+  return rebuilt;
+}
