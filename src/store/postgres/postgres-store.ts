@@ -22,6 +22,7 @@ import { migrate, NAME_PATTERN, quoteIdentifier } from './migrations.js';
 import {
   byClaimOrder,
   compareIds,
+  createdTask,
   encodeError,
   toClaimedTask,
   toTask,
@@ -203,7 +204,7 @@ export class PostgresStore implements Store {
     const client = transaction ?? this.connected();
     if (tasks.length === 0) return [];
     const column = <K extends keyof NewTask>(key: K) => tasks.map((task) => task[key]);
-    const { rows } = await client.query<TaskRow>(this.sql.enqueue, [
+    const { rows } = await client.query<{ id: string; key: string | null }>(this.sql.enqueue, [
       column('name'),
       column('payload'),
       column('priority'),
@@ -220,7 +221,7 @@ export class PostgresStore implements Store {
     for (const task of tasks) {
       const row = rows[next];
       if (row !== undefined && row.key === task.key) {
-        results.push({ task: toTask(row), created: true });
+        results.push({ task: createdTask(row.id, task), created: true });
         next += 1;
       } else {
         results.push(null); // its key is stored already

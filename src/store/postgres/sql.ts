@@ -6,7 +6,7 @@ const FINISHED = `('succeeded', 'failed', 'canceled')`;
 
 /** Every statement the store runs, for one schema. Parameters are numbered as each one says. */
 export interface Sql {
-  /** $1 names, $2 payloads, $3 priorities, $4 max attempts, $5 timeouts, $6 keys, $7 run at, $8 created at. */
+  /** $1 names, $2 payloads, $3 priorities, $4 max attempts, $5 timeouts, $6 keys, $7 run at, $8 created at. Returns the ids and keys created. */
   enqueue: string;
   /** $1 keys. */
   byKeys: string;
@@ -80,7 +80,8 @@ export function buildSql(schema: string): Sql {
      WHERE ${where} AND id < $1 AND ${OF_NAME} ORDER BY id DESC LIMIT $3`;
   return {
     // Ids follow the rows' order (ORDER BY ord): the store sorts what RETURNING gives by id to
-    // line the created tasks up with the request.
+    // line the created tasks up with the request. Only ids and keys come back: the store has the
+    // rest, and reading whole rows back took a third of the statement's time.
     enqueue: `INSERT INTO ${tasks}
         (name, payload, state, priority, max_attempts, timeout_ms, key, run_at, created_at)
       SELECT name, payload, 'queued', priority, max_attempts, timeout_ms, key, run_at, created_at
@@ -89,7 +90,7 @@ export function buildSql(schema: string): Sql {
         AS u (name, payload, priority, max_attempts, timeout_ms, key, run_at, created_at, ord)
       ORDER BY ord
       ON CONFLICT (key) WHERE key IS NOT NULL DO NOTHING
-      RETURNING ${TASK_COLUMNS}`,
+      RETURNING id, key`,
     byKeys: `SELECT ${TASK_COLUMNS} FROM ${tasks} WHERE key = ANY($1::text[])`,
     byId: `SELECT ${TASK_COLUMNS} FROM ${tasks} WHERE id = $1`,
 
