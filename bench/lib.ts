@@ -137,7 +137,7 @@ export function settle(ms = 50): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-function packageVersion(name: string): string {
+export function packageVersion(name: string): string {
   try {
     const path = require.resolve(`${name}/package.json`);
     return (JSON.parse(readFileSync(path, 'utf8')) as { version: string }).version;
@@ -176,6 +176,9 @@ export function machineInfo(): MachineInfo {
       'better-sqlite3': packageVersion('better-sqlite3'),
       sqlite,
       plainjob: packageVersion('plainjob'),
+      pg: packageVersion('pg'),
+      'graphile-worker': packageVersion('graphile-worker'),
+      'pg-boss': packageVersion('pg-boss'),
       tsx: packageVersion('tsx'),
     },
   };

@@ -18,6 +18,7 @@ const here = fileURLToPath(new URL('.', import.meta.url));
 const scripts: [name: string, limitMs: number][] = [
   ['enqueue', 300_000],
   ['drain', 480_000],
+  ['pg-drain', 600_000],
   ['latency', 200_000],
   ['growth', 360_000],
   ['http', 900_000],
@@ -74,7 +75,7 @@ const summary = [
   machineMarkdown(),
   `- command: \`node --import tsx bench/run.ts${args.quick ? ' --quick' : ''}\` (each script in its own process; ${((Date.now() - started) / 1000).toFixed(0)} s in all)`,
   '',
-  '## Targets (issues 2 and 3)',
+  '## Targets (issues 2, 3 and 4)',
   '',
   targetsMarkdown(checks),
   '',

@@ -20,7 +20,14 @@ import {
 import { encodeError } from '../stored-error.js';
 import { Liveness } from './liveness.js';
 import { migrate, NAME_PATTERN, quoteIdentifier } from './migrations.js';
-import { byClaimOrder, compareIds, toClaimedTask, toTask, type TaskRow } from './rows.js';
+import {
+  byClaimOrder,
+  compareIds,
+  createdTask,
+  toClaimedTask,
+  toTask,
+  type TaskRow,
+} from './rows.js';
 import { buildSql, type Sql } from './sql.js';
 
 /** Options of `postgresStore`. */
@@ -197,7 +204,7 @@ export class PostgresStore implements Store {
     const client = transaction ?? this.connected();
     if (tasks.length === 0) return [];
     const column = <K extends keyof NewTask>(key: K) => tasks.map((task) => task[key]);
-    const { rows } = await client.query<TaskRow>(this.sql.enqueue, [
+    const { rows } = await client.query<{ id: string; key: string | null }>(this.sql.enqueue, [
       column('name'),
       column('payload'),
       column('priority'),
@@ -214,7 +221,7 @@ export class PostgresStore implements Store {
     for (const task of tasks) {
       const row = rows[next];
       if (row !== undefined && row.key === task.key) {
-        results.push({ task: toTask(row), created: true });
+        results.push({ task: createdTask(row.id, task), created: true });
         next += 1;
       } else {
         results.push(null); // its key is stored already

@@ -1,0 +1,504 @@
+/**
+ * PostgreSQL drain, one process: enqueue N no-op tasks in bulk, then time until every one has run
+ * and is marked done. Reports the enqueue rate, the drain rate and the end-to-end rate, medians of
+ * several runs, for Offload's Postgres store and, in the same run, same N and same concurrency:
+ *
+ * - graphile-worker 0.17, once with its defaults (but `concurrentJobs`) and once with the batching
+ *   options of its performance page (`localQueue`, `completeJobBatchDelay`, `failJobBatchDelay`)
+ *   plus `useNodeTime`; jobs added with `addJobs` in chunks;
+ * - pg-boss 10, jobs added with `insert()` in chunks, worked by `work()` with `batchSize` (v10 has
+ *   no `localConcurrency`: one `work()` call is one polling worker, so several calls make up the
+ *   concurrency) at the shortest polling interval it accepts.
+ *
+ * Each run is a child process of its own (fresh memory and GC) with a fresh schema, dropped
+ * afterwards. "Marked done" is read where each system writes it: Offload's `task:success` comes
+ * after the settle committed; the peers complete jobs without telling when the write committed, so
+ * once their handlers ran N times the child polls the database until all N are done.
+ *
+ * Also the enqueue-to-start latency of Offload on Postgres at low load: one task at a time,
+ * enqueued through a second store (an API process's) so that the runner learns of it through
+ * LISTEN/NOTIFY, a few ms apart.
+ *
+ *   node --import tsx bench/pg-drain.ts [--quick] [--no-peer] [--json=PATH]
+ *
+ * The server is the local one (OFFLOAD_BENCH_DATABASE_URL, default
+ * postgres://postgres@127.0.0.1:5432/test); a peer that cannot start is reported as skipped.
+ */
+import { fork } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { createRuntime, defineTask, postgresStore, type TaskRequest } from '../src/index.js';
+import {
+  benchLogger,
+  counter,
+  int,
+  median,
+  ms3,
+  packageVersion,
+  parseArgs,
+  percentile,
+  publish,
+  rate,
+  settle,
+  table,
+  watchdog,
+  type Check,
+} from './lib.js';
+
+const args = parseArgs();
+const child = args.values.get('child');
+const quick = args.quick;
+
+const DATABASE_URL =
+  process.env.OFFLOAD_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const N = quick ? 5_000 : 20_000;
+const CHUNK = 1_000;
+const CONCURRENCY = 100;
+const RUNS = quick ? 1 : 3;
+const TARGET = 20_000;
+/** Longest one run may take, enqueue and drain. pg-boss v10 drains a few hundred jobs/s. */
+const RUN_TIMEOUT = quick ? 60_000 : 150_000;
+/** pg-boss: `work()` calls × `batchSize` = CONCURRENCY. */
+const PGBOSS_WORKERS = 10;
+const PGBOSS_BATCH = CONCURRENCY / PGBOSS_WORKERS;
+/** graphile-worker's pool. Its docs suggest concurrentJobs + 2, but the server allows 100 connections in all. */
+const GRAPHILE_POOL = 20;
+/** graphile-worker's local queue, as on its performance page. */
+const GRAPHILE_LOCAL_QUEUE = 500;
+const LATENCY_SAMPLES = quick ? 200 : 500;
+const LATENCY_WARM_UP = 50;
+const LATENCY_GAP_MS = 3;
+
+interface Rates {
+  enqueue: number;
+  drain: number;
+  endToEnd: number;
+}
+
+interface Latency {
+  samples: number[];
+}
+
+type Outcome = { ok: true; rates?: Rates; latency?: Latency } | { ok: false; error: string };
+
+const SYSTEMS = ['offload', 'graphile', 'graphile-batched', 'pgboss', 'offload-latency'] as const;
+type System = (typeof SYSTEMS)[number];
+
+const LABELS: Record<System, string> = {
+  offload: 'Offload, Postgres store',
+  graphile: 'graphile-worker, defaults',
+  'graphile-batched': 'graphile-worker, batching on',
+  pgboss: 'pg-boss',
+  'offload-latency': 'Offload, enqueue-to-start latency',
+};
+
+function uniqueSchema(label: string): string {
+  return `bench_${label}_${randomBytes(4).toString('hex')}`;
+}
+
+async function withClient<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: DATABASE_URL });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+function dropSchema(schema: string): Promise<void> {
+  return withClient(async (client) => {
+    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  });
+}
+
+/** Polls `count` until it reaches `expected`, or throws after `timeoutMs`. */
+async function untilCount(
+  count: () => Promise<number>,
+  expected: number,
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const seen = await count();
+    if (seen === expected) return;
+    if (performance.now() > deadline) throw new Error(`${what}: ${seen} of ${expected} done`);
+    await settle(2);
+  }
+}
+
+function chunks<T>(make: (i: number) => T): T[][] {
+  const all: T[][] = [];
+  for (let from = 0; from < N; from += CHUNK) {
+    const chunk: T[] = [];
+    for (let i = from; i < Math.min(N, from + CHUNK); i++) chunk.push(make(i));
+    all.push(chunk);
+  }
+  return all;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The children: one run of one system each.
+
+const noop = defineTask<{ i: number }>({ name: 'bench.noop', run: () => undefined });
+
+async function offloadRun(): Promise<Rates> {
+  const schema = uniqueSchema('offload');
+  const store = postgresStore({ connectionString: DATABASE_URL, schema });
+  const runtime = createRuntime({
+    store,
+    tasks: [noop],
+    concurrency: CONCURRENCY,
+    logger: benchLogger(),
+  });
+  const successes = counter(N, RUN_TIMEOUT, 'offload postgres drain');
+  runtime.on('task:success', successes.tick);
+  try {
+    await store.open(); // migrations, outside the timing
+    const requests = chunks<TaskRequest>((i) => ({ task: noop, payload: { i } }));
+    const t0 = performance.now();
+    for (const chunk of requests) await runtime.enqueueMany(chunk);
+    const t1 = performance.now();
+    await runtime.start();
+    await successes.done;
+    const t2 = performance.now();
+    return { enqueue: rate(N, t1 - t0), drain: rate(N, t2 - t1), endToEnd: rate(N, t2 - t0) };
+  } finally {
+    await runtime.stop();
+    await dropSchema(schema);
+  }
+}
+
+async function graphileRun(batched: boolean): Promise<Rates> {
+  const { Logger, makeWorkerUtils, run } = await import('graphile-worker');
+  const schema = uniqueSchema(batched ? 'graphile_batched' : 'graphile');
+  const logger = new Logger(() => (level, message) => {
+    if (level === 'error') process.stderr.write(`graphile-worker: ${message}\n`);
+  });
+  const worker = {
+    connectionString: DATABASE_URL,
+    schema,
+    concurrentJobs: CONCURRENCY,
+    maxPoolSize: GRAPHILE_POOL,
+    ...(batched
+      ? {
+          localQueue: { size: GRAPHILE_LOCAL_QUEUE },
+          completeJobBatchDelay: 0,
+          failJobBatchDelay: 0,
+          useNodeTime: true,
+        }
+      : {}),
+  };
+  const utils = await makeWorkerUtils({ preset: { worker }, logger });
+  let runner: Awaited<ReturnType<typeof run>> | undefined;
+  try {
+    await utils.migrate(); // outside the timing
+    const handled = counter(N, RUN_TIMEOUT, 'graphile-worker drain');
+    const specs = chunks((i) => ({ identifier: 'bench_noop', payload: { i } }));
+    const t0 = performance.now();
+    for (const chunk of specs) await utils.addJobs(chunk);
+    const t1 = performance.now();
+    runner = await run({
+      preset: { worker },
+      logger,
+      noHandleSignals: true,
+      taskList: { bench_noop: async () => handled.tick() },
+    });
+    await handled.done;
+    // Done means deleted from the jobs table (completions may still be batched).
+    await untilCount(
+      async () => {
+        const { rows } = await utils.withPgClient((client) =>
+          client.query<{ left: number }>(
+            `SELECT count(*)::integer AS left FROM "${schema}"._private_jobs`,
+          ),
+        );
+        return N - rows[0]!.left;
+      },
+      N,
+      RUN_TIMEOUT,
+      'graphile-worker completions',
+    );
+    const t2 = performance.now();
+    return { enqueue: rate(N, t1 - t0), drain: rate(N, t2 - t1), endToEnd: rate(N, t2 - t0) };
+  } finally {
+    await runner?.stop();
+    await utils.release();
+    await dropSchema(schema);
+  }
+}
+
+async function pgbossRun(): Promise<Rates> {
+  const { default: PgBoss } = await import('pg-boss');
+  const schema = uniqueSchema('pgboss');
+  const queue = 'bench_noop';
+  const boss = new PgBoss({ connectionString: DATABASE_URL, schema });
+  boss.on('error', (error: Error) => process.stderr.write(`pg-boss: ${error.message}\n`));
+  try {
+    await boss.start(); // creates the schema, outside the timing
+    await boss.createQueue(queue);
+    const handled = counter(N, RUN_TIMEOUT, 'pg-boss drain');
+    const jobs = chunks((i) => ({ name: queue, data: { i } }));
+    const t0 = performance.now();
+    for (const chunk of jobs) await boss.insert(chunk);
+    const t1 = performance.now();
+    for (let w = 0; w < PGBOSS_WORKERS; w++) {
+      await boss.work<{ i: number }>(
+        queue,
+        { batchSize: PGBOSS_BATCH, pollingIntervalSeconds: 0.5 },
+        async (batch) => {
+          for (let j = 0; j < batch.length; j++) handled.tick();
+        },
+      );
+    }
+    await handled.done;
+    await untilCount(
+      async () => {
+        const { rows } = await withClient((client) =>
+          client.query<{ done: number }>(
+            `SELECT count(*)::integer AS done FROM "${schema}".job WHERE name = $1 AND state = 'completed'`,
+            [queue],
+          ),
+        );
+        return rows[0]!.done;
+      },
+      N,
+      RUN_TIMEOUT,
+      'pg-boss completions',
+    );
+    const t2 = performance.now();
+    return { enqueue: rate(N, t1 - t0), drain: rate(N, t2 - t1), endToEnd: rate(N, t2 - t0) };
+  } finally {
+    await boss.stop({ graceful: false, wait: true, timeout: 5_000 });
+    await dropSchema(schema);
+  }
+}
+
+/**
+ * One task at a time, enqueued by name through an API-only runtime on its own store, run by the
+ * runner of another store on the same schema (woken by NOTIFY): from just before `enqueue` to the
+ * task's first line.
+ */
+async function offloadLatency(): Promise<Latency> {
+  const schema = uniqueSchema('offload_latency');
+  let onStart: ((at: number) => void) | undefined;
+  let onSuccess: (() => void) | undefined;
+  const probe = defineTask<{ i: number }>({
+    name: 'bench.latency',
+    run: () => onStart?.(performance.now()),
+  });
+  const runnerStore = postgresStore({ connectionString: DATABASE_URL, schema });
+  const runner = createRuntime({ store: runnerStore, tasks: [probe], logger: benchLogger() });
+  const apiStore = postgresStore({ connectionString: DATABASE_URL, schema });
+  const api = createRuntime({ store: apiStore, logger: benchLogger() });
+  runner.on('task:success', () => onSuccess?.());
+  const samples: number[] = [];
+  try {
+    await runnerStore.open();
+    await apiStore.open();
+    await runner.start();
+    for (let i = 0; i < LATENCY_WARM_UP + LATENCY_SAMPLES; i++) {
+      const started = new Promise<number>((resolve) => (onStart = resolve));
+      const succeeded = new Promise<void>((resolve) => (onSuccess = resolve));
+      const timeout = setTimeout(() => onStart?.(NaN), 5_000);
+      const before = performance.now();
+      const enqueued = api.enqueue('bench.latency', { i });
+      const at = await started;
+      clearTimeout(timeout);
+      if (Number.isNaN(at)) throw new Error(`sample ${i} did not start within 5 s`);
+      await enqueued;
+      await succeeded;
+      if (i >= LATENCY_WARM_UP) samples.push(at - before);
+      await settle(LATENCY_GAP_MS);
+    }
+    return { samples };
+  } finally {
+    onStart = undefined;
+    await api.stop();
+    await runner.stop();
+    await dropSchema(schema);
+  }
+}
+
+async function runChild(system: System): Promise<void> {
+  watchdog(RUN_TIMEOUT + 30_000, `bench/pg-drain (${system})`);
+  let outcome: Outcome;
+  try {
+    if (system === 'offload-latency') outcome = { ok: true, latency: await offloadLatency() };
+    else {
+      const rates =
+        system === 'offload'
+          ? await offloadRun()
+          : system === 'pgboss'
+            ? await pgbossRun()
+            : await graphileRun(system === 'graphile-batched');
+      outcome = { ok: true, rates };
+    }
+  } catch (error) {
+    outcome = { ok: false, error: (error as Error).message.split('\n')[0]! };
+  }
+  process.send!(outcome, () => process.exit(0));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The parent: runs each system in children, prints the section.
+
+function forkRun(system: System): Promise<Outcome> {
+  const script = fileURLToPath(import.meta.url);
+  const proc = fork(script, [`--child=${system}`, ...(quick ? ['--quick'] : [])], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  return new Promise((resolve) => {
+    let outcome: Outcome | undefined;
+    const timer = setTimeout(() => proc.kill('SIGKILL'), RUN_TIMEOUT + 60_000);
+    proc.once('message', (message: Outcome) => (outcome = message));
+    proc.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      resolve(outcome ?? { ok: false, error: `the child exited with ${signal ?? `code ${code}`}` });
+    });
+  });
+}
+
+async function serverVersion(): Promise<string> {
+  return withClient(async (client) => {
+    const { rows } = await client.query<{ v: string }>(
+      "SELECT current_setting('server_version') AS v",
+    );
+    return rows[0]!.v;
+  });
+}
+
+function medians(runs: readonly Rates[]): Rates {
+  return {
+    enqueue: median(runs.map((r) => r.enqueue)),
+    drain: median(runs.map((r) => r.drain)),
+    endToEnd: median(runs.map((r) => r.endToEnd)),
+  };
+}
+
+async function main(): Promise<void> {
+  // Offload and graphile-worker several times, interleaved so that a noisy moment hits all of
+  // them; pg-boss once (it takes a minute or more per run at this N).
+  watchdog(quick ? 240_000 : 540_000, 'bench/pg-drain');
+  const notes: string[] = [];
+  const runs = new Map<System, Rates[]>();
+  const skipped = new Map<System, string>();
+  let version: string;
+  try {
+    version = await serverVersion();
+  } catch (error) {
+    version = 'unreachable';
+    for (const system of SYSTEMS)
+      skipped.set(system, `PostgreSQL at ${DATABASE_URL}: ${(error as Error).message}`);
+  }
+  const drains: System[] = args.values.has('no-peer')
+    ? ['offload']
+    : ['offload', 'graphile', 'graphile-batched'];
+  for (let round = 0; round < RUNS; round++) {
+    for (const system of drains) {
+      if (skipped.has(system)) continue;
+      process.stderr.write(`pg-drain: ${system}, run ${round + 1} of ${RUNS}…\n`);
+      const outcome = await forkRun(system);
+      if (outcome.ok && outcome.rates)
+        (runs.get(system) ?? runs.set(system, []).get(system)!).push(outcome.rates);
+      else if (!outcome.ok) skipped.set(system, outcome.error);
+    }
+  }
+  if (!args.values.has('no-peer') && !skipped.has('pgboss')) {
+    process.stderr.write('pg-drain: pgboss, one run…\n');
+    const outcome = await forkRun('pgboss');
+    if (outcome.ok && outcome.rates) runs.set('pgboss', [outcome.rates]);
+    else if (!outcome.ok) skipped.set('pgboss', outcome.error);
+  }
+  let latency: number[] | undefined;
+  if (!skipped.has('offload-latency')) {
+    process.stderr.write('pg-drain: offload latency…\n');
+    const outcome = await forkRun('offload-latency');
+    if (outcome.ok) latency = outcome.latency?.samples;
+    else skipped.set('offload-latency', outcome.error);
+  }
+
+  const med = new Map([...runs].map(([system, list]) => [system, medians(list)]));
+  const rows = [...med].map(([system, m]) => [
+    LABELS[system],
+    int(m.enqueue),
+    int(m.drain),
+    int(m.endToEnd),
+    runs
+      .get(system)!
+      .map((r) => int(r.endToEnd))
+      .join(', '),
+  ]);
+  for (const [system, reason] of skipped) notes.push(`- ${LABELS[system]}: skipped — ${reason}`);
+
+  const checks: Check[] = [];
+  const ours = med.get('offload');
+  const batched = med.get('graphile-batched');
+  if (ours) {
+    checks.push({
+      target: `enqueue + drain ${int(N)}, postgres, end to end: ≥ ${int(TARGET)}/s (#4)`,
+      measured: `${int(ours.endToEnd)}/s`,
+      met: ours.endToEnd >= TARGET,
+    });
+    if (batched) {
+      checks.push({
+        target: 'postgres drain, end to end ≥ graphile-worker with batching (#4, #7)',
+        measured: `${(ours.endToEnd / batched.endToEnd).toFixed(2)}× (${int(batched.endToEnd)}/s)`,
+        met: ours.endToEnd >= batched.endToEnd,
+      });
+    }
+    for (const system of ['graphile', 'graphile-batched', 'pgboss'] as const) {
+      const peer = med.get(system);
+      if (!peer) continue;
+      notes.push(
+        `- Offload / ${LABELS[system]}: drain ${(ours.drain / peer.drain).toFixed(2)}×, end to end ${(ours.endToEnd / peer.endToEnd).toFixed(2)}×, enqueue ${(ours.enqueue / peer.enqueue).toFixed(2)}×`,
+      );
+    }
+  }
+
+  const latencySection = latency
+    ? [
+        `Enqueue-to-start latency, Offload on Postgres, runtime idle: ${int(latency.length)} tasks one at a time, ${LATENCY_GAP_MS} ms apart, enqueued through a second store (as from an API process) so that the runner is woken by LISTEN/NOTIFY; from just before \`enqueue\` to the task's first line:`,
+        '',
+        table(
+          ['p50 ms', 'p90 ms', 'p99 ms', 'max ms'],
+          [
+            [
+              ms3(percentile(latency, 50)),
+              ms3(percentile(latency, 90)),
+              ms3(percentile(latency, 99)),
+              ms3(Math.max(...latency)),
+            ],
+          ],
+        ),
+        '',
+      ]
+    : [];
+
+  publish(args, {
+    name: 'pg-drain',
+    markdown: [
+      `### PostgreSQL: enqueue ${int(N)} no-op tasks in bulk, then drain (one process, concurrency ${CONCURRENCY}; median of ${RUNS}, pg-boss 1 run)`,
+      '',
+      `PostgreSQL ${version} on loopback; graphile-worker ${packageVersion('graphile-worker')}, pg-boss ${packageVersion('pg-boss')}, pg ${packageVersion('pg')}. Each run in its own process with a fresh schema. Bulk enqueue in chunks of ${int(CHUNK)} (Offload \`enqueueMany\`, graphile-worker \`addJobs\`, pg-boss \`insert\`). graphile-worker: \`concurrentJobs: ${CONCURRENCY}\`, \`maxPoolSize: ${GRAPHILE_POOL}\`; batching on adds \`localQueue: { size: ${GRAPHILE_LOCAL_QUEUE} }\`, \`completeJobBatchDelay: 0\`, \`failJobBatchDelay: 0\`, \`useNodeTime: true\`. pg-boss: ${PGBOSS_WORKERS} \`work()\` calls × \`batchSize: ${PGBOSS_BATCH}\`, \`pollingIntervalSeconds: 0.5\`. Drain is timed from starting the worker until all ${int(N)} are marked done in the database.`,
+      '',
+      table(['queue', 'enqueue/s', 'drain/s', 'end to end/s', 'end to end/s per run'], rows),
+      '',
+      ...(notes.length ? [...notes, ''] : []),
+      ...latencySection,
+    ].join('\n'),
+    checks,
+  });
+}
+
+if (child !== undefined) {
+  if (!(SYSTEMS as readonly string[]).includes(child) || !process.send) {
+    throw new Error(`--child must be one of ${SYSTEMS.join(', ')}, started by bench/pg-drain.ts`);
+  }
+  await runChild(child as System);
+} else {
+  await main();
+}
