@@ -1,9 +1,7 @@
-import { setImmediate as nextTurn } from 'node:timers/promises';
 import { OffloadError } from '../errors/offload-error.js';
 import { PermanentError } from '../errors/permanent.js';
 import { TaskAbortedError, type AbortReason } from '../errors/task-aborted.js';
 import { TaskTimeoutError } from '../errors/task-timeout.js';
-import { SECOND } from '../time.js';
 import { integerOption, InvalidOptionError, rejectUnknownKeys } from '../options-check.js';
 import type {
   ClaimedTask,
@@ -35,6 +33,7 @@ import type { TaskDefinition } from './define-task.js';
 import { newTask } from './new-task.js';
 import { Events, type Listener, type RuntimeEventName } from './events.js';
 import { attachLogging } from './log-listener.js';
+import { Maintenance } from './maintenance.js';
 import type { Backoff } from './retry-policy.js';
 import { resolveOptions, type RuntimeOptions, type Settings } from './options.js';
 
@@ -45,8 +44,6 @@ export interface TaskRequest<P = unknown> {
   options?: EnqueueOptions;
 }
 
-const PRUNE_BATCH = 1000;
-const FIRST_MAINTENANCE = 30 * SECOND;
 /**
  * Most tasks one claim takes. Claims come once per event-loop turn and synchronous tasks run
  * inside them, so this bounds the work of one turn: 50 keeps answers under a draining backlog
@@ -93,11 +90,7 @@ export class Runtime {
   /** performance.now() of the latest claim. */
   private lastClaim = -Infinity;
   private wakeAt = Infinity;
-  private readonly timers: NodeJS.Timeout[] = [];
-  /** Maintenance under way (rescue, renewal, pruning); stop waits for it before closing the store. */
-  private readonly background = new Set<Promise<void>>();
-  private pruning = false;
-  private readonly reportedUnknown = new Set<string>();
+  private readonly maintenance: Maintenance;
 
   constructor(options: RuntimeOptions) {
     this.settings = resolveOptions(options);
@@ -112,6 +105,17 @@ export class Runtime {
     attachLogging(this.events, this.settings.logger);
     this.enqueues = new Batcher((tasks) => this.write(tasks));
     this.settlements = new Batcher((outcomes) => this.store.settle(outcomes));
+    this.maintenance = new Maintenance(this.store, this.settings, this.events, {
+      leases: () => {
+        const leases: Lease[] = [];
+        for (const { task } of this.running.values())
+          leases.push({ id: task.id, lease: task.lease });
+        for (const { id, lease } of this.unsettled.values()) leases.push({ id, lease });
+        return leases;
+      },
+      rescued: (task) => this.wake(task.name, task.runAt.getTime()),
+      leaseLost: (id) => this.abandon(id, 'lease-lost'),
+    });
   }
 
   /** Subscribes to an event; returns the function that unsubscribes. */
@@ -253,18 +257,7 @@ export class Runtime {
       if (this.canClaim()) this.wakeNow();
     });
     this.started = true;
-    const { rescueInterval, pruneInterval, leaseDuration } = this.settings;
-    this.every(rescueInterval, () => this.rescue());
-    this.every(leaseDuration / 3, () => this.renewLeases());
-    this.every(pruneInterval, () => this.maintain());
-    // Pruning and the unknown-name report read much of the table: not in the busy first moments.
-    this.timers.push(
-      setTimeout(
-        () => this.track(this.maintain()),
-        Math.min(pruneInterval, FIRST_MAINTENANCE),
-      ).unref(),
-    );
-    await this.track(this.rescue());
+    await this.maintenance.start();
     this.pump();
   }
 
@@ -288,8 +281,7 @@ export class Runtime {
     this.accepting = false;
     await step('writing pending tasks', () => this.enqueues.flushed());
     await step('writing task results', () => this.settleRemaining());
-    for (const timer of this.timers) clearInterval(timer);
-    await Promise.all(this.background);
+    await this.maintenance.stop();
     if (this.registering)
       await step('unregistering the worker', () =>
         this.store.unregisterWorker(this.settings.owner),
@@ -612,77 +604,6 @@ export class Runtime {
       this.noneRunningWaiters.push(resolve);
       if (timeout !== undefined) setTimeout(resolve, timeout).unref();
     });
-  }
-
-  private every(interval: number, action: () => Promise<void>): void {
-    this.timers.push(setInterval(() => void this.track(action()), interval).unref());
-  }
-
-  /** Keeps a maintenance step in view until it ends, so that stop() can wait for it. */
-  private track(work: Promise<void>): Promise<void> {
-    const tracked = work
-      .catch((error: unknown) =>
-        this.events.emit('runtime:error', { error, during: 'maintenance' }),
-      )
-      .finally(() => this.background.delete(tracked));
-    this.background.add(tracked);
-    return tracked;
-  }
-
-  private async rescue(): Promise<void> {
-    try {
-      const rescued = await this.store.rescue(this.settings.clock.now());
-      for (const { task, owner } of rescued) {
-        this.events.emit('task:rescue', { task, owner });
-        if (task.state === 'queued') this.wake(task.name, task.runAt.getTime());
-      }
-    } catch (error) {
-      this.events.emit('runtime:error', { error, during: 'rescuing tasks of stopped processes' });
-    }
-  }
-
-  private async renewLeases(): Promise<void> {
-    const leases: Lease[] = [];
-    for (const { task } of this.running.values()) leases.push({ id: task.id, lease: task.lease });
-    for (const { id, lease } of this.unsettled.values()) leases.push({ id, lease });
-    if (leases.length === 0) return;
-    try {
-      const lost = await this.store.renew(
-        leases,
-        this.settings.clock.now() + this.settings.leaseDuration,
-      );
-      for (const id of lost) this.abandon(id, 'lease-lost');
-    } catch (error) {
-      this.events.emit('runtime:error', { error, during: 'renewing leases' });
-    }
-  }
-
-  /** Prunes finished tasks past retention and reports tasks no definition here knows. */
-  private async maintain(): Promise<void> {
-    if (this.pruning) return;
-    this.pruning = true;
-    try {
-      const now = this.settings.clock.now();
-      let pruned = 0;
-      let batch: number;
-      do {
-        batch = await this.store.prune(now - this.settings.retention, PRUNE_BATCH);
-        pruned += batch;
-        await nextTurn();
-      } while (batch === PRUNE_BATCH && this.started);
-      if (pruned > 0) this.settings.logger.info({ pruned }, 'pruned finished tasks past retention');
-      const { counts } = await this.store.stats(now);
-      for (const { name, state, count } of counts) {
-        if (state !== 'queued' || this.settings.tasks.has(name) || this.reportedUnknown.has(name))
-          continue;
-        this.reportedUnknown.add(name);
-        this.events.emit('task:unknown', { name, count });
-      }
-    } catch (error) {
-      this.events.emit('runtime:error', { error, during: 'pruning finished tasks' });
-    } finally {
-      this.pruning = false;
-    }
   }
 }
 
