@@ -149,6 +149,40 @@ const badInputs: [string, InjectOptions, number, ErrorCode][] = [
     400,
     'INVALID_CURSOR',
   ],
+  [
+    'data with a number JSON cannot hold (1e999 reads as Infinity)',
+    {
+      method: 'POST',
+      url: NOTIFY,
+      headers: json,
+      payload: '{"channel":"log","to":"a","data":{"n":1e999}}',
+    },
+    400,
+    'INVALID_NOTIFICATION',
+  ],
+  [
+    'data nested deeper than a payload may be',
+    {
+      method: 'POST',
+      url: NOTIFY,
+      headers: json,
+      payload: `{"channel":"log","to":"a","data":${'{"a":'.repeat(64)}1${'}'.repeat(64)}}`,
+    },
+    400,
+    'INVALID_NOTIFICATION',
+  ],
+  [
+    'a malformed percent-encoding',
+    { method: 'GET', url: '/api/tasks/%E0%A4%A' },
+    400,
+    'BAD_REQUEST',
+  ],
+  [
+    'an id over 100 characters',
+    { method: 'GET', url: `/api/tasks/${'1'.repeat(101)}` },
+    414,
+    'URL_TOO_LONG',
+  ],
   ['an unknown route', { method: 'GET', url: '/api/nothing' }, 404, 'NOT_FOUND'],
   ['a wrong method', { method: 'DELETE', url: NOTIFY }, 404, 'NOT_FOUND'],
 ];

@@ -1,10 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { offload } from '../fastify/index.js';
-import type { Runtime, Store } from '../index.js';
+import { SECOND, type Runtime, type Store } from '../index.js';
 import type { Notifications } from '../notifications/index.js';
 import { requireBearer } from './auth.js';
-import { BODY_LIMIT, installErrorHandling } from './errors.js';
+import {
+  BODY_LIMIT,
+  clientErrorHandler,
+  installErrorHandling,
+  sendFrameworkError,
+} from './errors.js';
 import type { ServiceMetrics } from './metrics.js';
 import { healthRoutes } from './routes/health.js';
 import { notificationRoutes } from './routes/notifications.js';
@@ -23,7 +28,14 @@ export interface AppOptions {
   notifications: Notifications;
   /** Run tasks in this process too (default), or only store them (`offload serve --no-runner`). */
   runner?: boolean;
+  /**
+   * How long (ms) a client may take to send a whole request, headers and body; default 30 s. A
+   * slower one gets a 408 and its connection is closed, so slow clients cannot hold sockets open.
+   */
+  requestTimeout?: number;
 }
+
+export const DEFAULT_REQUEST_TIMEOUT = 30 * SECOND;
 
 /** A client's request id is kept when it looks like one; otherwise a new one is made. */
 const REQUEST_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
@@ -41,10 +53,16 @@ export async function buildApp({
   apiKey,
   notifications,
   runner = true,
+  requestTimeout = DEFAULT_REQUEST_TIMEOUT,
 }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger,
     bodyLimit: BODY_LIMIT,
+    requestTimeout,
+    // Node checks the request timeout of open connections this often (its default is 30 s).
+    http: { connectionsCheckingInterval: Math.min(requestTimeout / 2, 5 * SECOND) },
+    clientErrorHandler: clientErrorHandler(requestTimeout),
+    frameworkErrors: sendFrameworkError,
     // Requests are logged once, when answered, by the onResponse hook below.
     logController: new LogController({ disableRequestLogging: true }),
     genReqId: (request) => {
