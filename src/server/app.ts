@@ -5,6 +5,7 @@ import { SECOND, type Runtime, type Store } from '../index.js';
 import type { Notifications } from '../notifications/index.js';
 import { requireBearer } from './auth.js';
 import {
+  ApiError,
   BODY_LIMIT,
   clientErrorHandler,
   installErrorHandling,
@@ -59,8 +60,15 @@ export async function buildApp({
     loggerInstance: logger,
     bodyLimit: BODY_LIMIT,
     requestTimeout,
-    // Node checks the request timeout of open connections this often (its default is 30 s).
-    http: { connectionsCheckingInterval: Math.min(requestTimeout / 2, 5 * SECOND) },
+    http: {
+      // Given to Node's constructor too: set only afterwards, as Fastify does, it stops slow
+      // headers but not a body that never ends (Node 20).
+      requestTimeout,
+      // How often Node looks for requests past their time (its default is 30 s).
+      connectionsCheckingInterval: Math.min(requestTimeout / 2, 5 * SECOND),
+      // Checked below instead, so that the 400 is the envelope rather than Node's empty body.
+      requireHostHeader: false,
+    },
     clientErrorHandler: clientErrorHandler(requestTimeout),
     frameworkErrors: sendFrameworkError,
     // Requests are logged once, when answered, by the onResponse hook below.
@@ -75,6 +83,10 @@ export async function buildApp({
 
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
+    // RFC 9112: a server must answer 400 to an HTTP/1.1 request without a Host header.
+    if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) {
+      return done(new ApiError('BAD_REQUEST', 'an HTTP/1.1 request needs a Host header'));
+    }
     done();
   });
   // One line per request: every request at debug, failed ones at info (5xx are logged as errors).

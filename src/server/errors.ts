@@ -172,7 +172,10 @@ function clientError(code: string, requestTimeout: number): ApiError {
 export function clientErrorHandler(requestTimeout: number) {
   return (error: Error & { code?: string }, socket: Socket): void => {
     if (error.code === 'ECONNRESET' || socket.destroyed) return;
-    if (socket.writable) {
+    // As Node does: answer unless a response to an earlier request on this connection has begun,
+    // which an answer written now would corrupt.
+    const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (socket.writable && !inFlight?.headersSent) {
       const apiError = clientError(error.code ?? 'unknown', requestTimeout);
       const body = JSON.stringify(errorBody(apiError));
       const status = apiError.statusCode;
