@@ -2,6 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { OffloadError } from '../index.js';
+import { storeFaultHint } from '../store/faults.js';
 
 /**
  * Every error code the HTTP API answers with, and its status. Clients and tests rely on the
@@ -109,6 +110,13 @@ export function toApiError(error: unknown): ApiError {
       fastifyError.message ?? 'bad request',
       { cause: error },
     );
+  }
+  // Checked after the client errors: a request the client aborted is an ECONNRESET too.
+  const hint = storeFaultHint(error);
+  if (hint !== null) {
+    return new ApiError('STORE_UNAVAILABLE', `the task store cannot answer now: ${hint}`, {
+      cause: error,
+    });
   }
   return new ApiError(
     'INTERNAL_ERROR',
