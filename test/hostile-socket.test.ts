@@ -170,7 +170,9 @@ describe('hostile input, over a real socket', () => {
     const result = await exchange(port, request, end);
     assert.ok(result.closed, `${what}: the connection was still open after ${DEADLINE} ms`);
     const responses = parseResponses(result.data);
-    assert.ok(responses.length > 0, `${what}: closed without an answer`);
+    // Line ends before a request line are skipped (RFC 9112 2.2): nothing was asked.
+    const asked = request.some((byte) => byte !== 0x0d && byte !== 0x0a);
+    if (asked) assert.ok(responses.length > 0, `${what}: closed without an answer`);
     for (const response of responses) checkAnswer(what, response, 'POST');
     return responses;
   }
