@@ -5,6 +5,8 @@ import type { Json } from './types.js';
 export class InvalidPayloadError extends OffloadError {
   /** Where in the payload the problem is, e.g. `payload.user.createdAt`. */
   readonly path: string;
+  /** What is wrong there, e.g. `is Infinity, which JSON turns into null`. */
+  readonly problem: string;
 
   constructor(path: string, problem: string) {
     super(
@@ -12,10 +14,12 @@ export class InvalidPayloadError extends OffloadError {
       `${path} ${problem}: a task ${/^\w+/.exec(path)?.[0] ?? 'payload'} must be JSON (null, booleans, finite numbers, strings, arrays and plain objects)`,
     );
     this.path = path;
+    this.problem = problem;
   }
 }
 
-const MAX_DEPTH = 64;
+/** How deep a payload may nest. */
+export const MAX_JSON_DEPTH = 64;
 
 /**
  * Encodes a task payload, refusing anything that would not survive `JSON.stringify` and
@@ -25,9 +29,12 @@ export function encodePayload(payload: unknown): string {
   return encodeJson(payload, 'payload');
 }
 
-/** Encodes a value that must come back unchanged from JSON; `path` names it in errors. */
-export function encodeJson(value: unknown, path: string): string {
-  check(value, path, 0, new Set());
+/**
+ * Encodes a value that must come back unchanged from JSON; `path` names it in errors. `depth` is
+ * how deep inside a payload the value will sit (0: it is the payload).
+ */
+export function encodeJson(value: unknown, path: string, depth = 0): string {
+  check(value, path, depth, new Set());
   return JSON.stringify(value);
 }
 
@@ -50,8 +57,8 @@ function check(value: unknown, path: string, depth: number, seen: Set<object>): 
   }
   if (value === null) return;
   const object = value as object;
-  if (depth >= MAX_DEPTH)
-    throw new InvalidPayloadError(path, `is nested deeper than ${MAX_DEPTH} levels`);
+  if (depth >= MAX_JSON_DEPTH)
+    throw new InvalidPayloadError(path, `is nested deeper than ${MAX_JSON_DEPTH} levels`);
   if (seen.has(object)) throw new InvalidPayloadError(path, 'refers back to itself (a cycle)');
   seen.add(object);
   if (Array.isArray(object)) {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { InjectOptions } from 'fastify';
-import { BODY_LIMIT, ERROR_CODES, type ErrorCode } from '../src/server/errors.js';
+import { BODY_LIMIT, ERROR_CODES, toApiError, type ErrorCode } from '../src/server/errors.js';
 import { testService, type TestService } from './fixtures/service-harness.js';
 
 const NOTIFY = '/api/notifications/notify';
@@ -149,6 +149,40 @@ const badInputs: [string, InjectOptions, number, ErrorCode][] = [
     400,
     'INVALID_CURSOR',
   ],
+  [
+    'data with a number JSON cannot hold (1e999 reads as Infinity)',
+    {
+      method: 'POST',
+      url: NOTIFY,
+      headers: json,
+      payload: '{"channel":"log","to":"a","data":{"n":1e999}}',
+    },
+    400,
+    'INVALID_NOTIFICATION',
+  ],
+  [
+    'data nested deeper than a payload may be',
+    {
+      method: 'POST',
+      url: NOTIFY,
+      headers: json,
+      payload: `{"channel":"log","to":"a","data":${'{"a":'.repeat(64)}1${'}'.repeat(64)}}`,
+    },
+    400,
+    'INVALID_NOTIFICATION',
+  ],
+  [
+    'a malformed percent-encoding',
+    { method: 'GET', url: '/api/tasks/%E0%A4%A' },
+    400,
+    'BAD_REQUEST',
+  ],
+  [
+    'an id over 100 characters',
+    { method: 'GET', url: `/api/tasks/${'1'.repeat(101)}` },
+    414,
+    'URL_TOO_LONG',
+  ],
   ['an unknown route', { method: 'GET', url: '/api/nothing' }, 404, 'NOT_FOUND'],
   ['a wrong method', { method: 'DELETE', url: NOTIFY }, 404, 'NOT_FOUND'],
 ];
@@ -230,5 +264,35 @@ describe('auth', () => {
     } finally {
       await open.close();
     }
+  });
+});
+
+describe('errors of the store, as answers', () => {
+  const fault = (code: string, message: string) => Object.assign(new Error(message), { code });
+
+  for (const [code, hint] of [
+    ['SQLITE_FULL', /disk .* is full: free space/],
+    ['SQLITE_READONLY', /mounted read-write/],
+    ['SQLITE_READONLY_DBMOVED', /mounted read-write/],
+    ['SQLITE_IOERR_WRITE', /I\/O error/],
+    ['SQLITE_CANTOPEN', /exist and are writable/],
+    ['SQLITE_BUSY', /locked by another process/],
+    ['STORE_FILE_MOVED', /deleted or replaced/],
+    ['ECONNREFUSED', /cannot be reached/],
+    ['57P01', /shutting down/],
+  ] as const) {
+    it(`answers ${code} (on a read, say) with 503 STORE_UNAVAILABLE and what to check`, () => {
+      const error = toApiError(fault(code, 'the driver says'));
+      assert.equal(error.code, 'STORE_UNAVAILABLE');
+      assert.equal(error.statusCode, 503);
+      assert.match(error.message, hint);
+    });
+  }
+
+  it('keeps other errors a 500, and a request the client aborted a 400', () => {
+    assert.equal(toApiError(fault('SQLITE_ERROR', 'no such table')).code, 'INTERNAL_ERROR');
+    assert.equal(toApiError(new TypeError('x is undefined')).code, 'INTERNAL_ERROR');
+    const aborted = Object.assign(fault('ECONNRESET', 'aborted'), { statusCode: 400 });
+    assert.equal(toApiError(aborted).code, 'BAD_REQUEST');
   });
 });

@@ -10,7 +10,7 @@ import {
   type TaskState,
 } from '../index.js';
 import { DEFAULT_DATABASE_URL } from '../server/config.js';
-import { taskView } from '../server/task-view.js';
+import { iso, taskView } from '../server/task-view.js';
 
 export const TASKS_USAGE = `offload tasks list [--state STATE] [--name NAME] [--limit N] [--cursor ID] [--json]
 offload tasks show ID
@@ -122,7 +122,7 @@ function listFilter(values: {
 function details(task: Task): object {
   return {
     ...taskView(task),
-    runAt: task.runAt.toISOString(),
+    runAt: iso(task.runAt),
     priority: task.priority,
     key: task.key,
     payload: task.payload,
@@ -139,7 +139,7 @@ function printTable(tasks: Task[], nextCursor: string | null): void {
       t.state,
       t.name,
       `${t.attempts}/${t.maxAttempts}`,
-      t.createdAt.toISOString(),
+      iso(t.createdAt) ?? '?',
       t.errors.at(-1)?.message.slice(0, 60) ?? '',
     ]),
   ];

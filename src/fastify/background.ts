@@ -8,6 +8,7 @@ import {
   type TaskDefinition,
   type TaskRequest,
 } from '../index.js';
+import { storeFaultHint } from '../store/faults.js';
 
 /**
  * Thrown when the tasks of a request could not be stored: the store failed (`STORE_UNAVAILABLE`)
@@ -23,7 +24,7 @@ export class BackgroundCommitError extends OffloadError {
       stopped ? 'RUNTIME_STOPPED' : 'STORE_UNAVAILABLE',
       stopped
         ? 'the service is shutting down and takes no new tasks; try again in a moment'
-        : `the task store could not take the task, so nothing was scheduled; try again later (${describe(cause)})`,
+        : `the task store could not take the task, so nothing was scheduled; try again later (${describe(cause)})${hint(cause)}`,
       { cause },
     );
   }
@@ -99,6 +100,12 @@ export class Background {
     this.state = 'closed';
     return this.pending.length > 0 ? this.commit() : null;
   }
+}
+
+/** What an operator should check, when the store's error says. */
+function hint(error: unknown): string {
+  const what = storeFaultHint(error);
+  return what === null ? '' : `; ${what}`;
 }
 
 function describe(error: unknown): string {

@@ -1,4 +1,5 @@
-import { OffloadError, type Json } from '../index.js';
+import { InvalidPayloadError, OffloadError, type Json } from '../index.js';
+import { encodeJson, MAX_JSON_DEPTH } from '../json.js';
 import { MAX_PUSH_PLAINTEXT } from './channels/web-push-crypto.js';
 import { pushMessage } from './channels/push.js';
 import { CHANNELS, type ChannelName, type Delivery, type Recipient } from './delivery.js';
@@ -75,6 +76,7 @@ export function parseNotifyRequest(body: unknown, rules: RequestRules): NotifyRe
   if (data !== null && (typeof data !== 'object' || Array.isArray(data))) {
     throw invalid('data', 'data must be a JSON object when given');
   }
+  if (data !== null) checkStorable(data);
   const notification: NotificationRequest = {
     channel,
     to: readRecipients(channel, fields.to, rules),
@@ -158,6 +160,24 @@ function checkPushSize(notification: NotificationRequest): void {
     throw invalid(
       'body',
       `a push message holds at most ${MAX_PUSH_PLAINTEXT} bytes of JSON, and this one takes ${size}: shorten body, subject or data`,
+    );
+  }
+}
+
+/**
+ * `data` is stored in the task's payload, which must come back from JSON unchanged: a number too
+ * large for a double (`1e999` parses as Infinity) or nesting deeper than the payload allows is a
+ * 400 now, not a failed store later.
+ */
+function checkStorable(data: unknown): void {
+  try {
+    // One level down: data is a field of the delivery's payload.
+    encodeJson(data, 'data', 1);
+  } catch (error) {
+    if (!(error instanceof InvalidPayloadError)) throw error;
+    throw invalid(
+      error.path,
+      `${error.path} ${error.problem}; data must be plain JSON with finite numbers, nested at most ${MAX_JSON_DEPTH - 1} levels deep`,
     );
   }
 }

@@ -1,10 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { offload } from '../fastify/index.js';
-import type { Runtime, Store } from '../index.js';
+import { SECOND, type Runtime, type Store } from '../index.js';
 import type { Notifications } from '../notifications/index.js';
 import { requireBearer } from './auth.js';
-import { BODY_LIMIT, installErrorHandling } from './errors.js';
+import {
+  ApiError,
+  BODY_LIMIT,
+  clientErrorHandler,
+  installErrorHandling,
+  sendFrameworkError,
+} from './errors.js';
 import type { ServiceMetrics } from './metrics.js';
 import { healthRoutes } from './routes/health.js';
 import { notificationRoutes } from './routes/notifications.js';
@@ -23,7 +29,14 @@ export interface AppOptions {
   notifications: Notifications;
   /** Run tasks in this process too (default), or only store them (`offload serve --no-runner`). */
   runner?: boolean;
+  /**
+   * How long (ms) a client may take to send a whole request, headers and body; default 30 s. A
+   * slower one gets a 408 and its connection is closed, so slow clients cannot hold sockets open.
+   */
+  requestTimeout?: number;
 }
+
+export const DEFAULT_REQUEST_TIMEOUT = 30 * SECOND;
 
 /** A client's request id is kept when it looks like one; otherwise a new one is made. */
 const REQUEST_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
@@ -41,10 +54,23 @@ export async function buildApp({
   apiKey,
   notifications,
   runner = true,
+  requestTimeout = DEFAULT_REQUEST_TIMEOUT,
 }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: logger,
     bodyLimit: BODY_LIMIT,
+    requestTimeout,
+    http: {
+      // Given to Node's constructor too: set only afterwards, as Fastify does, it stops slow
+      // headers but not a body that never ends (Node 20).
+      requestTimeout,
+      // How often Node looks for requests past their time (its default is 30 s).
+      connectionsCheckingInterval: Math.min(requestTimeout / 2, 5 * SECOND),
+      // Checked below instead, so that the 400 is the envelope rather than Node's empty body.
+      requireHostHeader: false,
+    },
+    clientErrorHandler: clientErrorHandler(requestTimeout),
+    frameworkErrors: sendFrameworkError,
     // Requests are logged once, when answered, by the onResponse hook below.
     logController: new LogController({ disableRequestLogging: true }),
     genReqId: (request) => {
@@ -57,6 +83,10 @@ export async function buildApp({
 
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
+    // RFC 9112: a server must answer 400 to an HTTP/1.1 request without a Host header.
+    if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) {
+      return done(new ApiError('BAD_REQUEST', 'an HTTP/1.1 request needs a Host header'));
+    }
     done();
   });
   // One line per request: every request at debug, failed ones at info (5xx are logged as errors).

@@ -1,5 +1,8 @@
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { OffloadError } from '../index.js';
+import { storeFaultHint } from '../store/faults.js';
 
 /**
  * Every error code the HTTP API answers with, and its status. Clients and tests rely on the
@@ -20,11 +23,14 @@ export const ERROR_CODES = {
   NOT_FOUND: 404,
   TASK_NOT_FOUND: 404,
   NOTIFICATION_NOT_FOUND: 404,
+  REQUEST_TIMEOUT: 408,
   TASK_NOT_CANCELABLE: 409,
   TASK_NOT_RETRYABLE: 409,
   BODY_TOO_LARGE: 413,
+  URL_TOO_LONG: 414,
   UNSUPPORTED_MEDIA_TYPE: 415,
   IDEMPOTENCY_KEY_REUSED: 422,
+  HEADERS_TOO_LARGE: 431,
   INTERNAL_ERROR: 500,
   STORE_UNAVAILABLE: 503,
   RUNTIME_STOPPED: 503,
@@ -60,6 +66,8 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'BAD_REQUEST',
   FST_ERR_CTP_INVALID_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
   FST_ERR_CTP_EMPTY_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_BAD_URL: 'BAD_REQUEST',
+  FST_ERR_MAX_PARAM_LENGTH: 'URL_TOO_LONG',
 };
 
 /** The largest request body the API reads, in bytes. */
@@ -69,6 +77,13 @@ const FASTIFY_MESSAGES: Partial<Record<ErrorCode, string>> = {
   INVALID_JSON: 'the body is not valid JSON; send a JSON object, or no body at all',
   BODY_TOO_LARGE: `the body is larger than the limit of ${BODY_LIMIT} bytes; send a smaller notification`,
   UNSUPPORTED_MEDIA_TYPE: 'send the body as JSON with the header Content-Type: application/json',
+  URL_TOO_LONG: 'a part of the URL is longer than 100 characters; no id is that long',
+};
+
+/** Messages for Fastify errors whose catalogue code is shared with others. */
+const FASTIFY_ERROR_MESSAGES: Record<string, string> = {
+  FST_ERR_BAD_URL:
+    'the URL is not valid: a "%" must start a percent-encoded UTF-8 character such as %20 or %C3%A9',
 };
 
 /** Maps anything thrown while handling a request to one catalogue entry. */
@@ -80,9 +95,12 @@ export function toApiError(error: unknown): ApiError {
   const fastifyError = error as Partial<FastifyError>;
   const code = fastifyError.code !== undefined ? FASTIFY_CODES[fastifyError.code] : undefined;
   if (code) {
-    return new ApiError(code, FASTIFY_MESSAGES[code] ?? fastifyError.message ?? code, {
-      cause: error,
-    });
+    const message =
+      FASTIFY_ERROR_MESSAGES[fastifyError.code!] ??
+      FASTIFY_MESSAGES[code] ??
+      fastifyError.message ??
+      code;
+    return new ApiError(code, message, { cause: error });
   }
   const status = fastifyError.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
@@ -92,6 +110,13 @@ export function toApiError(error: unknown): ApiError {
       fastifyError.message ?? 'bad request',
       { cause: error },
     );
+  }
+  // Checked after the client errors: a request the client aborted is an ECONNRESET too.
+  const hint = storeFaultHint(error);
+  if (hint !== null) {
+    return new ApiError('STORE_UNAVAILABLE', `the task store cannot answer now: ${hint}`, {
+      cause: error,
+    });
   }
   return new ApiError(
     'INTERNAL_ERROR',
@@ -104,17 +129,75 @@ export function errorBody(error: ApiError): ErrorBody {
   return { ok: false, error: { code: error.code, message: error.message } };
 }
 
+/** Answers `error` with its catalogue entry. */
+function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const apiError = toApiError(error);
+  // Client errors show in the "request completed" line; server-side ones need their cause.
+  if (apiError.statusCode >= 500)
+    request.log.error({ err: error }, `answered ${apiError.statusCode} ${apiError.code}`);
+  if (apiError.code === 'UNAUTHORIZED') reply.header('www-authenticate', 'Bearer');
+  if (apiError.statusCode === 503) reply.header('retry-after', '5');
+  return reply.code(apiError.statusCode).send(errorBody(apiError));
+}
+
+/**
+ * For Fastify's `frameworkErrors` option: what the router refuses before any route or hook runs
+ * (a malformed percent-encoding, a path segment over the length limit) gets the envelope too.
+ */
+export function sendFrameworkError(
+  error: FastifyError,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): void {
+  void sendError(error, request, reply);
+}
+
+/** Node's HTTP parser errors (see `answerClientError`), as catalogue entries. */
+function clientError(code: string, requestTimeout: number): ApiError {
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    return new ApiError(
+      'REQUEST_TIMEOUT',
+      `the request was not received in full within ${requestTimeout / 1000} s; send it at once`,
+    );
+  }
+  if (code === 'HPE_HEADER_OVERFLOW') {
+    return new ApiError(
+      'HEADERS_TOO_LARGE',
+      'the request headers are too large; send fewer or shorter ones',
+    );
+  }
+  return new ApiError(
+    'BAD_REQUEST',
+    `the request is not valid HTTP/1.1 (${code}); check the method, headers, Content-Length and chunked encoding`,
+  );
+}
+
+/**
+ * For Fastify's `clientErrorHandler` option: a request Node's HTTP parser refuses (invalid
+ * method, header or framing) or that is not received within `requestTimeout` ms is answered with
+ * the envelope, and its connection closed, as Fastify's default handler does.
+ */
+export function clientErrorHandler(requestTimeout: number) {
+  return (error: Error & { code?: string }, socket: Socket): void => {
+    if (error.code === 'ECONNRESET' || socket.destroyed) return;
+    // As Node does: answer unless a response to an earlier request on this connection has begun,
+    // which an answer written now would corrupt.
+    const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (socket.writable && !inFlight?.headersSent) {
+      const apiError = clientError(error.code ?? 'unknown', requestTimeout);
+      const body = JSON.stringify(errorBody(apiError));
+      const status = apiError.statusCode;
+      socket.write(
+        `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+    }
+    socket.destroy(error);
+  };
+}
+
 /** Makes every error answer, and every unknown route, one envelope from the catalogue. */
 export function installErrorHandling(app: FastifyInstance): void {
-  app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
-    const apiError = toApiError(error);
-    // Client errors show in the "request completed" line; server-side ones need their cause.
-    if (apiError.statusCode >= 500)
-      request.log.error({ err: error }, `answered ${apiError.statusCode} ${apiError.code}`);
-    if (apiError.code === 'UNAUTHORIZED') reply.header('www-authenticate', 'Bearer');
-    if (apiError.statusCode === 503) reply.header('retry-after', '5');
-    return reply.code(apiError.statusCode).send(errorBody(apiError));
-  });
+  app.setErrorHandler(sendError);
   app.setNotFoundHandler((request, reply) => {
     const error = new ApiError(
       'NOT_FOUND',

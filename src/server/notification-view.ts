@@ -1,6 +1,6 @@
 import type { Json, Task } from '../index.js';
 import { DEMO_TASK, type Delivery, type DeliveryResult } from '../notifications/index.js';
-import { taskView } from './task-view.js';
+import { iso, taskView } from './task-view.js';
 
 /** One delivery of a notification, as `GET /api/notifications/:id` shows it. */
 export interface DeliveryView {
@@ -18,7 +18,7 @@ export interface DeliveryView {
   provider: string | null;
   /** What the provider answered, once delivered. */
   response: string | null;
-  createdAt: string;
+  createdAt: string | null;
   finishedAt: string | null;
 }
 
@@ -26,7 +26,7 @@ export interface NotificationView {
   id: string;
   /** `webhook`, `email`, `push`, `log`, or `demo` for the seed's demo notification. */
   channel: string;
-  createdAt: string;
+  createdAt: string | null;
   deliveries: DeliveryView[];
 }
 
@@ -39,7 +39,7 @@ export function notificationView(id: string, tasks: readonly Task[]): Notificati
   return {
     id,
     channel: first.name === DEMO_TASK ? 'demo' : first.name.replace(/^notifications\./, ''),
-    createdAt: first.createdAt.toISOString(),
+    createdAt: iso(first.createdAt),
     deliveries,
   };
 }
@@ -63,9 +63,11 @@ function deliveryView(task: Task): DeliveryView {
   };
 }
 
-function recipientText(to: Delivery['to'] | undefined): string | null {
-  if (to === undefined) return null;
-  return typeof to === 'string' ? to : to.endpoint;
+/** The recipient as text; null for the demo, or for a payload written by hand without one. */
+function recipientText(to: unknown): string | null {
+  if (typeof to === 'string') return to;
+  const endpoint = (to as { endpoint?: unknown } | null | undefined)?.endpoint;
+  return typeof endpoint === 'string' ? endpoint : null;
 }
 
 function isResult(value: Json | null): value is Json & DeliveryResult {

@@ -16,6 +16,8 @@ export interface ServiceOptions {
   runner?: boolean;
   /** How webhook and push host names are resolved; default the system's. Tests map names to 127.0.0.1. */
   resolve?: Resolver;
+  /** How long (ms) a client may take to send a whole request; default 30 s (see `buildApp`). */
+  requestTimeout?: number;
 }
 
 /** The notification service, assembled but not listening yet. */
@@ -93,6 +95,7 @@ export async function createService(
     apiKey: config.apiKey,
     notifications,
     runner: options.runner ?? true,
+    ...(options.requestTimeout === undefined ? {} : { requestTimeout: options.requestTimeout }),
   });
   app.addHook('onClose', () => metrics.close());
   let closing: Promise<void> | null = null;

@@ -7,14 +7,15 @@ export interface TaskView {
   state: Task['state'];
   attempts: number;
   maxAttempts: number;
-  createdAt: string;
+  /** Null only for a row written by hand whose time cannot be read. */
+  createdAt: string | null;
   startedAt: string | null;
   finishedAt: string | null;
   /**
    * The most recent failed attempt, or null when none failed. It stays after a later attempt
    * succeeds, so a task that needed a retry shows why. Stacks are not shown over HTTP.
    */
-  lastError: { name: string; message: string; attempt: number; at: string } | null;
+  lastError: { name: string; message: string; attempt: number; at: string | null } | null;
   /** What the task returned once it succeeded (e.g. which provider delivered), or null. */
   result: Task['result'];
 }
@@ -27,12 +28,20 @@ export function taskView(task: Task): TaskView {
     state: task.state,
     attempts: task.attempts,
     maxAttempts: task.maxAttempts,
-    createdAt: task.createdAt.toISOString(),
-    startedAt: task.startedAt?.toISOString() ?? null,
-    finishedAt: task.finishedAt?.toISOString() ?? null,
+    createdAt: iso(task.createdAt),
+    startedAt: iso(task.startedAt),
+    finishedAt: iso(task.finishedAt),
     lastError: last
-      ? { name: last.name, message: last.message, attempt: last.attempt, at: last.at.toISOString() }
+      ? { name: last.name, message: last.message, attempt: last.attempt, at: iso(last.at) }
       : null,
     result: task.result,
   };
+}
+
+/**
+ * A time in ISO 8601, or null when absent or unreadable: a row written by hand may hold text
+ * where a time belongs, which reads as an invalid date (whose `toISOString` throws).
+ */
+export function iso(date: Date | null): string | null {
+  return date === null || Number.isNaN(date.getTime()) ? null : date.toISOString();
 }

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { OffloadError } from '../../errors/offload-error.js';
@@ -49,6 +49,8 @@ interface Connection {
   claims: Map<number, ClaimStatement>;
   transactions: Transactions;
   locks: WorkerLocks | null;
+  /** Throws when the file at `path` is no longer the one this connection has open. */
+  checkFile(): void;
 }
 
 /**
@@ -99,11 +101,13 @@ export class SqliteStore implements Store {
       db.pragma('synchronous = NORMAL');
       migrate(db, this.path);
       const statements = prepareStatements(db);
+      const checkFile = inMemory ? () => undefined : this.fileCheck();
       this.connection = {
         db,
         statements,
         claims: new Map(),
-        transactions: createTransactions(db, statements),
+        transactions: createTransactions(db, statements, checkFile),
+        checkFile,
         locks: inMemory ? null : new WorkerLocks(`${this.path}.workers`),
       };
     } catch (error) {
@@ -133,7 +137,9 @@ export class SqliteStore implements Store {
   }
 
   async ping(): Promise<void> {
-    this.connected().db.prepare('SELECT 1').get();
+    const { db, checkFile } = this.connected();
+    checkFile();
+    db.prepare('SELECT 1').get();
   }
 
   /**
@@ -266,6 +272,25 @@ export class SqliteStore implements Store {
       );
     }
     return this.connection;
+  }
+
+  /**
+   * A check that the file at `path` is still the one just opened. On Linux, a deleted or replaced
+   * database stays readable and writable through the open handle, but what is written there is
+   * gone once the process ends (and other processes see another file): so writes refuse, with a
+   * clear error, rather than accept tasks that would be lost. One `stat` per write transaction.
+   */
+  private fileCheck(): () => void {
+    const path = resolve(this.path);
+    const opened = statSync(path);
+    return () => {
+      const now = statSync(path, { throwIfNoEntry: false });
+      if (now?.ino === opened.ino && now.dev === opened.dev) return;
+      throw new OffloadError(
+        'STORE_FILE_MOVED',
+        `the SQLite database ${path} was ${now ? 'replaced by another file' : 'deleted'} while this process had it open; nothing more is written to it, as it would be lost`,
+      );
+    };
   }
 
   private openError(error: unknown): OffloadError {

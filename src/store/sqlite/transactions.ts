@@ -35,10 +35,21 @@ export interface Transactions {
   stats(now: number): StoreStats;
 }
 
-export function createTransactions(db: Database.Database, statements: Statements): Transactions {
+/**
+ * `beforeWrite` runs before every write transaction and throws when writing would be wrong (the
+ * database file is no longer the one at its path).
+ */
+export function createTransactions(
+  db: Database.Database,
+  statements: Statements,
+  beforeWrite: () => void = () => undefined,
+): Transactions {
   const write = <A extends unknown[], R>(body: (...args: A) => R): ((...args: A) => R) => {
     const transaction = db.transaction(body);
-    return (...args: A) => transaction.immediate(...args);
+    return (...args: A) => {
+      beforeWrite();
+      return transaction.immediate(...args);
+    };
   };
 
   return {

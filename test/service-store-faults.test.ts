@@ -1,0 +1,210 @@
+/**
+ * Store faults on SQLite, through the service over a real socket: a full disk (a 2 MiB tmpfs,
+ * filled), a read-only file system, and the database file deleted or replaced under the running
+ * service. Requests answer 503 STORE_UNAVAILABLE with what to check, never a false ok; the process
+ * stays up; it recovers by itself; nothing accepted is lost. Needs root (mount); skipped otherwise.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { sqliteStore } from '../src/index.js';
+import { tempDir, testService, type TestService } from './fixtures/service-harness.js';
+import { finished, nextEvent } from './helpers.js';
+
+const temp = tempDir();
+const mountPoint = join(temp.dir, 'tmpfs');
+let mounted = false;
+/** Why the tests cannot run here, or null. */
+let cannotMount: string | null = null;
+
+function run(command: string, args: string[]): void {
+  execFileSync(command, args, { stdio: 'pipe', timeout: 5000 });
+}
+
+before(() => {
+  mkdirSync(mountPoint);
+  try {
+    run('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mountPoint]);
+    mounted = true;
+  } catch (error) {
+    cannotMount = `mounting a tmpfs is not permitted here (${String((error as { stderr?: unknown }).stderr ?? error).trim()}); run as root`;
+  }
+});
+after(() => {
+  if (mounted) run('umount', ['-l', mountPoint]);
+  temp.remove();
+});
+
+interface Answer {
+  status: number;
+  body: { ok: boolean; id?: string; error?: { code: string; message: string } };
+}
+
+async function notify(url: string): Promise<Answer> {
+  const response = await fetch(`${url}/api/notifications/notify`, { method: 'POST' });
+  return { status: response.status, body: (await response.json()) as Answer['body'] };
+}
+
+/** Calls `attempt` until it returns a value, or throws after `timeout` ms. */
+async function until<T>(what: string, attempt: () => Promise<T | undefined>, timeout = 5000) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const value = await attempt();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeout} ms`);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/** Writes a file until the file system is full; returns the bytes written. */
+function fill(path: string): number {
+  const fd = openSync(path, 'w');
+  let written = 0;
+  try {
+    for (const size of [64 * 1024, 4096, 1]) {
+      for (;;) {
+        try {
+          written += writeSync(fd, Buffer.alloc(size));
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') throw error;
+          break;
+        }
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return written;
+}
+
+function assertUnavailable(answer: Answer, message: RegExp): void {
+  assert.equal(answer.status, 503, JSON.stringify(answer.body));
+  assert.equal(answer.body.ok, false);
+  assert.equal(answer.body.error?.code, 'STORE_UNAVAILABLE');
+  assert.match(answer.body.error?.message ?? '', message);
+}
+
+describe('store faults on SQLite, through the service', () => {
+  it('a full disk: 503 with what to check, the process stays up, recovers when space is freed, loses nothing', async (t) => {
+    if (cannotMount) return t.skip(cannotMount);
+    const dir = join(mountPoint, 'full');
+    // Tasks work 300 ms: those accepted just before the fault finish during it, and must store
+    // their outcome once the disk has room again.
+    const s = await testService(
+      { notifyDemoDelay: 300 },
+      sqliteStore({ path: join(dir, 'offload.db'), busyTimeout: 25 }),
+    );
+    const filler = join(mountPoint, 'filler');
+    try {
+      const url = await s.listen();
+      const accepted: string[] = [];
+      for (let i = 0; i < 5; i++) accepted.push((await notify(url)).body.id!);
+
+      const filled = fill(filler);
+      // The WAL may still have room for a few commits: notify until the first refusal.
+      const refused = await until('a refusal on a full disk', async () => {
+        const answer = await notify(url);
+        if (answer.status === 200) accepted.push(answer.body.id!);
+        return answer.status === 200 ? undefined : answer;
+      });
+      assertUnavailable(refused, /database or disk is full.*free space/);
+      for (let i = 0; i < 3; i++) assertUnavailable(await notify(url), /disk is full/);
+      assert.equal((await fetch(`${url}/healthz`)).status, 200, 'the process stays up');
+      const read = await fetch(`${url}/api/tasks/${accepted[0]}`);
+      assert.equal(read.status, 200, 'reads still work');
+      // The tasks running now finish while the disk is full: their outcome cannot be stored yet.
+      const unstored = await nextEvent(s.runtime, 'runtime:error', 5000, ({ during }) =>
+        during.startsWith('storing the result of task'),
+      );
+      assert.match(String(unstored.error), /disk is full/);
+
+      rmSync(filler);
+      const recovered = await until('a notify after freeing space', async () => {
+        const answer = await notify(url);
+        return answer.status === 200 ? answer : undefined;
+      });
+      accepted.push(recovered.body.id!);
+      for (const id of accepted) {
+        const task = await finished(s.runtime, id);
+        assert.equal(task.state, 'succeeded', `task ${id}`);
+      }
+      t.diagnostic(
+        `full disk: filled ${filled} bytes; ${accepted.length} tasks accepted, all ran; refusals answered 503`,
+      );
+    } finally {
+      rmSync(filler, { force: true });
+      await s.close();
+    }
+  });
+
+  it('a read-only file system at start: a clear error; once writable, the service starts with every task', async (t) => {
+    if (cannotMount) return t.skip(cannotMount);
+    const path = join(mountPoint, 'read-only', 'offload.db');
+    const first = await testService({ notifyDemoDelay: 5 }, sqliteStore({ path }));
+    const url = await first.listen();
+    const id = (await notify(url)).body.id!;
+    await finished(first.runtime, id);
+    // The kernel refuses to make a file system read-only while a file on it is open for
+    // writing ("mount point is busy"), so the service is stopped first: as after a restart.
+    await first.close();
+    run('mount', ['-o', 'remount,ro', mountPoint]);
+    try {
+      await assert.rejects(
+        testService({}, sqliteStore({ path })),
+        (error: Error & { code?: string }) => {
+          assert.equal(error.code, 'STORE_OPEN_FAILED');
+          assert.ok(error.message.includes(path), error.message);
+          assert.match(error.message, /Check that .* written by this process/);
+          return true;
+        },
+      );
+    } finally {
+      run('mount', ['-o', 'remount,rw', mountPoint]);
+    }
+    const second = await testService({ notifyDemoDelay: 5 }, sqliteStore({ path }));
+    try {
+      const again = await second.listen();
+      const answer = await notify(again);
+      assert.equal(answer.status, 200);
+      assert.equal((await finished(second.runtime, answer.body.id!)).state, 'succeeded');
+      assert.equal((await second.runtime.get(id))?.state, 'succeeded', 'the earlier task is kept');
+    } finally {
+      await second.close();
+    }
+  });
+
+  for (const change of ['deleted', 'replaced'] as const) {
+    it(`the database file ${change} under the running service: 503, never an ok that would be lost`, async (t) => {
+      if (cannotMount) return t.skip(cannotMount);
+      const dir = join(mountPoint, change);
+      const path = join(dir, 'offload.db');
+      const s: TestService = await testService(
+        { notifyDemoDelay: 5 },
+        sqliteStore({ path, busyTimeout: 25 }),
+      );
+      try {
+        const url = await s.listen();
+        const id = (await notify(url)).body.id!;
+        await finished(s.runtime, id);
+        if (change === 'deleted') {
+          for (const suffix of ['', '-wal', '-shm']) rmSync(path + suffix, { force: true });
+        } else {
+          const other = await testService({}, sqliteStore({ path: join(dir, 'other.db') }));
+          await other.close();
+          renameSync(join(dir, 'other.db'), path);
+        }
+        for (let i = 0; i < 3; i++) {
+          assertUnavailable(await notify(url), new RegExp(`${change}.*restore it, or restart`));
+        }
+        assert.equal((await fetch(`${url}/readyz`)).status, 503, 'not ready');
+        assert.equal((await fetch(`${url}/healthz`)).status, 200, 'the process stays up');
+        // Reads go on from the open file.
+        assert.equal((await fetch(`${url}/api/tasks/${id}`)).status, 200);
+      } finally {
+        await s.close();
+      }
+    });
+  }
+});
