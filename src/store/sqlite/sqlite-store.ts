@@ -1,4 +1,4 @@
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { OffloadError } from '../../errors/offload-error.js';
@@ -17,6 +17,7 @@ import {
   type Store,
   type StoreStats,
 } from '../store.js';
+import { FileIdentity } from './file-identity.js';
 import { checkOwner, WorkerLocks } from './liveness.js';
 import { migrate } from './migrations.js';
 import { toClaimedTask, toTask, type TaskRow } from './rows.js';
@@ -51,6 +52,7 @@ interface Connection {
   locks: WorkerLocks | null;
   /** Throws when the file at `path` is no longer the one this connection has open. */
   checkFile(): void;
+  file: FileIdentity | null;
 }
 
 /**
@@ -101,13 +103,15 @@ export class SqliteStore implements Store {
       db.pragma('synchronous = NORMAL');
       migrate(db, this.path);
       const statements = prepareStatements(db);
-      const checkFile = inMemory ? () => undefined : this.fileCheck();
+      const file = inMemory ? null : new FileIdentity(resolve(this.path));
+      const checkFile = file ? () => file.check() : () => undefined;
       this.connection = {
         db,
         statements,
         claims: new Map(),
         transactions: createTransactions(db, statements, checkFile),
         checkFile,
+        file,
         locks: inMemory ? null : new WorkerLocks(`${this.path}.workers`),
       };
     } catch (error) {
@@ -127,6 +131,7 @@ export class SqliteStore implements Store {
       errors.push(error);
     }
     try {
+      connection.file?.close();
       connection.db.close();
     } catch (error) {
       errors.push(error);
@@ -272,25 +277,6 @@ export class SqliteStore implements Store {
       );
     }
     return this.connection;
-  }
-
-  /**
-   * A check that the file at `path` is still the one just opened. On Linux, a deleted or replaced
-   * database stays readable and writable through the open handle, but what is written there is
-   * gone once the process ends (and other processes see another file): so writes refuse, with a
-   * clear error, rather than accept tasks that would be lost. One `stat` per write transaction.
-   */
-  private fileCheck(): () => void {
-    const path = resolve(this.path);
-    const opened = statSync(path);
-    return () => {
-      const now = statSync(path, { throwIfNoEntry: false });
-      if (now?.ino === opened.ino && now.dev === opened.dev) return;
-      throw new OffloadError(
-        'STORE_FILE_MOVED',
-        `the SQLite database ${path} was ${now ? 'replaced by another file' : 'deleted'} while this process had it open; nothing more is written to it, as it would be lost`,
-      );
-    };
   }
 
   private openError(error: unknown): OffloadError {
