@@ -92,6 +92,12 @@ try {
   await Promise.race([drained(), exited]);
   clearInterval(sampler);
   await sample('idle');
+  const states = await taskStates();
+  console.log(`# tasks in the store by state: ${JSON.stringify(states)}`);
+  if (states.succeeded !== TASKS) {
+    console.log(`FAILED: ${states.succeeded ?? 0} of ${TASKS} tasks succeeded`);
+    process.exitCode = 1;
+  }
   report();
 } finally {
   clearTimeout(watchdog);
@@ -151,6 +157,17 @@ async function drained(): Promise<void> {
     if (performance.now() > deadline) throw new Error('the queue did not drain within 10 minutes');
     await sleep(200);
   }
+}
+
+/** Tasks by state, from the service's /metrics (`offload_tasks{name,state}`). */
+async function taskStates(): Promise<Record<string, number>> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const states: Record<string, number> = {};
+  for (const [, state, count] of text.matchAll(
+    /^offload_tasks\{[^}]*state="(\w+)"[^}]*\} (\d+)$/gm,
+  ))
+    states[state!] = (states[state!] ?? 0) + Number(count);
+  return states;
 }
 
 async function ready(): Promise<void> {
