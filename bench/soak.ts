@@ -5,7 +5,7 @@
  * (/proc/PID/fd) and threads; and, through a test-only probe loaded with --import, heap after GC
  * and active timers and handles. Fails unless they stay flat after the warm-up.
  *
- *   npm run soak -- [--tasks=1000000] [--concurrency=32] [--every=5] [--database=sqlite|postgres]
+ *   npm run soak -- [--tasks=1000000] [--concurrency=32] [--every=5] [--deadline=60]
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, existsSync } from 'node:fs';
