@@ -130,6 +130,21 @@ describe('the service process', () => {
     assert.equal(await second.exited(), 0, second.stderr());
   });
 
+  it('exits on SIGTERM when its stdout is gone (the log reader went away)', async () => {
+    const child = serve({ DATABASE_URL: `sqlite:${join(temp.dir, 'no-stdout.db')}` });
+    const url = await listeningUrl(child.logs);
+    // Answered once listen() has returned, so the signal handlers are in place. No connection is
+    // kept: the stop is quick, and exits while its first line to the closed stdout is pending.
+    const health = await fetch(`${url}/healthz`, { headers: { connection: 'close' } });
+    assert.equal(health.status, 200);
+    // The reading end of its stdout closes: every later log line meets EPIPE.
+    child.process.stdout!.destroy();
+    const signaled = performance.now();
+    child.process.kill('SIGTERM');
+    assert.equal(await child.exited(10_000), 0, child.stderr());
+    assert.ok(performance.now() - signaled < 5000);
+  });
+
   it('refuses to start with a bad setting, naming the variable', async () => {
     for (const [name, value] of [
       ['PORT', 'eighty'],
