@@ -71,6 +71,8 @@ export async function buildApp({
     },
     clientErrorHandler: clientErrorHandler(requestTimeout),
     frameworkErrors: sendFrameworkError,
+    // Requests that arrive while closing get the service's own 503 (see drain.ts).
+    return503OnClosing: false,
     // Requests are logged once, when answered, by the onResponse hook below.
     logController: new LogController({ disableRequestLogging: true }),
     genReqId: (request) => {

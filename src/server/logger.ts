@@ -22,14 +22,18 @@ export function createLogger({
   level,
   pretty = process.stdout.isTTY === true && hasPinoPretty(),
 }: LoggerOptions): PinoLogger {
-  return pino({
-    name: 'offload',
-    level,
-    redact: { paths: REDACTED, censor: '[redacted]' },
-    ...(pretty
-      ? { transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l' } } }
-      : {}),
-  });
+  const options = { name: 'offload', level, redact: { paths: REDACTED, censor: '[redacted]' } };
+  if (pretty) {
+    return pino({
+      ...options,
+      transport: { target: 'pino-pretty', options: { translateTime: 'SYS:HH:MM:ss.l' } },
+    });
+  }
+  // Synchronous writes to stdout. pino's default (asynchronous) destination flushes at exit in a
+  // loop that retries every error every 100 ms: with stdout gone (the log reader died), EPIPE
+  // forever, and the process never exits after SIGTERM. A synchronous write meets the EPIPE at
+  // once, and pino stops logging instead; it also keeps the last lines before a crash.
+  return pino(options, pino.destination({ dest: 1, sync: true }));
 }
 
 /** pino-pretty is a development dependency: production installs go without it. */

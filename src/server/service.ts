@@ -4,6 +4,7 @@ import { createRuntime, openStore, type Runtime, type Store } from '../index.js'
 import { Notifications, type DeliveryCall, type Resolver } from '../notifications/index.js';
 import { buildApp } from './app.js';
 import { describeConfig, type ServiceConfig } from './config.js';
+import { gracefulClose } from './drain.js';
 import { ServiceMetrics } from './metrics.js';
 
 export interface ServiceOptions {
@@ -28,7 +29,10 @@ export interface Service {
   config: ServiceConfig;
   /** Opens the store, starts the runtime and listens; resolves with the address. */
   listen(): Promise<string>;
-  /** Stops accepting, answers the requests in flight, stops the runtime. Idempotent. */
+  /**
+   * Stops accepting, answers the requests in flight (and, for up to a second, those that arrive
+   * on connections already open), stops the runtime. Idempotent.
+   */
   close(): Promise<void>;
 }
 
@@ -98,6 +102,7 @@ export async function createService(
     ...(options.requestTimeout === undefined ? {} : { requestTimeout: options.requestTimeout }),
   });
   app.addHook('onClose', () => metrics.close());
+  const closeGracefully = gracefulClose(app);
   let closing: Promise<void> | null = null;
 
   return {
@@ -115,6 +120,6 @@ export async function createService(
       }
       return app.listen({ port: config.port, host: config.host });
     },
-    close: () => (closing ??= app.close()),
+    close: () => (closing ??= closeGracefully()),
   };
 }
