@@ -414,6 +414,19 @@ describe('runtime', () => {
     assert.equal(listenerErrors.length, 8, 'every listener failure is reported, none crashes');
   });
 
+  it('fails a handler that never settles at its timeout, without leaking its slot', async () => {
+    const stuck = defineTask({ name: 'stuck', maxAttempts: 1, run: () => new Promise(() => {}) });
+    const quick = defineTask({ name: 'quick', run: () => 'done' });
+    const { runtime } = runtimeWith({ tasks: [stuck, quick], concurrency: 1, timeout: 30 });
+    await runtime.start();
+    const first = await runtime.enqueue(stuck, {});
+    const second = await runtime.enqueue(quick, {});
+    await runtime.drain();
+    const [a, b] = await Promise.all([runtime.get(first.id), runtime.get(second.id)]);
+    assert.deepEqual([a?.state, a?.errors[0]?.name], ['failed', 'TaskTimeoutError']);
+    assert.deepEqual([b?.state, b?.result], ['succeeded', 'done'], 'the one slot was freed');
+  });
+
   it('cancels a running task by aborting its signal', async () => {
     const aborted = barrier<unknown>();
     const waiting = defineTask({
