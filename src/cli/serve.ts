@@ -3,7 +3,12 @@ import { InvalidOptionError, SECOND } from '../index.js';
 import { SCHEMA_VERSION } from '../store/postgres/migrations.js';
 import { loadConfig, type ServiceConfig } from '../server/config.js';
 import { createLogger } from '../server/logger.js';
-import { createService, createServiceRuntime, openServiceStore } from '../server/service.js';
+import {
+  createService,
+  createServiceRuntime,
+  openServiceStore,
+  type Service,
+} from '../server/service.js';
 
 /** After the grace, how long closing may still take before the process gives up and exits 1. */
 const EXIT_MARGIN = 5 * SECOND;
@@ -16,16 +21,24 @@ const EXIT_MARGIN = 5 * SECOND;
  */
 export async function serve(env: NodeJS.ProcessEnv, { runner = true } = {}): Promise<void> {
   const { config, logger, exit } = setUp(env);
-  let service;
-  try {
+  let service: Service | undefined;
+  const starting = (async () => {
     service = await createService(config, { logger, runner });
     await service.listen();
+  })();
+  // Listening for signals from the start: a SIGTERM while starting stops once started, handing
+  // back what was claimed meanwhile, instead of killing the process.
+  stopOnSignal(config, logger, exit, async () => {
+    await starting.catch(() => undefined);
+    await service?.close();
+  });
+  try {
+    await starting;
   } catch (error) {
     logger.fatal({ err: error }, `could not start: ${(error as Error).message}`);
     await service?.close().catch(() => undefined);
     return exit(1);
   }
-  stopOnSignal(config, logger, exit, service.close);
 }
 
 /**
@@ -36,15 +49,19 @@ export async function work(env: NodeJS.ProcessEnv): Promise<void> {
   const { config, logger, exit } = setUp(env);
   // Delivery calls are logged by the tasks; a worker serves no /metrics to count them on.
   const { runtime } = createServiceRuntime(config, openServiceStore(config, logger), logger);
+  const starting = runtime.start();
+  stopOnSignal(config, logger, exit, async () => {
+    await starting.catch(() => undefined);
+    await runtime.stop();
+  });
   try {
-    await runtime.start();
+    await starting;
   } catch (error) {
     logger.fatal({ err: error }, `could not start: ${(error as Error).message}`);
     await runtime.stop().catch(() => undefined);
     return exit(1);
   }
   logger.info({ concurrency: config.concurrency ?? 'default' }, 'worker started');
-  stopOnSignal(config, logger, exit, () => runtime.stop());
 }
 
 /**
