@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem, type as osType, release } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import Database from 'better-sqlite3';
 import pg from 'pg';
@@ -140,12 +141,19 @@ export function settle(ms = 50): Promise<void> {
 }
 
 export function packageVersion(name: string): string {
-  try {
-    const path = require.resolve(`${name}/package.json`);
-    return (JSON.parse(readFileSync(path, 'utf8')) as { version: string }).version;
-  } catch {
-    return 'not installed';
+  // Some packages do not export their package.json: read it from node_modules then.
+  const paths = [
+    () => require.resolve(`${name}/package.json`),
+    () => fileURLToPath(new URL(`../node_modules/${name}/package.json`, import.meta.url)),
+  ];
+  for (const path of paths) {
+    try {
+      return (JSON.parse(readFileSync(path(), 'utf8')) as { version: string }).version;
+    } catch {
+      // next
+    }
   }
+  return 'not installed';
 }
 
 export interface MachineInfo {
@@ -181,6 +189,10 @@ export function machineInfo(): MachineInfo {
       pg: packageVersion('pg'),
       'graphile-worker': packageVersion('graphile-worker'),
       'pg-boss': packageVersion('pg-boss'),
+      bullmq: packageVersion('bullmq'),
+      ioredis: packageVersion('ioredis'),
+      sidequest: packageVersion('sidequest'),
+      autocannon: packageVersion('autocannon'),
       tsx: packageVersion('tsx'),
     },
   };
