@@ -28,8 +28,14 @@ async function connect(): Promise<Redis> {
     retryStrategy: () => null,
     lazyConnect: true,
   });
-  redis.on('error', () => undefined); // reported through the failed commands
-  await redis.connect();
+  // Reported through the failed commands; the first one says why a connection failed.
+  let failure: Error | undefined;
+  redis.on('error', (error: Error) => (failure ??= error));
+  try {
+    await redis.connect();
+  } catch (error) {
+    throw failure ?? error;
+  }
   return redis;
 }
 

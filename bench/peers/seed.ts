@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { settle } from '../lib.js';
 
 /** Debian's interpreter: the packages install there, not into a pyenv or venv `python3`. */
-const PYTHON = '/usr/bin/python3';
+const PYTHON = process.env.OFFLOAD_BENCH_PYTHON ?? '/usr/bin/python3';
 const REQUIRED = ['python3-fastapi', 'python3-uvicorn'];
 const FAST_PATHS = ['python3-uvloop', 'python3-httptools'];
 const PROBE = `
