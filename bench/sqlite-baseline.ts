@@ -32,7 +32,7 @@ for (const [label, drop] of variants) {
     try {
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
-      db.exec(MIGRATIONS[0]!);
+      for (const migration of MIGRATIONS) db.exec(migration);
       // The store's own insert, prepared before the drops (its other statements need the indexes).
       const { insert, nextId } = prepareStatements(db);
       for (const index of drop) db.exec(`DROP INDEX ${index}`);
