@@ -104,10 +104,11 @@ export function svgBarChart(chart: Chart): string {
     );
     legendX += 30 + name.length * 7;
   }
-  // Grid: five ticks.
+  // Grid: 3 to 6 steps, whichever makes round numbers.
   const axisY = top + chart.bars.length * ROW + 4;
-  for (let i = 0; i <= 4; i++) {
-    const value = (max * i) / 4;
+  const steps = [4, 5, 6, 3].find((n) => Number((max / n).toPrecision(2)) === max / n) ?? 4;
+  for (let i = 0; i <= steps; i++) {
+    const value = (max * i) / steps;
     const gx = x(value);
     parts.push(
       `<line x1="${gx}" y1="${top - 4}" x2="${gx}" y2="${axisY}" stroke="#e5e7eb"/>`,
