@@ -6,7 +6,9 @@
  * Peer, in the same run: plainjob on the same kind of SQLite file (WAL, synchronous NORMAL — what
  * plainjob sets itself), same N, a no-op job; once with one in-process worker (like ours: one
  * process) and once with one forked worker process per CPU, as plainjob's README recommends for
- * high throughput.
+ * high throughput. And BullMQ on Redis (bench/peers/bullmq.ts): the same N added with `addBulk` in
+ * the same chunks, drained by one Worker at the same concurrency. A peer that cannot start is
+ * reported as skipped with the reason.
  *
  *   node --import tsx bench/drain.ts [--quick] [--store=sqlite|memory] [--no-peer] [--json=PATH]
  */
@@ -15,12 +17,15 @@ import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { createRuntime, defineTask, type TaskRequest } from '../src/index.js';
+import { bullmqDrain, redisVersion } from './peers/bullmq.js';
+import { svgBarChart } from './svg.js';
 import {
   benchLogger,
   counter,
   freshStore,
   int,
   median,
+  packageVersion,
   parseArgs,
   publish,
   rate,
@@ -39,6 +44,9 @@ const CHUNK = 1_000;
 const CONCURRENCY = 100;
 const RUNS = args.quick ? 1 : 3;
 const TARGET = 50_000;
+/** Issue 7: Offload on SQLite drains ≥ 3× plainjob and ≥ 4× BullMQ. */
+const TARGET_PLAINJOB = 3;
+const TARGET_BULLMQ = 4;
 const DRAIN_TIMEOUT = 120_000;
 
 const noop = defineTask<{ i: number }>({ name: 'bench.noop', run: () => undefined });
@@ -212,12 +220,22 @@ for (const kind of args.stores) {
   }
 }
 
+const BULLMQ = 'BullMQ on Redis, 1 Worker';
 if (!args.values.has('no-peer')) {
   const workers = cpus().length;
-  for (const [who, run] of [
+  const redis = await redisVersion();
+  const peers: [string, () => Promise<Rates>][] = [
     ['plainjob, 1 in-process worker', plainjobInProcess],
     [`plainjob, ${workers} worker processes`, () => plainjobProcesses(workers)],
-  ] as const) {
+  ];
+  if ('skipped' in redis) notes.push(`- ${BULLMQ}: skipped — ${redis.skipped}`);
+  else {
+    peers.push([BULLMQ, () => bullmqDrain(N, CHUNK, CONCURRENCY, DRAIN_TIMEOUT)]);
+    notes.push(
+      `- BullMQ ${packageVersion('bullmq')} (ioredis ${packageVersion('ioredis')}) on Redis ${redis.version}, 127.0.0.1, a database index of its own flushed before and after; \`addBulk\` in chunks of ${int(CHUNK)}, one Worker, \`concurrency: ${CONCURRENCY}\`, \`removeOnComplete: true\`; drain timed until the last \`completed\` event.`,
+    );
+  }
+  for (const [who, run] of peers) {
     try {
       const { med, runs } = await repeat(run);
       results.set(who, med);
@@ -227,15 +245,52 @@ if (!args.values.has('no-peer')) {
     }
   }
   const sqlite = results.get('sqlite');
-  const peers = [...results.entries()].filter(([who]) => who.startsWith('plainjob'));
   if (sqlite) {
-    for (const [who, peer] of peers) {
+    for (const [who] of peers) {
+      const peer = results.get(who);
+      if (!peer) continue;
       notes.push(
         `- offload sqlite / ${who}: drain ${(sqlite.drain / peer.drain).toFixed(2)}×, end to end ${(sqlite.endToEnd / peer.endToEnd).toFixed(2)}×`,
       );
     }
+    // Against the faster plainjob configuration.
+    const plainjob = [...results.entries()]
+      .filter(([who]) => who.startsWith('plainjob'))
+      .sort(([, a], [, b]) => b.drain - a.drain)[0];
+    if (plainjob) {
+      checks.push({
+        target: `sqlite drain ≥ ${TARGET_PLAINJOB}× plainjob (its faster configuration, same run) (#7)`,
+        measured: `${(sqlite.drain / plainjob[1].drain).toFixed(2)}× (${plainjob[0]}, ${int(plainjob[1].drain)}/s)`,
+        met: sqlite.drain >= TARGET_PLAINJOB * plainjob[1].drain,
+      });
+    }
+    const bullmq = results.get(BULLMQ);
+    if (bullmq) {
+      checks.push({
+        target: `sqlite drain ≥ ${TARGET_BULLMQ}× BullMQ on Redis (same run) (#7)`,
+        measured: `${(sqlite.drain / bullmq.drain).toFixed(2)}× (${int(bullmq.drain)}/s)`,
+        met: sqlite.drain >= TARGET_BULLMQ * bullmq.drain,
+      });
+    }
   }
 }
+
+const kindOf = (who: string) => (who === 'sqlite' || who === 'memory' ? 'ours' : 'peer');
+const labelOf = (who: string) => (kindOf(who) === 'ours' ? `Offload, ${who}` : who);
+const chart = (file: string, title: string, pick: (r: Rates) => number) => ({
+  file,
+  svg: svgBarChart({
+    file,
+    title,
+    unit: 'tasks/s',
+    bars: [...results].map(([who, r]) => ({
+      label: labelOf(who),
+      value: pick(r),
+      note: `${int(pick(r))}/s`,
+      kind: kindOf(who),
+    })),
+  }),
+});
 
 publish(args, {
   name: 'drain',
@@ -249,4 +304,11 @@ publish(args, {
     ...(notes.length ? [...notes, ''] : []),
   ].join('\n'),
   checks,
+  charts: [
+    chart(
+      'drain',
+      `Drain ${int(N)} no-op tasks already queued, concurrency ${CONCURRENCY}: tasks/s (median of ${RUNS}; longer is better)`,
+      (r) => r.drain,
+    ),
+  ],
 });

@@ -9,6 +9,9 @@
  *    each run, median of 3 runs (the configurations interleaved): bare Fastify answering the same
  *    JSON with no work (the ceiling), the service on the memory store, on SQLite (temp file), and
  *    on SQLite with the seed's 2,000 ms demo delay.
+ *    Also the service on PostgreSQL (a fresh schema per run, dropped after) and the seed itself:
+ *    the user's FastAPI endpoint with its BackgroundTasks under uvicorn (bench/peers/), each
+ *    skipped with the reason when it cannot start.
  * 2. Steady rate, 2,000 requests/s, 50 connections, 10 s after a 2 s warm-up, 3 runs: bare
  *    Fastify, the service on SQLite, and the service on SQLite started on a database holding a
  *    backlog of queued `notifications.log` tasks (filled with `enqueueMany`) that it drains while
@@ -29,29 +32,35 @@ import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { createRuntime, sqliteStore, type TaskRequest } from '../src/index.js';
+import { prepareSeed, processUsage, startSeed, type SeedPeer } from './peers/seed.js';
 import { notificationTasks } from '../src/notifications/index.js';
 import type { ClientOptions, ClientResult } from './http-client.js';
 import type { ServerStats } from './http-server.js';
 import {
+  BENCH_DATABASE_URL,
   benchLogger,
+  dropSchema,
   int,
   machineMarkdown,
   median,
   parseArgs,
   percentile,
+  postgresVersion,
   publish,
   table,
   targetsMarkdown,
   tempDatabase,
+  uniqueSchema,
   watchdog,
   type Check,
 } from './lib.js';
+import { svgBarChart, type Chart } from './svg.js';
 
 const args = parseArgs();
 const quick = args.quick;
 const only = args.values.get('only');
 const profileDir = args.values.get('profile');
-watchdog(quick ? 240_000 : 1_200_000, 'bench/http');
+watchdog(quick ? 420_000 : 1_800_000, 'bench/http');
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const CONNECTIONS = 50;
@@ -80,13 +89,14 @@ function launch(
   nodeArgs: string[],
   ipc: boolean,
   env: Record<string, string> = {},
+  command: string = process.execPath,
 ): ChildProcess {
   // The server's stdout (its pino logs) goes to our stderr: our stdout is the Markdown.
   const stdio: StdioOptions = ipc ? ['ignore', 2, 'inherit', 'ipc'] : ['ignore', 'pipe', 'inherit'];
   const options: SpawnOptions = { stdio, env: { ...process.env, ...env } };
   const child = pinned
-    ? spawn('taskset', ['-c', cpu, process.execPath, ...nodeArgs], options)
-    : spawn(process.execPath, nodeArgs, options);
+    ? spawn('taskset', ['-c', cpu, command, ...nodeArgs], options)
+    : spawn(command, nodeArgs, options);
   children.add(child);
   child.once('exit', () => children.delete(child));
   return child;
@@ -94,10 +104,12 @@ function launch(
 
 interface ServerConfig {
   label: string;
-  kind: 'bare' | 'service';
+  kind: 'bare' | 'service' | 'seed';
   env?: Record<string, string>;
   /** SQLite: a fresh temp file each start. */
   sqlite?: Record<string, never>;
+  /** PostgreSQL: a fresh schema each start, dropped when the server stops. */
+  postgres?: true;
   backlog?: number;
 }
 
@@ -109,7 +121,29 @@ interface RunningServer {
   stop(): Promise<void>;
 }
 
+/** The seed's uvicorn: CPU and memory read from /proc, no task counts (it keeps none). */
+async function startSeedServer(): Promise<RunningServer> {
+  const server = await startSeed(seed as SeedPeer, (command, seedArgs) =>
+    launch(SERVER_CPU, seedArgs, false, {}, command),
+  );
+  const pid = server.child.pid!;
+  return {
+    url: server.url,
+    dueAt: NaN,
+    stats: async () => ({
+      type: 'stats',
+      ...processUsage(pid),
+      succeeded: {},
+      backlogDoneAt: null,
+      loopDelay: { p50: NaN, p99: NaN, max: NaN },
+    }),
+    stop: server.stop,
+  };
+}
+
 async function startServer(config: ServerConfig): Promise<RunningServer> {
+  if (config.kind === 'seed') return startSeedServer();
+  const schema = config.postgres ? uniqueSchema('http') : undefined;
   const db = config.sqlite ? tempDatabase('http') : undefined;
   // The backlog is filled before the server starts, due about 1 s into the measured window.
   const dueAt = Date.now() + 1_000 + WARM_UP * 1_000 + 3_500;
@@ -120,6 +154,7 @@ async function startServer(config: ServerConfig): Promise<RunningServer> {
     NOTIFY_DEMO_DELAY_MS: String(DEMO_DELAY),
     ...config.env,
     ...(db ? { DATABASE_URL: `sqlite:${db.path}` } : {}),
+    ...(schema ? { DATABASE_URL: BENCH_DATABASE_URL, DATABASE_SCHEMA: schema } : {}),
   };
   const profile = profileDir
     ? // One directory per server; Node names the files (one per thread, the main one is the larger).
@@ -132,7 +167,7 @@ async function startServer(config: ServerConfig): Promise<RunningServer> {
       '--import',
       'tsx',
       join(here, 'http-server.ts'),
-      `--kind=${config.kind}`,
+      `--kind=${config.kind as 'bare' | 'service'}`,
       `--backlog=${config.backlog ?? 0}`,
     ],
     true,
@@ -140,6 +175,10 @@ async function startServer(config: ServerConfig): Promise<RunningServer> {
   );
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
 
+  const cleanup = async () => {
+    db?.cleanup();
+    if (schema) await dropSchema(schema);
+  };
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${config.label}: not ready in 30 s`)), 30_000);
     child.once('message', (message: { type: string; url: string }) => {
@@ -150,6 +189,11 @@ async function startServer(config: ServerConfig): Promise<RunningServer> {
       clearTimeout(timer);
       reject(new Error(`${config.label}: server exited with ${code} before it was ready`));
     });
+  }).catch(async (error: unknown) => {
+    child.kill('SIGKILL');
+    await exited;
+    await cleanup();
+    throw error;
   });
 
   return {
@@ -171,7 +215,7 @@ async function startServer(config: ServerConfig): Promise<RunningServer> {
         await exited;
         clearTimeout(timer);
       }
-      db?.cleanup();
+      await cleanup();
     },
   };
 }
@@ -314,8 +358,24 @@ const serviceNote = `service: LOG_LEVEL=warn, SHUTDOWN_GRACE=1, CONCURRENCY unse
 if (profileDir) mkdirSync(profileDir, { recursive: true });
 process.stderr.write(`bench/http: ${placement}\n`);
 
+// Peers that may be missing: each is skipped with its reason, the rest still runs.
+const skipped: string[] = [];
+const seed = prepareSeed();
+if ('skipped' in seed) skipped.push(`- the seed (FastAPI + uvicorn): skipped — ${seed.skipped}`);
+const postgres = await postgresVersion();
+if ('skipped' in postgres) skipped.push(`- service, PostgreSQL: skipped — ${postgres.skipped}`);
+const SEED_LABEL = 'the seed: FastAPI + uvicorn';
+const PG_LABEL = 'service, PostgreSQL';
+/** The configurations that can run here, among `all`. */
+const available = (all: ServerConfig[]) =>
+  all.filter(
+    (c) => !(c.kind === 'seed' && 'skipped' in seed) && !(c.postgres && 'skipped' in postgres),
+  );
+const charts: Chart[] = [];
+const TARGET_SEED_RATIO = 8;
+
 if (only === undefined || only === 'throughput') {
-  const configs: ServerConfig[] = [
+  const configs = available([
     { label: 'bare Fastify (ceiling)', kind: 'bare' },
     { label: 'service, memory store', kind: 'service', env: { DATABASE_URL: 'memory:' } },
     { label: 'service, SQLite', kind: 'service', sqlite: {} },
@@ -325,7 +385,9 @@ if (only === undefined || only === 'throughput') {
       sqlite: {},
       env: { NOTIFY_DEMO_DELAY_MS: '2000' },
     },
-  ];
+    { label: PG_LABEL, kind: 'service', postgres: true },
+    { label: SEED_LABEL, kind: 'seed' },
+  ]);
   const results = new Map<string, Measurement[]>(configs.map((c) => [c.label, []]));
   for (let run = 0; run < RUNS; run++) {
     for (const config of configs) {
@@ -349,18 +411,56 @@ if (only === undefined || only === 'throughput') {
       f2(medianOf(ms, (m) => m.client.latency.p50)),
       f2(medianOf(ms, (m) => m.client.latency.p99)),
       f1(medianOf(ms, (m) => m.client.latency.max)),
-      config.kind === 'bare' ? '–' : `${int(ran)} of ${int(accepted)}`,
+      config.kind === 'service' ? `${int(ran)} of ${int(accepted)}` : '–',
       `${pct(medianOf(ms, (m) => m.serverCpu))} / ${pct(medianOf(ms, (m) => m.client.cpu))}`,
       f1(medianOf(ms, (m) => m.loopDelay.p99)),
       `${Math.round(medianOf(ms, (m) => m.rss) / 2 ** 20)} MB`,
       failures(ms),
     ];
   });
-  const sqliteRps = medianOf(results.get('service, SQLite')!, (m) => m.client.rps);
-  checks.push({
-    target: `service on SQLite, ${CONNECTIONS} connections: ≥ ${pct(TARGET_RATIO)} of bare Fastify's requests/s (same run)`,
-    measured: `${int(sqliteRps)} / ${int(ceiling)} = ${pct(sqliteRps / ceiling)}`,
-    met: sqliteRps >= TARGET_RATIO * ceiling,
+  const rpsOf = (label: string) => {
+    const ms = results.get(label);
+    return ms ? medianOf(ms, (m) => m.client.rps) : NaN;
+  };
+  for (const label of ['service, SQLite', PG_LABEL]) {
+    const rps = rpsOf(label);
+    if (!Number.isFinite(rps)) continue;
+    checks.push({
+      target: `${label}, ${CONNECTIONS} connections: ≥ ${pct(TARGET_RATIO)} of bare Fastify's requests/s (same run)`,
+      measured: `${int(rps)} / ${int(ceiling)} = ${pct(rps / ceiling)}`,
+      met: rps >= TARGET_RATIO * ceiling,
+    });
+  }
+  const seedRps = rpsOf(SEED_LABEL);
+  const seedRatios: string[] = [];
+  if (Number.isFinite(seedRps)) {
+    // The same work as the seed's: the 2 s demo task, which runs after the window.
+    const sameTask = rpsOf('service, SQLite, demo delay 2000 ms');
+    checks.push({
+      target: `service on SQLite with the seed's 2 s task: ≥ ${TARGET_SEED_RATIO}× the seed on FastAPI's requests/s (same run)`,
+      measured: `${int(sameTask)} / ${int(seedRps)} = ${(sameTask / seedRps).toFixed(1)}×`,
+      met: sameTask >= TARGET_SEED_RATIO * seedRps,
+    });
+    for (const config of configs) {
+      if (config.kind === 'service')
+        seedRatios.push(
+          `- ${config.label} / the seed: ${(rpsOf(config.label) / seedRps).toFixed(1)}×`,
+        );
+    }
+  }
+  charts.push({
+    file: 'http-throughput',
+    title: `POST /api/notifications/notify, ${CONNECTIONS} connections: requests/s as % of bare Fastify (median of ${RUNS})`,
+    unit: '% of bare Fastify',
+    bars: configs.map((config) => {
+      const rps = rpsOf(config.label);
+      return {
+        label: config.label,
+        value: (rps / ceiling) * 100,
+        note: `${pct(rps / ceiling)} (${int(rps)} req/s)`,
+        kind: config.kind === 'service' ? 'ours' : config.kind === 'bare' ? 'ceiling' : 'peer',
+      };
+    }),
   });
   sections.push(
     [
@@ -385,12 +485,13 @@ if (only === undefined || only === 'throughput') {
         ],
         rows,
       ),
+      ...(seedRatios.length ? ['', 'Ratios to the seed, same run:', '', ...seedRatios] : []),
     ].join('\n'),
   );
 }
 
 if (only === undefined || only === 'rate') {
-  const configs: ServerConfig[] = [
+  const configs = available([
     { label: 'bare Fastify', kind: 'bare' },
     { label: 'service, SQLite', kind: 'service', sqlite: {} },
     {
@@ -399,7 +500,9 @@ if (only === undefined || only === 'rate') {
       sqlite: {},
       backlog: BACKLOG,
     },
-  ];
+    { label: PG_LABEL, kind: 'service', postgres: true },
+    { label: SEED_LABEL, kind: 'seed' },
+  ]);
   const modes = ['autocannon', 'paced'] as const;
   const results = new Map<string, Measurement[]>();
   {
@@ -468,6 +571,21 @@ if (only === undefined || only === 'rate') {
       }
     }
   }
+  charts.push({
+    file: 'http-p99-2000',
+    title: `p99 latency at a steady ${int(RATE)} requests/s, paced client, ${CONNECTIONS} connections (ms, median of ${RUNS}; shorter is better)`,
+    unit: 'ms',
+    bars: configs.map((config) => {
+      const p99 = medianOf(results.get(`paced|${config.label}`)!, (m) => m.client.latency.p99);
+      return {
+        label: config.label,
+        value: p99,
+        note: `${f2(p99)} ms`,
+        kind: config.kind === 'service' ? 'ours' : config.kind === 'bare' ? 'ceiling' : 'peer',
+      };
+    }),
+    target: { value: TARGET_P99, label: `goal ${TARGET_P99} ms` },
+  });
   sections.push(
     [
       `### Steady rate, ${int(RATE)} requests/s, ${CONNECTIONS} connections (median of ${RUNS})`,
@@ -497,15 +615,34 @@ if (only === undefined || only === 'rate') {
   );
 }
 
+const seedNote =
+  'skipped' in seed
+    ? 'the seed: skipped'
+    : `the seed: bench/peers/seed_app.py (the seed's endpoint and BackgroundTasks, 2 s demo sleep after the response) on /usr/bin/python3, ${Object.entries(
+        seed.versions,
+      )
+        .map(([name, version]) => `${name} ${version}`)
+        .join(
+          ', ',
+        )}; uvicorn --loop ${seed.loop} --http ${seed.http} --log-level warning --no-access-log, one process`;
+const postgresNote =
+  'skipped' in postgres
+    ? 'service, PostgreSQL: skipped'
+    : `service, PostgreSQL: PostgreSQL ${postgres.version} on loopback, a fresh DATABASE_SCHEMA per run, dropped after`;
+
 publish(args, {
   name: 'http',
   checks,
+  charts: charts.map((chart) => ({ file: chart.file, svg: svgBarChart(chart) })),
   markdown: [
     `## HTTP: the notify endpoint under load${quick ? ' (quick)' : ''}`,
     '',
     machineMarkdown(),
     `- autocannon ${autocannonVersion()}; ${placement}`,
     `- ${serviceNote}`,
+    `- ${postgresNote}`,
+    `- ${seedNote}`,
+    ...skipped,
     `- command: \`node --import tsx bench/http.ts${quick ? ' --quick' : ''}\` (${Math.round((Date.now() - started) / 1000)} s)`,
     '',
     targetsMarkdown(checks),

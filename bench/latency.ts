@@ -2,11 +2,13 @@
  * Enqueue-to-start latency with the runtime idle (started, empty queue): one task at a time, from
  * just before `enqueue` to the first line of the task's `run`; the next sample waits until the
  * previous task has succeeded, so each one starts from idle. 2,000 samples after a warm-up;
- * p50/p90/p99 on SQLite and memory.
+ * p50/p90/p99 on SQLite and memory. The same measure for BullMQ on Redis (an idle Worker, one job
+ * at a time), skipped with the reason when Redis or BullMQ is missing.
  *
- *   node --import tsx bench/latency.ts [--quick] [--store=sqlite|memory] [--json=PATH]
+ *   node --import tsx bench/latency.ts [--quick] [--store=sqlite|memory] [--no-peer] [--json=PATH]
  */
 import { createRuntime, defineTask } from '../src/index.js';
+import { bullmqLatency, redisVersion } from './peers/bullmq.js';
 import {
   benchLogger,
   freshStore,
@@ -69,19 +71,37 @@ async function measure(kind: 'sqlite' | 'memory'): Promise<number[]> {
 
 const rows: string[][] = [];
 const checks: Check[] = [];
+const notes: string[] = [];
+const row = (who: string, samples: number[]) =>
+  rows.push([
+    who,
+    ...[50, 90, 99].map((p) => ms3(percentile(samples, p))),
+    ms3(Math.max(...samples)),
+  ]);
 for (const kind of args.stores) {
   const samples = await measure(kind);
-  const [p50, p90, p99] = [50, 90, 99].map((p) => percentile(samples, p)) as [
-    number,
-    number,
-    number,
-  ];
-  rows.push([kind, ms3(p50), ms3(p90), ms3(p99), ms3(Math.max(...samples))]);
+  const p50 = percentile(samples, 50);
+  row(kind, samples);
   checks.push({
     target: `enqueue-to-start p50, ${kind}, idle: ≤ ${TARGET_P50} ms`,
     measured: `${ms3(p50)} ms`,
     met: p50 <= TARGET_P50,
   });
+}
+
+if (!args.values.has('no-peer')) {
+  const redis = await redisVersion();
+  if ('skipped' in redis) notes.push(`- BullMQ on Redis: skipped — ${redis.skipped}`);
+  else {
+    try {
+      row(`BullMQ on Redis ${redis.version}`, await bullmqLatency(SAMPLES, WARM_UP));
+      notes.push(
+        "- BullMQ: one Worker (`concurrency: 1`), idle and waiting on Redis; from just before `queue.add` to the processor's first line.",
+      );
+    } catch (error) {
+      notes.push(`- BullMQ on Redis: skipped — ${(error as Error).message.split('\n')[0]}`);
+    }
+  }
 }
 
 publish(args, {
@@ -91,6 +111,7 @@ publish(args, {
     '',
     table(['store', 'p50', 'p90', 'p99', 'max'], rows),
     '',
+    ...(notes.length ? [...notes, ''] : []),
   ].join('\n'),
   checks,
 });

@@ -5,11 +5,14 @@
  * Every script prints its own Markdown section to stdout; with `--json=PATH` it also writes a
  * `BenchResult` there, which `run.ts` turns into the summary and `bench/results/latest.md`.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem, type as osType, release } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import { pino } from 'pino';
 import { memoryStore, sqliteStore, type Logger, type Store } from '../src/index.js';
 
@@ -138,12 +141,19 @@ export function settle(ms = 50): Promise<void> {
 }
 
 export function packageVersion(name: string): string {
-  try {
-    const path = require.resolve(`${name}/package.json`);
-    return (JSON.parse(readFileSync(path, 'utf8')) as { version: string }).version;
-  } catch {
-    return 'not installed';
+  // Some packages do not export their package.json: read it from node_modules then.
+  const paths = [
+    () => require.resolve(`${name}/package.json`),
+    () => fileURLToPath(new URL(`../node_modules/${name}/package.json`, import.meta.url)),
+  ];
+  for (const path of paths) {
+    try {
+      return (JSON.parse(readFileSync(path(), 'utf8')) as { version: string }).version;
+    } catch {
+      // next
+    }
   }
+  return 'not installed';
 }
 
 export interface MachineInfo {
@@ -179,6 +189,10 @@ export function machineInfo(): MachineInfo {
       pg: packageVersion('pg'),
       'graphile-worker': packageVersion('graphile-worker'),
       'pg-boss': packageVersion('pg-boss'),
+      bullmq: packageVersion('bullmq'),
+      ioredis: packageVersion('ioredis'),
+      sidequest: packageVersion('sidequest'),
+      autocannon: packageVersion('autocannon'),
       tsx: packageVersion('tsx'),
     },
   };
@@ -225,6 +239,8 @@ export interface BenchResult {
   name: string;
   markdown: string;
   checks: Check[];
+  /** SVG charts (bench/svg.ts) that `run.ts` writes to bench/results/FILE.svg. */
+  charts?: { file: string; svg: string }[];
 }
 
 /** Prints the section and, with `--json=PATH`, writes the result for `run.ts`. */
@@ -238,4 +254,42 @@ export function freshStore(kind: 'sqlite' | 'memory'): { store: Store; cleanup()
   if (kind === 'memory') return { store: memoryStore(), cleanup: () => undefined };
   const db = tempDatabase('sqlite');
   return { store: sqliteStore({ path: db.path }), cleanup: db.cleanup };
+}
+
+/** The PostgreSQL server of the benchmarks: local, on loopback. */
+export const BENCH_DATABASE_URL =
+  process.env.OFFLOAD_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+/** A schema name no other run uses, e.g. `bench_http_1a2b3c4d`. */
+export function uniqueSchema(label: string): string {
+  return `bench_${label}_${randomBytes(4).toString('hex')}`;
+}
+
+/** Runs `work` on a fresh connection to the benchmarks' server, closed afterwards. */
+export async function withPgClient<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: BENCH_DATABASE_URL });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
+export async function dropSchema(schema: string): Promise<void> {
+  await withPgClient((client) => client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`));
+}
+
+/** The server's version, or the reason it cannot be reached (a peer reports it as skipped). */
+export async function postgresVersion(): Promise<{ version: string } | { skipped: string }> {
+  try {
+    return await withPgClient(async (client) => {
+      const { rows } = await client.query<{ v: string }>(
+        "SELECT current_setting('server_version') AS v",
+      );
+      return { version: rows[0]!.v };
+    });
+  } catch (error) {
+    return { skipped: `PostgreSQL at ${BENCH_DATABASE_URL}: ${(error as Error).message}` };
+  }
 }

@@ -8,7 +8,9 @@
  *   plus `useNodeTime`; jobs added with `addJobs` in chunks;
  * - pg-boss 10, jobs added with `insert()` in chunks, worked by `work()` with `batchSize` (v10 has
  *   no `localConcurrency`: one `work()` call is one polling worker, so several calls make up the
- *   concurrency) at the shortest polling interval it accepts.
+ *   concurrency) at the shortest polling interval it accepts;
+ * - Sidequest (bench/peers/sidequest.ts), jobs run in this process, one run (it drains a few
+ *   hundred jobs/s).
  *
  * Each run is a child process of its own (fresh memory and GC) with a fresh schema, dropped
  * afterwards. "Marked done" is read where each system writes it: Offload's `task:success` comes
@@ -29,6 +31,8 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { createRuntime, defineTask, postgresStore, type TaskRequest } from '../src/index.js';
+import { sidequestRun } from './peers/sidequest.js';
+import { svgBarChart } from './svg.js';
 import {
   benchLogger,
   counter,
@@ -58,7 +62,7 @@ const CONCURRENCY = 100;
 const RUNS = quick ? 1 : 3;
 const TARGET = 20_000;
 /** Longest one run may take, enqueue and drain. pg-boss v10 drains a few hundred jobs/s. */
-const RUN_TIMEOUT = quick ? 60_000 : 150_000;
+const RUN_TIMEOUT = quick ? 60_000 : 240_000;
 /** pg-boss: `work()` calls × `batchSize` = CONCURRENCY. */
 const PGBOSS_WORKERS = 10;
 const PGBOSS_BATCH = CONCURRENCY / PGBOSS_WORKERS;
@@ -66,6 +70,8 @@ const PGBOSS_BATCH = CONCURRENCY / PGBOSS_WORKERS;
 const GRAPHILE_POOL = 20;
 /** graphile-worker's local queue, as on its performance page. */
 const GRAPHILE_LOCAL_QUEUE = 500;
+/** Sidequest has no bulk enqueue: this many `enqueue` calls at once. */
+const SIDEQUEST_CHUNK = 100;
 const LATENCY_SAMPLES = quick ? 200 : 500;
 const LATENCY_WARM_UP = 50;
 const LATENCY_GAP_MS = 3;
@@ -82,7 +88,14 @@ interface Latency {
 
 type Outcome = { ok: true; rates?: Rates; latency?: Latency } | { ok: false; error: string };
 
-const SYSTEMS = ['offload', 'graphile', 'graphile-batched', 'pgboss', 'offload-latency'] as const;
+const SYSTEMS = [
+  'offload',
+  'graphile',
+  'graphile-batched',
+  'pgboss',
+  'sidequest',
+  'offload-latency',
+] as const;
 type System = (typeof SYSTEMS)[number];
 
 const LABELS: Record<System, string> = {
@@ -90,6 +103,7 @@ const LABELS: Record<System, string> = {
   graphile: 'graphile-worker, defaults',
   'graphile-batched': 'graphile-worker, batching on',
   pgboss: 'pg-boss',
+  sidequest: 'Sidequest',
   'offload-latency': 'Offload, enqueue-to-start latency',
 };
 
@@ -322,6 +336,15 @@ async function offloadLatency(): Promise<Latency> {
   }
 }
 
+async function sidequestChild(): Promise<Rates> {
+  const schema = uniqueSchema('sidequest');
+  try {
+    return await sidequestRun(schema, N, SIDEQUEST_CHUNK, CONCURRENCY, RUN_TIMEOUT);
+  } finally {
+    await dropSchema(schema);
+  }
+}
+
 async function runChild(system: System): Promise<void> {
   watchdog(RUN_TIMEOUT + 30_000, `bench/pg-drain (${system})`);
   let outcome: Outcome;
@@ -333,7 +356,9 @@ async function runChild(system: System): Promise<void> {
           ? await offloadRun()
           : system === 'pgboss'
             ? await pgbossRun()
-            : await graphileRun(system === 'graphile-batched');
+            : system === 'sidequest'
+              ? await sidequestChild()
+              : await graphileRun(system === 'graphile-batched');
       outcome = { ok: true, rates };
     }
   } catch (error) {
@@ -382,7 +407,7 @@ function medians(runs: readonly Rates[]): Rates {
 async function main(): Promise<void> {
   // Offload and graphile-worker several times, interleaved so that a noisy moment hits all of
   // them; pg-boss once (it takes a minute or more per run at this N).
-  watchdog(quick ? 240_000 : 540_000, 'bench/pg-drain');
+  watchdog(quick ? 300_000 : 1_000_000, 'bench/pg-drain');
   const notes: string[] = [];
   const runs = new Map<System, Rates[]>();
   const skipped = new Map<System, string>();
@@ -407,11 +432,12 @@ async function main(): Promise<void> {
       else if (!outcome.ok) skipped.set(system, outcome.error);
     }
   }
-  if (!args.values.has('no-peer') && !skipped.has('pgboss')) {
-    process.stderr.write('pg-drain: pgboss, one run…\n');
-    const outcome = await forkRun('pgboss');
-    if (outcome.ok && outcome.rates) runs.set('pgboss', [outcome.rates]);
-    else if (!outcome.ok) skipped.set('pgboss', outcome.error);
+  for (const system of ['pgboss', 'sidequest'] as const) {
+    if (args.values.has('no-peer') || skipped.has(system)) continue;
+    process.stderr.write(`pg-drain: ${system}, one run…\n`);
+    const outcome = await forkRun(system);
+    if (outcome.ok && outcome.rates) runs.set(system, [outcome.rates]);
+    else if (!outcome.ok) skipped.set(system, outcome.error);
   }
   let latency: number[] | undefined;
   if (!skipped.has('offload-latency')) {
@@ -450,7 +476,7 @@ async function main(): Promise<void> {
         met: ours.endToEnd >= batched.endToEnd,
       });
     }
-    for (const system of ['graphile', 'graphile-batched', 'pgboss'] as const) {
+    for (const system of ['graphile', 'graphile-batched', 'pgboss', 'sidequest'] as const) {
       const peer = med.get(system);
       if (!peer) continue;
       notes.push(
@@ -481,9 +507,9 @@ async function main(): Promise<void> {
   publish(args, {
     name: 'pg-drain',
     markdown: [
-      `### PostgreSQL: enqueue ${int(N)} no-op tasks in bulk, then drain (one process, concurrency ${CONCURRENCY}; median of ${RUNS}, pg-boss 1 run)`,
+      `### PostgreSQL: enqueue ${int(N)} no-op tasks in bulk, then drain (one process, concurrency ${CONCURRENCY}; median of ${RUNS}, pg-boss and Sidequest 1 run)`,
       '',
-      `PostgreSQL ${version} on loopback; graphile-worker ${packageVersion('graphile-worker')}, pg-boss ${packageVersion('pg-boss')}, pg ${packageVersion('pg')}. Each run in its own process with a fresh schema. Bulk enqueue in chunks of ${int(CHUNK)} (Offload \`enqueueMany\`, graphile-worker \`addJobs\`, pg-boss \`insert\`). graphile-worker: \`concurrentJobs: ${CONCURRENCY}\`, \`maxPoolSize: ${GRAPHILE_POOL}\`; batching on adds \`localQueue: { size: ${GRAPHILE_LOCAL_QUEUE} }\`, \`completeJobBatchDelay: 0\`, \`failJobBatchDelay: 0\`, \`useNodeTime: true\`. pg-boss: ${PGBOSS_WORKERS} \`work()\` calls × \`batchSize: ${PGBOSS_BATCH}\`, \`pollingIntervalSeconds: 0.5\`. Drain is timed from starting the worker until all ${int(N)} are marked done in the database.`,
+      `PostgreSQL ${version} on loopback; graphile-worker ${packageVersion('graphile-worker')}, pg-boss ${packageVersion('pg-boss')}, pg ${packageVersion('pg')}. Each run in its own process with a fresh schema. Bulk enqueue in chunks of ${int(CHUNK)} (Offload \`enqueueMany\`, graphile-worker \`addJobs\`, pg-boss \`insert\`). graphile-worker: \`concurrentJobs: ${CONCURRENCY}\`, \`maxPoolSize: ${GRAPHILE_POOL}\`; batching on adds \`localQueue: { size: ${GRAPHILE_LOCAL_QUEUE} }\`, \`completeJobBatchDelay: 0\`, \`failJobBatchDelay: 0\`, \`useNodeTime: true\`. pg-boss: ${PGBOSS_WORKERS} \`work()\` calls × \`batchSize: ${PGBOSS_BATCH}\`, \`pollingIntervalSeconds: 0.5\`. Sidequest ${packageVersion('sidequest')} (PostgreSQL backend): \`fork: false\`, \`runner: 'inline'\`, \`maxConcurrentJobs\` and queue concurrency ${CONCURRENCY}, \`jobPollingInterval: 10\`; no bulk enqueue, so ${SIDEQUEST_CHUNK} \`enqueue\` calls at a time. Drain is timed from starting the worker until all ${int(N)} are marked done in the database.`,
       '',
       table(['queue', 'enqueue/s', 'drain/s', 'end to end/s', 'end to end/s per run'], rows),
       '',
@@ -491,6 +517,22 @@ async function main(): Promise<void> {
       ...latencySection,
     ].join('\n'),
     checks,
+    charts: [
+      {
+        file: 'pg-drain',
+        svg: svgBarChart({
+          file: 'pg-drain',
+          title: `PostgreSQL: enqueue ${int(N)} no-op tasks in bulk, then drain, one process, concurrency ${CONCURRENCY}: end to end tasks/s (longer is better)`,
+          unit: 'tasks/s, end to end',
+          bars: [...med].map(([system, m]) => ({
+            label: LABELS[system],
+            value: m.endToEnd,
+            note: `${int(m.endToEnd)}/s`,
+            kind: system === 'offload' ? 'ours' : 'peer',
+          })),
+        }),
+      },
+    ],
   });
 }
 

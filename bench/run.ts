@@ -1,8 +1,12 @@
 /**
  * Runs every benchmark, each in its own child process (so memory is not shared), and prints a
- * Markdown summary to stdout; writes it to bench/results/latest.md too.
+ * Markdown summary to stdout; writes it to bench/results/latest.md too, and each script's charts
+ * to bench/results/NAME.svg (the ones BENCHMARKS.md embeds). `--quick` runs each scenario once,
+ * briefly, as a smoke test, and writes its charts to bench/results/quick/ instead. A peer that
+ * cannot start is reported by its script as skipped; a script that fails is reported as failed and
+ * the others still run.
  *
- *   node --import tsx bench/run.ts [--quick]          (npm run bench)
+ *   node --import tsx bench/run.ts [--quick] [--only=NAME,NAME]     (npm run bench)
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,15 +18,22 @@ import { machineMarkdown, parseArgs, targetsMarkdown, type BenchResult } from '.
 const args = parseArgs();
 const here = fileURLToPath(new URL('.', import.meta.url));
 
-/** Each script, and how long it may take before it is killed (full run). */
+/** Each script, and how long it may take before it is killed (full run; every script has its own watchdog too). */
 const scripts: [name: string, limitMs: number][] = [
+  ['sqlite-baseline', 150_000],
   ['enqueue', 300_000],
   ['drain', 480_000],
-  ['pg-drain', 600_000],
+  ['pg-drain', 1_050_000],
   ['latency', 200_000],
-  ['growth', 360_000],
-  ['http', 900_000],
+  ['growth', 1_150_000],
+  ['http', 1_850_000],
 ];
+const only = args.values.get('only')?.split(',');
+const unknown = only?.filter((name) => !scripts.some(([known]) => known === name)) ?? [];
+if (unknown.length)
+  throw new Error(
+    `--only: unknown script ${unknown.join(', ')}; one of ${scripts.map(([n]) => n).join(', ')}`,
+  );
 
 function runScript(name: string, limitMs: number): Promise<BenchResult> {
   const json = join(tmpdir(), `offload-bench-${process.pid}-${name}.json`);
@@ -35,8 +46,18 @@ function runScript(name: string, limitMs: number): Promise<BenchResult> {
   ];
   return new Promise((resolve, reject) => {
     // stdout is the child's Markdown, collected through the JSON file; stderr goes straight through.
-    const child = spawn(process.execPath, argv, { stdio: ['ignore', 'ignore', 'inherit'] });
-    const timer = setTimeout(() => child.kill('SIGKILL'), limitMs);
+    // A group of its own, so that the limit kills the servers and workers it started too.
+    const child = spawn(process.execPath, argv, {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      detached: true,
+    });
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
+    }, limitMs);
     child.once('error', reject);
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
@@ -56,6 +77,7 @@ const started = Date.now();
 const sections: string[] = [];
 const results: BenchResult[] = [];
 for (const [name, limitMs] of scripts) {
+  if (only && !only.includes(name)) continue;
   process.stderr.write(`bench: running ${name}${args.quick ? ' (quick)' : ''}…\n`);
   const begun = Date.now();
   try {
@@ -75,7 +97,7 @@ const summary = [
   machineMarkdown(),
   `- command: \`node --import tsx bench/run.ts${args.quick ? ' --quick' : ''}\` (each script in its own process; ${((Date.now() - started) / 1000).toFixed(0)} s in all)`,
   '',
-  '## Targets (issues 2, 3 and 4)',
+  '## Targets (issues 2, 3, 4 and 7)',
   '',
   targetsMarkdown(checks),
   '',
@@ -88,3 +110,9 @@ process.stdout.write(`${summary}\n`);
 const dir = join(here, 'results');
 mkdirSync(dir, { recursive: true });
 writeFileSync(join(dir, 'latest.md'), `${summary}\n`);
+const chartDir = args.quick ? join(dir, 'quick') : dir;
+mkdirSync(chartDir, { recursive: true });
+for (const chart of results.flatMap((r) => r.charts ?? [])) {
+  writeFileSync(join(chartDir, `${chart.file}.svg`), chart.svg);
+  process.stderr.write(`bench: wrote ${join(chartDir, `${chart.file}.svg`)}\n`);
+}

@@ -4,16 +4,17 @@
  * IMMEDIATE transaction (what one-at-a-time enqueue costs at least), with the full schema and with
  * no secondary index but the key's. Median of 5 runs of 20,000.
  *
- *   node --import tsx bench/sqlite-baseline.ts
+ *   node --import tsx bench/sqlite-baseline.ts [--quick] [--json=PATH]
  */
 import Database from 'better-sqlite3';
 import { MIGRATIONS } from '../src/store/sqlite/migrations.js';
 import { prepareStatements } from '../src/store/sqlite/statements.js';
-import { int, median, rate, table, tempDatabase, watchdog } from './lib.js';
+import { int, median, parseArgs, publish, rate, table, tempDatabase, watchdog } from './lib.js';
 
+const args = parseArgs();
 watchdog(120_000, 'bench/sqlite-baseline');
-const N = 20_000;
-const RUNS = 5;
+const N = args.quick ? 5_000 : 20_000;
+const RUNS = args.quick ? 1 : 5;
 const variants: [string, string[]][] = [
   ['full schema (4 indexes)', []],
   [
@@ -31,7 +32,7 @@ for (const [label, drop] of variants) {
     try {
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
-      db.exec(MIGRATIONS[0]!);
+      for (const migration of MIGRATIONS) db.exec(migration);
       // The store's own insert, prepared before the drops (its other statements need the indexes).
       const { insert, nextId } = prepareStatements(db);
       for (const index of drop) db.exec(`DROP INDEX ${index}`);
@@ -60,11 +61,13 @@ for (const [label, drop] of variants) {
   rows.push([label, int(median(rates)), rates.map(int).join(', ')]);
 }
 
-process.stdout.write(
-  [
+publish(args, {
+  name: 'sqlite-baseline',
+  checks: [],
+  markdown: [
     `### Raw SQLite ceiling: one insert per IMMEDIATE transaction (WAL, synchronous NORMAL; N = ${int(N)}, median of ${RUNS})`,
     '',
     table(['schema', 'inserts/s (median)', 'runs'], rows),
     '',
   ].join('\n'),
-);
+});
