@@ -145,6 +145,7 @@ describe('notify requests checked when they arrive', () => {
       id: string;
     }>();
     const view = (await s.app.inject(`/api/notifications/${id}`)).json();
+    assert.equal(view.id, id, 'a lone delivery is its own notification');
     assert.equal(view.channel, 'demo');
     assert.deepEqual(
       view.deliveries.map((d: { id: string }) => d.id),

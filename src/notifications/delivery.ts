@@ -16,12 +16,15 @@ export type Recipient = string | PushSubscription;
 
 /** One delivery of a notification to one recipient: the payload of a delivery task. */
 export interface Delivery {
-  /** The notification this delivery belongs to. */
-  notification: string;
+  /**
+   * The notification this delivery belongs to; null for a lone delivery (one recipient, no
+   * Idempotency-Key), whose notification is its own task.
+   */
+  notification: string | null;
   /** Its place among the notification's recipients, from 0. */
   index: number;
-  /** A digest of the request, to tell a repeated request from a different one. */
-  request: string;
+  /** A digest of the request, to tell a repeated request from a different one (with a key). */
+  request: string | null;
   /** When the notification was accepted, ISO 8601. */
   createdAt: string;
   to: Recipient;
@@ -31,6 +34,9 @@ export interface Delivery {
   html: string | null;
   data: { [key: string]: Json } | null;
 }
+
+/** A delivery as a channel sends it: a lone delivery's notification is its task's id. */
+export type OutgoingDelivery = Delivery & { notification: string };
 
 /** What a delivery task returns, stored as its result: who delivered and what they answered. */
 export interface DeliveryResult {
@@ -51,9 +57,9 @@ export interface Sender {
   /** The providers, tried in this order: names to show, never secrets. At least one. */
   readonly providers: readonly string[];
   /** Resolves with the provider's answer; throws to fail the attempt (see delivery-errors). */
-  send(delivery: Delivery, context: SendContext): Promise<string>;
+  send(delivery: OutgoingDelivery, context: SendContext): Promise<string>;
   /** The key under which a recipient gone for good is remembered, or null. */
-  goneKey?(delivery: Delivery): string | null;
+  goneKey?(delivery: OutgoingDelivery): string | null;
 }
 
 /** One outgoing call, as metrics count it. */
@@ -97,7 +103,12 @@ export function deliveryTask(
     name: deliveryTaskName(sender.channel),
     maxAttempts: attemptsPerProvider * count,
     ...(options.backoff ? { backoff: options.backoff } : {}),
-    async run(delivery, ctx): Promise<DeliveryResult> {
+    async run(stored, ctx): Promise<DeliveryResult> {
+      // A lone delivery is its own notification: its task id names it to receivers.
+      const delivery: OutgoingDelivery = {
+        ...stored,
+        notification: stored.notification ?? ctx.taskId,
+      };
       const index = providerFor(ctx.attempt, attemptsPerProvider, count);
       const provider = sender.providers[index]!;
       const key = sender.goneKey?.(delivery) ?? null;

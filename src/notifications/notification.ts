@@ -2,7 +2,7 @@ import { InvalidPayloadError, OffloadError, type Json } from '../index.js';
 import { encodeJson, MAX_JSON_DEPTH } from '../json.js';
 import { MAX_PUSH_PLAINTEXT } from './channels/web-push-crypto.js';
 import { pushMessage } from './channels/push.js';
-import { CHANNELS, type ChannelName, type Delivery, type Recipient } from './delivery.js';
+import { CHANNELS, type ChannelName, type OutgoingDelivery, type Recipient } from './delivery.js';
 import type { HostPolicy } from './net/host-policy.js';
 import { checkRecipient, MAX_RECIPIENTS } from './recipients.js';
 
@@ -147,7 +147,7 @@ function text(fields: Record<string, unknown>, name: keyof typeof LIMITS): strin
 
 /** A push message must fit one encrypted record of 4 KiB: refuse a larger one now. */
 function checkPushSize(notification: NotificationRequest): void {
-  const sample: Delivery = {
+  const sample: OutgoingDelivery = {
     ...notification,
     notification: 'n'.repeat(40),
     index: 0,

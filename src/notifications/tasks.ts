@@ -96,13 +96,15 @@ export class Notifications {
   /**
    * The tasks that deliver what `request` asks for, as notification `id`: one per recipient, each
    * with the key `notification:<id>:<index>`, so that a notification's deliveries can be listed
-   * and a repeated request (same `id`) adds nothing.
+   * and a repeated request (same `id`) adds nothing. With `id` null (one recipient and no
+   * Idempotency-Key, the common case) the one task has no key: it is the notification, and a key
+   * would only cost its index a write.
    */
-  plan(request: NotifyRequest, id: string, now: Date): TaskRequest[] {
-    const digest = requestDigest(request);
-    if (request.kind === 'demo') {
-      return [{ task: DEMO_TASK, payload: {}, options: { key: deliveryKey(id, 0) } }];
-    }
+  plan(request: NotifyRequest, id: string | null, now: Date): TaskRequest[] {
+    const digest = id === null ? null : requestDigest(request);
+    const keyed = (index: number) =>
+      id === null ? {} : { options: { key: deliveryKey(id, index) } };
+    if (request.kind === 'demo') return [{ task: DEMO_TASK, payload: {}, ...keyed(0) }];
     const { to, channel, ...content } = request.notification;
     return to.map((recipient, index) => {
       const delivery: Delivery = {
@@ -113,11 +115,7 @@ export class Notifications {
         to: recipient,
         ...content,
       };
-      return {
-        task: deliveryTaskName(channel),
-        payload: delivery,
-        options: { key: deliveryKey(id, index) },
-      };
+      return { task: deliveryTaskName(channel), payload: delivery, ...keyed(index) };
     });
   }
 }

@@ -1,6 +1,6 @@
 import MailComposer from 'nodemailer/lib/mail-composer';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
-import type { Delivery, SendContext, Sender } from '../delivery.js';
+import type { OutgoingDelivery, SendContext, Sender } from '../delivery.js';
 import { DeliveryRejectedError, DeliveryTimeoutError } from '../delivery-errors.js';
 
 /** One SMTP server from `SMTP_URL`. Its credentials stay here: `name` is what is shown. */
@@ -74,7 +74,10 @@ export class EmailSender implements Sender {
     this.providers = options.providers.map((p) => p.name);
   }
 
-  async send(delivery: Delivery, { provider: index, signal }: SendContext): Promise<string> {
+  async send(
+    delivery: OutgoingDelivery,
+    { provider: index, signal }: SendContext,
+  ): Promise<string> {
     const provider = this.options.providers[index]!;
     const message = await new MailComposer({
       from: this.options.from,

@@ -1,11 +1,14 @@
-import type { Delivery, SendContext, Sender } from '../delivery.js';
+import type { OutgoingDelivery, SendContext, Sender } from '../delivery.js';
 
 /** Delivers a notification as one structured log line: the seed's demo channel. */
 export class LogSender implements Sender {
   readonly channel = 'log';
   readonly providers = ['log'];
 
-  async send({ to, subject, body, data }: Delivery, { logger }: SendContext): Promise<string> {
+  async send(
+    { to, subject, body, data }: OutgoingDelivery,
+    { logger }: SendContext,
+  ): Promise<string> {
     logger.info(
       { channel: 'log', to, subject, body, data },
       'notification delivered on the log channel',

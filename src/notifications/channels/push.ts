@@ -1,5 +1,5 @@
 import { HOUR } from '../../time.js';
-import type { Delivery, PushSubscription, SendContext, Sender } from '../delivery.js';
+import type { OutgoingDelivery, PushSubscription, SendContext, Sender } from '../delivery.js';
 import type { HttpClient } from '../net/http-client.js';
 import { checkAnswer } from './http-answer.js';
 import { encryptPushMessage, vapidAuthorization, type VapidKeys } from './web-push-crypto.js';
@@ -21,11 +21,11 @@ export interface PushMessage {
   notification: string;
   title: string | null;
   body: string | null;
-  data: Delivery['data'];
+  data: OutgoingDelivery['data'];
 }
 
 /** The plaintext of a delivery's push message. */
-export function pushMessage(delivery: Delivery): Buffer {
+export function pushMessage(delivery: OutgoingDelivery): Buffer {
   const message: PushMessage = {
     notification: delivery.notification,
     title: delivery.subject,
@@ -49,11 +49,11 @@ export class PushSender implements Sender {
     this.now = options.now ?? Date.now;
   }
 
-  goneKey(delivery: Delivery): string {
+  goneKey(delivery: OutgoingDelivery): string {
     return `push ${(delivery.to as PushSubscription).endpoint}`;
   }
 
-  async send(delivery: Delivery, { signal }: SendContext): Promise<string> {
+  async send(delivery: OutgoingDelivery, { signal }: SendContext): Promise<string> {
     const subscription = delivery.to as PushSubscription;
     const url = new URL(subscription.endpoint);
     const body = encryptPushMessage(pushMessage(delivery), {

@@ -1,4 +1,4 @@
-import type { Delivery, SendContext, Sender } from '../delivery.js';
+import type { OutgoingDelivery, SendContext, Sender } from '../delivery.js';
 import type { HttpClient } from '../net/http-client.js';
 import { checkAnswer } from './http-answer.js';
 import { signWebhook, type WebhookSecret } from './webhook-signature.js';
@@ -21,7 +21,7 @@ export interface WebhookMessage {
     notification: string;
     subject: string | null;
     body: string | null;
-    data: Delivery['data'];
+    data: OutgoingDelivery['data'];
   };
 }
 
@@ -38,11 +38,11 @@ export class WebhookSender implements Sender {
     this.now = options.now ?? Date.now;
   }
 
-  goneKey(delivery: Delivery): string {
+  goneKey(delivery: OutgoingDelivery): string {
     return `webhook ${String(delivery.to)}`;
   }
 
-  async send(delivery: Delivery, { signal }: SendContext): Promise<string> {
+  async send(delivery: OutgoingDelivery, { signal }: SendContext): Promise<string> {
     const url = new URL(String(delivery.to));
     const message: WebhookMessage = {
       type: 'notification',

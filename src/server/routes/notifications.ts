@@ -48,7 +48,9 @@ export const notificationRoutes: FastifyPluginCallback<NotificationRoutesOptions
   const notify = async (request: FastifyRequest): Promise<NotifyAnswer> => {
     const parsed = parseNotifyRequest(request.body, notifications.rules);
     const key = idempotencyKey(request);
-    const id = notificationId(key);
+    const lone =
+      key === undefined && (parsed.kind === 'demo' || parsed.notification.to.length === 1);
+    const id = lone ? null : notificationId(key);
     const [first, ...rest] = notifications.plan(parsed, id, new Date());
     // Stored now rather than just before the response, to answer with an id. With a key, the
     // first delivery is stored alone first: its key is the notification's, so the store says
@@ -63,29 +65,29 @@ export const notificationRoutes: FastifyPluginCallback<NotificationRoutesOptions
         );
       }
     }
+    if (id === null || rest.length === 0) {
+      return { ok: true, message: 'Notification scheduled in background', id: stored[0]!.id };
+    }
     // The others join it; with a key, those stored by the first request are returned as they are.
     await store(request, rest);
-    return {
-      ok: true,
-      message: 'Notification scheduled in background',
-      id: rest.length === 0 ? stored[0]!.id : id,
-    };
+    return { ok: true, message: 'Notification scheduled in background', id };
   };
   app.post('/notifications/notify', notify);
   app.post('/notifications', notify);
 
   app.get('/notifications/:id', async (request): Promise<NotificationView> => {
     const { id } = request.params as { id: string };
-    const notification = await resolveNotification(id);
-    const page = await runtime.list({ keyPrefix: deliveryKeyPrefix(notification), limit: 1000 });
-    if (page.tasks.length === 0) throw notFound(id);
-    return notificationView(notification, page.tasks);
+    const { notification, tasks } = await findNotification(id);
+    return notificationView(notification, tasks);
   });
   done();
 
-  /** A notification id as it is, or the notification a delivery's task id belongs to. */
-  async function resolveNotification(id: string): Promise<string> {
-    if (NOTIFICATION_ID.test(id)) return id;
+  /**
+   * A notification and its deliveries, by its id, or by the task id of one of its deliveries (a
+   * lone delivery, stored without a key, is a notification of its own).
+   */
+  async function findNotification(id: string): Promise<{ notification: string; tasks: Task[] }> {
+    if (NOTIFICATION_ID.test(id)) return { notification: id, tasks: await deliveriesOf(id) };
     if (!TASK_ID.test(id)) {
       throw new ApiError(
         'INVALID_NOTIFICATION_ID',
@@ -93,9 +95,16 @@ export const notificationRoutes: FastifyPluginCallback<NotificationRoutesOptions
       );
     }
     const task = await runtime.get(id);
-    const match = KEY_OF_DELIVERY.exec(task?.key ?? '');
-    if (!match) throw notFound(id);
-    return match[1]!;
+    if (!task || !isNotificationTask(task)) throw notFound(id);
+    const match = KEY_OF_DELIVERY.exec(task.key ?? '');
+    if (!match) return { notification: id, tasks: [task] };
+    return { notification: match[1]!, tasks: await deliveriesOf(match[1]!) };
+  }
+
+  async function deliveriesOf(notification: string): Promise<Task[]> {
+    const page = await runtime.list({ keyPrefix: deliveryKeyPrefix(notification), limit: 1000 });
+    if (page.tasks.length === 0) throw notFound(notification);
+    return page.tasks;
   }
 };
 
@@ -117,6 +126,10 @@ function idempotencyKey(request: FastifyRequest): string | undefined {
 }
 
 /** The digest of the request that stored `task`. */
+function isNotificationTask(task: Task): boolean {
+  return task.name === DEMO_TASK || task.name.startsWith('notifications.');
+}
+
 function digestOf(task: Task): string | null {
   if (task.name === DEMO_TASK) return requestDigest({ kind: 'demo' });
   return (task.payload as Partial<Delivery> | null)?.request ?? null;
