@@ -201,10 +201,10 @@ export class PostgresStore implements Store {
   }
 
   async enqueue(tasks: readonly NewTask[], transaction?: SqlClient): Promise<EnqueueResult[]> {
-    const client = transaction ?? this.connected();
+    const pool = this.connected();
     if (tasks.length === 0) return [];
     const column = <K extends keyof NewTask>(key: K) => tasks.map((task) => task[key]);
-    const { rows } = await client.query<{ id: string; key: string | null }>(this.sql.enqueue, [
+    const values = [
       column('name'),
       column('payload'),
       column('priority'),
@@ -213,7 +213,11 @@ export class PostgresStore implements Store {
       column('key'),
       column('runAt'),
       column('createdAt'),
-    ]);
+    ];
+    // The caller's connection gets plain statements: nothing of ours is left prepared on it.
+    const { rows } = await (transaction
+      ? transaction.query<{ id: string; key: string | null }>(this.sql.enqueue, values)
+      : pool.query<{ id: string; key: string | null }>(this.prepared('enqueue', values)));
     // Ids grow in request order; rows skipped for a stored key are the only gaps.
     rows.sort((a, b) => compareIds(a.id, b.id));
     const results: (EnqueueResult | null)[] = [];
@@ -229,7 +233,9 @@ export class PostgresStore implements Store {
     }
     const missing = tasks.flatMap((task, i) => (results[i] === null ? [task.key!] : []));
     if (missing.length > 0) {
-      const stored = await client.query<TaskRow>(this.sql.byKeys, [missing]);
+      const stored = await (transaction
+        ? transaction.query<TaskRow>(this.sql.byKeys, [missing])
+        : pool.query<TaskRow>(this.prepared('byKeys', [missing])));
       const byKey = new Map(stored.rows.map((row) => [row.key, row]));
       tasks.forEach((task, i) => {
         if (results[i] !== null) return;
@@ -256,13 +262,9 @@ export class PostgresStore implements Store {
       );
     }
     if (names.length === 0 || limit <= 0) return [];
-    const { rows } = await pool.query<TaskRow>(this.sql.claim, [
-      now,
-      names,
-      limit,
-      owner,
-      leaseExpiresAt,
-    ]);
+    const { rows } = await pool.query<TaskRow>(
+      this.prepared('claim', [now, names, limit, owner, leaseExpiresAt]),
+    );
     rows.sort(byClaimOrder);
     return rows.map(toClaimedTask);
   }
@@ -276,7 +278,9 @@ export class PostgresStore implements Store {
     const applied: boolean[] = [];
     for (const round of rounds(settlements)) {
       const batch = round.map((i) => settlements[i]!);
-      const { rows } = await pool.query<{ id: string }>(this.sql.settle, endAttempts(batch));
+      const { rows } = await pool.query<{ id: string }>(
+        this.prepared('settle', endAttempts(batch)),
+      );
       const settled = new Set(rows.map((row) => row.id));
       for (const i of round) applied[i] = settled.has(settlements[i]!.id);
     }
@@ -285,11 +289,13 @@ export class PostgresStore implements Store {
 
   async renew(leases: readonly Lease[], expiresAt: number): Promise<string[]> {
     if (leases.length === 0) return [];
-    const { rows } = await this.connected().query<{ id: string }>(this.sql.renew, [
-      leases.map((l) => checkId(l.id)),
-      leases.map((l) => l.lease),
-      expiresAt,
-    ]);
+    const { rows } = await this.connected().query<{ id: string }>(
+      this.prepared('renew', [
+        leases.map((l) => checkId(l.id)),
+        leases.map((l) => l.lease),
+        expiresAt,
+      ]),
+    );
     const renewed = new Set(rows.map((row) => row.id));
     return leases.filter((l) => !renewed.has(l.id)).map((l) => l.id);
   }
@@ -319,7 +325,7 @@ export class PostgresStore implements Store {
   async get(id: string): Promise<Task | null> {
     const pool = this.connected();
     if (!isTaskId(id)) return null;
-    const { rows } = await pool.query<TaskRow>(this.sql.byId, [id]);
+    const { rows } = await pool.query<TaskRow>(this.prepared('byId', [id]));
     return rows[0] ? toTask(rows[0]) : null;
   }
 
@@ -412,6 +418,14 @@ export class PostgresStore implements Store {
     } finally {
       client.release();
     }
+  }
+
+  /**
+   * One of this store's statements, prepared once per connection (node-postgres keeps it by name):
+   * the server plans the claim, the settle and the enqueue once instead of on every call.
+   */
+  private prepared(name: keyof Sql, values: unknown[]): pg.QueryConfig {
+    return { name: `offload:${this.schema}:${name}`, text: this.sql[name], values };
   }
 
   private connected(): pg.Pool {
