@@ -1,3 +1,4 @@
+import { decodePayload } from '../json.js';
 import { InvalidOptionError } from '../options-check.js';
 import type { ListFilter, SqlClient, Task, TaskError, TaskPage, TaskState } from '../types.js';
 
@@ -170,4 +171,25 @@ export function transactionsUnsupported(kind: string): Error {
     'enqueue options.transaction',
     `is for the postgres store; the ${kind} store writes through its own connection (enqueue without it)`,
   );
+}
+
+/** The task a durable store just inserted from `input`, under `id`: the rest are defaults. */
+export function insertedTask(id: string, input: NewTask): Task {
+  return {
+    id,
+    name: input.name,
+    payload: decodePayload(input.payload).payload as Task['payload'],
+    state: 'queued',
+    priority: input.priority,
+    attempts: 0,
+    maxAttempts: input.maxAttempts,
+    timeout: input.timeout,
+    key: input.key,
+    runAt: new Date(input.runAt),
+    createdAt: new Date(input.createdAt),
+    startedAt: null,
+    finishedAt: null,
+    errors: [],
+    result: null,
+  };
 }

@@ -4,6 +4,7 @@ import { InvalidOptionError } from '../../options-check.js';
 import type { ListFilter, Logger, Task, TaskPage } from '../../types.js';
 import { prefixEnd } from '../ids.js';
 import {
+  insertedTask,
   interruptedError,
   type Change,
   type ClaimedTask,
@@ -20,14 +21,7 @@ import {
 import { encodeError } from '../stored-error.js';
 import { Liveness } from './liveness.js';
 import { migrate, NAME_PATTERN, quoteIdentifier } from './migrations.js';
-import {
-  byClaimOrder,
-  compareIds,
-  createdTask,
-  toClaimedTask,
-  toTask,
-  type TaskRow,
-} from './rows.js';
+import { byClaimOrder, compareIds, toClaimedTask, toTask, type TaskRow } from './rows.js';
 import { buildSql, type Sql } from './sql.js';
 
 /** Options of `postgresStore`. */
@@ -225,7 +219,7 @@ export class PostgresStore implements Store {
     for (const task of tasks) {
       const row = rows[next];
       if (row !== undefined && row.key === task.key) {
-        results.push({ task: createdTask(row.id, task), created: true });
+        results.push({ task: insertedTask(row.id, task), created: true });
         next += 1;
       } else {
         results.push(null); // its key is stored already

@@ -1,7 +1,7 @@
 import { decodePayload, decodeResult } from '../../json.js';
 import type { Task, TaskState } from '../../types.js';
 import { decodeErrors } from '../stored-error.js';
-import type { ClaimedTask, NewTask } from '../store.js';
+import type { ClaimedTask } from '../store.js';
 
 /**
  * A row of `tasks` as node-postgres returns it: `bigint` columns (ids, times in epoch ms) arrive
@@ -54,27 +54,6 @@ export function toTask(row: TaskRow, payload: unknown = decodePayload(row.payloa
     finishedAt: time(row.finished_at),
     errors: decodeErrors(row.errors),
     result: row.result === null ? null : decodeResult(row.result),
-  };
-}
-
-/** The task a row inserted from `input` holds (the columns' defaults for the rest). */
-export function createdTask(id: string, input: NewTask): Task {
-  return {
-    id,
-    name: input.name,
-    payload: decodePayload(input.payload).payload as Task['payload'],
-    state: 'queued',
-    priority: input.priority,
-    attempts: 0,
-    maxAttempts: input.maxAttempts,
-    timeout: input.timeout,
-    key: input.key,
-    runAt: new Date(input.runAt),
-    createdAt: new Date(input.createdAt),
-    startedAt: null,
-    finishedAt: null,
-    errors: [],
-    result: null,
   };
 }
 

@@ -1,8 +1,8 @@
 import type Database from 'better-sqlite3';
 import { parseRowId } from '../ids.js';
-import { decodePayload } from '../../json.js';
-import { isFinished, type Task } from '../../types.js';
+import { isFinished } from '../../types.js';
 import {
+  insertedTask,
   interruptedError,
   type Change,
   type ClaimRequest,
@@ -176,24 +176,7 @@ function enqueueOne(statements: Statements, id: number, input: NewTask): Enqueue
     input.createdAt,
   );
   if (changes === 0) return { task: toTask(statements.byKey.get(input.key!)!), created: false };
-  const task: Task = {
-    id: String(id),
-    name: input.name,
-    payload: decodePayload(input.payload).payload as Task['payload'],
-    state: 'queued',
-    priority: input.priority,
-    attempts: 0,
-    maxAttempts: input.maxAttempts,
-    timeout: input.timeout,
-    key: input.key,
-    runAt: new Date(input.runAt),
-    createdAt: new Date(input.createdAt),
-    startedAt: null,
-    finishedAt: null,
-    errors: [],
-    result: null,
-  };
-  return { task, created: true };
+  return { task: insertedTask(String(id), input), created: true };
 }
 
 /** A task id as a row id; an id that is not one matches no row. */
