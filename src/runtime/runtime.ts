@@ -133,16 +133,16 @@ export class Runtime {
     options?: EnqueueOptions,
   ): Promise<Task<P>> {
     return new Promise((resolve, reject) => {
-      const { transaction, ...rest } = options ?? {};
-      const prepared = this.prepare(task, payload, rest);
-      if (transaction !== undefined) {
-        this.writeIn(checkTransaction(transaction), [prepared]).then(
-          ([result]) => resolve(result!.task as Task<P>),
-          reject,
-        );
-      } else {
-        this.enqueues.add(prepared, (result) => resolve(result.task as Task<P>), reject);
+      if (options?.transaction === undefined) {
+        // The hot path: no copy of the options.
+        const prepared = this.prepare(task, payload, options ?? {});
+        return this.enqueues.add(prepared, (result) => resolve(result.task as Task<P>), reject);
       }
+      const { transaction, ...rest } = options;
+      this.writeIn(checkTransaction(transaction), [this.prepare(task, payload, rest)]).then(
+        ([result]) => resolve(result!.task as Task<P>),
+        reject,
+      );
     });
   }
 

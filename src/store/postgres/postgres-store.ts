@@ -195,7 +195,7 @@ export class PostgresStore implements Store {
   }
 
   async enqueue(tasks: readonly NewTask[], transaction?: SqlClient): Promise<EnqueueResult[]> {
-    const pool = this.connected();
+    this.connected();
     if (tasks.length === 0) return [];
     const column = <K extends keyof NewTask>(key: K) => tasks.map((task) => task[key]);
     const values = [
@@ -208,10 +208,11 @@ export class PostgresStore implements Store {
       column('runAt'),
       column('createdAt'),
     ];
-    // The caller's connection gets plain statements: nothing of ours is left prepared on it.
-    const { rows } = await (transaction
-      ? transaction.query<{ id: string; key: string | null }>(this.sql.enqueue, values)
-      : pool.query<{ id: string; key: string | null }>(this.prepared('enqueue', values)));
+    const { rows } = await this.write<{ id: string; key: string | null }>(
+      transaction,
+      'enqueue',
+      values,
+    );
     // Ids grow in request order; rows skipped for a stored key are the only gaps.
     rows.sort((a, b) => compareIds(a.id, b.id));
     const results: (EnqueueResult | null)[] = [];
@@ -227,9 +228,7 @@ export class PostgresStore implements Store {
     }
     const missing = tasks.flatMap((task, i) => (results[i] === null ? [task.key!] : []));
     if (missing.length > 0) {
-      const stored = await (transaction
-        ? transaction.query<TaskRow>(this.sql.byKeys, [missing])
-        : pool.query<TaskRow>(this.prepared('byKeys', [missing])));
+      const stored = await this.write<TaskRow>(transaction, 'byKeys', [missing]);
       const byKey = new Map(stored.rows.map((row) => [row.key, row]));
       tasks.forEach((task, i) => {
         if (results[i] !== null) return;
@@ -420,6 +419,20 @@ export class PostgresStore implements Store {
    */
   private prepared(name: keyof Sql, values: unknown[]): pg.QueryConfig {
     return { name: `offload:${this.schema}:${name}`, text: this.sql[name], values };
+  }
+
+  /**
+   * Runs an enqueue statement on the caller's connection, in their transaction, as a plain
+   * statement (nothing of ours is left prepared on it), or on the pool, prepared.
+   */
+  private write<R extends object>(
+    transaction: SqlClient | undefined,
+    name: 'enqueue' | 'byKeys',
+    values: unknown[],
+  ): Promise<{ rows: R[] }> {
+    return transaction
+      ? transaction.query<R>(this.sql[name], values)
+      : this.connected().query<R>(this.prepared(name, values));
   }
 
   private connected(): pg.Pool {
