@@ -1,3 +1,5 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { NewTask } from '../src/store/store.js';
 import type { Logger, Task } from '../src/types.js';
 import type { Runtime } from '../src/runtime/runtime.js';
 import type { RuntimeEventName, RuntimeEvents } from '../src/runtime/events.js';
@@ -97,4 +99,38 @@ export function finished(runtime: Runtime, id: string, timeout = 5000): Promise<
     }
     void check().catch(reject);
   });
+}
+
+/** The moment store tests count from: they pass times in, and never read the real clock. */
+export const T0 = Date.UTC(2030, 0, 1);
+
+/** A task as a store takes it (`job`, due at T0); tests override what they check. */
+export function newStoredTask(overrides: Partial<NewTask> = {}): NewTask {
+  return {
+    name: 'job',
+    payload: '{"n":1}',
+    priority: 0,
+    maxAttempts: 3,
+    timeout: null,
+    key: null,
+    runAt: T0,
+    createdAt: T0,
+    ...overrides,
+  };
+}
+
+/**
+ * Polls `condition` until it holds, failing after `timeout` ms: a bounded poll, for state that only
+ * another process or the database shows and that sends no event here.
+ */
+export async function waitUntil(
+  what: string,
+  condition: () => Promise<boolean>,
+  { timeout = 10_000, interval = 50 } = {},
+): Promise<void> {
+  const deadline = Date.now() + timeout;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
+    await sleep(interval);
+  }
 }

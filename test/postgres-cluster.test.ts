@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, afterEach, describe, it } from 'node:test';
 import pg from 'pg';
 import { createRuntime, postgresStore, type Runtime } from '../src/index.js';
-import { captureLogger } from './helpers.js';
+import { captureLogger, waitUntil } from './helpers.js';
 import { dropSchema, TEST_DATABASE_URL, uniqueSchema } from './pg-helpers.js';
 
 const TASKS = 20_000;
@@ -91,18 +90,12 @@ describe('postgres: several processes on one database', () => {
     return rows[0]!.n;
   }
 
-  async function waitFor(what: string, done: () => Promise<boolean>): Promise<void> {
-    const deadline = Date.now() + DEADLINE;
-    while (!(await done())) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await sleep(100);
-    }
-  }
-
   it(`runs each of ${TASKS} tasks exactly once while no process dies`, async () => {
     await setUp();
     await enqueueAll();
-    await waitFor('every task to succeed', async () => (await succeeded()) === TASKS);
+    await waitUntil('every task to succeed', async () => (await succeeded()) === TASKS, {
+      timeout: DEADLINE,
+    });
     const { runs, distinct } = await ledgerCounts();
     assert.deepEqual({ runs, distinct }, { runs: TASKS, distinct: TASKS });
     const { rows } = await pool.query<{ owner: string }>(
@@ -121,16 +114,19 @@ describe('postgres: several processes on one database', () => {
   it('still runs every task when a worker is SIGKILLed mid-run; duplicates stay within what it held', async () => {
     await setUp();
     const enqueued = enqueueAll();
-    await waitFor(
+    await waitUntil(
       'a quarter of the tasks to run',
       async () => (await ledgerCounts()).distinct >= TASKS / 4,
+      { timeout: DEADLINE },
     );
     const killed = workers[0]!;
     killed.kill('SIGKILL');
     await once(killed, 'exit');
     const killedAt = Date.now();
     await enqueued;
-    await waitFor('every task to succeed', async () => (await succeeded()) === TASKS);
+    await waitUntil('every task to succeed', async () => (await succeeded()) === TASKS, {
+      timeout: DEADLINE,
+    });
     const drainedAfterKill = Date.now() - killedAt;
     const { runs, distinct } = await ledgerCounts();
     assert.equal(distinct, TASKS, 'every task ran: none lost');

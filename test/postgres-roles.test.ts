@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
 import { DEMO_DONE, listeningUrl, spawnCli, type Child } from './fixtures/service-harness.js';
+import { waitUntil } from './helpers.js';
 import { dropSchema, TEST_DATABASE_URL, uniqueSchema } from './pg-helpers.js';
 
 /** `offload migrate`, `offload serve --no-runner` and `offload worker`, as real processes. */
@@ -58,7 +59,6 @@ describe('postgres roles: API processes and workers apart', () => {
     const worker = start(['worker']);
     await worker.logs.waitForCount((l) => l.msg === DEMO_DONE, 3, 15_000);
     // The worker records the outcomes right after the tasks log their last line.
-    const deadline = Date.now() + 10_000;
     const states = async () =>
       Promise.all(
         ids.map(
@@ -66,11 +66,11 @@ describe('postgres roles: API processes and workers apart', () => {
             ((await (await fetch(`${url}/api/tasks/${id}`)).json()) as { state: string }).state,
         ),
       );
-    let seen = await states();
-    while (seen.some((state) => state !== 'succeeded') && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
+    let seen: string[] = [];
+    await waitUntil('the worker to record the outcomes', async () => {
       seen = await states();
-    }
+      return seen.every((state) => state === 'succeeded');
+    }).catch(() => undefined);
     assert.deepEqual(seen, ['succeeded', 'succeeded', 'succeeded']);
     assert.ok(!api.logs.lines.some((l) => l.msg === DEMO_DONE), 'the API process ran none');
 

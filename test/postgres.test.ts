@@ -8,26 +8,10 @@ import {
   type PostgresStore,
 } from '../src/store/postgres/postgres-store.js';
 import { SCHEMA_VERSION } from '../src/store/postgres/migrations.js';
-import type { NewTask } from '../src/store/store.js';
-import { captureLogger, nextEvent } from './helpers.js';
+import { captureLogger, newStoredTask, nextEvent, T0 } from './helpers.js';
 import { dropSchema, TEST_DATABASE_URL, uniqueSchema } from './pg-helpers.js';
 
-const T0 = Date.UTC(2030, 0, 1);
 const LONG_LEASE = 10 * 60_000;
-
-function newTask(overrides: Partial<NewTask> = {}): NewTask {
-  return {
-    name: 'job',
-    payload: '{"n":1}',
-    priority: 0,
-    maxAttempts: 3,
-    timeout: null,
-    key: null,
-    runAt: T0,
-    createdAt: T0,
-    ...overrides,
-  };
-}
 
 describe('postgres store', () => {
   const schemas: string[] = [];
@@ -99,7 +83,7 @@ describe('postgres store', () => {
     const doomed = await openStore(schema);
     await alive.registerWorker('alive');
     await doomed.registerWorker('doomed');
-    await alive.enqueue([newTask(), newTask()]);
+    await alive.enqueue([newStoredTask(), newStoredTask()]);
     const claim = { names: ['job'], limit: 1, now: T0, leaseExpiresAt: T0 + LONG_LEASE };
     const [mine] = await alive.claim({ ...claim, owner: 'alive' });
     const [theirs] = await doomed.claim({ ...claim, owner: 'doomed' });
@@ -128,7 +112,7 @@ describe('postgres store', () => {
   it('runs rescue and pruning on one process at a time', async () => {
     const store = await openStore();
     await store.registerWorker('w');
-    await store.enqueue([newTask()]);
+    await store.enqueue([newStoredTask()]);
     await store.claim({ owner: 'w', names: ['job'], limit: 1, now: T0, leaseExpiresAt: T0 + 10 });
     const other = await pool.connect();
     try {
@@ -146,29 +130,34 @@ describe('postgres store', () => {
     const watcher = await openStore();
     const writer = await openStore(watcher.schema);
     let calls = 0;
-    let notified!: () => void;
-    const first = new Promise<void>((resolve) => (notified = resolve));
+    let nextCall: () => void = () => undefined;
+    const called = () => new Promise<void>((resolve) => (nextCall = resolve));
     await watcher.watch(() => {
       calls += 1;
-      notified();
+      nextCall();
     });
     const client = await pool.connect();
     try {
       await client.query('BEGIN');
-      await writer.enqueue([newTask()], client);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      assert.equal(calls, 0, 'nothing is told before the commit');
+      await writer.enqueue([newStoredTask()], client);
+      // A marker notification sent after the uncommitted insert: notifications arrive in order, so
+      // once the marker is heard, one from the insert would have been heard before it.
+      const marker = called();
+      await pool.query(`NOTIFY "offload_${watcher.schema}"`);
+      await marker;
+      assert.equal(calls, 1, 'nothing is told before the commit: only the marker was heard');
+      const committed = called();
       await client.query('COMMIT');
+      await committed;
     } finally {
       client.release();
     }
-    await first;
-    assert.ok(calls >= 1);
+    assert.equal(calls, 2);
   });
 
   it('knows ids only in their canonical bigint form', async () => {
     const store = await openStore();
-    const [result] = await store.enqueue([newTask()]);
+    const [result] = await store.enqueue([newStoredTask()]);
     const task = result!.task;
     for (const id of ['0', `0${task.id}`, '9223372036854775808', '99999999999999999999', '1e3']) {
       assert.equal(await store.get(id), null, id);

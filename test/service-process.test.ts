@@ -11,6 +11,7 @@ import {
   tempDir,
   type Child,
 } from './fixtures/service-harness.js';
+import { waitUntil } from './helpers.js';
 
 const temp = tempDir();
 const children: Child[] = [];
@@ -106,18 +107,16 @@ describe('the service process', () => {
     // theirs back. A 503 or a refused connection stored nothing.
     const deadline = Date.now() + 20_000;
     for (const o of accepted) {
-      for (;;) {
-        const task = (await (await fetch(`${secondUrl}/api/tasks/${o.id}`)).json()) as {
-          state: string;
-          attempts: number;
-        };
-        if (task.state === 'succeeded') {
-          assert.equal(task.attempts, 1, `task ${o.id}`);
-          break;
-        }
-        assert.ok(Date.now() < deadline, `task ${o.id} still ${task.state}`);
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      let task = { state: 'unknown', attempts: 0 };
+      await waitUntil(
+        `task ${o.id} to succeed`,
+        async () => {
+          task = (await (await fetch(`${secondUrl}/api/tasks/${o.id}`)).json()) as typeof task;
+          return task.state === 'succeeded';
+        },
+        { timeout: Math.max(0, deadline - Date.now()) },
+      );
+      assert.equal(task.attempts, 1, `task ${o.id}`);
     }
     for (const o of outcomes.filter((x) => x.status !== 200 && x.status !== undefined)) {
       const response = await fetch(`${secondUrl}/api/notifications/${notificationId(o.key)}`);

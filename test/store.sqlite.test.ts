@@ -14,30 +14,16 @@ import {
   prepareStatements,
   type EndAttempt,
 } from '../src/store/sqlite/statements.js';
-import type { EnqueueResult, NewTask } from '../src/store/store.js';
+import type { EnqueueResult } from '../src/store/store.js';
+import { newStoredTask, T0 } from './helpers.js';
 import { storeConformance } from './store-conformance.js';
 
-const T0 = Date.UTC(2030, 0, 1);
 const HOUR = 60 * 60 * 1000;
 /** Upper bound of every wait on a child process: a broken test fails instead of hanging. */
 const CHILD_TIMEOUT = 20_000;
 
 function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'offload-sqlite-'));
-}
-
-function newTask(overrides: Partial<NewTask> = {}): NewTask {
-  return {
-    name: 'job',
-    payload: '{"n":1}',
-    priority: 0,
-    maxAttempts: 3,
-    timeout: null,
-    key: null,
-    runAt: T0,
-    createdAt: T0,
-    ...overrides,
-  };
 }
 
 storeConformance('sqlite file', async () => {
@@ -95,7 +81,7 @@ describe('sqlite store', () => {
     await store.open();
     open.push(store);
     await store.registerWorker('poller');
-    await store.enqueue([newTask({ runAt: T0 + HOUR })]);
+    await store.enqueue([newStoredTask({ runAt: T0 + HOUR })]);
     const writer = new Database(path);
     writer.exec('BEGIN IMMEDIATE'); // another process writing at length
     try {
@@ -110,13 +96,13 @@ describe('sqlite store', () => {
 
   it('keeps tasks when the file is opened again', async () => {
     const first = await openStore();
-    const [{ task }] = (await first.enqueue([newTask({ key: 'k', payload: '{"kept":true}' })])) as [
-      EnqueueResult,
-    ];
+    const [{ task }] = (await first.enqueue([
+      newStoredTask({ key: 'k', payload: '{"kept":true}' }),
+    ])) as [EnqueueResult];
     await first.close();
     const second = await openStore(first.path);
     assert.deepEqual((await second.get(task.id))?.payload, { kept: true });
-    const [again] = await second.enqueue([newTask({ key: 'k' })]);
+    const [again] = await second.enqueue([newStoredTask({ key: 'k' })]);
     assert.equal(again!.created, false);
   });
 
@@ -169,7 +155,11 @@ describe('sqlite store', () => {
 
   it('claims a row whose payload is not JSON with payloadError set, without breaking the batch', async () => {
     const store = await openStore();
-    const results = await store.enqueue([newTask(), newTask(), newTask({ payload: '"fine"' })]);
+    const results = await store.enqueue([
+      newStoredTask(),
+      newStoredTask(),
+      newStoredTask({ payload: '"fine"' }),
+    ]);
     const broken = results[1]!.task.id;
     const raw = new Database(store.path);
     raw
@@ -200,16 +190,16 @@ describe('sqlite store', () => {
 
   it('never reuses an id after prune, even across a reopen', async () => {
     const store = await openStore();
-    const first = await store.enqueue([newTask(), newTask()]);
+    const first = await store.enqueue([newStoredTask(), newStoredTask()]);
     for (const { task } of first) await store.cancel(task.id, T0);
     assert.equal(await store.prune(T0 + 1, 10), 2);
-    const [second] = await store.enqueue([newTask()]);
+    const [second] = await store.enqueue([newStoredTask()]);
     assert.ok(Number(second!.task.id) > Number(first[1]!.task.id));
     await store.cancel(second!.task.id, T0);
     await store.prune(T0 + 1, 10);
     await store.close();
     await store.open();
-    const [third] = await store.enqueue([newTask()]);
+    const [third] = await store.enqueue([newStoredTask()]);
     assert.ok(Number(third!.task.id) > Number(second!.task.id));
   });
 
@@ -254,7 +244,7 @@ describe('sqlite store', () => {
   it('rescues at once the tasks of a worker whose lock is gone, not those of a live one', async () => {
     const a = await openStore();
     const b = await openStore(a.path);
-    await a.enqueue([newTask(), newTask()]);
+    await a.enqueue([newStoredTask(), newStoredTask()]);
     await a.registerWorker('worker-a');
     await b.registerWorker('worker-b');
     const [taskA] = await a.claim({
@@ -285,7 +275,7 @@ describe('sqlite store', () => {
 
   it('takes a lock file left without a lock as a dead worker, and deletes it', async () => {
     const store = await openStore();
-    await store.enqueue([newTask()]);
+    await store.enqueue([newStoredTask()]);
     await store.registerWorker('gone');
     await store.claim({
       owner: 'gone',
@@ -307,7 +297,7 @@ describe('sqlite store', () => {
 
   it('rescues the task of a SIGKILLed worker process at once, and not before it dies', async () => {
     const store = await openStore();
-    const [{ task }] = (await store.enqueue([newTask()])) as [EnqueueResult];
+    const [{ task }] = (await store.enqueue([newStoredTask()])) as [EnqueueResult];
     const fixture = fileURLToPath(new URL('./fixtures/sqlite-worker.ts', import.meta.url));
     const child = spawn(
       process.execPath,
@@ -455,11 +445,11 @@ describe('sqlite store', () => {
       store.claim({ owner: 'w', names: ['job'], limit, now: T0, leaseExpiresAt: T0 + HOUR });
     assert.deepEqual(await claim(10), []);
     const due = await store.enqueue([
-      newTask({ priority: -1, runAt: T0 - 3 }),
-      newTask({ priority: 5, runAt: T0 }),
-      newTask({ priority: 0, runAt: T0 - 2 }),
-      newTask({ priority: 5, runAt: T0 - 1 }),
-      newTask({ name: 'other', priority: 9, runAt: T0 - 9 }),
+      newStoredTask({ priority: -1, runAt: T0 - 3 }),
+      newStoredTask({ priority: 5, runAt: T0 }),
+      newStoredTask({ priority: 0, runAt: T0 - 2 }),
+      newStoredTask({ priority: 5, runAt: T0 - 1 }),
+      newStoredTask({ name: 'other', priority: 9, runAt: T0 - 9 }),
     ]);
     const [low, highLater, middle, high] = due.map((r) => r.task.id);
     assert.equal((await store.stats(T0)).oldestDue, T0 - 9);
