@@ -1,4 +1,5 @@
 import { InvalidOptionError, SECOND } from '../index.js';
+import { secondsVariable, wholeNumberVariable } from '../env-values.js';
 import { parseSmtpUrls, type SmtpProvider } from './channels/email.js';
 import { checkVapidKeys, type VapidKeys } from './channels/web-push-crypto.js';
 import { parseWebhookSecret, type WebhookSecret } from './channels/webhook-signature.js';
@@ -58,9 +59,19 @@ export function readChannelSettings(read: Read): ChannelSettings {
       .split(',')
       .map((entry) => entry.trim())
       .filter((entry) => entry !== ''),
-    deliveryTimeout: seconds('DELIVERY_TIMEOUT', read('DELIVERY_TIMEOUT'), 15, 0.001, 600),
-    deliveryAttempts: whole('DELIVERY_ATTEMPTS', read('DELIVERY_ATTEMPTS'), 5, 1, 100),
-    deliveryBackoff: seconds('DELIVERY_BACKOFF', read('DELIVERY_BACKOFF'), 2, 0, 3600),
+    deliveryTimeout: secondsVariable(
+      'DELIVERY_TIMEOUT',
+      read('DELIVERY_TIMEOUT') ?? '15',
+      0.001,
+      600,
+    ),
+    deliveryAttempts: wholeNumberVariable(
+      'DELIVERY_ATTEMPTS',
+      read('DELIVERY_ATTEMPTS') ?? '5',
+      1,
+      100,
+    ),
+    deliveryBackoff: secondsVariable('DELIVERY_BACKOFF', read('DELIVERY_BACKOFF') ?? '2', 0, 3600),
     webhook: readWebhook(read),
     email: readEmail(read),
     push: readPush(read),
@@ -128,7 +139,7 @@ function readPush(read: Read): ChannelSettings['push'] {
   return {
     vapid,
     subject: subject!,
-    ttl: whole('PUSH_TTL', read('PUSH_TTL'), 86_400, 0, 28 * 86_400),
+    ttl: wholeNumberVariable('PUSH_TTL', read('PUSH_TTL') ?? '86400', 0, 28 * 86_400),
   };
 }
 
@@ -145,40 +156,4 @@ export function describeChannels(settings: ChannelSettings): Record<string, unkn
       : 'off',
     push: settings.push ? `on, TTL ${settings.push.ttl} s` : 'off',
   };
-}
-
-function whole(
-  name: string,
-  text: string | undefined,
-  fallback: number,
-  min: number,
-  max: number,
-): number {
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!/^\d+$/.test(text) || value < min || value > max) {
-    throw new InvalidOptionError(
-      name,
-      `must be a whole number from ${min} to ${max}, got ${JSON.stringify(text)}`,
-    );
-  }
-  return value;
-}
-
-/** Seconds (decimals allowed), returned in ms. */
-function seconds(
-  name: string,
-  text: string | undefined,
-  fallback: number,
-  min: number,
-  max: number,
-): number {
-  const value = Number(text ?? fallback);
-  if ((text !== undefined && !/^\d+(\.\d+)?$/.test(text)) || value < min || value > max) {
-    throw new InvalidOptionError(
-      name,
-      `must be a number of seconds from ${min} to ${max}, got ${JSON.stringify(text)}`,
-    );
-  }
-  return Math.round(value * SECOND);
 }

@@ -1,4 +1,5 @@
 import { InvalidOptionError, SECOND } from '../index.js';
+import { secondsVariable, wholeNumberVariable } from '../env-values.js';
 import {
   describeChannels,
   readChannelSettings,
@@ -69,16 +70,33 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServiceConfig 
   }
   const concurrency = read('CONCURRENCY');
   return {
-    port: integer('PORT', read('PORT') ?? '8000', 0, 65_535),
+    port: wholeNumberVariable('PORT', read('PORT') ?? '8000', 0, 65_535),
     host: read('HOST') ?? '0.0.0.0',
     databaseUrl: read('DATABASE_URL') ?? DEFAULT_DATABASE_URL,
     databaseSchema: schemaName(read('DATABASE_SCHEMA') ?? 'offload'),
-    databasePoolSize: integer('DATABASE_POOL_SIZE', read('DATABASE_POOL_SIZE') ?? '10', 1, 1000),
-    taskTimeout: seconds('REQUEST_TIMEOUT', read('REQUEST_TIMEOUT') ?? '60', 0.001),
-    shutdownGrace: seconds('SHUTDOWN_GRACE', read('SHUTDOWN_GRACE') ?? '25', 0),
+    databasePoolSize: wholeNumberVariable(
+      'DATABASE_POOL_SIZE',
+      read('DATABASE_POOL_SIZE') ?? '10',
+      1,
+      1000,
+    ),
+    taskTimeout: secondsVariable(
+      'REQUEST_TIMEOUT',
+      read('REQUEST_TIMEOUT') ?? '60',
+      0.001,
+      MAX_MS / SECOND,
+    ),
+    shutdownGrace: secondsVariable(
+      'SHUTDOWN_GRACE',
+      read('SHUTDOWN_GRACE') ?? '25',
+      0,
+      MAX_MS / SECOND,
+    ),
     concurrency:
-      concurrency === undefined ? undefined : integer('CONCURRENCY', concurrency, 1, 10_000),
-    notifyDemoDelay: integer(
+      concurrency === undefined
+        ? undefined
+        : wholeNumberVariable('CONCURRENCY', concurrency, 1, 10_000),
+    notifyDemoDelay: wholeNumberVariable(
       'NOTIFY_DEMO_DELAY_MS',
       read('NOTIFY_DEMO_DELAY_MS') ?? '2000',
       0,
@@ -88,30 +106,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServiceConfig 
     logLevel: level as LogLevel,
     channels: readChannelSettings(read),
   };
-}
-
-function integer(name: string, text: string, min: number, max: number): number {
-  const value = Number(text);
-  if (!/^\d+$/.test(text) || value < min || value > max) {
-    throw new InvalidOptionError(
-      name,
-      `must be a whole number from ${min} to ${max}, got ${JSON.stringify(text)}`,
-    );
-  }
-  return value;
-}
-
-/** A number of seconds (decimals allowed), returned in milliseconds. */
-function seconds(name: string, text: string, min: number): number {
-  const value = Number(text);
-  const max = MAX_MS / SECOND;
-  if (!/^\d+(\.\d+)?$/.test(text) || value < min || value > max) {
-    throw new InvalidOptionError(
-      name,
-      `must be a number of seconds from ${min} to ${Math.floor(max)}, got ${JSON.stringify(text)}`,
-    );
-  }
-  return Math.round(value * SECOND);
 }
 
 function schemaName(text: string): string {
