@@ -120,6 +120,43 @@ describe('sqlite store', () => {
     assert.deepEqual([task?.payload, task?.state, task?.result], [{ from: 1 }, 'succeeded', null]);
   });
 
+  it('migrates a database of schema version 2, keeping every row as it was, unknown states too', async () => {
+    const path = join(dir, 'v2.db');
+    const raw = new Database(path);
+    raw.exec(MIGRATIONS[0]! + MIGRATIONS[1]!);
+    raw.pragma('user_version = 2');
+    raw.exec(`INSERT INTO offload_tasks (id, name, payload, state, max_attempts, key, run_at, created_at, finished_at, result)
+              VALUES (3, 'old', '{"n":3}', 'succeeded', 3, 'k3', 10, 5, 20, '"done"'),
+                     (4, 'old', '{"n":4}', 'queued', 3, NULL, 30, 25, NULL, NULL)`);
+    raw.pragma('ignore_check_constraints = ON');
+    raw.exec(`INSERT INTO offload_tasks (id, name, payload, state, max_attempts, run_at, created_at)
+              VALUES (5, 'old', '{}', 'archived', 3, 0, 0)`);
+    const before = raw.prepare('SELECT * FROM offload_tasks ORDER BY id').all();
+    raw.close();
+
+    const store = await openStore(path);
+    assert.equal(store.readPragma('user_version'), SCHEMA_VERSION);
+    const check = new Database(path);
+    try {
+      assert.deepEqual(check.prepare('SELECT * FROM offload_tasks ORDER BY id').all(), before);
+      assert.throws(
+        () => check.exec(`UPDATE offload_tasks SET state = 'done' WHERE id = 4`),
+        /CHECK constraint failed/,
+      );
+    } finally {
+      check.close();
+    }
+    const finished = await store.list({ state: 'succeeded', limit: 10 });
+    assert.deepEqual(
+      finished.tasks.map((task) => [task.id, task.result]),
+      [['3', 'done']],
+    );
+    const [again] = await store.enqueue([newStoredTask({ key: 'k3' })]);
+    assert.equal(again!.created, false, 'the key index was built again');
+    const [next] = await store.enqueue([newStoredTask()]);
+    assert.equal(next!.task.id, '6', 'ids go on above the copied rows');
+  });
+
   it('refuses a database written by a newer schema version, naming the file', async () => {
     const path = join(dir, 'newer.db');
     const raw = new Database(path);

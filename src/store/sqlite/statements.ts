@@ -2,7 +2,9 @@ import type Database from 'better-sqlite3';
 import { MAX_ERRORS_KEPT } from '../store.js';
 import { TASK_COLUMNS, type TaskRow } from './rows.js';
 
-const FINISHED = `('succeeded', 'failed', 'canceled')`;
+/** The finished states, written as the WHERE of offload_tasks_done is (schema 3), so that the
+ * planner can prove that index holds every row a query asks for. */
+const FINISHED = `(state = 'succeeded' OR state = 'failed' OR state = 'canceled')`;
 
 /**
  * `errors` with `@error` (JSON text or null) appended, dropping the oldest beyond
@@ -192,10 +194,9 @@ export function prepareStatements(db: Database.Database): Statements {
       `SELECT ${TASK_COLUMNS} FROM offload_tasks NOT INDEXED
        WHERE id < @below AND ${OF_NAME} ORDER BY id DESC ${limit('@limit')}`,
     ),
-    // The literal IN lets the planner prove that the partial index holds every row it asks for.
     listFinished: list<ListParameters & { state: string }>(
       `SELECT ${TASK_COLUMNS} FROM offload_tasks INDEXED BY offload_tasks_done
-       WHERE state IN ${FINISHED} AND state = @state AND id < @below AND ${OF_NAME}
+       WHERE ${FINISHED} AND state = @state AND id < @below AND ${OF_NAME}
        ORDER BY id DESC ${limit('@limit')}`,
     ),
     listQueued: list<ListParameters>(
@@ -229,7 +230,7 @@ export function prepareStatements(db: Database.Database): Statements {
     prune: db.prepare<[number, number]>(
       `DELETE FROM offload_tasks WHERE id IN (
          SELECT id FROM offload_tasks INDEXED BY offload_tasks_done
-         WHERE state IN ${FINISHED} AND finished_at < ? ${limit('?')})`,
+         WHERE ${FINISHED} AND finished_at < ? ${limit('?')})`,
     ),
     raiseIdFloor: db.prepare<[{ top: number }]>(
       `UPDATE offload_id_floor SET id = @top
