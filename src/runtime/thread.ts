@@ -1,7 +1,7 @@
-import { Worker } from 'node:worker_threads';
 import { PermanentError } from '../errors/permanent.js';
 import { RetryLaterError } from '../errors/retry-later.js';
 import type { ClaimedTask } from '../store/store.js';
+import { startThread } from '../threads.js';
 import type { Logger } from '../types.js';
 import type { Attempt } from './attempt.js';
 
@@ -35,12 +35,7 @@ export type ThreadMessage =
   | { kind: 'success'; value: unknown }
   | { kind: 'failure'; error: ThreadError };
 
-// Built, the entry is thread-worker.js; from the TypeScript sources (under tsx), a shim that
-// registers tsx in the thread first.
-const ENTRY = new URL(
-  import.meta.url.endsWith('.ts') ? './thread-worker-dev.mjs' : './thread-worker.js',
-  import.meta.url,
-);
+const ENTRY = new URL('./thread-worker.js', import.meta.url);
 
 /**
  * Runs one attempt in a worker thread of its own that loads `module` (the module exporting the
@@ -50,7 +45,7 @@ const ENTRY = new URL(
  */
 export function runInThread(module: string, attempt: Attempt, logger: Logger): Promise<unknown> {
   const { task } = attempt;
-  const worker = new Worker(ENTRY, {
+  const worker = startThread(ENTRY, {
     workerData: threadAttempt(module, task),
     // Task output goes through the logger, not the parent's stdio streams.
     stdout: false,

@@ -11,7 +11,7 @@ export interface OpenStoreOptions {
   schema?: string;
   /** PostgreSQL: connections kept open at most; default 10. */
   poolSize?: number;
-  /** PostgreSQL: where connection trouble is reported. */
+  /** Where trouble that does not fail a call is reported (PostgreSQL: connection trouble). */
   logger?: Logger;
 }
 
@@ -28,7 +28,7 @@ export function openStore(url: string, options: OpenStoreOptions = {}): Store {
         'DATABASE_URL',
         'sqlite: needs a file path, e.g. sqlite:./data/offload.db',
       );
-    return new SqliteStore({ path });
+    return new SqliteStore({ path, logger: options.logger });
   }
   if (/^postgres(ql)?:\/\//.test(url)) {
     let parsed: URL;

@@ -10,13 +10,13 @@ import { OffloadError } from '../../errors/offload-error.js';
  * `fs.watch`), or before every write where watching is not available.
  */
 export class FileIdentity {
-  private readonly ino: number;
-  private readonly dev: number;
+  readonly ino: number;
+  readonly dev: number;
   private readonly watcher: FSWatcher | null;
   /** Something happened to the file since the last check. */
   private suspect = false;
 
-  constructor(private readonly path: string) {
+  constructor(readonly path: string) {
     ({ ino: this.ino, dev: this.dev } = statSync(path));
     this.watcher = this.watchFile();
   }

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { OffloadError } from '../../errors/offload-error.js';
-import type { ListFilter, Task, TaskPage } from '../../types.js';
+import type { ListFilter, Logger, Task, TaskPage } from '../../types.js';
 import {
   transactionsUnsupported,
   type Change,
@@ -17,6 +17,7 @@ import {
   type Store,
   type StoreStats,
 } from '../store.js';
+import { Checkpointer } from './checkpointer.js';
 import { FileIdentity } from './file-identity.js';
 import { checkOwner, WorkerLocks } from './liveness.js';
 import { migrate } from './migrations.js';
@@ -36,6 +37,8 @@ export interface SqliteStoreOptions {
   path: string;
   /** How long (ms) a write waits for another process's transaction before failing; default 5000. */
   busyTimeout?: number;
+  /** Where trouble that does not fail a call is reported (the checkpoint thread stopping). */
+  logger?: Logger;
 }
 
 const DEFAULT_BUSY_TIMEOUT = 5000;
@@ -53,6 +56,7 @@ interface Connection {
   /** Throws when the file at `path` is no longer the one this connection has open. */
   checkFile(): void;
   file: FileIdentity | null;
+  checkpointer: Checkpointer | null;
 }
 
 /**
@@ -68,6 +72,7 @@ export class SqliteStore implements Store {
   /** The database file, as given. */
   readonly path: string;
   private readonly busyTimeout: number;
+  private readonly logger: Logger | undefined;
   private connection: Connection | null = null;
   /** Workers of a `:memory:` database, which no other process can see. */
   private readonly memoryOwners = new Set<string>();
@@ -86,6 +91,7 @@ export class SqliteStore implements Store {
     }
     this.path = options.path;
     this.busyTimeout = busyTimeout;
+    this.logger = options.logger;
   }
 
   async open(): Promise<void> {
@@ -105,13 +111,21 @@ export class SqliteStore implements Store {
       const statements = prepareStatements(db);
       const file = inMemory ? null : new FileIdentity(resolve(this.path));
       const checkFile = file ? () => file.check() : () => undefined;
+      const checkpointer = file ? new Checkpointer(db, file, this.logger) : null;
+      const beforeWrite = checkpointer
+        ? () => {
+            checkFile();
+            checkpointer.wrote();
+          }
+        : checkFile;
       this.connection = {
         db,
         statements,
         claims: new Map(),
-        transactions: createTransactions(db, statements, checkFile),
+        transactions: createTransactions(db, statements, beforeWrite),
         checkFile,
         file,
+        checkpointer,
         locks: inMemory ? null : new WorkerLocks(`${this.path}.workers`),
       };
     } catch (error) {
@@ -131,6 +145,7 @@ export class SqliteStore implements Store {
       errors.push(error);
     }
     try {
+      await connection.checkpointer?.close();
       connection.file?.close();
       connection.db.close();
     } catch (error) {

@@ -1,0 +1,91 @@
+import type { Worker } from 'node:worker_threads';
+import type Database from 'better-sqlite3';
+import { startThread } from '../../threads.js';
+import type { Logger } from '../../types.js';
+import type { CheckpointThreadData, CheckpointThreadFailure } from './checkpoint-thread.js';
+
+/** SQLite's own: a checkpoint by the committing connection once the log holds this many pages. */
+const INLINE_CHECKPOINT_PAGES = 1000;
+/** With the thread running: the checkpoint on the store's connection that lets the log restart. */
+const RESTART_CHECKPOINT_PAGES = 4000;
+/** Write transactions before the thread starts: a store that hardly writes never needs it. */
+const START_AFTER_WRITES = 500;
+const INTERVAL_MS = 20;
+const STOP_TIMEOUT_MS = 2000;
+
+const ENTRY = new URL('./checkpoint-thread.js', import.meta.url);
+
+/**
+ * Keeps SQLite's checkpoints off the event loop. In WAL mode every commit appends pages to the
+ * log, and by default the connection whose commit takes the log past 1000 pages copies them all
+ * into the database file: measured here, 4–6 ms with the event loop blocked, several times a
+ * second under load, the largest part of the service's tail latency.
+ *
+ * Once the store has written a while, a thread of its own copies the log into the database file
+ * every 20 ms (a PASSIVE checkpoint never blocks the store's writes). A checkpoint only lets the
+ * log start over if no commit came in meanwhile, which under steady load is rare, so the store's
+ * connection still checkpoints, but every 4000 pages and with next to nothing left to copy or
+ * sync. Should the thread fail, the store checkpoints by itself as before, and a warning says so.
+ */
+export class Checkpointer {
+  private writes = 0;
+  private thread: Worker | null = null;
+  private exited: Promise<void> | null = null;
+
+  constructor(
+    private readonly db: Database.Database,
+    private readonly file: { path: string; ino: number; dev: number },
+    private readonly logger: Logger | undefined,
+    /** The thread's module: for tests. */
+    private readonly entry = ENTRY,
+  ) {}
+
+  /** Counts a write transaction; starts the thread at the 500th. */
+  wrote(): void {
+    this.writes += 1;
+    if (this.writes === START_AFTER_WRITES) this.start();
+  }
+
+  /** Stops the thread (it finishes the pass it is in). */
+  async close(): Promise<void> {
+    const thread = this.thread;
+    if (!thread) return;
+    this.thread = null;
+    thread.postMessage('stop');
+    const timer = setTimeout(() => void thread.terminate(), STOP_TIMEOUT_MS);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  private start(): void {
+    const { path, ino, dev } = this.file;
+    const data: CheckpointThreadData = { path, ino, dev, intervalMs: INTERVAL_MS };
+    let thread: Worker;
+    try {
+      thread = startThread(this.entry, { workerData: data, stdout: false, stderr: false });
+    } catch (error) {
+      this.fallBack((error as Error).message);
+      return;
+    }
+    thread.unref();
+    this.thread = thread;
+    this.exited = new Promise((resolve) => thread.once('exit', () => resolve()));
+    thread.on('message', (failure: CheckpointThreadFailure) => this.fallBack(failure.message));
+    thread.on('error', (error) => this.fallBack(error.message));
+    thread.once('exit', () => {
+      if (this.thread === thread) this.fallBack('the thread exited');
+    });
+    this.db.pragma(`wal_autocheckpoint = ${RESTART_CHECKPOINT_PAGES}`);
+  }
+
+  private fallBack(reason: string): void {
+    if (this.thread) void this.thread.terminate();
+    this.thread = null;
+    if (!this.db.open) return;
+    this.db.pragma(`wal_autocheckpoint = ${INLINE_CHECKPOINT_PAGES}`);
+    this.logger?.warn(
+      { path: this.file.path, reason },
+      'the SQLite checkpoint thread stopped; checkpoints now run on the event loop, which lengthens some answers by a few ms. Restart the process to start the thread again',
+    );
+  }
+}
