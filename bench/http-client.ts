@@ -1,7 +1,8 @@
 /**
  * The load generator of bench/http.ts, run in a process of its own (the parent pins it to the
  * core the server does not use). Sends `POST /api/notifications/notify` with no body (the seed's
- * request) and prints one JSON `ClientResult` line to stdout.
+ * request) and prints one JSON `ClientResult` line to stdout. With `warmUp`, it first sends the same
+ * load for that long on the same sockets and prints `measuring` when the measured window begins.
  *
  *   node --import tsx bench/http-client.ts '{"url":"http://127.0.0.1:PORT","mode":"autocannon","connections":50,"duration":10}'
  *
@@ -29,6 +30,11 @@ export interface ClientOptions {
   duration: number;
   /** Requests per second over all connections; required for `paced`. */
   rate?: number;
+  /**
+   * Seconds of the same load first, not measured: the client's own code gets compiled and its
+   * sockets opened before the window, or the first requests' latency would be the client's.
+   */
+  warmUp?: number;
 }
 
 export interface ClientResult {
@@ -75,6 +81,10 @@ export function percentiles(values: number[]): Percentiles {
 const epoch = Date.now() - performance.now();
 
 async function runAutocannon(options: ClientOptions): Promise<Omit<ClientResult, 'cpu'>> {
+  if (options.warmUp) {
+    await runAutocannon({ ...options, duration: options.warmUp, warmUp: 0 });
+    measuring();
+  }
   const latencies: number[] = [];
   const samples: [number, number][] | null = options.rate ? [] : null;
   const result = await new Promise<autocannon.Result>((resolve, reject) => {
@@ -113,12 +123,28 @@ async function runAutocannon(options: ClientOptions): Promise<Omit<ClientResult,
 async function runPaced(options: ClientOptions): Promise<Omit<ClientResult, 'cpu'>> {
   const rate = options.rate;
   if (!rate) throw new Error('paced mode needs a rate');
-  const target = new URL(options.url);
   const agent = new Agent({ keepAlive: true, maxSockets: options.connections });
+  if (options.warmUp) {
+    await pacedPhase(options, rate, options.warmUp, agent);
+    measuring();
+  }
+  const result = await pacedPhase(options, rate, options.duration, agent);
+  agent.destroy();
+  return result;
+}
+
+/** Sends `rate` requests a second, evenly spaced, for `duration` seconds, on `agent`'s sockets. */
+async function pacedPhase(
+  options: ClientOptions,
+  rate: number,
+  duration: number,
+  agent: Agent,
+): Promise<Omit<ClientResult, 'cpu'>> {
+  const target = new URL(options.url);
   const latencies: number[] = [];
   const wire: number[] = [];
   const samples: [number, number][] = [];
-  const total = Math.round(rate * options.duration);
+  const total = Math.round(rate * duration);
   const interval = 1000 / rate;
   let non2xx = 0;
   let errors = 0;
@@ -191,7 +217,6 @@ async function runPaced(options: ClientOptions): Promise<Omit<ClientResult, 'cpu
   await finished;
   clearTimeout(grace);
   const seconds = (performance.now() - started) / 1000;
-  agent.destroy();
   return {
     ok: latencies.length,
     non2xx,
@@ -205,9 +230,19 @@ async function runPaced(options: ClientOptions): Promise<Omit<ClientResult, 'cpu
   };
 }
 
+/** The line that tells the parent (runClient in http.ts) the warm-up is over. */
+const MEASURING = 'measuring';
+
+let cpuBefore = process.cpuUsage();
+let wallBefore = performance.now();
+
+function measuring(): void {
+  process.stdout.write(`${MEASURING}\n`);
+  cpuBefore = process.cpuUsage();
+  wallBefore = performance.now();
+}
+
 const options = JSON.parse(process.argv[2] ?? '{}') as ClientOptions;
-const cpuBefore = process.cpuUsage();
-const wallBefore = performance.now();
 const result = options.mode === 'paced' ? await runPaced(options) : await runAutocannon(options);
 const cpu = process.cpuUsage(cpuBefore);
 const output: ClientResult = {

@@ -2,7 +2,8 @@
  * One HTTP server of bench/http.ts, run in a process of its own (the parent pins it to a core).
  *
  *   node --import tsx bench/http-server.ts --kind=bare       bare Fastify, no work (the ceiling)
- *   node --import tsx bench/http-server.ts --kind=service    Offload's service, configured from the
+ *   node --import tsx bench/http-server.ts --kind=service    Offload's service as built in dist/
+ *                                                            (`npm run build`), configured from the
  *                                                            environment (DATABASE_URL, LOG_LEVEL, …)
  *
  * It must be started with an IPC channel. It listens on 127.0.0.1 on a free port and sends
@@ -13,9 +14,16 @@
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import Fastify from 'fastify';
-import { loadConfig } from '../src/server/config.js';
-import { createLogger } from '../src/server/logger.js';
-import { createService } from '../src/server/service.js';
+import type * as ConfigModule from '../src/server/config.js';
+import type * as LoggerModule from '../src/server/logger.js';
+import type * as ServiceModule from '../src/server/service.js';
+
+// The service as users run it: the build in dist/ (bench/http.ts builds it first), not the
+// TypeScript sources through tsx, whose transform adds work of its own to the code it runs.
+const dist = (module: string) => new URL(`../dist/server/${module}.js`, import.meta.url).href;
+const { loadConfig } = (await import(dist('config'))) as typeof ConfigModule;
+const { createLogger } = (await import(dist('logger'))) as typeof LoggerModule;
+const { createService } = (await import(dist('service'))) as typeof ServiceModule;
 
 const ANSWER = { ok: true, message: 'Notification scheduled in background' } as const;
 const NOTIFY_PATH = '/api/notifications/notify';

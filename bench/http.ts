@@ -146,7 +146,7 @@ async function startServer(config: ServerConfig): Promise<RunningServer> {
   const schema = config.postgres ? uniqueSchema('http') : undefined;
   const db = config.sqlite ? tempDatabase('http') : undefined;
   // The backlog is filled before the server starts, due about 1 s into the measured window.
-  const dueAt = Date.now() + 1_000 + WARM_UP * 1_000 + 3_500;
+  const dueAt = Date.now() + 1_000 + WARM_UP * 1_000 + 2_200;
   if (db && config.backlog) await fillBacklog(db.path, config.backlog, dueAt);
   const env: Record<string, string> = {
     LOG_LEVEL: 'warn',
@@ -220,16 +220,27 @@ async function startServer(config: ServerConfig): Promise<RunningServer> {
   };
 }
 
-function runClient(options: ClientOptions): Promise<ClientResult> {
+/**
+ * Runs the load generator; `onMeasuring` is called when its warm-up ends and the measured window
+ * begins (see `warmUp` in http-client.ts).
+ */
+function runClient(options: ClientOptions, onMeasuring = () => {}): Promise<ClientResult> {
   const child = launch(
     CLIENT_CPU,
     ['--import', 'tsx', join(here, 'http-client.ts'), JSON.stringify(options)],
     false,
   );
   let out = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    out += chunk;
+    if (out.startsWith('measuring\n')) {
+      out = out.slice('measuring\n'.length);
+      onMeasuring();
+    }
+  });
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), (options.duration + 40) * 1000);
+    const seconds = options.duration + (options.warmUp ?? 0);
+    const timer = setTimeout(() => child.kill('SIGKILL'), (seconds + 40) * 1000);
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
       try {
@@ -261,18 +272,29 @@ interface Measurement {
   rss: number;
 }
 
-/** One fresh server: warm-up, then a measured client run; the server is stopped at the end. */
+/**
+ * One fresh server and one client run on it: warm-up, then the measured window. The server is
+ * stopped at the end.
+ */
 async function measure(
   config: ServerConfig,
   client: Omit<ClientOptions, 'url' | 'duration'>,
 ): Promise<Measurement> {
   const server = await startServer(config);
   try {
-    await runClient({ ...client, url: server.url, duration: WARM_UP });
-    const before = await server.stats();
-    const startedAt = Date.now();
-    const wall = performance.now();
-    const result = await runClient({ ...client, url: server.url, duration: DURATION });
+    let before: Promise<ServerStats> | undefined;
+    let startedAt = NaN;
+    let wall = NaN;
+    const result = await runClient(
+      { ...client, url: server.url, duration: DURATION, warmUp: WARM_UP },
+      () => {
+        before = server.stats();
+        startedAt = Date.now();
+        wall = performance.now();
+      },
+    );
+    if (!before) throw new Error(`${config.label}: the client never began its measured window`);
+    const start = await before;
     const after = await server.stats();
     const elapsed = performance.now() - wall;
     const log = (s: ServerStats) => s.succeeded['notifications.log'] ?? 0;
@@ -286,14 +308,14 @@ async function measure(
       : [];
     const succeeded: Record<string, number> = {};
     for (const [name, count] of Object.entries(after.succeeded)) {
-      succeeded[name] = count - (before.succeeded[name] ?? 0);
+      succeeded[name] = count - (start.succeeded[name] ?? 0);
     }
     return {
       client: result,
-      serverCpu: (after.cpuMicros - before.cpuMicros) / 1000 / elapsed,
+      serverCpu: (after.cpuMicros - start.cpuMicros) / 1000 / elapsed,
       loopDelay: after.loopDelay,
       succeeded,
-      backlogAtStart: config.backlog ? config.backlog - log(before) : null,
+      backlogAtStart: config.backlog ? config.backlog - log(start) : null,
       backlogAtEnd: config.backlog ? config.backlog - log(after) : null,
       backlogDueAfter: config.backlog ? (server.dueAt - startedAt) / 1000 : null,
       backlogDrainedAfter:
@@ -349,7 +371,7 @@ const failures = (ms: Measurement[]) => {
 const sections: string[] = [];
 const checks: Check[] = [];
 const started = Date.now();
-const loadNote = `${CONNECTIONS} connections, ${WARM_UP} s warm-up then ${DURATION} s measured per run, ${RUNS} run${RUNS > 1 ? 's' : ''} each on a fresh server process; \`POST /api/notifications/notify\` with no body`;
+const loadNote = `${CONNECTIONS} connections, ${WARM_UP} s warm-up then ${DURATION} s measured per run by one client process on the same connections, ${RUNS} run${RUNS > 1 ? 's' : ''} each on a fresh server process; \`POST /api/notifications/notify\` with no body`;
 const placement = pinned
   ? `server pinned to core ${SERVER_CPU}, client to core ${CLIENT_CPU} (\`taskset\`); ${cores} cores in all, so the server has one core and the client the other`
   : `not pinned (${cores} core${cores > 1 ? 's' : ''}, taskset ${cores >= 2 ? 'missing' : 'pointless'}): client and server may share a core`;
@@ -360,6 +382,9 @@ process.stderr.write(`bench/http: ${placement}\n`);
 
 // Peers that may be missing: each is skipped with its reason, the rest still runs.
 const skipped: string[] = [];
+// The service is measured as built (see http-server.ts): build it from the sources as they are.
+const build = spawnSync('npm', ['run', 'build'], { stdio: ['ignore', 'ignore', 'inherit'] });
+if (build.status !== 0) throw new Error('npm run build failed: the service cannot be measured');
 const seed = prepareSeed();
 if ('skipped' in seed) skipped.push(`- the seed (FastAPI + uvicorn): skipped — ${seed.skipped}`);
 const postgres = await postgresVersion();
