@@ -35,6 +35,8 @@ export interface ClientOptions {
    * sockets opened before the window, or the first requests' latency would be the client's.
    */
   warmUp?: number;
+  /** Date.now() when the measured window is to begin: the client waits, then warms up until then. */
+  startAt?: number;
 }
 
 export interface ClientResult {
@@ -243,6 +245,10 @@ function measuring(): void {
 }
 
 const options = JSON.parse(process.argv[2] ?? '{}') as ClientOptions;
+if (options.startAt) {
+  const wait = options.startAt - (options.warmUp ?? 0) * 1000 - Date.now();
+  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+}
 const result = options.mode === 'paced' ? await runPaced(options) : await runAutocannon(options);
 const cpu = process.cpuUsage(cpuBefore);
 const output: ClientResult = {

@@ -115,6 +115,8 @@ interface ServerConfig {
 
 interface RunningServer {
   url: string;
+  /** Date.now() when the client's measured window is to begin; NaN: as soon as it can. */
+  windowStart: number;
   /** Date.now() when the backlog becomes due. */
   dueAt: number;
   stats(): Promise<ServerStats>;
@@ -129,6 +131,7 @@ async function startSeedServer(): Promise<RunningServer> {
   const pid = server.child.pid!;
   return {
     url: server.url,
+    windowStart: NaN,
     dueAt: NaN,
     stats: async () => ({
       type: 'stats',
@@ -145,8 +148,10 @@ async function startServer(config: ServerConfig): Promise<RunningServer> {
   if (config.kind === 'seed') return startSeedServer();
   const schema = config.postgres ? uniqueSchema('http') : undefined;
   const db = config.sqlite ? tempDatabase('http') : undefined;
-  // The backlog is filled before the server starts, due about 1 s into the measured window.
-  const dueAt = Date.now() + 1_000 + WARM_UP * 1_000 + 2_200;
+  // The measured window begins at a planned moment, with time to spare for filling the backlog and
+  // starting the server (the client waits for it); the backlog is due 1 s into the window.
+  const windowStart = Date.now() + (config.backlog ? 3_000 : 0) + 3_000 + WARM_UP * 1_000;
+  const dueAt = windowStart + 1_000;
   if (db && config.backlog) await fillBacklog(db.path, config.backlog, dueAt);
   const env: Record<string, string> = {
     LOG_LEVEL: 'warn',
@@ -198,6 +203,7 @@ async function startServer(config: ServerConfig): Promise<RunningServer> {
 
   return {
     url,
+    windowStart,
     dueAt,
     stats: () =>
       new Promise<ServerStats>((resolve, reject) => {
@@ -286,7 +292,13 @@ async function measure(
     let startedAt = NaN;
     let wall = NaN;
     const result = await runClient(
-      { ...client, url: server.url, duration: DURATION, warmUp: WARM_UP },
+      {
+        ...client,
+        url: server.url,
+        duration: DURATION,
+        warmUp: WARM_UP,
+        startAt: server.windowStart,
+      },
       () => {
         before = server.stats();
         startedAt = Date.now();
