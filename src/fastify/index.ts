@@ -41,6 +41,9 @@ declare module 'fastify' {
   }
 }
 
+const kBackground = Symbol('offload.background');
+type WithBackground = FastifyRequest & { [kBackground]: Background | null };
+
 const plugin: FastifyPluginCallback<OffloadPluginOptions> = (fastify, options, done) => {
   const { runtime, start = true, stop = true } = options;
   if (!runtime || typeof runtime.enqueue !== 'function') {
@@ -49,8 +52,8 @@ const plugin: FastifyPluginCallback<OffloadPluginOptions> = (fastify, options, d
     );
     return;
   }
-  // Made on first use and kept beside the request, off the request object's shape.
-  const backgrounds = new WeakMap<FastifyRequest, Background>();
+  // Made on first use. The field is declared on every request (null), so requests keep one shape.
+  fastify.decorateRequest(kBackground, null);
   // Given to requests answered without one, so that a late add() throws instead of being lost.
   const closed = new Background(runtime);
   void closed.close();
@@ -60,20 +63,18 @@ const plugin: FastifyPluginCallback<OffloadPluginOptions> = (fastify, options, d
   });
   fastify.decorateRequest('background', {
     getter(this: FastifyRequest) {
-      let background = backgrounds.get(this);
-      if (!background) backgrounds.set(this, (background = new Background(runtime)));
-      return background;
+      return ((this as WithBackground)[kBackground] ??= new Background(runtime));
     },
   });
 
   fastify.addHook('onError', (request, _reply, _error, hookDone) => {
-    backgrounds.get(request)?.discard();
+    (request as WithBackground)[kBackground]?.discard();
     hookDone();
   });
 
   fastify.addHook('onSend', (request, _reply, payload, hookDone) => {
-    const background = backgrounds.get(request);
-    if (!background) backgrounds.set(request, closed);
+    const background = (request as WithBackground)[kBackground];
+    if (!background) (request as WithBackground)[kBackground] = closed;
     const committing = background?.close();
     if (!committing) return hookDone(null, payload);
     committing.then(
