@@ -118,4 +118,6 @@ export interface Logger {
   warn(obj: object, msg?: string): void;
   error(obj: object, msg?: string): void;
   child(bindings: Record<string, unknown>): Logger;
+  /** Whether lines at `level` are written (pino has it); lets Offload skip work for the others. */
+  isLevelEnabled?(level: string): boolean;
 }

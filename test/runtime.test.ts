@@ -32,6 +32,41 @@ afterEach(async () => {
 });
 
 describe('runtime', () => {
+  it("gives a task a logger that adds its id, name and attempt, and writes nothing below the logger's level", async () => {
+    const captured = captureLogger();
+    let children = 0;
+    const logger = {
+      ...captured,
+      child(bindings: Record<string, unknown>) {
+        children += 1;
+        return captured.child(bindings);
+      },
+      isLevelEnabled: (level: string) => level !== 'debug' && level !== 'info',
+    };
+    const chatty = defineTask({
+      name: 'chatty',
+      run: (_payload, ctx) => {
+        ctx.logger.info({ step: 1 }, 'below the level');
+        ctx.logger.warn({ step: 2 }, 'written');
+        ctx.logger.error({ step: 3 }, 'written too');
+      },
+    });
+    const { runtime } = runtimeWith({ tasks: [chatty], logger });
+    await runtime.start();
+    const succeeded = nextEvent(runtime, 'task:success');
+    const task = await runtime.enqueue(chatty, {});
+    await succeeded;
+    const lines = captured.entries.filter((e) => e.fields.step !== undefined);
+    assert.deepEqual(
+      lines.map((e) => [e.level, e.msg, e.fields.taskId, e.fields.task, e.fields.attempt]),
+      [
+        ['warn', 'written', task.id, 'chatty', 1],
+        ['error', 'written too', task.id, 'chatty', 1],
+      ],
+    );
+    assert.equal(children, 1, 'one child for the task, made for its first line written');
+  });
+
   it('runs an enqueued task once and records success', async () => {
     const seen: unknown[] = [];
     const greet = defineTask<{ name: string }>({

@@ -33,13 +33,13 @@ export interface NotificationTaskOptions {
   onCall?: (call: DeliveryCall) => void;
 }
 
-/** The seed's demo: logs, does `delay` ms of (abortable) async work, logs again. */
+/** The seed's demo: logs, does `delay` ms of (abortable) async work (none at 0), logs again. */
 export function demoNotificationTask(delay = 2 * SECOND): TaskDefinition<Record<string, never>> {
   return defineTask<Record<string, never>>({
     name: DEMO_TASK,
     async run(_payload, ctx) {
       ctx.logger.info({}, 'Starting background notification task...');
-      await sleep(delay, undefined, { signal: ctx.signal });
+      if (delay > 0) await sleep(delay, undefined, { signal: ctx.signal });
       ctx.logger.info({}, 'Background notification sent successfully!');
     },
   });

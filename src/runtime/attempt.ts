@@ -62,8 +62,56 @@ export class Context implements TaskContext {
 
   /** Made on first use: most tasks never log. */
   get logger(): Logger {
-    const { task } = this.current;
-    return (this.scopedLogger ??= this.parentLogger.child({
+    return (this.scopedLogger ??= new AttemptLogger(this.current.task, this.parentLogger));
+  }
+}
+
+type Level = 'debug' | 'info' | 'warn' | 'error';
+
+/**
+ * A task's logger: lines carry its id, name and attempt. The child logger that adds them is made
+ * on the first line actually written, so lines below the log level (the seed's demo logs at info,
+ * the service runs at warn in production) cost no child per attempt.
+ */
+class AttemptLogger implements Logger {
+  private scoped: Logger | undefined;
+
+  constructor(
+    private readonly task: ClaimedTask,
+    private readonly parent: Logger,
+  ) {}
+
+  debug(obj: object, msg?: string): void {
+    this.write('debug', obj, msg);
+  }
+
+  info(obj: object, msg?: string): void {
+    this.write('info', obj, msg);
+  }
+
+  warn(obj: object, msg?: string): void {
+    this.write('warn', obj, msg);
+  }
+
+  error(obj: object, msg?: string): void {
+    this.write('error', obj, msg);
+  }
+
+  child(bindings: Record<string, unknown>): Logger {
+    return this.target().child(bindings);
+  }
+
+  isLevelEnabled(level: string): boolean {
+    return this.parent.isLevelEnabled?.(level) ?? true;
+  }
+
+  private write(level: Level, obj: object, msg: string | undefined): void {
+    if (this.isLevelEnabled(level)) this.target()[level](obj, msg);
+  }
+
+  private target(): Logger {
+    const { task } = this;
+    return (this.scoped ??= this.parent.child({
       taskId: task.id,
       task: task.name,
       attempt: task.attempts,
