@@ -1,8 +1,9 @@
 /**
  * The load generator of bench/http.ts, run in a process of its own (the parent pins it to the
  * core the server does not use). Sends `POST /api/notifications/notify` with no body (the seed's
- * request) and prints one JSON `ClientResult` line to stdout. With `warmUp`, it first sends the same
- * load for that long on the same sockets and prints `measuring` when the measured window begins.
+ * request) and prints one JSON `ClientResult` line to stdout. With `warmUp`, it first sends the
+ * same load for that long on the same sockets and prints `measuring` when the measured window
+ * begins.
  *
  *   node --import tsx bench/http-client.ts '{"url":"http://127.0.0.1:PORT","mode":"autocannon","connections":50,"duration":10}'
  *
@@ -35,7 +36,7 @@ export interface ClientOptions {
    * sockets opened before the window, or the first requests' latency would be the client's.
    */
   warmUp?: number;
-  /** Date.now() when the measured window is to begin: the client waits, then warms up until then. */
+  /** Date.now() when the measured window is to begin: the client waits, then warms up till then. */
   startAt?: number;
 }
 

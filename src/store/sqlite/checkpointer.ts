@@ -31,7 +31,7 @@ const ENTRY = new URL('./checkpoint-thread.js', import.meta.url);
  * every 100 ms (a PASSIVE checkpoint never blocks the store's writes). A checkpoint only lets the
  * log start over if no commit came in meanwhile, which under steady load is rare, so the store's
  * connection still checkpoints, but every 4000 pages and with at most 100 ms of pages left to
- * copy, most of them already on the disk. Should the thread fail, the store checkpoints by itself as before, and a warning says so.
+ * copy. Should the thread fail, the store checkpoints by itself as before, and a warning says so.
  */
 export class Checkpointer {
   private writes = 0;
