@@ -12,6 +12,7 @@ import {
   sendFrameworkError,
 } from './errors.js';
 import type { ServiceMetrics } from './metrics.js';
+import { requestLogger } from './request-logger.js';
 import { healthRoutes } from './routes/health.js';
 import { notificationRoutes } from './routes/notifications.js';
 import { taskRoutes } from './routes/tasks.js';
@@ -75,6 +76,7 @@ export async function buildApp({
     return503OnClosing: false,
     // Requests are logged once, when answered, by the onResponse hook below.
     logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: requestLogger,
     genReqId: (request) => {
       const given = request.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
