@@ -27,9 +27,7 @@
  * postgres://postgres@127.0.0.1:5432/test); a peer that cannot start is reported as skipped.
  */
 import { fork } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { createRuntime, defineTask, postgresStore, type TaskRequest } from '../src/index.js';
 import { sidequestRun } from './peers/sidequest.js';
 import { svgBarChart } from './svg.js';
@@ -37,16 +35,21 @@ import {
   benchLogger,
   counter,
   int,
+  BENCH_DATABASE_URL,
+  dropSchema,
   median,
   ms3,
   packageVersion,
   parseArgs,
   percentile,
+  postgresVersion,
   publish,
   rate,
   settle,
   table,
+  uniqueSchema,
   watchdog,
+  withPgClient,
   type Check,
 } from './lib.js';
 
@@ -54,8 +57,6 @@ const args = parseArgs();
 const child = args.values.get('child');
 const quick = args.quick;
 
-const DATABASE_URL =
-  process.env.OFFLOAD_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const N = quick ? 5_000 : 20_000;
 const CHUNK = 1_000;
 const CONCURRENCY = 100;
@@ -107,26 +108,6 @@ const LABELS: Record<System, string> = {
   'offload-latency': 'Offload, enqueue-to-start latency',
 };
 
-function uniqueSchema(label: string): string {
-  return `bench_${label}_${randomBytes(4).toString('hex')}`;
-}
-
-async function withClient<T>(work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: DATABASE_URL });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
-
-function dropSchema(schema: string): Promise<void> {
-  return withClient(async (client) => {
-    await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  });
-}
-
 /** Polls `count` until it reaches `expected`, or throws after `timeoutMs`. */
 async function untilCount(
   count: () => Promise<number>,
@@ -160,7 +141,7 @@ const noop = defineTask<{ i: number }>({ name: 'bench.noop', run: () => undefine
 
 async function offloadRun(): Promise<Rates> {
   const schema = uniqueSchema('offload');
-  const store = postgresStore({ connectionString: DATABASE_URL, schema });
+  const store = postgresStore({ connectionString: BENCH_DATABASE_URL, schema });
   const runtime = createRuntime({
     store,
     tasks: [noop],
@@ -192,7 +173,7 @@ async function graphileRun(batched: boolean): Promise<Rates> {
     if (level === 'error') process.stderr.write(`graphile-worker: ${message}\n`);
   });
   const worker = {
-    connectionString: DATABASE_URL,
+    connectionString: BENCH_DATABASE_URL,
     schema,
     concurrentJobs: CONCURRENCY,
     maxPoolSize: GRAPHILE_POOL,
@@ -248,7 +229,7 @@ async function pgbossRun(): Promise<Rates> {
   const { default: PgBoss } = await import('pg-boss');
   const schema = uniqueSchema('pgboss');
   const queue = 'bench_noop';
-  const boss = new PgBoss({ connectionString: DATABASE_URL, schema });
+  const boss = new PgBoss({ connectionString: BENCH_DATABASE_URL, schema });
   boss.on('error', (error: Error) => process.stderr.write(`pg-boss: ${error.message}\n`));
   try {
     await boss.start(); // creates the schema, outside the timing
@@ -270,7 +251,7 @@ async function pgbossRun(): Promise<Rates> {
     await handled.done;
     await untilCount(
       async () => {
-        const { rows } = await withClient((client) =>
+        const { rows } = await withPgClient((client) =>
           client.query<{ done: number }>(
             `SELECT count(*)::integer AS done FROM "${schema}".job WHERE name = $1 AND state = 'completed'`,
             [queue],
@@ -303,9 +284,9 @@ async function offloadLatency(): Promise<Latency> {
     name: 'bench.latency',
     run: () => onStart?.(performance.now()),
   });
-  const runnerStore = postgresStore({ connectionString: DATABASE_URL, schema });
+  const runnerStore = postgresStore({ connectionString: BENCH_DATABASE_URL, schema });
   const runner = createRuntime({ store: runnerStore, tasks: [probe], logger: benchLogger() });
-  const apiStore = postgresStore({ connectionString: DATABASE_URL, schema });
+  const apiStore = postgresStore({ connectionString: BENCH_DATABASE_URL, schema });
   const api = createRuntime({ store: apiStore, logger: benchLogger() });
   runner.on('task:success', () => onSuccess?.());
   const samples: number[] = [];
@@ -387,15 +368,6 @@ function forkRun(system: System): Promise<Outcome> {
   });
 }
 
-async function serverVersion(): Promise<string> {
-  return withClient(async (client) => {
-    const { rows } = await client.query<{ v: string }>(
-      "SELECT current_setting('server_version') AS v",
-    );
-    return rows[0]!.v;
-  });
-}
-
 function medians(runs: readonly Rates[]): Rates {
   return {
     enqueue: median(runs.map((r) => r.enqueue)),
@@ -411,14 +383,9 @@ async function main(): Promise<void> {
   const notes: string[] = [];
   const runs = new Map<System, Rates[]>();
   const skipped = new Map<System, string>();
-  let version: string;
-  try {
-    version = await serverVersion();
-  } catch (error) {
-    version = 'unreachable';
-    for (const system of SYSTEMS)
-      skipped.set(system, `PostgreSQL at ${DATABASE_URL}: ${(error as Error).message}`);
-  }
+  const server = await postgresVersion();
+  const version = 'version' in server ? server.version : 'unreachable';
+  if ('skipped' in server) for (const system of SYSTEMS) skipped.set(system, server.skipped);
   const drains: System[] = args.values.has('no-peer')
     ? ['offload']
     : ['offload', 'graphile', 'graphile-batched'];
