@@ -5,11 +5,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { sqliteStore } from '../src/store/sqlite/index.js';
-import { Checkpointer } from '../src/store/sqlite/checkpointer.js';
+import { Checkpointer, START_AFTER_WRITES } from '../src/store/sqlite/checkpointer.js';
 import { captureLogger, newStoredTask, waitUntil } from './helpers.js';
-
-/** Write transactions after which a store starts its checkpoint thread. */
-const START_AFTER_WRITES = 500;
 
 describe('sqlite checkpoints', () => {
   let dir: string;

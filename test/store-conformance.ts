@@ -8,9 +8,8 @@ import {
   type Store,
 } from '../src/store/store.js';
 import type { Json, Task, TaskError } from '../src/types.js';
+import { newStoredTask, T0 } from './helpers.js';
 
-/** A fixed moment every test counts from: the suite never reads the real clock. */
-const T0 = Date.UTC(2030, 0, 1);
 const LEASE = 30_000;
 const OWNER = 'worker-a';
 const OTHER_OWNER = 'worker-b';
@@ -18,17 +17,11 @@ const OTHER_OWNER = 'worker-b';
 /** Builds a new task; tests override what they check. */
 function newTask(overrides: Partial<NewTask> & { data?: Json } = {}): NewTask {
   const { data, ...rest } = overrides;
-  return {
+  return newStoredTask({
     name: 'email',
     payload: JSON.stringify('data' in overrides ? data : { to: 'a@example.com' }),
-    priority: 0,
-    maxAttempts: 3,
-    timeout: null,
-    key: null,
-    runAt: T0,
-    createdAt: T0,
     ...rest,
-  };
+  });
 }
 
 function taskError(attempt: number, at: number, message = `failure ${attempt}`): TaskError {

@@ -9,7 +9,7 @@ const INLINE_CHECKPOINT_PAGES = 1000;
 /** With the thread running: the checkpoint on the store's connection that lets the log restart. */
 const RESTART_CHECKPOINT_PAGES = 4000;
 /** Write transactions before the thread starts: a store that hardly writes never needs it. */
-const START_AFTER_WRITES = 500;
+export const START_AFTER_WRITES = 500;
 /**
  * Between the thread's passes. Each pass copies the latest version of every page written since
  * the last: passes every 20 ms copied the same hot pages so often that, on one core shared with
