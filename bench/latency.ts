@@ -12,6 +12,7 @@ import { bullmqLatency, redisVersion } from './peers/bullmq.js';
 import {
   benchLogger,
   freshStore,
+  LatencyProbe,
   ms3,
   parseArgs,
   percentile,
@@ -27,43 +28,20 @@ watchdog(args.quick ? 60_000 : 180_000, 'bench/latency');
 const SAMPLES = args.quick ? 500 : 2_000;
 const WARM_UP = 200;
 const TARGET_P50 = 1;
-const SAMPLE_TIMEOUT = 5_000;
 
-/** Resolved by the task's first line with performance.now(). */
-let onStart: ((at: number) => void) | undefined;
-const probe = defineTask<{ i: number }>({
-  name: 'bench.latency',
-  run: () => {
-    const at = performance.now();
-    onStart?.(at);
-  },
-});
+const probe = new LatencyProbe();
+const probeTask = defineTask<{ i: number }>({ name: 'bench.latency', run: probe.started });
 
 async function measure(kind: 'sqlite' | 'memory'): Promise<number[]> {
   const { store, cleanup } = freshStore(kind);
-  const runtime = createRuntime({ store, tasks: [probe], logger: benchLogger() });
-  let onSuccess: (() => void) | undefined;
-  runtime.on('task:success', () => onSuccess?.());
-  const samples: number[] = [];
+  const runtime = createRuntime({ store, tasks: [probeTask], logger: benchLogger() });
+  runtime.on('task:success', probe.done);
   try {
     await runtime.start();
-    for (let i = 0; i < WARM_UP + SAMPLES; i++) {
-      const started = new Promise<number>((resolve) => (onStart = resolve));
-      const succeeded = new Promise<void>((resolve) => (onSuccess = resolve));
-      const timeout = setTimeout(() => onStart?.(NaN), SAMPLE_TIMEOUT);
-      const before = performance.now();
-      const enqueued = runtime.enqueue(probe, { i });
-      const at = await started;
-      clearTimeout(timeout);
-      if (Number.isNaN(at))
-        throw new Error(`${kind}: sample ${i} did not start within ${SAMPLE_TIMEOUT} ms`);
-      await enqueued;
-      await succeeded;
-      if (i >= WARM_UP) samples.push(at - before);
-    }
-    return samples;
+    return await probe.measure(kind, { samples: SAMPLES, warmUp: WARM_UP }, (i) =>
+      runtime.enqueue(probeTask, { i }),
+    );
   } finally {
-    onStart = undefined;
     await runtime.stop();
     cleanup();
   }

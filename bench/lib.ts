@@ -256,6 +256,57 @@ export function freshStore(kind: 'sqlite' | 'memory'): { store: Store; cleanup()
   return { store: sqliteStore({ path: db.path }), cleanup: db.cleanup };
 }
 
+/** How long a probe job may take to start before the measurement fails. */
+const PROBE_TIMEOUT = 5_000;
+
+/**
+ * Enqueue-to-start latency, one job at a time. The job calls `started()` on its first line and
+ * its queue calls `done()` once it completed; `measure` enqueues the next job only then.
+ */
+export class LatencyProbe {
+  private onStart: ((at: number) => void) | undefined;
+  private onDone: (() => void) | undefined;
+
+  /** For the job's first line. */
+  readonly started = (): void => this.onStart?.(performance.now());
+  /** For the job's completion. */
+  readonly done = (): void => this.onDone?.();
+
+  /**
+   * Enqueues `warmUp + samples` jobs with `enqueue(i)` and returns the latencies of the last
+   * `samples`, from just before `enqueue` to the job's first line; waits `gapMs` between jobs.
+   */
+  async measure(
+    what: string,
+    { samples, warmUp, gapMs = 0 }: { samples: number; warmUp: number; gapMs?: number },
+    enqueue: (i: number) => Promise<unknown>,
+  ): Promise<number[]> {
+    const latencies: number[] = [];
+    try {
+      for (let i = 0; i < warmUp + samples; i++) {
+        const started = new Promise<number>((resolve) => (this.onStart = resolve));
+        const done = new Promise<void>((resolve) => (this.onDone = resolve));
+        const timeout = setTimeout(() => this.onStart?.(NaN), PROBE_TIMEOUT);
+        const before = performance.now();
+        const enqueued = enqueue(i);
+        const at = await started;
+        clearTimeout(timeout);
+        if (Number.isNaN(at)) {
+          throw new Error(`${what}: job ${i} did not start within ${PROBE_TIMEOUT} ms`);
+        }
+        await enqueued;
+        await done;
+        if (i >= warmUp) latencies.push(at - before);
+        if (gapMs > 0) await settle(gapMs);
+      }
+      return latencies;
+    } finally {
+      this.onStart = undefined;
+      this.onDone = undefined;
+    }
+  }
+}
+
 /** The PostgreSQL server of the benchmarks: local, on loopback. */
 export const BENCH_DATABASE_URL =
   process.env.OFFLOAD_BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';

@@ -36,6 +36,7 @@ import {
   counter,
   int,
   BENCH_DATABASE_URL,
+  LatencyProbe,
   dropSchema,
   median,
   ms3,
@@ -278,39 +279,24 @@ async function pgbossRun(): Promise<Rates> {
  */
 async function offloadLatency(): Promise<Latency> {
   const schema = uniqueSchema('offload_latency');
-  let onStart: ((at: number) => void) | undefined;
-  let onSuccess: (() => void) | undefined;
-  const probe = defineTask<{ i: number }>({
-    name: 'bench.latency',
-    run: () => onStart?.(performance.now()),
-  });
+  const probe = new LatencyProbe();
+  const probeTask = defineTask<{ i: number }>({ name: 'bench.latency', run: probe.started });
   const runnerStore = postgresStore({ connectionString: BENCH_DATABASE_URL, schema });
-  const runner = createRuntime({ store: runnerStore, tasks: [probe], logger: benchLogger() });
+  const runner = createRuntime({ store: runnerStore, tasks: [probeTask], logger: benchLogger() });
   const apiStore = postgresStore({ connectionString: BENCH_DATABASE_URL, schema });
   const api = createRuntime({ store: apiStore, logger: benchLogger() });
-  runner.on('task:success', () => onSuccess?.());
-  const samples: number[] = [];
+  runner.on('task:success', probe.done);
   try {
     await runnerStore.open();
     await apiStore.open();
     await runner.start();
-    for (let i = 0; i < LATENCY_WARM_UP + LATENCY_SAMPLES; i++) {
-      const started = new Promise<number>((resolve) => (onStart = resolve));
-      const succeeded = new Promise<void>((resolve) => (onSuccess = resolve));
-      const timeout = setTimeout(() => onStart?.(NaN), 5_000);
-      const before = performance.now();
-      const enqueued = api.enqueue('bench.latency', { i });
-      const at = await started;
-      clearTimeout(timeout);
-      if (Number.isNaN(at)) throw new Error(`sample ${i} did not start within 5 s`);
-      await enqueued;
-      await succeeded;
-      if (i >= LATENCY_WARM_UP) samples.push(at - before);
-      await settle(LATENCY_GAP_MS);
-    }
+    const samples = await probe.measure(
+      'Offload on PostgreSQL',
+      { samples: LATENCY_SAMPLES, warmUp: LATENCY_WARM_UP, gapMs: LATENCY_GAP_MS },
+      (i) => api.enqueue('bench.latency', { i }),
+    );
     return { samples };
   } finally {
-    onStart = undefined;
     await api.stop();
     await runner.stop();
     await dropSchema(schema);

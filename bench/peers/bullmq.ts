@@ -8,7 +8,7 @@
  * lazily, so a missing package skips the peer instead of the script.
  */
 import type { Redis } from 'ioredis';
-import { counter, rate } from '../lib.js';
+import { counter, LatencyProbe, rate } from '../lib.js';
 
 export const REDIS_URL = process.env.OFFLOAD_BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/7';
 const QUEUE = 'bench-noop';
@@ -116,32 +116,19 @@ export async function bullmqDrain(
 export async function bullmqLatency(samples: number, warmUp: number): Promise<number[]> {
   const { Queue, Worker } = await import('bullmq');
   return withRedis(async (connection) => {
-    let onStart: ((at: number) => void) | undefined;
-    let onDone: (() => void) | undefined;
+    const probe = new LatencyProbe();
     const queue = new Queue(QUEUE, { connection: await connection() });
-    const worker = new Worker(QUEUE, async () => onStart?.(performance.now()), {
+    const worker = new Worker(QUEUE, async () => probe.started(), {
       connection: await connection(),
       concurrency: 1,
     });
-    worker.on('completed', () => onDone?.());
-    const latencies: number[] = [];
+    worker.on('completed', probe.done);
     try {
       await worker.waitUntilReady();
-      for (let i = 0; i < warmUp + samples; i++) {
-        const started = new Promise<number>((resolve) => (onStart = resolve));
-        const completed = new Promise<void>((resolve) => (onDone = resolve));
-        const timeout = setTimeout(() => onStart?.(NaN), 5_000);
-        const before = performance.now();
-        await queue.add('probe', { i }, { removeOnComplete: true });
-        const at = await started;
-        clearTimeout(timeout);
-        if (Number.isNaN(at)) throw new Error(`BullMQ: job ${i} did not start within 5 s`);
-        await completed;
-        if (i >= warmUp) latencies.push(at - before);
-      }
-      return latencies;
+      return await probe.measure('BullMQ', { samples, warmUp }, (i) =>
+        queue.add('probe', { i }, { removeOnComplete: true }),
+      );
     } finally {
-      onStart = undefined;
       await worker.close(true);
       await queue.close();
     }
