@@ -15,6 +15,9 @@ import {
   type RuntimeOptions,
   type TaskContext,
 } from '../src/index.js';
+import { Attempt } from '../src/runtime/attempt.js';
+import { RunningAttempts } from '../src/runtime/running.js';
+import type { ClaimedTask } from '../src/store/store.js';
 import { barrier, captureLogger, fakeClock, nextEvent } from './helpers.js';
 
 const runtimes: Runtime[] = [];
@@ -622,5 +625,38 @@ describe('runtime', () => {
     counting = false;
     assert.ok(mostInOneTurn <= 50, `${mostInOneTurn} tasks started in one turn`);
     assert.ok(turns >= 3200 / 50, `only ${turns} turns for 3,200 tasks`);
+  });
+});
+
+describe('RunningAttempts', () => {
+  const attempt = (id: string) => new Attempt({ id } as ClaimedTask);
+
+  it('counts, finds and lists the attempts added, and reuses the slots of those deleted', () => {
+    const running = new RunningAttempts();
+    const [a, b, c] = [attempt('1'), attempt('2'), attempt('3')];
+    running.add(a);
+    running.add(b);
+    running.delete(a);
+    running.add(c);
+    assert.equal(running.size, 2);
+    assert.equal(c.slot, 0, 'the freed slot is taken again');
+    assert.equal(running.get('3'), c);
+    assert.equal(running.get('1'), undefined);
+    assert.deepEqual(
+      [...running].map((x) => x.task.id),
+      ['3', '2'],
+    );
+  });
+
+  it('ignores an attempt deleted twice, or one it does not hold', () => {
+    const running = new RunningAttempts();
+    const [a, b] = [attempt('1'), attempt('2')];
+    running.add(a);
+    running.delete(a);
+    running.add(b);
+    running.delete(a);
+    running.delete(attempt('3'));
+    assert.equal(running.size, 1);
+    assert.equal(running.get('2'), b);
   });
 });

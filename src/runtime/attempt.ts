@@ -9,6 +9,8 @@ import { retryDelay, type Backoff } from './retry-policy.js';
 /** One attempt of one task in this process. */
 export class Attempt {
   timer: NodeJS.Timeout | undefined;
+  /** Its place in `RunningAttempts`. */
+  slot = -1;
   /** Set once the attempt's outcome is decided; anything the handler does later is ignored. */
   done = false;
   /** performance.now() when it started. */

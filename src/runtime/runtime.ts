@@ -28,6 +28,7 @@ import {
   successSettlement,
 } from './attempt.js';
 import { Batcher } from './batcher.js';
+import { RunningAttempts } from './running.js';
 import { runInThread } from './thread.js';
 import type { TaskDefinition } from './define-task.js';
 import { newTask } from './new-task.js';
@@ -66,8 +67,8 @@ export class Runtime {
   private readonly backoffs = new Map<string, Required<Backoff>>();
   private readonly enqueues: Batcher<NewTask, EnqueueResult>;
   private readonly settlements: Batcher<Settlement, boolean>;
-  /** Attempts running here, by task id. */
-  private readonly running = new Map<string, Attempt>();
+  /** Attempts running here. */
+  private readonly running = new RunningAttempts();
   /** Outcomes the store did not take yet (it failed); retried, and their leases kept. */
   private readonly unsettled = new Map<string, Settlement>();
   private noneRunningWaiters: (() => void)[] = [];
@@ -108,8 +109,7 @@ export class Runtime {
     this.maintenance = new Maintenance(this.store, this.settings, this.events, {
       leases: () => {
         const leases: Lease[] = [];
-        for (const { task } of this.running.values())
-          leases.push({ id: task.id, lease: task.lease });
+        for (const { task } of this.running) leases.push({ id: task.id, lease: task.lease });
         for (const { id, lease } of this.unsettled.values()) leases.push({ id, lease });
         return leases;
       },
@@ -277,7 +277,7 @@ export class Runtime {
     clearTimeout(this.refillTimer);
     await this.claiming;
     if (this.running.size > 0) await this.noneRunning(this.settings.shutdownGrace);
-    for (const id of [...this.running.keys()]) this.abandon(id, 'shutdown');
+    for (const attempt of [...this.running]) this.abandonAttempt(attempt, 'shutdown');
     this.accepting = false;
     await step('writing pending tasks', () => this.enqueues.flushed());
     await step('writing task results', () => this.settleRemaining());
@@ -459,7 +459,7 @@ export class Runtime {
   private run(task: ClaimedTask): void {
     const definition = this.settings.tasks.get(task.name)!;
     const attempt = new Attempt(task);
-    this.running.set(task.id, attempt);
+    this.running.add(attempt);
     if (this.events.has('task:start')) this.events.emit('task:start', { task });
     if (task.payloadError !== null)
       return this.finish(attempt, new PermanentError(task.payloadError));
@@ -530,7 +530,7 @@ export class Runtime {
   private release(attempt: Attempt): void {
     attempt.done = true;
     clearTimeout(attempt.timer);
-    this.running.delete(attempt.task.id);
+    this.running.delete(attempt);
     if (this.running.size === 0) {
       const waiters = this.noneRunningWaiters;
       this.noneRunningWaiters = [];
@@ -542,7 +542,10 @@ export class Runtime {
   /** Stops an attempt here without an outcome of its own: canceled, lease lost, or handed back. */
   private abandon(id: string, reason: AbortReason): void {
     const attempt = this.running.get(id);
-    if (!attempt) return;
+    if (attempt) this.abandonAttempt(attempt, reason);
+  }
+
+  private abandonAttempt(attempt: Attempt, reason: AbortReason): void {
     this.release(attempt);
     attempt.abort(new TaskAbortedError(reason));
     if (reason !== 'shutdown') return;
