@@ -17,7 +17,8 @@ import {
 } from '../src/index.js';
 import { Attempt } from '../src/runtime/attempt.js';
 import { RunningAttempts } from '../src/runtime/running.js';
-import type { ClaimedTask } from '../src/store/store.js';
+import { Batcher } from '../src/runtime/batcher.js';
+import type { ClaimedTask, ClaimRequest, Settlement } from '../src/store/store.js';
 import { barrier, captureLogger, fakeClock, nextEvent } from './helpers.js';
 
 const runtimes: Runtime[] = [];
@@ -591,6 +592,35 @@ describe('runtime', () => {
     assert.deepEqual(errors, []);
   });
 
+  it('lets tasks that arrive and finish one by one share their claims and the writes of their outcomes', async () => {
+    const calls = { claim: 0, settle: 0 };
+    class CountingStore extends MemoryStore {
+      override claim(request: ClaimRequest) {
+        calls.claim += 1;
+        return super.claim(request);
+      }
+      override settle(settlements: readonly Settlement[]) {
+        calls.settle += 1;
+        return super.settle(settlements);
+      }
+    }
+    const quick = defineTask({ name: 'quick', run: () => {} });
+    const { runtime } = runtimeWith({ store: new CountingStore(), tasks: [quick] });
+    await runtime.start();
+    let succeeded = 0;
+    const all = barrier();
+    runtime.on('task:success', () => {
+      if (++succeeded === 20) all.open();
+    });
+    for (let i = 0; i < 20; i++) {
+      await runtime.enqueue(quick, {});
+      await new Promise(setImmediate);
+    }
+    await all.promise;
+    assert.ok(calls.claim < 20, `20 tasks, one a turn, took ${calls.claim} claims`);
+    assert.ok(calls.settle < 20, `20 outcomes, one a turn, took ${calls.settle} writes`);
+  });
+
   it('starts at most one claim of tasks per event-loop turn, so a backlog cannot hold the loop', async () => {
     const quick = defineTask({ name: 'quick', run: () => {} });
     const timed = defineTask({
@@ -659,4 +689,46 @@ describe('RunningAttempts', () => {
     assert.equal(running.size, 1);
     assert.equal(running.get('2'), b);
   });
+});
+
+describe('Batcher', () => {
+  it('with a delay, writes what was added in several turns at once', async () => {
+    const writes: number[][] = [];
+    const batcher = new Batcher(
+      async (items: number[]) => {
+        writes.push(items);
+        return items.map((i) => i * 2);
+      },
+      { delay: 50 },
+    );
+    const results: Promise<number>[] = [];
+    for (const i of [1, 2, 3]) {
+      results.push(new Promise((resolve, reject) => batcher.add(i, resolve, reject)));
+      await new Promise(setImmediate);
+    }
+    assert.deepEqual(await Promise.all(results), [2, 4, 6]);
+    assert.deepEqual(writes, [[1, 2, 3]]);
+  });
+
+  it(
+    'writes at once when asked to flush, without waiting out its delay',
+    { timeout: 10_000 },
+    async () => {
+      const writes: number[][] = [];
+      const batcher = new Batcher(
+        async (items: number[]) => {
+          writes.push(items);
+          return items;
+        },
+        { delay: 60_000 },
+      );
+      batcher.add(
+        7,
+        () => undefined,
+        (error) => assert.fail(String(error)),
+      );
+      await batcher.flushed();
+      assert.deepEqual(writes, [[7]]);
+    },
+  );
 });

@@ -6,17 +6,19 @@ interface Pending<I, O> {
 
 /**
  * Groups the calls made within one event-loop turn into one store call (one transaction for a
- * durable store): many HTTP requests answered in the same turn share one commit. Flushes run one
- * at a time; calls made while one runs go into the next.
+ * durable store): many HTTP requests answered in the same turn share one commit. With a `delay`,
+ * the calls of that many milliseconds share it instead. Flushes run one at a time; calls made
+ * while one runs go into the next.
  */
 export class Batcher<I, O> {
   private pending: Pending<I, O>[] = [];
+  private timer: NodeJS.Timeout | undefined;
   private scheduled = false;
   private running: Promise<void> | null = null;
 
   constructor(
     private readonly write: (items: I[]) => Promise<O[]>,
-    private readonly maxBatch = 2000,
+    private readonly options: { maxBatch?: number; delay?: number } = {},
   ) {}
 
   get size(): number {
@@ -31,7 +33,8 @@ export class Batcher<I, O> {
     this.pending.push({ item, resolve, reject });
     if (!this.scheduled) {
       this.scheduled = true;
-      setImmediate(() => void this.flush());
+      if (this.options.delay) this.timer = setTimeout(() => void this.flush(), this.options.delay);
+      else setImmediate(() => void this.flush());
     }
   }
 
@@ -43,6 +46,7 @@ export class Batcher<I, O> {
   }
 
   private flush(): Promise<void> {
+    clearTimeout(this.timer);
     this.scheduled = false;
     this.running ??= this.drain().finally(() => {
       this.running = null;
@@ -52,7 +56,7 @@ export class Batcher<I, O> {
 
   private async drain(): Promise<void> {
     while (this.pending.length > 0) {
-      const batch = this.pending.splice(0, this.maxBatch);
+      const batch = this.pending.splice(0, this.options.maxBatch ?? 2000);
       let results: O[];
       try {
         results = await this.write(batch.map((p) => p.item));
