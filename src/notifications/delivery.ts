@@ -143,9 +143,9 @@ export function deliveryTask(
 
 /**
  * The delivery as its sender gets it: a lone delivery is its own notification, named by its task
- * id. Copied field by field: a spread copy with the field added was, in V8, kept alive by every
- * minor GC while the send was awaited, and promoted with all it refers to (measured with
- * `--trace-gc-nvp` on a drain of log deliveries: 0.5 MB survived each minor GC, against 0.07 MB).
+ * id. Copied field by field: a spread copy with the field added outlived the minor GCs while the
+ * send was awaited, and was promoted with all it refers to (measured with `--trace-gc-nvp` on a
+ * drain of log deliveries: 0.5 MB survived each minor GC, against 0.07 MB without the spread).
  */
 function outgoing(stored: Delivery, taskId: string): OutgoingDelivery {
   return {
@@ -162,9 +162,10 @@ function outgoing(stored: Delivery, taskId: string): OutgoingDelivery {
 }
 
 /**
- * A class rather than an object literal with getters: each such literal gets a hidden class of its
- * own in V8's old generation, which keeps the attempt it refers to alive through minor GCs. The
- * signal is made when read, so a sender that never looks (log) costs no AbortController.
+ * A class rather than an object literal with getters: in V8 each such literal gets a hidden class
+ * of its own, allocated in the old generation, and that kept the attempt its getters refer to
+ * alive through minor GCs (2.3 MB survived each on the drain above). The signal is made when
+ * read, so a sender that never looks (log) costs no AbortController.
  */
 class AttemptSendContext implements SendContext {
   constructor(
