@@ -14,6 +14,7 @@ import {
   type Runtime,
   type RuntimeOptions,
   type TaskContext,
+  type TaskDefinition,
 } from '../src/index.js';
 import { Attempt } from '../src/runtime/attempt.js';
 import { RunningAttempts } from '../src/runtime/running.js';
@@ -592,7 +593,8 @@ describe('runtime', () => {
     assert.deepEqual(errors, []);
   });
 
-  it('lets tasks that arrive and finish one by one share their claims and the writes of their outcomes', async () => {
+  /** A runtime on a memory store that counts its claims and outcome writes, and `count` successes. */
+  function counting(tasks: TaskDefinition<never>[], count: number) {
     const calls = { claim: 0, settle: 0 };
     class CountingStore extends MemoryStore {
       override claim(request: ClaimRequest) {
@@ -604,21 +606,41 @@ describe('runtime', () => {
         return super.settle(settlements);
       }
     }
-    const quick = defineTask({ name: 'quick', run: () => {} });
-    const { runtime } = runtimeWith({ store: new CountingStore(), tasks: [quick] });
-    await runtime.start();
+    const { runtime } = runtimeWith({ store: new CountingStore(), tasks });
     let succeeded = 0;
     const all = barrier();
     runtime.on('task:success', () => {
-      if (++succeeded === 20) all.open();
+      if (++succeeded === count) all.open();
     });
+    return { runtime, calls, allSucceeded: all.promise };
+  }
+
+  it('lets tasks that arrive one by one share a claim', async () => {
+    const quick = defineTask({ name: 'quick', run: () => {} });
+    const { runtime, calls, allSucceeded } = counting([quick], 20);
+    await runtime.start();
     for (let i = 0; i < 20; i++) {
       await runtime.enqueue(quick, {});
       await new Promise(setImmediate);
     }
-    await all.promise;
+    await allSucceeded;
     assert.ok(calls.claim < 20, `20 tasks, one a turn, took ${calls.claim} claims`);
-    assert.ok(calls.settle < 20, `20 outcomes, one a turn, took ${calls.settle} writes`);
+  });
+
+  it('lets tasks that finish one by one share the writes of their outcomes', async () => {
+    const staggered = defineTask<{ turns: number }>({
+      name: 'staggered',
+      run: async ({ turns }) => {
+        for (let i = 0; i < turns; i++) await new Promise(setImmediate);
+      },
+    });
+    const { runtime, calls, allSucceeded } = counting([staggered], 30);
+    await runtime.enqueueMany(
+      Array.from({ length: 30 }, (_, turns) => ({ task: staggered, payload: { turns } })),
+    );
+    await runtime.start();
+    await allSucceeded;
+    assert.ok(calls.settle < 15, `30 outcomes, one a turn, took ${calls.settle} writes`);
   });
 
   it('starts at most one claim of tasks per event-loop turn, so a backlog cannot hold the loop', async () => {
@@ -692,43 +714,41 @@ describe('RunningAttempts', () => {
 });
 
 describe('Batcher', () => {
-  it('with a delay, writes what was added in several turns at once', async () => {
+  /** A batcher that records its writes and answers each item with itself. */
+  function recording(cooldown: number) {
     const writes: number[][] = [];
     const batcher = new Batcher(
       async (items: number[]) => {
         writes.push(items);
-        return items.map((i) => i * 2);
+        return items;
       },
-      { delay: 50 },
+      { cooldown },
     );
+    const add = (item: number) =>
+      new Promise<number>((resolve, reject) => batcher.add(item, resolve, reject));
+    return { batcher, writes, add };
+  }
+
+  it('with a cooldown, writes a call after a quiet moment at once and those that follow within it together', async () => {
+    const { writes, add } = recording(50);
     const results: Promise<number>[] = [];
-    for (const i of [1, 2, 3]) {
-      results.push(new Promise((resolve, reject) => batcher.add(i, resolve, reject)));
+    for (const item of [1, 2, 3]) {
+      results.push(add(item));
       await new Promise(setImmediate);
     }
-    assert.deepEqual(await Promise.all(results), [2, 4, 6]);
-    assert.deepEqual(writes, [[1, 2, 3]]);
+    assert.deepEqual(await Promise.all(results), [1, 2, 3]);
+    assert.deepEqual(writes, [[1], [2, 3]]);
   });
 
   it(
-    'writes at once when asked to flush, without waiting out its delay',
+    'writes at once when asked to flush, without waiting out its cooldown',
     { timeout: 10_000 },
     async () => {
-      const writes: number[][] = [];
-      const batcher = new Batcher(
-        async (items: number[]) => {
-          writes.push(items);
-          return items;
-        },
-        { delay: 60_000 },
-      );
-      batcher.add(
-        7,
-        () => undefined,
-        (error) => assert.fail(String(error)),
-      );
+      const { batcher, writes, add } = recording(60_000);
+      await add(1);
+      void add(2);
       await batcher.flushed();
-      assert.deepEqual(writes, [[7]]);
+      assert.deepEqual(writes, [[1], [2]]);
     },
   );
 });

@@ -56,13 +56,27 @@ describe('the service process', () => {
     const second = serve({ ...env, NOTIFY_DEMO_DELAY_MS: '20' });
     const secondUrl = await listeningUrl(second.logs);
     await second.logs.waitForCount((l) => l.msg === DEMO_DONE, 3, 10_000);
-    for (const id of ids) {
-      const task = (await (await fetch(`${secondUrl}/api/tasks/${id}`)).json()) as {
-        state: string;
-        attempts: number;
-      };
-      assert.deepEqual([task.state, task.attempts], ['succeeded', 1], `task ${id}`);
-    }
+    // The outcomes are stored a moment after the tasks log their last line.
+    const seen = async () =>
+      Promise.all(
+        ids.map(async (id) => {
+          const task = (await (await fetch(`${secondUrl}/api/tasks/${id}`)).json()) as {
+            state: string;
+            attempts: number;
+          };
+          return [task.state, task.attempts];
+        }),
+      );
+    let tasks: unknown[][] = [];
+    await waitUntil('the outcomes to be stored', async () => {
+      tasks = await seen();
+      return tasks.every(([state]) => state !== 'running');
+    }).catch(() => undefined);
+    assert.deepEqual(tasks, [
+      ['succeeded', 1],
+      ['succeeded', 1],
+      ['succeeded', 1],
+    ]);
     second.process.kill('SIGINT');
     assert.equal(await second.exited(), 0, second.stderr());
   });

@@ -6,19 +6,22 @@ interface Pending<I, O> {
 
 /**
  * Groups the calls made within one event-loop turn into one store call (one transaction for a
- * durable store): many HTTP requests answered in the same turn share one commit. With a `delay`,
- * the calls of that many milliseconds share it instead. Flushes run one at a time; calls made
- * while one runs go into the next.
+ * durable store): many HTTP requests answered in the same turn share one commit. With a
+ * `cooldown`, a write also follows the one before by at least that many milliseconds: a call after
+ * a quiet moment is written in the next turn, and the calls that come sooner share a write at the
+ * end of the cooldown. Flushes run one at a time; calls made while one runs go into the next.
  */
 export class Batcher<I, O> {
   private pending: Pending<I, O>[] = [];
   private timer: NodeJS.Timeout | undefined;
   private scheduled = false;
+  /** performance.now() when the latest write began. */
+  private lastWrite = -Infinity;
   private running: Promise<void> | null = null;
 
   constructor(
     private readonly write: (items: I[]) => Promise<O[]>,
-    private readonly options: { maxBatch?: number; delay?: number } = {},
+    private readonly options: { maxBatch?: number; cooldown?: number } = {},
   ) {}
 
   get size(): number {
@@ -33,7 +36,8 @@ export class Batcher<I, O> {
     this.pending.push({ item, resolve, reject });
     if (!this.scheduled) {
       this.scheduled = true;
-      if (this.options.delay) this.timer = setTimeout(() => void this.flush(), this.options.delay);
+      const wait = this.lastWrite + (this.options.cooldown ?? 0) - performance.now();
+      if (wait > 0) this.timer = setTimeout(() => void this.flush(), wait);
       else setImmediate(() => void this.flush());
     }
   }
@@ -58,6 +62,7 @@ export class Batcher<I, O> {
     while (this.pending.length > 0) {
       const batch = this.pending.splice(0, this.options.maxBatch ?? 2000);
       let results: O[];
+      this.lastWrite = performance.now();
       try {
         results = await this.write(batch.map((p) => p.item));
       } catch (error) {

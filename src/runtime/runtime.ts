@@ -59,11 +59,11 @@ const CLAIM_BATCH = 50;
  */
 const CLAIM_COOLDOWN = 5;
 /**
- * How long an outcome waits for others to share its write, in ms: at 2,000 tasks/s, one write per
- * ten tasks rather than one each. Its slot is free meanwhile; the outcome is visible (and its
- * event emitted) that much later.
+ * Shortest time between two writes of outcomes, in ms. After a quiet moment an outcome is written
+ * at once; those that follow within that time share the next write (at 2,000 tasks/s, about ten
+ * per write rather than one each), and show (and fire their events) up to that much later.
  */
-const SETTLE_DELAY = 5;
+const SETTLE_COOLDOWN = 5;
 
 /**
  * Runs tasks inside this process: claims due tasks from the store, runs them with a concurrency
@@ -119,7 +119,7 @@ export class Runtime {
     attachLogging(this.events, this.settings.logger);
     this.enqueues = new Batcher((tasks) => this.write(tasks));
     this.settlements = new Batcher((outcomes) => this.store.settle(outcomes), {
-      delay: SETTLE_DELAY,
+      cooldown: SETTLE_COOLDOWN,
     });
     this.maintenance = new Maintenance(this.store, this.settings, this.events, {
       leases: () => {
