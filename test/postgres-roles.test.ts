@@ -1,8 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
-import { DEMO_DONE, listeningUrl, spawnCli, type Child } from './fixtures/service-harness.js';
-import { waitUntil } from './helpers.js';
+import {
+  DEMO_DONE,
+  finishedTasks,
+  listeningUrl,
+  spawnCli,
+  type Child,
+} from './fixtures/service-harness.js';
 import { dropSchema, TEST_DATABASE_URL, uniqueSchema } from './pg-helpers.js';
 
 /** `offload migrate`, `offload serve --no-runner` and `offload worker`, as real processes. */
@@ -59,19 +64,11 @@ describe('postgres roles: API processes and workers apart', () => {
     const worker = start(['worker']);
     await worker.logs.waitForCount((l) => l.msg === DEMO_DONE, 3, 15_000);
     // The worker records the outcomes right after the tasks log their last line.
-    const states = async () =>
-      Promise.all(
-        ids.map(
-          async (id) =>
-            ((await (await fetch(`${url}/api/tasks/${id}`)).json()) as { state: string }).state,
-        ),
-      );
-    let seen: string[] = [];
-    await waitUntil('the worker to record the outcomes', async () => {
-      seen = await states();
-      return seen.every((state) => state === 'succeeded');
-    }).catch(() => undefined);
-    assert.deepEqual(seen, ['succeeded', 'succeeded', 'succeeded']);
+    const tasks = await finishedTasks(url, ids);
+    assert.deepEqual(
+      tasks.map((t) => t.state),
+      ['succeeded', 'succeeded', 'succeeded'],
+    );
     assert.ok(!api.logs.lines.some((l) => l.msg === DEMO_DONE), 'the API process ran none');
 
     api.process.kill('SIGTERM');

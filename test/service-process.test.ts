@@ -6,6 +6,7 @@ import { notificationId } from '../src/notifications/index.js';
 import {
   DEMO_DONE,
   DEMO_START,
+  finishedTasks,
   listeningUrl,
   spawnCli,
   tempDir,
@@ -57,26 +58,15 @@ describe('the service process', () => {
     const secondUrl = await listeningUrl(second.logs);
     await second.logs.waitForCount((l) => l.msg === DEMO_DONE, 3, 10_000);
     // The outcomes are stored a moment after the tasks log their last line.
-    const seen = async () =>
-      Promise.all(
-        ids.map(async (id) => {
-          const task = (await (await fetch(`${secondUrl}/api/tasks/${id}`)).json()) as {
-            state: string;
-            attempts: number;
-          };
-          return [task.state, task.attempts];
-        }),
-      );
-    let tasks: unknown[][] = [];
-    await waitUntil('the outcomes to be stored', async () => {
-      tasks = await seen();
-      return tasks.every(([state]) => state !== 'running');
-    }).catch(() => undefined);
-    assert.deepEqual(tasks, [
-      ['succeeded', 1],
-      ['succeeded', 1],
-      ['succeeded', 1],
-    ]);
+    const tasks = await finishedTasks(secondUrl, ids);
+    assert.deepEqual(
+      tasks.map((t) => [t.state, t.attempts]),
+      [
+        ['succeeded', 1],
+        ['succeeded', 1],
+        ['succeeded', 1],
+      ],
+    );
     second.process.kill('SIGINT');
     assert.equal(await second.exited(), 0, second.stderr());
   });
