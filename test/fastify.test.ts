@@ -10,6 +10,7 @@ import {
   type Store,
 } from '../src/index.js';
 import { BackgroundCommitError, offload } from '../src/fastify/index.js';
+import { kAnsweredRequest } from '../src/runtime/runtime.js';
 import { captureLogger, nextEvent } from './helpers.js';
 
 const apps: FastifyInstance[] = [];
@@ -185,5 +186,28 @@ describe('offload/fastify', () => {
     await app.inject({ method: 'POST', url: '/' });
     await succeeded;
     assert.deepEqual(order, ['response written', 'task started']);
+  });
+
+  it('tells the runtime of every request it answers, so that a draining backlog shares the loop', async () => {
+    const { app, runtime } = await appWith();
+    let answered = 0;
+    Object.defineProperty(runtime, kAnsweredRequest, { value: () => void (answered += 1) });
+    app.post('/task', async (request) => {
+      request.background.add(record, { n: 1 });
+      return { ok: true };
+    });
+    app.get('/plain', async () => ({ ok: true }));
+    app.get('/fails', async () => {
+      throw new Error('boom');
+    });
+    for (const [method, url, status] of [
+      ['POST', '/task', 200],
+      ['GET', '/plain', 200],
+      ['GET', '/fails', 500],
+      ['GET', '/missing', 404],
+    ] as const) {
+      assert.equal((await app.inject({ method, url })).statusCode, status);
+    }
+    assert.equal(answered, 4);
   });
 });

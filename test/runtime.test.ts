@@ -19,6 +19,7 @@ import {
 import { Attempt } from '../src/runtime/attempt.js';
 import { RunningAttempts } from '../src/runtime/running.js';
 import { Batcher } from '../src/runtime/batcher.js';
+import { kAnsweredRequest } from '../src/runtime/runtime.js';
 import type { ClaimedTask, ClaimRequest, Settlement } from '../src/store/store.js';
 import { barrier, captureLogger, fakeClock, nextEvent } from './helpers.js';
 
@@ -677,6 +678,69 @@ describe('runtime', () => {
     counting = false;
     assert.ok(mostInOneTurn <= 50, `${mostInOneTurn} tasks started in one turn`);
     assert.ok(turns >= 3200 / 50, `only ${turns} turns for 3,200 tasks`);
+  });
+
+  /**
+   * Drains 200 tasks that each hold the event loop 1 ms, 50 at a time, and returns, for each
+   * claim after the first, how long the loop was left to others since the one before had started
+   * its tasks, and how long that one held it.
+   */
+  async function drainTimes(answering: boolean) {
+    const claims: number[] = [];
+    class TimedStore extends MemoryStore {
+      override claim(request: ClaimRequest) {
+        claims.push(performance.now());
+        return super.claim(request);
+      }
+    }
+    const started: number[] = [];
+    const busy = defineTask({
+      name: 'busy',
+      run: () => {
+        const until = performance.now() + 1;
+        while (performance.now() < until);
+        started.push(performance.now());
+      },
+    });
+    const { runtime } = runtimeWith({ store: new TimedStore(), tasks: [busy], concurrency: 100 });
+    await runtime.enqueueMany(
+      Array.from({ length: 200 }, (_, i) => ({ task: busy, payload: { i } })),
+    );
+    const requests = answering ? setInterval(() => runtime[kAnsweredRequest](), 5) : undefined;
+    if (answering) runtime[kAnsweredRequest]();
+    let succeeded = 0;
+    const allDone = new Promise<void>((resolve) =>
+      runtime.on('task:success', () => void (++succeeded === 200 && resolve())),
+    );
+    await runtime.start();
+    await allDone;
+    clearInterval(requests);
+    const gaps: { left: number; held: number }[] = [];
+    for (let i = 1; i < claims.length; i++) {
+      // The tasks of claim i - 1 are those started between it and claim i.
+      const last = started.filter((at) => at < claims[i]!).at(-1)!;
+      if (last < claims[i - 1]!) continue;
+      gaps.push({ left: claims[i]! - last, held: last - claims[i - 1]! });
+    }
+    return gaps;
+  }
+
+  it('while requests are answered, a draining backlog leaves the loop as long as each claim held it', async () => {
+    const gaps = await drainTimes(true);
+    assert.ok(gaps.length >= 3, `${gaps.length} claims after the first`);
+    for (const { left, held } of gaps) {
+      // Timers count whole milliseconds: one may fire up to 1 ms before the time asked.
+      assert.ok(left >= held - 1, `left the loop ${left} ms after holding it ${held} ms`);
+    }
+  });
+
+  it('with no requests answered, drains a backlog claim after claim', async () => {
+    const gaps = await drainTimes(false);
+    assert.ok(gaps.length >= 3, `${gaps.length} claims after the first`);
+    const lefts = gaps.map((g) => g.left).sort((a, b) => a - b);
+    const median = lefts[Math.floor(lefts.length / 2)]!;
+    // Each claim held the loop about 50 ms; the next came in a later turn, not after a wait.
+    assert.ok(median < 25, `the loop was left ${lefts.join(', ')} ms between claims`);
   });
 });
 
