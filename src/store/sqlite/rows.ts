@@ -50,8 +50,73 @@ export function toTask(row: TaskRow, payload: unknown = decodePayload(row.payloa
   };
 }
 
-/** Maps a claimed row to the task its attempt runs, without copying the task (the hot path). */
-export function toClaimedTask(row: TaskRow): ClaimedTask {
-  const { payload, error } = decodePayload(row.payload);
-  return Object.assign(toTask(row, payload), { lease: row.lease, payloadError: error });
+/**
+ * What a claim returns of each task, as an array rather than an object (better-sqlite3's `raw`):
+ * claiming 50 at a time from a file, 6.0–6.8 µs a task with the 18 columns as objects, 4.7–4.8 µs
+ * with these 14 as arrays (most of it from the arrays). The claim sets the other four itself.
+ */
+export const CLAIMED_COLUMNS =
+  'id, name, payload, priority, attempts, max_attempts, timeout_ms, key, run_at, created_at, finished_at, errors, lease, result';
+
+/** A row of `CLAIMED_COLUMNS`. */
+export type ClaimedRow = [
+  id: number,
+  name: string,
+  payload: string,
+  priority: number,
+  attempts: number,
+  maxAttempts: number,
+  timeoutMs: number | null,
+  key: string | null,
+  runAt: number,
+  createdAt: number,
+  finishedAt: number | null,
+  errors: string,
+  lease: number,
+  result: string | null,
+];
+
+/** Maps a row just claimed, at `startedAt`, to the task its attempt runs (the hot path). */
+export function toClaimedTask(row: ClaimedRow, startedAt: number): ClaimedTask {
+  const [
+    id,
+    name,
+    text,
+    priority,
+    attempts,
+    maxAttempts,
+    timeout,
+    key,
+    runAt,
+    createdAt,
+    finishedAt,
+    errors,
+    lease,
+    result,
+  ] = row;
+  const { payload, error } = decodePayload(text);
+  return {
+    id: String(id),
+    name,
+    payload: payload as ClaimedTask['payload'],
+    state: 'running',
+    priority,
+    attempts,
+    maxAttempts,
+    timeout,
+    key,
+    runAt: new Date(runAt),
+    createdAt: new Date(createdAt),
+    startedAt: new Date(startedAt),
+    finishedAt: finishedAt === null ? null : new Date(finishedAt),
+    errors: parseErrors(errors),
+    result: result === null ? null : decodeResult(result),
+    lease,
+    payloadError: error,
+  };
+}
+
+/** Claim order: highest priority first, then earliest due, then first stored. */
+export function byClaimOrder(a: ClaimedRow, b: ClaimedRow): number {
+  return b[3] - a[3] || a[8] - b[8] || a[0] - b[0];
 }

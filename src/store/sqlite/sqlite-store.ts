@@ -21,7 +21,7 @@ import { Checkpointer } from './checkpointer.js';
 import { FileIdentity } from './file-identity.js';
 import { checkOwner, WorkerLocks } from './liveness.js';
 import { migrate } from './migrations.js';
-import { toClaimedTask, toTask, type TaskRow } from './rows.js';
+import { byClaimOrder, toClaimedTask, toTask } from './rows.js';
 import {
   prepareClaim,
   prepareStatements,
@@ -204,7 +204,7 @@ export class SqliteStore implements Store {
     if (connection.statements.duePriorities.get(request.now) === undefined) return [];
     const rows = connection.transactions.claim(statement, request);
     rows.sort(byClaimOrder);
-    return rows.map(toClaimedTask);
+    return rows.map((row) => toClaimedTask(row, request.now));
   }
 
   async settle(settlements: readonly Settlement[]): Promise<boolean[]> {
@@ -306,8 +306,4 @@ export class SqliteStore implements Store {
 /** Creates the SQLite store; call `open()` before using it. */
 export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
   return new SqliteStore(options);
-}
-
-function byClaimOrder(a: TaskRow, b: TaskRow): number {
-  return b.priority - a.priority || a.run_at - b.run_at || a.id - b.id;
 }

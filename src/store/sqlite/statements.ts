@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import { MAX_ERRORS_KEPT } from '../store.js';
-import { TASK_COLUMNS, type TaskRow } from './rows.js';
+import { CLAIMED_COLUMNS, TASK_COLUMNS, type ClaimedRow, type TaskRow } from './rows.js';
 
 /** The finished states, written as the WHERE of offload_tasks_done is (schema 3), so that the
  * planner can prove that index holds every row a query asks for. */
@@ -107,7 +107,7 @@ export interface Statements {
  * The claim statement for a number of task names: takes the first due queued tasks of one
  * priority. Parameters: now, owner, lease expiry, priority, now, ...names, limit.
  */
-export type ClaimStatement = Statement<unknown[], TaskRow>;
+export type ClaimStatement = Statement<unknown[], ClaimedRow>;
 
 /**
  * The distinct priorities of queued tasks, as a table `priorities`: a skip-scan of the claim
@@ -252,15 +252,17 @@ export function prepareStatements(db: Database.Database): Statements {
  */
 export function prepareClaim(db: Database.Database, count: number): ClaimStatement {
   const names = Array.from({ length: count }, () => '?').join(', ');
-  return db.prepare<unknown[], TaskRow>(
-    `UPDATE offload_tasks
-     SET state = 'running', attempts = attempts + 1, started_at = ?, lease_owner = ?,
-         lease = lease + 1, lease_expires_at = ?
-     WHERE id IN (
-       SELECT id FROM offload_tasks INDEXED BY offload_tasks_claim
-       WHERE state = 'queued' AND priority = ? AND run_at <= ? AND name IN (${names})
-       ORDER BY run_at, id
-       ${limit('?')})
-     RETURNING ${TASK_COLUMNS}`,
-  );
+  return db
+    .prepare<unknown[], ClaimedRow>(
+      `UPDATE offload_tasks
+       SET state = 'running', attempts = attempts + 1, started_at = ?, lease_owner = ?,
+           lease = lease + 1, lease_expires_at = ?
+       WHERE id IN (
+         SELECT id FROM offload_tasks INDEXED BY offload_tasks_claim
+         WHERE state = 'queued' AND priority = ? AND run_at <= ? AND name IN (${names})
+         ORDER BY run_at, id
+         ${limit('?')})
+       RETURNING ${CLAIMED_COLUMNS}`,
+    )
+    .raw(true);
 }

@@ -14,7 +14,7 @@ import {
   type StoreStats,
 } from '../store.js';
 import { encodeError } from '../stored-error.js';
-import { toTask, type TaskRow } from './rows.js';
+import { toTask, type ClaimedRow, type TaskRow } from './rows.js';
 import type { ClaimStatement, EndAttempt, Statements } from './statements.js';
 
 /**
@@ -24,7 +24,7 @@ import type { ClaimStatement, EndAttempt, Statements } from './statements.js';
 export interface Transactions {
   enqueue(tasks: readonly NewTask[]): EnqueueResult[];
   /** Claims in claim order; `statement` is `prepareClaim` for `request.names.length` names. */
-  claim(statement: ClaimStatement, request: ClaimRequest): TaskRow[];
+  claim(statement: ClaimStatement, request: ClaimRequest): ClaimedRow[];
   settle(settlements: readonly Settlement[]): boolean[];
   renew(leases: readonly Lease[], expiresAt: number): string[];
   rescue(now: number, deadOwners: readonly string[]): Rescue[];
@@ -69,7 +69,7 @@ export function createTransactions(
     claim: write((statement: ClaimStatement, request: ClaimRequest) => {
       const { now, owner, leaseExpiresAt, names, limit } = request;
       const priorities = statements.duePriorities.all(now).sort((a, b) => b - a);
-      const claimed: TaskRow[] = [];
+      const claimed: ClaimedRow[] = [];
       for (const priority of priorities) {
         const left = limit - claimed.length;
         const rows = statement.all(now, owner, leaseExpiresAt, priority, now, ...names, left);
