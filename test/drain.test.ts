@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { Agent, request, type IncomingHttpHeaders } from 'node:http';
+import { describe, it } from 'node:test';
+import Fastify from 'fastify';
+import { gracefulClose } from '../src/server/drain.js';
+
+/** GET `url` through `agent`: the status, headers, and whether a kept-alive socket was reused. */
+function get(agent: Agent, url: string) {
+  return new Promise<{ status: number; headers: IncomingHttpHeaders; reused: boolean }>(
+    (resolve, reject) => {
+      const req = request(url, { agent }, (response) => {
+        response.resume();
+        response.on('end', () =>
+          resolve({
+            status: response.statusCode!,
+            headers: response.headers,
+            reused: req.reusedSocket,
+          }),
+        );
+      });
+      req.on('error', reject);
+      req.end();
+    },
+  );
+}
+
+describe('graceful close (drain.ts)', () => {
+  it('answers requests on open connections with Connection: close while draining, then refuses new ones', async () => {
+    const app = Fastify();
+    app.get('/', async () => ({ ok: true }));
+    const close = gracefulClose(app, 2_000);
+    const url = await app.listen({ port: 0, host: '127.0.0.1' });
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const before = await get(agent, url);
+      assert.equal(before.status, 200);
+      assert.equal(before.headers.connection, 'keep-alive');
+
+      const closed = close();
+      const during = await get(agent, url);
+      assert.equal(during.status, 200);
+      assert.equal(during.reused, true, 'the kept-alive connection still brought the request');
+      assert.equal(during.headers.connection, 'close');
+
+      // The server closed that connection after its answer, so the close need not wait out the
+      // window for it.
+      await closed;
+      await assert.rejects(get(agent, url), { code: 'ECONNREFUSED' });
+    } finally {
+      agent.destroy();
+      await app.close();
+    }
+  });
+});
