@@ -1,3 +1,6 @@
+/** Most items one write takes; more wait for the next. */
+const MAX_BATCH = 2000;
+
 interface Pending<I, O> {
   item: I;
   resolve(value: O): void;
@@ -21,7 +24,7 @@ export class Batcher<I, O> {
 
   constructor(
     private readonly write: (items: I[]) => Promise<O[]>,
-    private readonly options: { maxBatch?: number; cooldown?: number } = {},
+    private readonly options: { cooldown?: number } = {},
   ) {}
 
   get size(): number {
@@ -60,7 +63,7 @@ export class Batcher<I, O> {
 
   private async drain(): Promise<void> {
     while (this.pending.length > 0) {
-      const batch = this.pending.splice(0, this.options.maxBatch ?? 2000);
+      const batch = this.pending.splice(0, MAX_BATCH);
       let results: O[];
       this.lastWrite = performance.now();
       try {

@@ -113,15 +113,16 @@ export class Runtime {
   private wakeTimer: NodeJS.Timeout | undefined;
   private refillTimer: NodeJS.Timeout | undefined;
   private pumpScheduled = false;
-  /** performance.now() when the latest claim began, and when it had started its tasks. */
+  /** performance.now() of the latest claim. */
   private lastClaim = -Infinity;
-  private lastClaimEnd = -Infinity;
-  /** How long the latest claim held the event loop, ms: the store's call and starting its tasks. */
-  private lastClaimCost = 0;
-  /** Requests answered (see kAnsweredRequest): a count, the cheapest thing to bump per request. */
-  private answered = 0;
-  private answeredSeen = 0;
-  /** performance.now() when a claim last found the count moved. */
+  /**
+   * While requests are answered, when a draining backlog may claim again: the end of the latest
+   * claim plus as long as it held the event loop (the store's call and starting its tasks).
+   */
+  private yieldUntil = -Infinity;
+  /** A request was answered since the runtime last looked (see kAnsweredRequest). */
+  private requestAnswered = false;
+  /** performance.now() when the runtime last found a request answered. */
   private lastAnswered = -Infinity;
   /** The last claim took as many tasks as it asked for: more are probably due. */
   private backlog = false;
@@ -156,7 +157,7 @@ export class Runtime {
   }
 
   [kAnsweredRequest](): void {
-    this.answered += 1;
+    this.requestAnswered = true;
   }
 
   /** Subscribes to an event; returns the function that unsubscribes. */
@@ -462,11 +463,11 @@ export class Runtime {
     if (!this.backlog || free * 2 < this.settings.concurrency) {
       return this.lastClaim + CLAIM_COOLDOWN;
     }
-    if (this.answered !== this.answeredSeen) {
-      this.answeredSeen = this.answered;
+    if (this.requestAnswered) {
+      this.requestAnswered = false;
       this.lastAnswered = now;
     }
-    return now - this.lastAnswered < SERVING_WINDOW ? this.lastClaimEnd + this.lastClaimCost : now;
+    return now - this.lastAnswered < SERVING_WINDOW ? this.yieldUntil : now;
   }
 
   private claimNow(): Promise<number> {
@@ -513,8 +514,8 @@ export class Runtime {
     }
     const starting = performance.now();
     for (const task of tasks) this.run(task);
-    this.lastClaimEnd = performance.now();
-    this.lastClaimCost = held + (this.lastClaimEnd - starting);
+    const ended = performance.now();
+    this.yieldUntil = ended + held + (ended - starting);
     this.backlog = tasks.length === limit;
     this.moreDue = this.backlog || this.wakeups !== wakeups;
     return tasks.length;
