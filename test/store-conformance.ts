@@ -203,6 +203,40 @@ export function storeConformance(
         assert.notEqual(results[0]!.task.id, results[1]!.task.id);
       });
 
+      it('stores every task of a large batch mixing keys and no keys, each with its own fields', async () => {
+        // Runs of keyless tasks of many lengths (SQLite inserts them several rows a statement),
+        // between tasks with keys, one of them a repeat.
+        const inputs: NewTask[] = [];
+        for (let run = 0; run < 8; run++) {
+          for (let i = 0; i < run * 23; i++) {
+            const n = inputs.length;
+            inputs.push(
+              newTask({ data: { n }, priority: n % 3, timeout: n % 2 ? null : n, runAt: T0 + n }),
+            );
+          }
+          inputs.push(newTask({ key: `run-${run % 5}`, data: { run } }));
+        }
+        const results = await store.enqueue(inputs);
+        assert.equal(results.length, inputs.length);
+        const ids = new Set(results.map((r) => r.task.id));
+        assert.equal(ids.size, inputs.length - 3);
+        const keys = new Set<string>();
+        for (const [i, { task, created }] of results.entries()) {
+          const input = inputs[i]!;
+          const repeat = input.key !== null && keys.has(input.key);
+          if (input.key !== null) keys.add(input.key);
+          assert.equal(created, !repeat, `task ${i}`);
+          if (repeat) continue;
+          assert.deepEqual(task.payload, JSON.parse(input.payload), `task ${i}`);
+          assert.equal(task.priority, input.priority, `task ${i}`);
+          assert.equal(task.timeout, input.timeout, `task ${i}`);
+          assert.deepEqual(task.runAt, new Date(input.runAt), `task ${i}`);
+          assert.deepEqual(await store.get(task.id), task, `task ${i}`);
+        }
+        const page = await store.list({ limit: 1000 });
+        assert.equal(page.tasks.length, ids.size);
+      });
+
       it('keeps a key taken while its task runs and after it finished, until it is pruned', async () => {
         const task = await enqueueOne({ key: 'k' });
         const claimed = await claimOne();

@@ -66,9 +66,16 @@ export interface KeyRangeParameters extends ListParameters {
 export interface Statements {
   /** The id the next task takes: above every stored id and every pruned one. */
   nextId: Statement<[], number>;
+  /** One task, with a key: stores nothing when a task with that key exists. */
   insert: Statement<
     [number, string, string, number, number, number | null, string | null, number, number]
   >;
+  /**
+   * Tasks without a key, none of which can be refused: `insertRows[k]` inserts 2^k rows, up to
+   * `MAX_INSERT_ROWS`, each with the parameters id, name, payload, priority, max_attempts,
+   * timeout_ms, run_at, created_at.
+   */
+  insertRows: Statement<unknown[]>[];
   byKey: Statement<[string], TaskRow>;
   byId: Statement<[number], TaskRow>;
   /** The priorities that have a queued task due at the given time, in no particular order. */
@@ -102,6 +109,13 @@ export interface Statements {
   raiseIdFloor: Statement<[{ top: number }]>;
   counts: Statement<[], { name: string; state: TaskRow['state']; count: number }>;
 }
+
+/**
+ * Most rows one statement of `insertRows` inserts (a power of two). One statement for many rows
+ * costs about a quarter less a row than a statement a row (34 rows a transaction, as at full
+ * HTTP load: 3.7 → 2.6 µs a row).
+ */
+export const MAX_INSERT_ROWS = 64;
 
 /**
  * The claim statement for a number of task names: takes the first due queued tasks of one
@@ -152,6 +166,12 @@ export function prepareStatements(db: Database.Database): Statements {
       `INSERT INTO offload_tasks (id, name, payload, state, priority, max_attempts, timeout_ms, key, run_at, created_at)
        VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)
        ON CONFLICT (key) WHERE key IS NOT NULL DO NOTHING`,
+    ),
+    insertRows: Array.from({ length: Math.log2(MAX_INSERT_ROWS) + 1 }, (_, k) =>
+      db.prepare<unknown[]>(
+        `INSERT INTO offload_tasks (id, name, payload, state, priority, max_attempts, timeout_ms, run_at, created_at)
+         VALUES ${Array.from({ length: 2 ** k }, () => "(?, ?, ?, 'queued', ?, ?, ?, ?, ?)").join(', ')}`,
+      ),
     ),
     byKey: one<[string]>(`SELECT ${TASK_COLUMNS} FROM offload_tasks WHERE key = ?`),
     byId: one<[number]>(`SELECT ${TASK_COLUMNS} FROM offload_tasks WHERE id = ?`),

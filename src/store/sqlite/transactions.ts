@@ -15,7 +15,12 @@ import {
 } from '../store.js';
 import { encodeError } from '../stored-error.js';
 import { toTask, type ClaimedRow, type TaskRow } from './rows.js';
-import type { ClaimStatement, EndAttempt, Statements } from './statements.js';
+import {
+  MAX_INSERT_ROWS,
+  type ClaimStatement,
+  type EndAttempt,
+  type Statements,
+} from './statements.js';
 
 /**
  * The store's writes, each one IMMEDIATE transaction, built once per connection (better-sqlite3
@@ -55,11 +60,18 @@ export function createTransactions(
   return {
     enqueue: write((tasks: readonly NewTask[]) => {
       let id = statements.nextId.get()!;
-      return tasks.map((input) => {
-        const result = enqueueOne(statements, id, input);
+      const results: EnqueueResult[] = [];
+      while (results.length < tasks.length) {
+        const next = tasks[results.length]!;
+        if (next.key === null) {
+          id = insertKeyless(statements, id, tasks, results);
+          continue;
+        }
+        const result = enqueueKeyed(statements, id, next);
         if (result.created) id += 1;
-        return result;
-      });
+        results.push(result);
+      }
+      return results;
     }),
 
     // A skip-scan by hand: find the priorities that have a due task (one or two index seeks
@@ -163,7 +175,36 @@ export function createTransactions(
   };
 }
 
-function enqueueOne(statements: Statements, id: number, input: NewTask): EnqueueResult {
+/**
+ * Inserts tasks without a key from `tasks[results.length]` on, as many rows a statement as the
+ * run allows (a power of two up to MAX_INSERT_ROWS): none can be refused, so each is created. Adds
+ * their results and returns the next id.
+ */
+function insertKeyless(
+  statements: Statements,
+  firstId: number,
+  tasks: readonly NewTask[],
+  results: EnqueueResult[],
+): number {
+  const start = results.length;
+  let end = start;
+  while (end < tasks.length && end - start < MAX_INSERT_ROWS && tasks[end]!.key === null) end += 1;
+  const k = Math.floor(Math.log2(end - start));
+  const parameters: unknown[] = [];
+  let id = firstId;
+  for (const task of tasks.slice(start, start + 2 ** k)) {
+    parameters.push(id, task.name, task.payload, task.priority, task.maxAttempts);
+    parameters.push(task.timeout, task.runAt, task.createdAt);
+    results.push({ task: insertedTask(String(id), task), created: true });
+    id += 1;
+  }
+  // Spread rather than one array: better-sqlite3 then takes each value from the call's arguments
+  // instead of looking it up in the array (about 3,000 instructions less a row).
+  statements.insertRows[k]!.run(...parameters);
+  return id;
+}
+
+function enqueueKeyed(statements: Statements, id: number, input: NewTask): EnqueueResult {
   const { changes } = statements.insert.run(
     id,
     input.name,
