@@ -34,11 +34,46 @@ export function encodePayload(payload: unknown): string {
  * how deep inside a payload the value will sit (0: it is the payload).
  */
 export function encodeJson(value: unknown, path: string, depth = 0): string {
-  check(value, path, depth, new Set());
+  if (!isJson(value, depth)) explain(value, path, depth, new Set());
   return JSON.stringify(value);
 }
 
-function check(value: unknown, path: string, depth: number, seen: Set<object>): void {
+/**
+ * Whether `value` comes back unchanged from JSON: the check every payload takes, so it builds no
+ * paths and keeps no set of the objects seen (a cycle ends at the depth limit). `explain` then
+ * says what and where.
+ */
+function isJson(value: unknown, depth: number): boolean {
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return true;
+    case 'number':
+      return Number.isFinite(value);
+    case 'object':
+      break;
+    default:
+      return false;
+  }
+  if (value === null) return true;
+  if (depth >= MAX_JSON_DEPTH) return false;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      if (!(i in value) || !isJson(value[i], depth + 1)) return false;
+    }
+    return true;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return false;
+  if (Object.getOwnPropertySymbols(value).length > 0) return false;
+  for (const key of Object.keys(value)) {
+    if (!isJson((value as Record<string, unknown>)[key], depth + 1)) return false;
+  }
+  return true;
+}
+
+/** Throws the InvalidPayloadError that says why `value` (which `isJson` refused) is not JSON. */
+function explain(value: unknown, path: string, depth: number, seen: Set<object>): void {
   switch (typeof value) {
     case 'string':
     case 'boolean':
@@ -65,7 +100,7 @@ function check(value: unknown, path: string, depth: number, seen: Set<object>): 
     for (let i = 0; i < object.length; i++) {
       if (!(i in object))
         throw new InvalidPayloadError(`${path}[${i}]`, 'is a hole in a sparse array');
-      check(object[i], `${path}[${i}]`, depth + 1, seen);
+      explain(object[i], `${path}[${i}]`, depth + 1, seen);
     }
   } else {
     const proto = Object.getPrototypeOf(object);
@@ -78,7 +113,7 @@ function check(value: unknown, path: string, depth: number, seen: Set<object>): 
       throw new InvalidPayloadError(path, 'has symbol keys, which JSON drops');
     }
     for (const key of Object.keys(object)) {
-      check((object as Record<string, unknown>)[key], `${path}.${key}`, depth + 1, seen);
+      explain((object as Record<string, unknown>)[key], `${path}.${key}`, depth + 1, seen);
     }
   }
   seen.delete(object);

@@ -131,10 +131,16 @@ describe('runtime', () => {
       [{ f: () => 1 }, /payload\.f is a function/],
       [new Map(), /payload is a Map/],
       [undefined, /payload is undefined/],
+      // eslint-disable-next-line no-sparse-arrays
+      [{ list: [1, , 3] }, /payload\.list\[1\] is a hole in a sparse array/],
+      [{ [Symbol('s')]: 1 }, /payload has symbol keys/],
     ];
-    const cyclic: Record<string, unknown> = {};
-    cyclic.self = cyclic;
-    cases.push([cyclic, /payload\.self refers back to itself/]);
+    const cyclic: Record<string, unknown> = { a: { b: {} } };
+    (cyclic.a as { b: Record<string, unknown> }).b.back = cyclic;
+    cases.push([cyclic, /payload\.a\.b\.back refers back to itself/]);
+    let deep: unknown = 1;
+    for (let i = 0; i < 65; i++) deep = [deep];
+    cases.push([deep, /payload(\[0\]){64} is nested deeper than 64 levels/]);
     for (const [payload, message] of cases) {
       await assert.rejects(runtime.enqueue('any', payload), (error: unknown) => {
         assert.ok(error instanceof InvalidPayloadError);
@@ -143,6 +149,10 @@ describe('runtime', () => {
       });
     }
     assert.equal((await runtime.list()).tasks.length, 0, 'nothing was stored');
+    // The same object twice is not a cycle.
+    const shared = { n: 1 };
+    const task = await runtime.enqueue('any', { one: shared, two: [shared] });
+    assert.deepEqual(task.payload, { one: { n: 1 }, two: [{ n: 1 }] });
   });
 
   it('returns the existing task for a second enqueue with the same key', async () => {
