@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { offload } from '../fastify/index.js';
 import { SECOND, type Runtime, type Store } from '../index.js';
@@ -43,6 +43,22 @@ export const DEFAULT_REQUEST_TIMEOUT = 30 * SECOND;
 const REQUEST_ID = /^[A-Za-z0-9_.:-]{1,128}$/;
 
 /**
+ * Fastify's `genReqId`: the client's `x-request-id` when it looks like one, else this app's random
+ * prefix and a count, e.g. `Xq3v_9aLkM2p-1a2b`: unique across processes and restarts without a
+ * random draw per request (a UUID each cost about 2% of a notify request's instructions).
+ */
+function requestIds(): (request: { headers: Record<string, unknown> }) => string {
+  const prefix = randomBytes(9).toString('base64url');
+  let count = 0;
+  return (request) => {
+    const given = request.headers['x-request-id'];
+    if (typeof given === 'string' && REQUEST_ID.test(given)) return given;
+    count += 1;
+    return `${prefix}-${count.toString(36)}`;
+  };
+}
+
+/**
  * The HTTP service: the notify endpoint and the status API under `/api`, health and metrics at
  * the root. The runtime starts when the app is ready (unless `runner` is false) and stops when it
  * closes.
@@ -77,10 +93,7 @@ export async function buildApp({
     // Requests are logged once, when answered, by the onResponse hook below.
     logController: new LogController({ disableRequestLogging: true }),
     childLoggerFactory: requestLogger,
-    genReqId: (request) => {
-      const given = request.headers['x-request-id'];
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-    },
+    genReqId: requestIds(),
   });
   installErrorHandling(app);
   acceptJsonOnly(app);
