@@ -23,6 +23,13 @@ export interface NotifyAnswer {
   id: string;
 }
 
+/** The answer's schema: Fastify compiles a serializer for it, faster than JSON.stringify. */
+const NOTIFY_ANSWER = {
+  type: 'object',
+  properties: { ok: { type: 'boolean' }, message: { type: 'string' }, id: { type: 'string' } },
+  required: ['ok', 'message', 'id'],
+} as const;
+
 export interface NotificationRoutesOptions {
   notifications: Notifications;
 }
@@ -72,8 +79,9 @@ export const notificationRoutes: FastifyPluginCallback<NotificationRoutesOptions
     await store(request, rest);
     return { ok: true, message: 'Notification scheduled in background', id };
   };
-  app.post('/notifications/notify', notify);
-  app.post('/notifications', notify);
+  const options = { schema: { response: { 200: NOTIFY_ANSWER } } };
+  app.post('/notifications/notify', options, notify);
+  app.post('/notifications', options, notify);
 
   app.get('/notifications/:id', async (request): Promise<NotificationView> => {
     const { id } = request.params as { id: string };
