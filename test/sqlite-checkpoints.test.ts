@@ -26,8 +26,8 @@ describe('sqlite checkpoints', () => {
       for (let i = 0; i < START_AFTER_WRITES; i++) await store.enqueue([newStoredTask()]);
       assert.equal(
         store.readPragma('wal_autocheckpoint'),
-        4000,
-        "with the thread running, the store's own connection checkpoints rarely",
+        16_000,
+        "with the thread running, SQLite's own checkpoint is a safety net",
       );
 
       // About 1.6 MB of payloads: some 400 pages of log, far from the store's own checkpoint.
@@ -47,6 +47,32 @@ describe('sqlite checkpoints', () => {
       false,
       "the thread's connection closed with the store (the last connection to close removes the log)",
     );
+  });
+
+  it("finishes a thread's pass over a long log on the store's connection, so that the log starts over", async () => {
+    const path = join(dir, 'restart.db');
+    const db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    db.pragma('wal_autocheckpoint = 0');
+    db.exec('CREATE TABLE t (x TEXT)');
+    const insert = db.prepare('INSERT INTO t VALUES (?)');
+    for (let i = 0; i < 100; i++) insert.run('x'.repeat(4000));
+    const before = statSync(path).size;
+    const { ino, dev } = statSync(path);
+    const caughtUp = new URL('./fixtures/caught-up-thread.mjs', import.meta.url);
+    const checkpointer = new Checkpointer(db, { path, ino, dev }, captureLogger(), caughtUp);
+    try {
+      for (let i = 0; i < START_AFTER_WRITES; i++) checkpointer.wrote();
+      await waitUntil('the store connection to copy the log', async () => {
+        return statSync(path).size > before + 400_000;
+      });
+      insert.run('after');
+      const [{ log }] = db.pragma('wal_checkpoint(PASSIVE)') as [{ log: number }];
+      assert.ok(log < 10, `the log started over at the next commit (${log} pages in it)`);
+    } finally {
+      await checkpointer.close();
+      db.close();
+    }
   });
 
   describe('when the thread cannot run', () => {

@@ -12,14 +12,19 @@ export interface CheckpointThreadData {
   ino: number;
   dev: number;
   intervalMs: number;
+  /** A log this long is worth starting over: the thread says when a pass copied all of it. */
+  restartPages: number;
 }
 
-/** What the thread posts when it stops on an error; the store then checkpoints by itself. */
-export interface CheckpointThreadFailure {
-  message: string;
-}
+/**
+ * What the thread posts: `failed` when it stops on an error (the store then checkpoints by
+ * itself); `caught-up` when a pass copied a log of `restartPages` or more to its end, so that the
+ * store's connection has only the commits made during that pass left to copy before the log can
+ * start over.
+ */
+export type CheckpointThreadMessage = { type: 'failed'; message: string } | { type: 'caught-up' };
 
-const { path, ino, dev, intervalMs } = workerData as CheckpointThreadData;
+const { path, ino, dev, intervalMs, restartPages } = workerData as CheckpointThreadData;
 const port = parentPort!;
 
 let db: Database.Database | undefined;
@@ -34,7 +39,10 @@ function stop(): void {
 }
 
 function fail(error: unknown): void {
-  port.postMessage({ message: (error as Error).message } satisfies CheckpointThreadFailure);
+  port.postMessage({
+    type: 'failed',
+    message: (error as Error).message,
+  } satisfies CheckpointThreadMessage);
   stop();
 }
 
@@ -48,15 +56,20 @@ try {
   if (now.ino !== ino || now.dev !== dev) {
     throw new Error(`${path} is no longer the database file the store opened`);
   }
-  const checkpoint = db.prepare<[], { checkpointed: number }>('PRAGMA wal_checkpoint(PASSIVE)');
+  const checkpoint = db.prepare<[], { log: number; checkpointed: number }>(
+    'PRAGMA wal_checkpoint(PASSIVE)',
+  );
   let backfilled = 0;
   timer = setInterval(() => {
     try {
-      const { checkpointed } = checkpoint.get()!;
+      const { log, checkpointed } = checkpoint.get()!;
       // Pages copied by this pass go to the disk now, from this thread: the checkpoint that
       // completes (on the store's connection, see checkpointer.ts) then has little left to sync.
       if (checkpointed > 0 && checkpointed !== backfilled) fdatasyncSync(fd!);
       backfilled = checkpointed;
+      if (log >= restartPages && checkpointed === log) {
+        port.postMessage({ type: 'caught-up' } satisfies CheckpointThreadMessage);
+      }
     } catch (error) {
       fail(error);
     }

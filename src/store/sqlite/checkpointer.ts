@@ -2,12 +2,17 @@ import type { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
 import { startThread } from '../../threads.js';
 import type { Logger } from '../../types.js';
-import type { CheckpointThreadData, CheckpointThreadFailure } from './checkpoint-thread.js';
+import type { CheckpointThreadData, CheckpointThreadMessage } from './checkpoint-thread.js';
 
 /** SQLite's own: a checkpoint by the committing connection once the log holds this many pages. */
 const INLINE_CHECKPOINT_PAGES = 1000;
-/** With the thread running: the checkpoint on the store's connection that lets the log restart. */
-const RESTART_CHECKPOINT_PAGES = 4000;
+/**
+ * With the thread running: once the log holds this many pages and a pass of the thread copied them
+ * all, the store's connection copies the few committed since, and the log starts over.
+ */
+const RESTART_PAGES = 4000;
+/** With the thread running, SQLite's own checkpoint: only should the thread fall far behind. */
+const SAFETY_CHECKPOINT_PAGES = 4 * RESTART_PAGES;
 /** Write transactions before the thread starts: a store that hardly writes never needs it. */
 export const START_AFTER_WRITES = 500;
 /**
@@ -29,9 +34,13 @@ const ENTRY = new URL('./checkpoint-thread.js', import.meta.url);
  *
  * Once the store has written a while, a thread of its own copies the log into the database file
  * every 100 ms (a PASSIVE checkpoint never blocks the store's writes). A checkpoint only lets the
- * log start over if no commit came in meanwhile, which under steady load is rare, so the store's
- * connection still checkpoints, but every 4000 pages and with at most 100 ms of pages left to
- * copy. Should the thread fail, the store checkpoints by itself as before, and a warning says so.
+ * log start over if no commit came in meanwhile, which under steady load is rare: so when a pass
+ * copied a log of 4000 pages or more to its end, the thread says so, and the store's connection
+ * copies what was committed during that pass (a few ms of commits and two short syncs), after
+ * which the next commit starts the log over. Left to SQLite, that connection copied up to a
+ * pass's worth of pages at 4000: 5–15 ms with the event loop blocked, every ~250 ms while a
+ * backlog drained. Should the thread fail, the store checkpoints by itself as before, and a
+ * warning says so.
  */
 export class Checkpointer {
   private writes = 0;
@@ -65,7 +74,13 @@ export class Checkpointer {
 
   private start(): void {
     const { path, ino, dev } = this.file;
-    const data: CheckpointThreadData = { path, ino, dev, intervalMs: INTERVAL_MS };
+    const data: CheckpointThreadData = {
+      path,
+      ino,
+      dev,
+      intervalMs: INTERVAL_MS,
+      restartPages: RESTART_PAGES,
+    };
     let thread: Worker;
     try {
       thread = startThread(this.entry, { workerData: data, stdout: false, stderr: false });
@@ -76,12 +91,28 @@ export class Checkpointer {
     thread.unref();
     this.thread = thread;
     this.exited = new Promise((resolve) => thread.once('exit', () => resolve()));
-    thread.on('message', (failure: CheckpointThreadFailure) => this.fallBack(failure.message));
+    thread.on('message', (message: CheckpointThreadMessage) => {
+      if (message.type === 'caught-up') this.finish();
+      else this.fallBack(message.message);
+    });
     thread.on('error', (error) => this.fallBack(error.message));
     thread.once('exit', () => {
       if (this.thread === thread) this.fallBack('the thread exited');
     });
-    this.db.pragma(`wal_autocheckpoint = ${RESTART_CHECKPOINT_PAGES}`);
+    this.db.pragma(`wal_autocheckpoint = ${SAFETY_CHECKPOINT_PAGES}`);
+  }
+
+  /** The thread copied a long log to its end: copy what came since, so the log starts over. */
+  private finish(): void {
+    if (!this.db.open || this.db.inTransaction) return;
+    try {
+      this.db.pragma('wal_checkpoint(PASSIVE)');
+    } catch (error) {
+      this.logger?.warn(
+        { path: this.file.path, err: error },
+        'a SQLite checkpoint on the store connection failed; the log grows until the next one succeeds',
+      );
+    }
   }
 
   private fallBack(reason: string): void {
