@@ -65,9 +65,12 @@ try {
       const { log, checkpointed } = checkpoint.get()!;
       // Pages copied by this pass go to the disk now, from this thread: the checkpoint that
       // completes (on the store's connection, see checkpointer.ts) then has little left to sync.
-      if (checkpointed > 0 && checkpointed !== backfilled) fdatasyncSync(fd!);
+      const copied = checkpointed > 0 && checkpointed !== backfilled;
+      if (copied) fdatasyncSync(fd!);
       backfilled = checkpointed;
-      if (log >= restartPages && checkpointed === log) {
+      // Only after a pass that copied something: an idle store's log waits for its next commit
+      // to start over, and the store has nothing new to copy meanwhile.
+      if (copied && log >= restartPages && checkpointed === log) {
         port.postMessage({ type: 'caught-up' } satisfies CheckpointThreadMessage);
       }
     } catch (error) {
