@@ -34,89 +34,75 @@ export function encodePayload(payload: unknown): string {
  * how deep inside a payload the value will sit (0: it is the payload).
  */
 export function encodeJson(value: unknown, path: string, depth = 0): string {
-  if (!isJson(value, depth)) explain(value, path, depth, new Set());
+  const problem = findProblem(value, depth, []);
+  if (problem !== null) throw new InvalidPayloadError(`${path}${problem.at}`, problem.what);
   return JSON.stringify(value);
 }
 
-/**
- * Whether `value` comes back unchanged from JSON: the check every payload takes, so it builds no
- * paths and keeps no set of the objects seen (a cycle ends at the depth limit). `explain` then
- * says what and where.
- */
-function isJson(value: unknown, depth: number): boolean {
-  switch (typeof value) {
-    case 'string':
-    case 'boolean':
-      return true;
-    case 'number':
-      return Number.isFinite(value);
-    case 'object':
-      break;
-    default:
-      return false;
-  }
-  if (value === null) return true;
-  if (depth >= MAX_JSON_DEPTH) return false;
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
-      if (!(i in value) || !isJson(value[i], depth + 1)) return false;
-    }
-    return true;
-  }
-  const proto = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) return false;
-  if (Object.getOwnPropertySymbols(value).length > 0) return false;
-  for (const key of Object.keys(value)) {
-    if (!isJson((value as Record<string, unknown>)[key], depth + 1)) return false;
-  }
-  return true;
+/** What is wrong (`what`) and where below the value walked (`at`, e.g. `.user.tags[2]`). */
+interface Problem {
+  at: string;
+  what: string;
 }
 
-/** Throws the InvalidPayloadError that says why `value` (which `isJson` refused) is not JSON. */
-function explain(value: unknown, path: string, depth: number, seen: Set<object>): void {
+const here = (what: string): Problem => ({ at: '', what });
+
+/**
+ * What keeps `value` from coming back unchanged from JSON, or null. The path is built only on the
+ * way back from a problem, so a good payload costs no strings. `ancestors` are the objects being
+ * walked into, to tell a cycle.
+ */
+function findProblem(value: unknown, depth: number, ancestors: object[]): Problem | null {
   switch (typeof value) {
     case 'string':
     case 'boolean':
-      return;
+      return null;
     case 'number':
-      if (!Number.isFinite(value))
-        throw new InvalidPayloadError(path, `is ${value}, which JSON turns into null`);
-      return;
+      return Number.isFinite(value) ? null : here(`is ${value}, which JSON turns into null`);
     case 'undefined':
-      throw new InvalidPayloadError(path, 'is undefined, which JSON drops');
+      return here('is undefined, which JSON drops');
     case 'bigint':
-      throw new InvalidPayloadError(path, 'is a BigInt; send it as a string');
+      return here('is a BigInt; send it as a string');
     case 'function':
     case 'symbol':
-      throw new InvalidPayloadError(path, `is a ${typeof value}`);
+      return here(`is a ${typeof value}`);
   }
-  if (value === null) return;
+  if (value === null) return null;
   const object = value as object;
-  if (depth >= MAX_JSON_DEPTH)
-    throw new InvalidPayloadError(path, `is nested deeper than ${MAX_JSON_DEPTH} levels`);
-  if (seen.has(object)) throw new InvalidPayloadError(path, 'refers back to itself (a cycle)');
-  seen.add(object);
-  if (Array.isArray(object)) {
-    for (let i = 0; i < object.length; i++) {
-      if (!(i in object))
-        throw new InvalidPayloadError(`${path}[${i}]`, 'is a hole in a sparse array');
-      explain(object[i], `${path}[${i}]`, depth + 1, seen);
-    }
-  } else {
-    const proto = Object.getPrototypeOf(object);
-    if (proto !== Object.prototype && proto !== null) {
-      const kind = (object.constructor as { name?: string } | undefined)?.name ?? 'class instance';
-      const hint = object instanceof Date ? '; send date.toISOString()' : '';
-      throw new InvalidPayloadError(path, `is a ${kind}, not a plain object${hint}`);
-    }
-    if (Object.getOwnPropertySymbols(object).length > 0) {
-      throw new InvalidPayloadError(path, 'has symbol keys, which JSON drops');
-    }
-    for (const key of Object.keys(object)) {
-      explain((object as Record<string, unknown>)[key], `${path}.${key}`, depth + 1, seen);
-    }
+  if (depth >= MAX_JSON_DEPTH) return here(`is nested deeper than ${MAX_JSON_DEPTH} levels`);
+  if (ancestors.includes(object)) return here('refers back to itself (a cycle)');
+  ancestors.push(object);
+  const problem = Array.isArray(object)
+    ? findInArray(object, depth, ancestors)
+    : findInObject(object, depth, ancestors);
+  ancestors.pop();
+  return problem;
+}
+
+function findInArray(array: unknown[], depth: number, ancestors: object[]): Problem | null {
+  for (let i = 0; i < array.length; i++) {
+    if (!(i in array)) return { at: `[${i}]`, what: 'is a hole in a sparse array' };
+    const problem = findProblem(array[i], depth + 1, ancestors);
+    if (problem !== null) return { at: `[${i}]${problem.at}`, what: problem.what };
   }
-  seen.delete(object);
+  return null;
+}
+
+function findInObject(object: object, depth: number, ancestors: object[]): Problem | null {
+  const proto = Object.getPrototypeOf(object);
+  if (proto !== Object.prototype && proto !== null) {
+    const kind = (object.constructor as { name?: string } | undefined)?.name ?? 'class instance';
+    const hint = object instanceof Date ? '; send date.toISOString()' : '';
+    return here(`is a ${kind}, not a plain object${hint}`);
+  }
+  if (Object.getOwnPropertySymbols(object).length > 0) {
+    return here('has symbol keys, which JSON drops');
+  }
+  for (const key of Object.keys(object)) {
+    const problem = findProblem((object as Record<string, unknown>)[key], depth + 1, ancestors);
+    if (problem !== null) return { at: `.${key}${problem.at}`, what: problem.what };
+  }
+  return null;
 }
 
 /** Reads a stored payload; a row written by hand may hold text that is not JSON. */
