@@ -104,7 +104,7 @@ export class Checkpointer {
 
   /** The thread copied a long log to its end: copy what came since, so the log starts over. */
   private finish(): void {
-    if (!this.db.open || this.db.inTransaction) return;
+    if (!this.db.open) return;
     try {
       this.db.pragma('wal_checkpoint(PASSIVE)');
     } catch (error) {

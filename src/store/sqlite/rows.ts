@@ -116,7 +116,12 @@ export function toClaimedTask(row: ClaimedRow, startedAt: number): ClaimedTask {
   };
 }
 
+/** Where `byClaimOrder` reads a `ClaimedRow`. */
+const ID = 0;
+const PRIORITY = 3;
+const RUN_AT = 8;
+
 /** Claim order: highest priority first, then earliest due, then first stored. */
 export function byClaimOrder(a: ClaimedRow, b: ClaimedRow): number {
-  return b[3] - a[3] || a[8] - b[8] || a[0] - b[0];
+  return b[PRIORITY] - a[PRIORITY] || a[RUN_AT] - b[RUN_AT] || a[ID] - b[ID];
 }

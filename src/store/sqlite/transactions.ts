@@ -192,7 +192,8 @@ function insertKeyless(
   const k = Math.floor(Math.log2(end - start));
   const parameters: unknown[] = [];
   let id = firstId;
-  for (const task of tasks.slice(start, start + 2 ** k)) {
+  for (let i = start; i < start + 2 ** k; i++) {
+    const task = tasks[i]!;
     parameters.push(id, task.name, task.payload, task.priority, task.maxAttempts);
     parameters.push(task.timeout, task.runAt, task.createdAt);
     results.push({ task: insertedTask(String(id), task), created: true });
