@@ -691,15 +691,17 @@ describe('runtime', () => {
   });
 
   /**
-   * Drains 200 tasks that each hold the event loop 1 ms, 50 at a time, and returns, for each
-   * claim after the first, how long the loop was left to others since the one before had started
-   * its tasks, and how long that one held it.
+   * Drains 200 tasks that each hold the event loop 1 ms and returns how many tasks each claim asked
+   * for and, for each claim after the first, how long the loop was left to others since the one
+   * before had started its tasks, and how long that one held it.
    */
   async function drainTimes(answering: boolean) {
     const claims: number[] = [];
+    const limits: number[] = [];
     class TimedStore extends MemoryStore {
       override claim(request: ClaimRequest) {
         claims.push(performance.now());
+        limits.push(request.limit);
         return super.claim(request);
       }
     }
@@ -732,11 +734,12 @@ describe('runtime', () => {
       if (last < claims[i - 1]!) continue;
       gaps.push({ left: claims[i]! - last, held: last - claims[i - 1]! });
     }
-    return gaps;
+    return { gaps, limits };
   }
 
-  it('while requests are answered, a draining backlog leaves the loop as long as each claim held it', async () => {
-    const gaps = await drainTimes(true);
+  it('while requests are answered, a draining backlog claims 25 at a time and leaves the loop as long as each claim held it', async () => {
+    const { gaps, limits } = await drainTimes(true);
+    assert.deepEqual(new Set(limits), new Set([25]));
     assert.ok(gaps.length >= 3, `${gaps.length} claims after the first`);
     for (const { left, held } of gaps) {
       // Timers count whole milliseconds: one may fire up to 1 ms before the time asked.
@@ -744,8 +747,9 @@ describe('runtime', () => {
     }
   });
 
-  it('with no requests answered, drains a backlog claim after claim', async () => {
-    const gaps = await drainTimes(false);
+  it('with no requests answered, drains a backlog 50 at a time, claim after claim', async () => {
+    const { gaps, limits } = await drainTimes(false);
+    assert.deepEqual(new Set(limits), new Set([50]));
     assert.ok(gaps.length >= 3, `${gaps.length} claims after the first`);
     const lefts = gaps.map((g) => g.left).sort((a, b) => a - b);
     const median = lefts[Math.floor(lefts.length / 2)]!;
@@ -789,14 +793,14 @@ describe('RunningAttempts', () => {
 
 describe('Batcher', () => {
   /** A batcher that records its writes and answers each item with itself. */
-  function recording(cooldown: number) {
+  function recording(cooldown: number, maxBatch?: number) {
     const writes: number[][] = [];
     const batcher = new Batcher(
       async (items: number[]) => {
         writes.push(items);
         return items;
       },
-      { cooldown },
+      { cooldown, maxBatch },
     );
     const add = (item: number) =>
       new Promise<number>((resolve, reject) => batcher.add(item, resolve, reject));
@@ -812,6 +816,21 @@ describe('Batcher', () => {
     }
     assert.deepEqual(await Promise.all(results), [1, 2, 3]);
     assert.deepEqual(writes, [[1], [2, 3]]);
+  });
+
+  it('writes at most maxBatch items at a time, the rest from the next turn without waiting out its cooldown', async () => {
+    const { writes, add } = recording(60_000, 2);
+    const heard: number[] = [];
+    const results = [1, 2, 3, 4, 5].map((item) =>
+      add(item).then((value) => {
+        heard.push(writes.length);
+        return value;
+      }),
+    );
+    assert.deepEqual(await Promise.all(results), [1, 2, 3, 4, 5]);
+    assert.deepEqual(writes, [[1, 2], [3, 4], [5]]);
+    // The callers of each write heard back before the next began: it waited for another turn.
+    assert.deepEqual(heard, [1, 1, 2, 2, 3]);
   });
 
   it(

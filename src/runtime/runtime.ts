@@ -52,6 +52,14 @@ export interface TaskRequest<P = unknown> {
  */
 const CLAIM_BATCH = 50;
 /**
+ * Most tasks one claim takes while requests are answered (see SERVING_WINDOW), and most outcomes
+ * one write takes: smaller turns, so that a request waits less behind the drain. At 2,000
+ * requests/s while 200,000 tasks drained, p99 went from 5.2–6.1 ms to 3.7–5.2 ms, and the drain
+ * from 41,000 to 35,000 tasks/s.
+ */
+const SERVING_CLAIM_BATCH = 25;
+const SETTLE_BATCH = 100;
+/**
  * Shortest time between two claims, in ms, unless the last one found a backlog and half the slots
  * are free: tasks that arrive one by one, or finish one by one, share a claim (one write) instead
  * of paying one each. A task that arrives within that time of the last claim starts up to that
@@ -143,6 +151,7 @@ export class Runtime {
     this.enqueues = new Batcher((tasks) => this.write(tasks));
     this.settlements = new Batcher((outcomes) => this.store.settle(outcomes), {
       cooldown: SETTLE_COOLDOWN,
+      maxBatch: SETTLE_BATCH,
     });
     this.maintenance = new Maintenance(this.store, this.settings, this.events, {
       leases: () => {
@@ -463,19 +472,24 @@ export class Runtime {
     if (!this.backlog || free * 2 < this.settings.concurrency) {
       return this.lastClaim + CLAIM_COOLDOWN;
     }
+    return this.serving(now) ? this.yieldUntil : now;
+  }
+
+  /** Whether the app answered a request within SERVING_WINDOW of `now`. */
+  private serving(now: number): boolean {
     if (this.requestAnswered) {
       this.requestAnswered = false;
       this.lastAnswered = now;
     }
-    return now - this.lastAnswered < SERVING_WINDOW ? this.yieldUntil : now;
+    return now - this.lastAnswered < SERVING_WINDOW;
   }
 
   private claimNow(): Promise<number> {
     if (this.claiming) return this.claiming;
-    this.lastClaim = performance.now();
-    const claim = this.claimAndRun(
-      Math.min(CLAIM_BATCH, this.settings.concurrency - this.running.size),
-    )
+    const now = performance.now();
+    this.lastClaim = now;
+    const batch = this.serving(now) ? SERVING_CLAIM_BATCH : CLAIM_BATCH;
+    const claim = this.claimAndRun(Math.min(batch, this.settings.concurrency - this.running.size))
       .catch((error: unknown) => {
         this.events.emit('runtime:error', { error, during: 'starting claimed tasks' });
         return 0;
