@@ -35,9 +35,10 @@ const ENTRY = new URL('./checkpoint-thread.js', import.meta.url);
  * Once the store has written a while, a thread of its own copies the log into the database file
  * every 100 ms (a PASSIVE checkpoint never blocks the store's writes). A checkpoint only lets the
  * log start over if no commit came in meanwhile, which under steady load is rare: so when a pass
- * copied a log of 4000 pages or more to its end, the thread says so, and the store's connection
- * copies what was committed during that pass (a few ms of commits and two short syncs), after
- * which the next commit starts the log over. Left to SQLite, that connection copied up to a
+ * copied a log of 4000 pages or more to its end, the thread copies what was committed meanwhile in
+ * a few shorter passes and says so, and the store's connection copies what was committed during
+ * the last one (about 1 ms of commits and two short syncs), after which the next commit starts
+ * the log over. Left to SQLite, that connection copied up to a
  * pass's worth of pages at 4000: 5–15 ms with the event loop blocked, every ~250 ms while a
  * backlog drained. Should the thread fail, the store checkpoints by itself as before, and a
  * warning says so.
