@@ -53,9 +53,10 @@ export interface TaskRequest<P = unknown> {
 const CLAIM_BATCH = 50;
 /**
  * Most tasks one claim takes while requests are answered (see SERVING_WINDOW), and most outcomes
- * one write takes: smaller turns, so that a request waits less behind the drain. At 2,000
- * requests/s while 200,000 tasks drained, p99 went from 5.2–6.1 ms to 3.7–5.2 ms, and the drain
- * from 41,000 to 35,000 tasks/s.
+ * one write takes (the rest go from the next turn): smaller turns, so that a request waits less
+ * behind a drain. At 2,000 requests/s while 100,000 tasks drained, the p99 of the answers given
+ * meanwhile was lower in each of five interleaved pairs (5.8–9.2 ms → 5.5–7.5 ms), and the drain
+ * took 3.0 s instead of 2.5 s. With no requests, it drains as fast as before, within noise.
  */
 const SERVING_CLAIM_BATCH = 25;
 const SETTLE_BATCH = 100;
