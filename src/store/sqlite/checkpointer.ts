@@ -38,10 +38,9 @@ const ENTRY = new URL('./checkpoint-thread.js', import.meta.url);
  * copied a log of 4000 pages or more to its end, the thread copies what was committed meanwhile in
  * a few shorter passes and says so, and the store's connection copies what was committed during
  * the last one (about 1 ms of commits and two short syncs), after which the next commit starts
- * the log over. Left to SQLite, that connection copied up to a
- * pass's worth of pages at 4000: 5–15 ms with the event loop blocked, every ~250 ms while a
- * backlog drained. Should the thread fail, the store checkpoints by itself as before, and a
- * warning says so.
+ * the log over. Left to SQLite, that connection copied up to a pass's worth of pages at 4000:
+ * 5–15 ms with the event loop blocked, every ~250 ms while a backlog drained. Should the thread
+ * fail, the store checkpoints by itself as before, and a warning says so.
  */
 export class Checkpointer {
   private writes = 0;
