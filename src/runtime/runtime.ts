@@ -61,6 +61,16 @@ const CLAIM_BATCH = 50;
 const SERVING_CLAIM_BATCH = 25;
 const SETTLE_BATCH = 100;
 /**
+ * While requests are answered, a claim also takes no more tasks than the one before says fit in
+ * this many ms of the event loop (claiming them and starting them), and at least one: tasks that
+ * hold the loop (or whose code V8 has not compiled yet) are claimed a few at a time. In the drain
+ * above, the p99 was lower in 10 of 14 interleaved pairs (medians 5.2–5.5 ms against 5.9–6.7 ms),
+ * the drain as fast; a task that holds the loop 5 ms no longer makes turns of 125 ms.
+ */
+const SERVING_TURN_MS = 1;
+/** Until a claim has been timed: 5 tasks a turn. */
+const FIRST_TASK_COST_MS = SERVING_TURN_MS / 5;
+/**
  * Shortest time between two claims, in ms, unless the last one found a backlog and half the slots
  * are free: tasks that arrive one by one, or finish one by one, share a claim (one write) instead
  * of paying one each. A task that arrives within that time of the last claim starts up to that
@@ -129,6 +139,8 @@ export class Runtime {
    * claim plus as long as it held the event loop (the store's call and starting its tasks).
    */
   private yieldUntil = -Infinity;
+  /** How long the latest claim held the event loop per task it took, ms (see SERVING_TURN_MS). */
+  private taskCost = FIRST_TASK_COST_MS;
   /** A request was answered since the runtime last looked (see kAnsweredRequest). */
   private requestAnswered = false;
   /** performance.now() when the runtime last found a request answered. */
@@ -489,7 +501,9 @@ export class Runtime {
     if (this.claiming) return this.claiming;
     const now = performance.now();
     this.lastClaim = now;
-    const batch = this.serving(now) ? SERVING_CLAIM_BATCH : CLAIM_BATCH;
+    const batch = this.serving(now)
+      ? Math.max(1, Math.min(SERVING_CLAIM_BATCH, Math.floor(SERVING_TURN_MS / this.taskCost)))
+      : CLAIM_BATCH;
     const claim = this.claimAndRun(Math.min(batch, this.settings.concurrency - this.running.size))
       .catch((error: unknown) => {
         this.events.emit('runtime:error', { error, during: 'starting claimed tasks' });
@@ -531,6 +545,7 @@ export class Runtime {
     for (const task of tasks) this.run(task);
     const ended = performance.now();
     this.yieldUntil = ended + held + (ended - starting);
+    if (tasks.length > 0) this.taskCost = (held + (ended - starting)) / tasks.length;
     this.backlog = tasks.length === limit;
     this.moreDue = this.backlog || this.wakeups !== wakeups;
     return tasks.length;
