@@ -544,8 +544,9 @@ export class Runtime {
     const starting = performance.now();
     for (const task of tasks) this.run(task);
     const ended = performance.now();
-    this.yieldUntil = ended + held + (ended - starting);
-    if (tasks.length > 0) this.taskCost = (held + (ended - starting)) / tasks.length;
+    const hold = held + (ended - starting);
+    this.yieldUntil = ended + hold;
+    if (tasks.length > 0) this.taskCost = hold / tasks.length;
     this.backlog = tasks.length === limit;
     this.moreDue = this.backlog || this.wakeups !== wakeups;
     return tasks.length;
