@@ -2,6 +2,12 @@
  * One HTTP server of bench/http.ts, run in a process of its own (the parent pins it to a core).
  *
  *   node --import tsx bench/http-server.ts --kind=bare       bare Fastify, no work (the ceiling)
+ *   node --import tsx bench/http-server.ts --kind=insert     bare Fastify and one row per request in
+ *                                                            Offload's table (DATABASE_URL), each
+ *                                                            request its own transaction
+ *   node --import tsx bench/http-server.ts --kind=batched    the same, the rows of one event-loop
+ *                                                            turn in one transaction (the floor of
+ *                                                            a durable design on this stack)
  *   node --import tsx bench/http-server.ts --kind=service    Offload's service as built in dist/
  *                                                            (`npm run build`), configured from the
  *                                                            environment (DATABASE_URL, LOG_LEVEL, …)
@@ -13,17 +19,20 @@
  * SIGTERM or a lost parent it closes and exits 0, so that `--cpu-prof` writes its profile.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import Database from 'better-sqlite3';
 import Fastify from 'fastify';
 import type * as ConfigModule from '../src/server/config.js';
 import type * as LoggerModule from '../src/server/logger.js';
 import type * as ServiceModule from '../src/server/service.js';
+import type * as MigrationsModule from '../src/store/sqlite/migrations.js';
 
 // The service as users run it: the build in dist/ (bench/http.ts builds it first), not the
 // TypeScript sources through tsx, whose transform adds work of its own to the code it runs.
-const dist = (module: string) => new URL(`../dist/server/${module}.js`, import.meta.url).href;
-const { loadConfig } = (await import(dist('config'))) as typeof ConfigModule;
-const { createLogger } = (await import(dist('logger'))) as typeof LoggerModule;
-const { createService } = (await import(dist('service'))) as typeof ServiceModule;
+const dist = (module: string) => new URL(`../dist/${module}.js`, import.meta.url).href;
+const { loadConfig } = (await import(dist('server/config'))) as typeof ConfigModule;
+const { createLogger } = (await import(dist('server/logger'))) as typeof LoggerModule;
+const { createService } = (await import(dist('server/service'))) as typeof ServiceModule;
+const { migrate } = (await import(dist('store/sqlite/migrations'))) as typeof MigrationsModule;
 
 const ANSWER = { ok: true, message: 'Notification scheduled in background' } as const;
 const NOTIFY_PATH = '/api/notifications/notify';
@@ -43,10 +52,12 @@ export interface ServerStats {
 
 type Message = { type: 'stats' } | { type: 'stop' };
 
-const kind = /^--kind=(bare|service)$/.exec(process.argv[2] ?? '')?.[1];
+const kind = /^--kind=(bare|insert|batched|service)$/.exec(process.argv[2] ?? '')?.[1];
 const backlog = Number(/^--backlog=(\d+)$/.exec(process.argv[3] ?? '')?.[1] ?? 0);
 if (!kind || !process.send) {
-  process.stderr.write('usage: (with IPC) http-server.ts --kind=bare|service [--backlog=N]\n');
+  process.stderr.write(
+    'usage: (with IPC) http-server.ts --kind=bare|insert|batched|service [--backlog=N]\n',
+  );
   process.exit(2);
 }
 
@@ -60,6 +71,8 @@ if (kind === 'bare') {
   app.post(NOTIFY_PATH, async () => ANSWER);
   url = await app.listen({ port: 0, host: '127.0.0.1' });
   close = () => app.close();
+} else if (kind === 'insert' || kind === 'batched') {
+  ({ url, close } = await startInsertServer(kind === 'batched'));
 } else {
   const config = loadConfig({ ...process.env, PORT: '0', HOST: '127.0.0.1' });
   const logger = createLogger({ level: config.logLevel, pretty: false });
@@ -112,3 +125,53 @@ process.on('disconnect', stop);
 process.on('SIGTERM', stop);
 process.on('SIGINT', stop);
 process.send({ type: 'ready', url });
+
+/**
+ * Bare Fastify that stores one row a request in Offload's own table (its migrations, WAL,
+ * synchronous NORMAL, as the SQLite store opens it) and answers once the row is committed: what
+ * any durable design costs on this stack, without a runtime, validation, hooks or logging.
+ * `batched`: the rows of one event-loop turn share a transaction, as Offload's are.
+ */
+async function startInsertServer(
+  batched: boolean,
+): Promise<{ url: string; close: () => Promise<void> }> {
+  const path = /^sqlite:(.+)$/.exec(process.env.DATABASE_URL ?? '')?.[1];
+  if (path === undefined)
+    throw new Error('--kind=insert and batched need DATABASE_URL=sqlite:PATH');
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  migrate(db, path);
+  const insert = db.prepare<[number, number]>(
+    `INSERT INTO offload_tasks (name, payload, state, max_attempts, run_at, created_at)
+     VALUES ('notifications.demo', '{}', 'queued', 5, ?, ?)`,
+  );
+  const store = (): string => {
+    const now = Date.now();
+    return String(insert.run(now, now).lastInsertRowid);
+  };
+  const commit = db.transaction((count: number) => Array.from({ length: count }, store));
+  let waiting: ((id: string) => void)[] = [];
+  const flush = () => {
+    const batch = waiting;
+    waiting = [];
+    const ids = commit(batch.length);
+    batch.forEach((resolve, i) => resolve(ids[i]!));
+  };
+  const stored = batched
+    ? () =>
+        new Promise<string>((resolve) => {
+          if (waiting.length === 0) setImmediate(flush);
+          waiting.push(resolve);
+        })
+    : async () => store();
+  const app = Fastify();
+  app.post(NOTIFY_PATH, async () => ({ ...ANSWER, id: await stored() }));
+  return {
+    url: await app.listen({ port: 0, host: '127.0.0.1' }),
+    close: async () => {
+      await app.close();
+      db.close();
+    },
+  };
+}

@@ -10,7 +10,7 @@ export interface Bar {
   /** Written after the bar; defaults to the value. */
   note?: string;
   /** `ours` blue, `peer` grey, `ceiling` dark grey (a reference, not a competitor). */
-  kind: 'ours' | 'peer' | 'ceiling';
+  kind: 'ours' | 'peer' | 'ceiling' | 'floor';
 }
 
 export interface Chart {
@@ -35,11 +35,13 @@ const COLOURS: Record<Bar['kind'], string> = {
   ours: '#2563eb',
   peer: '#9ca3af',
   ceiling: '#4b5563',
+  floor: '#d1d5db',
 };
 const LEGEND: [Bar['kind'], string][] = [
   ['ours', 'Offload'],
   ['peer', 'peer'],
   ['ceiling', 'reference (no work)'],
+  ['floor', 'reference (a plain SQLite insert)'],
 ];
 
 function escape(text: string): string {
