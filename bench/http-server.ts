@@ -6,8 +6,8 @@
  *                                                            Offload's table (DATABASE_URL), each
  *                                                            request its own transaction
  *   node --import tsx bench/http-server.ts --kind=batched    the same, the rows of one event-loop
- *                                                            turn in one transaction (the floor of
- *                                                            a durable design on this stack)
+ *                                                            turn in one transaction (a plain
+ *                                                            durable design on this stack)
  *   node --import tsx bench/http-server.ts --kind=service    Offload's service as built in dist/
  *                                                            (`npm run build`), configured from the
  *                                                            environment (DATABASE_URL, LOG_LEVEL, …)
@@ -129,7 +129,7 @@ process.send({ type: 'ready', url });
 /**
  * Bare Fastify that stores one row a request in Offload's own table (its migrations, WAL,
  * synchronous NORMAL, as the SQLite store opens it) and answers once the row is committed: what
- * any durable design costs on this stack, without a runtime, validation, hooks or logging.
+ * a plain durable design costs on this stack, without a runtime, validation, hooks or logging.
  * `batched`: the rows of one event-loop turn share a transaction, as Offload's are.
  */
 async function startInsertServer(

@@ -8,7 +8,7 @@
  * 1. Throughput, 50 connections, closed loop: a 2 s warm-up then 10 s measured, on a fresh server
  *    each run, median of 3 runs (the configurations interleaved): bare Fastify answering the same
  *    JSON with no work (the ceiling); bare Fastify storing one row a request in Offload's table,
- *    a transaction a request and the rows of one event-loop turn in one transaction (what any
+ *    a transaction a request and the rows of one event-loop turn in one transaction (what a plain
  *    durable answer costs on this stack, without a runtime); the service on the memory store, on
  *    SQLite (temp file), and on SQLite with the seed's 2,000 ms demo delay.
  *    Also the service on PostgreSQL (a fresh schema per run, dropped after) and the seed itself:
@@ -506,8 +506,8 @@ if (only === undefined || only === 'throughput') {
         );
     }
   }
-  // What Offload adds over the least any durable answer costs here: a row a request, committed
-  // with the others of its event-loop turn.
+  // What Offload costs beside a plain durable answer: a row a request, committed with the others
+  // of its event-loop turn.
   const batchedRps = rpsOf(BATCHED_LABEL);
   const batchedRatios = configs
     .filter((config) => config.kind === 'service' && config.sqlite)
