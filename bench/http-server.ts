@@ -24,7 +24,8 @@ import Fastify from 'fastify';
 import type * as ConfigModule from '../src/server/config.js';
 import type * as LoggerModule from '../src/server/logger.js';
 import type * as ServiceModule from '../src/server/service.js';
-import type * as MigrationsModule from '../src/store/sqlite/migrations.js';
+import type * as BatcherModule from '../src/runtime/batcher.js';
+import type * as IndexModule from '../src/index.js';
 
 // The service as users run it: the build in dist/ (bench/http.ts builds it first), not the
 // TypeScript sources through tsx, whose transform adds work of its own to the code it runs.
@@ -32,7 +33,8 @@ const dist = (module: string) => new URL(`../dist/${module}.js`, import.meta.url
 const { loadConfig } = (await import(dist('server/config'))) as typeof ConfigModule;
 const { createLogger } = (await import(dist('server/logger'))) as typeof LoggerModule;
 const { createService } = (await import(dist('server/service'))) as typeof ServiceModule;
-const { migrate } = (await import(dist('store/sqlite/migrations'))) as typeof MigrationsModule;
+const { Batcher } = (await import(dist('runtime/batcher'))) as typeof BatcherModule;
+const { sqliteStore } = (await import(dist('index'))) as typeof IndexModule;
 
 const ANSWER = { ok: true, message: 'Notification scheduled in background' } as const;
 const NOTIFY_PATH = '/api/notifications/notify';
@@ -127,10 +129,10 @@ process.on('SIGINT', stop);
 process.send({ type: 'ready', url });
 
 /**
- * Bare Fastify that stores one row a request in Offload's own table (its migrations, WAL,
- * synchronous NORMAL, as the SQLite store opens it) and answers once the row is committed: what
- * a plain durable design costs on this stack, without a runtime, validation, hooks or logging.
- * `batched`: the rows of one event-loop turn share a transaction, as Offload's are.
+ * Bare Fastify that stores one row a request in Offload's own table and answers once the row is
+ * committed: what a plain durable design costs on this stack, without a runtime, validation, hooks
+ * or logging. `batched`: the rows of one event-loop turn share a transaction, grouped by the
+ * runtime's own `Batcher`.
  */
 async function startInsertServer(
   batched: boolean,
@@ -138,10 +140,13 @@ async function startInsertServer(
   const path = /^sqlite:(.+)$/.exec(process.env.DATABASE_URL ?? '')?.[1];
   if (path === undefined)
     throw new Error('--kind=insert and batched need DATABASE_URL=sqlite:PATH');
+  // The store makes the file as it always does (schema, WAL), then this process writes on a
+  // connection of its own, with the store's synchronous setting.
+  const made = sqliteStore({ path });
+  await made.open();
+  await made.close();
   const db = new Database(path);
-  db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
-  migrate(db, path);
   const insert = db.prepare<[number, number]>(
     `INSERT INTO offload_tasks (name, payload, state, max_attempts, run_at, created_at)
      VALUES ('notifications.demo', '{}', 'queued', 5, ?, ?)`,
@@ -151,19 +156,9 @@ async function startInsertServer(
     return String(insert.run(now, now).lastInsertRowid);
   };
   const commit = db.transaction((count: number) => Array.from({ length: count }, store));
-  let waiting: ((id: string) => void)[] = [];
-  const flush = () => {
-    const batch = waiting;
-    waiting = [];
-    const ids = commit(batch.length);
-    batch.forEach((resolve, i) => resolve(ids[i]!));
-  };
+  const batcher = new Batcher<null, string>(async (items) => commit(items.length));
   const stored = batched
-    ? () =>
-        new Promise<string>((resolve) => {
-          if (waiting.length === 0) setImmediate(flush);
-          waiting.push(resolve);
-        })
+    ? () => new Promise<string>((resolve, reject) => batcher.add(null, resolve, reject))
     : async () => store();
   const app = Fastify();
   app.post(NOTIFY_PATH, async () => ({ ...ANSWER, id: await stored() }));

@@ -9,7 +9,10 @@ export interface Bar {
   value: number;
   /** Written after the bar; defaults to the value. */
   note?: string;
-  /** `ours` blue, `peer` grey, `ceiling` dark grey (a reference, not a competitor). */
+  /**
+   * `ours` blue, `peer` grey; the references, not competitors: `ceiling` dark grey (no work),
+   * `floor` light grey (a plain SQLite insert).
+   */
   kind: 'ours' | 'peer' | 'ceiling' | 'floor';
 }
 
