@@ -34,7 +34,7 @@ const { loadConfig } = (await import(dist('server/config'))) as typeof ConfigMod
 const { createLogger } = (await import(dist('server/logger'))) as typeof LoggerModule;
 const { createService } = (await import(dist('server/service'))) as typeof ServiceModule;
 const { Batcher } = (await import(dist('runtime/batcher'))) as typeof BatcherModule;
-const { sqliteStore } = (await import(dist('index'))) as typeof IndexModule;
+const { openStore, SqliteStore } = (await import(dist('index'))) as typeof IndexModule;
 
 const ANSWER = { ok: true, message: 'Notification scheduled in background' } as const;
 const NOTIFY_PATH = '/api/notifications/notify';
@@ -137,15 +137,14 @@ process.send({ type: 'ready', url });
 async function startInsertServer(
   batched: boolean,
 ): Promise<{ url: string; close: () => Promise<void> }> {
-  const path = /^sqlite:(.+)$/.exec(process.env.DATABASE_URL ?? '')?.[1];
-  if (path === undefined)
+  const made = openStore(process.env.DATABASE_URL ?? '');
+  if (!(made instanceof SqliteStore))
     throw new Error('--kind=insert and batched need DATABASE_URL=sqlite:PATH');
   // The store makes the file as it always does (schema, WAL), then this process writes on a
   // connection of its own, with the store's synchronous setting.
-  const made = sqliteStore({ path });
   await made.open();
   await made.close();
-  const db = new Database(path);
+  const db = new Database(made.path);
   db.pragma('synchronous = NORMAL');
   const insert = db.prepare<[number, number]>(
     `INSERT INTO offload_tasks (name, payload, state, max_attempts, run_at, created_at)

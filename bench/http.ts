@@ -17,8 +17,10 @@
  * 2. Steady rate, 2,000 requests/s, 50 connections, 10 s after a 2 s warm-up, 3 runs: bare
  *    Fastify, the service on SQLite, and the service on SQLite started on a database holding a
  *    backlog of queued `notifications.log` tasks (filled with `enqueueMany`) that it drains while
- *    it serves. Both with autocannon `-R 2000` and with the paced client. The p99 targets are the
- *    paced client's SQLite rows (a steady rate); the others are reported beside them.
+ *    it serves. Both with autocannon `-R 2000` and with the paced client.
+ *
+ * Targets are counted on the durable SQLite store only, and the p99 targets on the paced client's
+ * rows (a steady rate); the other rows are in the tables.
  *
  *   node --import tsx bench/http.ts [--quick] [--json=PATH] [--only=throughput|rate]
  *                                   [--profile=DIR]   (servers run with --cpu-prof into DIR)
@@ -475,11 +477,11 @@ if (only === undefined || only === 'throughput') {
     return ms ? medianOf(ms, (m) => m.client.rps) : NaN;
   };
   // The seed's request as the service runs it by default (a 2 s demo task, which mostly runs after
-  // the window), and with 0 ms tasks, which all run in the window on the server's one core.
+  // the window), and with 0 ms tasks, which all run in the window on the server's one core. The
+  // issue's target is on the durable SQLite store; PostgreSQL's ratio is in the table.
   const ratioTargets: [label: string, what: string][] = [
     [SEED_TASK_LABEL, "service, SQLite, the seed's 2 s task (the default)"],
     ['service, SQLite', 'service, SQLite, 0 ms tasks also run in the window'],
-    [PG_LABEL, 'service, PostgreSQL, 0 ms tasks also run in the window'],
   ];
   for (const [label, what] of ratioTargets) {
     const rps = rpsOf(label);
@@ -593,10 +595,6 @@ if (only === undefined || only === 'rate') {
     }
   }
   const rows: string[][] = [];
-  // The issue's targets are a steady rate on the durable SQLite store: the paced client's rows.
-  // autocannon -R sends each second's requests as one burst, and PostgreSQL has no p99 target of
-  // its own; their figures are listed beside the targets, not counted as targets.
-  const notTargets: string[] = [];
   for (const mode of modes) {
     for (const config of configs) {
       const ms = results.get(`${mode}|${config.label}`)!;
@@ -627,26 +625,24 @@ if (only === undefined || only === 'rate') {
           : '–',
         failures(ms),
       ]);
-      const loadName = mode === 'autocannon' ? 'autocannon -R' : 'paced client';
-      const p99Checks: Check[] = [];
-      if (config.kind === 'service') {
-        const p99 = medianOf(ms, (m) => m.client.latency.p99);
-        p99Checks.push({
-          target: `p99 < ${TARGET_P99} ms at a steady ${int(RATE)}/s, ${config.label}, whole window (${loadName})`,
-          measured: `${f2(p99)} ms (runs ${ms.map((m) => f2(m.client.latency.p99)).join(', ')})`,
-          met: p99 < TARGET_P99,
-        });
-      }
+      // The issue's targets are a steady rate on the durable SQLite store: the paced client's
+      // service rows. autocannon -R sends each second's requests as one burst, and PostgreSQL has
+      // no p99 target of its own: their figures are in the table, not counted as targets.
+      if (mode !== 'paced' || !config.sqlite) continue;
+      const p99 = medianOf(ms, (m) => m.client.latency.p99);
+      checks.push({
+        target: `p99 < ${TARGET_P99} ms at a steady ${int(RATE)}/s, ${config.label}, whole window (paced client)`,
+        measured: `${f2(p99)} ms (runs ${ms.map((m) => f2(m.client.latency.p99)).join(', ')})`,
+        met: p99 < TARGET_P99,
+      });
       if (config.backlog) {
-        const p99 = medianOf(ms, (m) => m.drainingP99!);
-        p99Checks.push({
-          target: `p99 < ${TARGET_P99} ms at a steady ${int(RATE)}/s, answers given while the backlog was draining (${loadName})`,
-          measured: `${f2(p99)} ms (runs ${ms.map((m) => f2(m.drainingP99!)).join(', ')})`,
-          met: p99 < TARGET_P99,
+        const draining = medianOf(ms, (m) => m.drainingP99!);
+        checks.push({
+          target: `p99 < ${TARGET_P99} ms at a steady ${int(RATE)}/s, answers given while the backlog was draining (paced client)`,
+          measured: `${f2(draining)} ms (runs ${ms.map((m) => f2(m.drainingP99!)).join(', ')})`,
+          met: draining < TARGET_P99,
         });
       }
-      if (mode === 'paced' && config.sqlite) checks.push(...p99Checks);
-      else notTargets.push(...p99Checks.map((c) => `- ${c.target}: ${c.measured}`));
     }
   }
   charts.push({
@@ -689,10 +685,6 @@ if (only === undefined || only === 'rate') {
         ],
         rows,
       ),
-      '',
-      `Measured too, not counted as targets (the targets are a steady rate on the SQLite store: the paced client's rows):`,
-      '',
-      ...notTargets,
     ].join('\n'),
   );
 }
