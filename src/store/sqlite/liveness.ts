@@ -1,6 +1,7 @@
-import { mkdirSync, rmSync, statSync } from 'node:fs';
+import { rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { makeDirectory } from './directory.js';
 
 /** What a worker's name may be made of: it becomes a file name. */
 const OWNER_PATTERN = /^[A-Za-z0-9_.-]{1,200}$/;
@@ -45,7 +46,14 @@ export class WorkerLocks {
   register(owner: string): void {
     checkOwner(owner);
     if (this.held.has(owner)) return;
-    mkdirSync(this.dir, { recursive: true });
+    try {
+      makeDirectory(this.dir);
+    } catch (error) {
+      throw new Error(
+        `could not take the worker lock of "${owner}": ${(error as Error).message}. Check that the database's directory is writable`,
+        { cause: error },
+      );
+    }
     const path = this.lockPath(owner);
     for (let attempt = 1; attempt <= REGISTER_ATTEMPTS; attempt++) {
       // A short wait lets a prober that holds the lock for an instant finish.

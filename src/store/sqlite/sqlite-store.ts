@@ -1,4 +1,3 @@
-import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { OffloadError } from '../../errors/offload-error.js';
@@ -18,6 +17,7 @@ import {
   type StoreStats,
 } from '../store.js';
 import { Checkpointer } from './checkpointer.js';
+import { makeDirectory } from './directory.js';
 import { FileIdentity } from './file-identity.js';
 import { checkOwner, WorkerLocks } from './liveness.js';
 import { migrate } from './migrations.js';
@@ -99,7 +99,7 @@ export class SqliteStore implements Store {
     const inMemory = this.path === ':memory:';
     let db: Database.Database;
     try {
-      if (!inMemory) mkdirSync(dirname(resolve(this.path)), { recursive: true });
+      if (!inMemory) makeDirectory(dirname(resolve(this.path)));
       db = new Database(this.path, { timeout: this.busyTimeout });
     } catch (error) {
       throw this.openError(error);
