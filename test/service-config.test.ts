@@ -97,6 +97,11 @@ describe('configuration', () => {
     ['DATABASE_SCHEMA', 'Public; DROP'],
     ['DATABASE_SCHEMA', '1abc'],
     ['DATABASE_POOL_SIZE', '0'],
+    ['DATABASE_URL', 'foo:bar'],
+    ['DATABASE_URL', 'sqlite:'],
+    ['DATABASE_URL', 'memory:extra'],
+    ['DATABASE_URL', 'postgres://[bad'],
+    ['DATABASE_URL', 'postgres://u@127.0.0.1:5432'],
   ];
   for (const [name, value] of bad) {
     it(`refuses ${name}=${JSON.stringify(value)}, naming it`, () => {

@@ -5,7 +5,7 @@ import {
   readChannelSettings,
   type ChannelSettings,
 } from '../notifications/index.js';
-import { redactUrl } from '../store/open.js';
+import { parseStoreUrl, redactUrl } from '../store/open.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -69,10 +69,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServiceConfig 
     );
   }
   const concurrency = read('CONCURRENCY');
+  const databaseUrl = read('DATABASE_URL') ?? DEFAULT_DATABASE_URL;
+  // Its form is checked now, with the other variables; what only opening can tell (a directory
+  // given as the file, a server that is down) is told when the store opens.
+  parseStoreUrl(databaseUrl);
   return {
     port: wholeNumberVariable('PORT', read('PORT') ?? '8000', 0, 65_535),
     host: read('HOST') ?? '0.0.0.0',
-    databaseUrl: read('DATABASE_URL') ?? DEFAULT_DATABASE_URL,
+    databaseUrl,
     databaseSchema: schemaName(read('DATABASE_SCHEMA') ?? 'offload'),
     databasePoolSize: wholeNumberVariable(
       'DATABASE_POOL_SIZE',

@@ -15,20 +15,30 @@ export interface OpenStoreOptions {
   logger?: Logger;
 }
 
+/** What a store URL names, read without opening anything. */
+export type StoreUrl =
+  | { kind: 'memory' }
+  | { kind: 'sqlite'; path: string }
+  | { kind: 'postgres'; connectionString: string };
+
 /**
- * Opens the store a URL names: `memory:`, `sqlite:PATH` (relative to the working directory) or
- * `postgres://user:password@host:port/database` (`postgresql://` too).
+ * Reads a store URL: `memory:`, `sqlite:PATH` (relative to the working directory) or
+ * `postgres://user:password@host:port/database` (`postgresql://` too). Throws an
+ * `InvalidOptionError` naming `option`, where the URL came from, when it is not one of these.
  */
-export function openStore(url: string, options: OpenStoreOptions = {}): Store {
-  if (url === 'memory:') return new MemoryStore();
+export function parseStoreUrl(url: string, option = 'DATABASE_URL'): StoreUrl {
+  if (url === 'memory:') return { kind: 'memory' };
+  if (url.startsWith('memory:')) {
+    throw new InvalidOptionError(option, 'memory: takes nothing after the colon; write memory:');
+  }
   if (url.startsWith('sqlite:')) {
     const path = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
     if (path === '')
       throw new InvalidOptionError(
-        'DATABASE_URL',
+        option,
         'sqlite: needs a file path, e.g. sqlite:./data/offload.db',
       );
-    return new SqliteStore({ path, logger: options.logger });
+    return { kind: 'sqlite', path };
   }
   if (/^postgres(ql)?:\/\//.test(url)) {
     let parsed: URL;
@@ -36,22 +46,35 @@ export function openStore(url: string, options: OpenStoreOptions = {}): Store {
       parsed = new URL(url);
     } catch {
       throw new InvalidOptionError(
-        'DATABASE_URL',
+        option,
         'is not a valid postgres:// URL; e.g. postgres://user:password@localhost:5432/app (percent-encode special characters in the password)',
       );
     }
     if (parsed.pathname.length <= 1) {
       throw new InvalidOptionError(
-        'DATABASE_URL',
+        option,
         'names no database: add it after the host, e.g. postgres://user@localhost:5432/app',
       );
     }
-    return new PostgresStore({ connectionString: url, ...options });
+    return { kind: 'postgres', connectionString: url };
   }
   throw new InvalidOptionError(
-    'DATABASE_URL',
+    option,
     `${JSON.stringify(redactUrl(url))} is not a store URL; use memory:, sqlite:./data/offload.db or postgres://user@host:5432/db`,
   );
+}
+
+/** Opens the store a URL names (see `parseStoreUrl`). */
+export function openStore(url: string, options: OpenStoreOptions = {}): Store {
+  const parsed = parseStoreUrl(url);
+  switch (parsed.kind) {
+    case 'memory':
+      return new MemoryStore();
+    case 'sqlite':
+      return new SqliteStore({ path: parsed.path, logger: options.logger });
+    case 'postgres':
+      return new PostgresStore({ connectionString: parsed.connectionString, ...options });
+  }
 }
 
 /** A URL as it may be shown: without its password. */
