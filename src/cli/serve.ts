@@ -1,5 +1,5 @@
 import type { Logger as PinoLogger } from 'pino';
-import { InvalidOptionError, SECOND } from '../index.js';
+import { InvalidOptionError, OffloadError, SECOND } from '../index.js';
 import { SCHEMA_VERSION } from '../store/postgres/migrations.js';
 import { loadConfig, type ServiceConfig } from '../server/config.js';
 import { createLogger } from '../server/logger.js';
@@ -9,6 +9,7 @@ import {
   openServiceStore,
   type Service,
 } from '../server/service.js';
+import { namingSource } from './store-error.js';
 
 /** After the grace, how long closing may still take before the process gives up and exits 1. */
 const EXIT_MARGIN = 5 * SECOND;
@@ -35,7 +36,7 @@ export async function serve(env: NodeJS.ProcessEnv, { runner = true } = {}): Pro
   try {
     await starting;
   } catch (error) {
-    logger.fatal({ err: error }, `could not start: ${(error as Error).message}`);
+    logStartFailure(logger, error);
     await service?.close().catch(() => undefined);
     return exit(1);
   }
@@ -57,7 +58,7 @@ export async function work(env: NodeJS.ProcessEnv): Promise<void> {
   try {
     await starting;
   } catch (error) {
-    logger.fatal({ err: error }, `could not start: ${(error as Error).message}`);
+    logStartFailure(logger, error);
     await runtime.stop().catch(() => undefined);
     return exit(1);
   }
@@ -74,6 +75,8 @@ export async function migrate(env: NodeJS.ProcessEnv): Promise<number> {
   const store = openServiceStore(config, logger);
   try {
     await store.open();
+  } catch (error) {
+    throw namingSource(error, 'DATABASE_URL');
   } finally {
     await store.close();
   }
@@ -81,6 +84,19 @@ export async function migrate(env: NodeJS.ProcessEnv): Promise<number> {
     store.kind === 'postgres' ? ` ${config.databaseSchema} at version ${SCHEMA_VERSION}` : '';
   console.log(`offload: the ${store.kind} store is up to date${version}`);
   return 0;
+}
+
+/**
+ * Logs why the start failed. Our own errors (a store that cannot be opened, a port in use) are
+ * logged by their message alone, which says what to change: a stack would only bury it.
+ */
+function logStartFailure(logger: PinoLogger, failure: unknown): void {
+  const error = namingSource(failure, 'DATABASE_URL');
+  if (error instanceof OffloadError) {
+    logger.fatal({ code: error.code }, `could not start: ${error.message}`);
+  } else {
+    logger.fatal({ err: error }, `could not start: ${(error as Error).message}`);
+  }
 }
 
 /** Reads the configuration (exiting with a message naming a bad variable) and makes the logger. */

@@ -5,6 +5,7 @@ import { Notifications, type DeliveryCall, type Resolver } from '../notification
 import { buildApp } from './app.js';
 import { describeConfig, type ServiceConfig } from './config.js';
 import { gracefulClose } from './drain.js';
+import { listenError } from './listen-error.js';
 import { ServiceMetrics } from './metrics.js';
 
 export interface ServiceOptions {
@@ -118,7 +119,11 @@ export async function createService(
       if (config.apiKey === undefined) {
         logger.warn('OFFLOAD_API_KEY is not set: /api/* is open to anyone who can reach this port');
       }
-      return app.listen({ port: config.port, host: config.host });
+      try {
+        return await app.listen({ port: config.port, host: config.host });
+      } catch (error) {
+        throw listenError(error, config.host, config.port);
+      }
     },
     close: () => (closing ??= closeGracefully()),
   };

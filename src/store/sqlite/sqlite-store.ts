@@ -1,4 +1,5 @@
-import { dirname, resolve } from 'node:path';
+import { statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { OffloadError } from '../../errors/offload-error.js';
 import type { ListFilter, Logger, Task, TaskPage } from '../../types.js';
@@ -99,7 +100,15 @@ export class SqliteStore implements Store {
     const inMemory = this.path === ':memory:';
     let db: Database.Database;
     try {
-      if (!inMemory) makeDirectory(dirname(resolve(this.path)));
+      if (!inMemory) {
+        // SQLite would only say "unable to open database file".
+        if (statSync(this.path, { throwIfNoEntry: false })?.isDirectory()) {
+          throw new Error(
+            `it is a directory, not a database file (such as ${join(this.path, 'offload.db')})`,
+          );
+        }
+        makeDirectory(dirname(resolve(this.path)));
+      }
       db = new Database(this.path, { timeout: this.busyTimeout });
     } catch (error) {
       throw this.openError(error);
