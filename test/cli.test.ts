@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
@@ -14,12 +15,21 @@ const DATABASE_URL = `sqlite:${join(temp.dir, 'cli.db')}`;
 after(() => temp.remove());
 
 /** Runs the CLI; resolves with its exit code and output, whatever the code. */
-async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return cliWith({ DATABASE_URL }, ...args);
+}
+
+/** Runs the CLI with `env` added to this process's, killed with SIGKILL (a hang ignored SIGTERM). */
+async function cliWith(
+  env: Record<string, string>,
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
     const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', CLI, ...args], {
       cwd: ROOT,
-      env: { ...process.env, DATABASE_URL },
+      env: { ...process.env, ...env },
       timeout: 15_000,
+      killSignal: 'SIGKILL',
     });
     return { code: 0, stdout, stderr };
   } catch (error) {
@@ -115,6 +125,40 @@ describe('offload tasks', () => {
     const help = await cli('--help');
     assert.equal(help.code, 0);
     assert.match(help.stdout, /offload \[serve\]/);
+  });
+});
+
+describe('offload tasks on a database that is not there', () => {
+  it('exits 1 naming the path, and creates neither the file nor its directory', async () => {
+    const missing = join(temp.dir, 'newdir', 'nonexist.db');
+    for (const args of [['list'], ['show', '1'], ['retry', '1'], ['cancel', '1']]) {
+      const flag = await cli('tasks', ...args, '--database', `sqlite:${missing}`);
+      assert.equal(flag.code, 1, args.join(' '));
+      assert.equal(flag.stdout, '');
+      assert.equal(
+        flag.stderr,
+        `offload: --database: there is no SQLite database at ${missing}: the file does not exist. Check DATABASE_URL or --database: the tasks commands work on an existing database and create none\n`,
+      );
+    }
+    const variable = await cliWith({ DATABASE_URL: `sqlite:${missing}` }, 'tasks', 'list');
+    assert.equal(variable.code, 1);
+    assert.match(variable.stderr, /^offload: DATABASE_URL: there is no SQLite database at /);
+    assert.ok(!existsSync(join(temp.dir, 'newdir')), 'no directory was created');
+  });
+
+  it('exits 1 at once on a path under /proc, where a recursive mkdir looped forever', async () => {
+    const proc = await cli('tasks', 'list', '--database', 'sqlite:/proc/offload-forbidden/x.db');
+    assert.equal(proc.code, 1, proc.stderr);
+    assert.match(proc.stderr, /^offload: --database: there is no SQLite database at \/proc\//);
+  });
+
+  it('names --database or DATABASE_URL, whichever gave a URL of the wrong form', async () => {
+    const flag = await cli('tasks', 'list', '--database', 'foo:bar');
+    assert.equal(flag.code, 1);
+    assert.match(flag.stderr, /^offload: --database: "foo:bar" is not a store URL/);
+    const variable = await cliWith({ DATABASE_URL: 'foo:bar' }, 'tasks', 'list');
+    assert.equal(variable.code, 1);
+    assert.match(variable.stderr, /^offload: DATABASE_URL: "foo:bar" is not a store URL/);
   });
 });
 

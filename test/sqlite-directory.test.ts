@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { makeDirectory } from '../src/store/sqlite/directory.js';
+import { sqliteStore } from '../src/store/sqlite/index.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const FIXTURE = join(ROOT, 'test/fixtures/make-directory.ts');
@@ -79,5 +80,42 @@ describe('creating directories', () => {
     const locks = await runFixture('locks', join(dir, 'p', 'q.workers'));
     assert.equal(locks.code, 0, locks.err);
     assert.ok(statSync(join(dir, 'p', 'q.workers')).isDirectory());
+  });
+
+  it('with mustExist, opens an existing database and creates none', async () => {
+    const missing = join(dir, 'missing', 'offload.db');
+    await assert.rejects(
+      sqliteStore({ path: missing, mustExist: true }).open(),
+      (error: Error & { code?: string }) => {
+        assert.equal(error.code, 'STORE_NOT_FOUND');
+        assert.equal(
+          error.message,
+          `there is no SQLite database at ${missing}: the file does not exist`,
+        );
+        return true;
+      },
+    );
+    assert.ok(!existsSync(join(dir, 'missing')));
+    const path = join(dir, 'existing.db');
+    const created = sqliteStore({ path });
+    await created.open();
+    await created.close();
+    const existing = sqliteStore({ path, mustExist: true });
+    await existing.open();
+    assert.equal((await existing.list({ limit: 10 })).tasks.length, 0);
+    await existing.close();
+  });
+
+  it('says so when the database path is a directory', async () => {
+    await assert.rejects(sqliteStore({ path: dir }).open(), (error: Error & { code?: string }) => {
+      assert.equal(error.code, 'STORE_OPEN_FAILED');
+      assert.match(
+        error.message,
+        new RegExp(
+          `^could not open the SQLite database ${dir}: it is a directory, not a database file`,
+        ),
+      );
+      return true;
+    });
   });
 });

@@ -11,6 +11,8 @@ import {
 } from '../index.js';
 import { DEFAULT_DATABASE_URL } from '../server/config.js';
 import { iso, taskView } from '../server/task-view.js';
+import { parseStoreUrl } from '../store/open.js';
+import { namingSource } from './store-error.js';
 
 export const TASKS_USAGE = `offload tasks list [--state STATE] [--name NAME] [--limit N] [--cursor ID] [--json]
 offload tasks show ID
@@ -43,8 +45,12 @@ export async function tasksCommand(args: string[], env: NodeJS.ProcessEnv): Prom
     throw new UsageError(`offload tasks ${action} needs a task id`);
   }
   const url = values.database ?? (env.DATABASE_URL?.trim() || DEFAULT_DATABASE_URL);
+  const source = values.database === undefined ? 'DATABASE_URL' : '--database';
+  parseStoreUrl(url, source);
   const runtime = createRuntime({
-    store: openStore(url, { schema: env.DATABASE_SCHEMA?.trim() || undefined }),
+    // These commands read or change tasks that exist: a mistyped path must not become an empty
+    // database that answers "no tasks".
+    store: openStore(url, { schema: env.DATABASE_SCHEMA?.trim() || undefined, mustExist: true }),
     logger: pino({ level: 'warn' }, pino.destination(2)),
   });
   try {
@@ -89,9 +95,22 @@ export async function tasksCommand(args: string[], env: NodeJS.ProcessEnv): Prom
             : `unknown action ${JSON.stringify(action)}`,
         );
     }
+  } catch (error) {
+    throw storeError(error, source);
   } finally {
     await runtime.stop();
   }
+}
+
+/** A store that could not be opened, named by where its URL came from and what to check. */
+function storeError(error: unknown, source: string): unknown {
+  const named = namingSource(error, source);
+  if (!(named instanceof OffloadError) || named.code !== 'STORE_NOT_FOUND') return named;
+  return new OffloadError(
+    named.code,
+    `${named.message}. Check DATABASE_URL or --database: the tasks commands work on an existing database and create none`,
+    { cause: error },
+  );
 }
 
 function listFilter(values: {

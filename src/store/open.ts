@@ -13,6 +13,11 @@ export interface OpenStoreOptions {
   poolSize?: number;
   /** Where trouble that does not fail a call is reported (PostgreSQL: connection trouble). */
   logger?: Logger;
+  /**
+   * SQLite: open an existing database only; `open()` fails with `STORE_NOT_FOUND` instead of
+   * creating a missing file and its directory. Default false.
+   */
+  mustExist?: boolean;
 }
 
 /** What a store URL names, read without opening anything. */
@@ -66,14 +71,15 @@ export function parseStoreUrl(url: string, option = 'DATABASE_URL'): StoreUrl {
 
 /** Opens the store a URL names (see `parseStoreUrl`). */
 export function openStore(url: string, options: OpenStoreOptions = {}): Store {
+  const { mustExist, ...postgresOptions } = options;
   const parsed = parseStoreUrl(url);
   switch (parsed.kind) {
     case 'memory':
       return new MemoryStore();
     case 'sqlite':
-      return new SqliteStore({ path: parsed.path, logger: options.logger });
+      return new SqliteStore({ path: parsed.path, logger: options.logger, mustExist });
     case 'postgres':
-      return new PostgresStore({ connectionString: parsed.connectionString, ...options });
+      return new PostgresStore({ connectionString: parsed.connectionString, ...postgresOptions });
   }
 }
 

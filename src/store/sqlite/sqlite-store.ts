@@ -36,6 +36,12 @@ import { createTransactions, rowId, type Transactions } from './transactions.js'
 export interface SqliteStoreOptions {
   /** The database file; its directory is created when missing. `:memory:` for a private one. */
   path: string;
+  /**
+   * Open an existing database only: `open()` fails with `STORE_NOT_FOUND` instead of creating a
+   * missing file and its directory, for tools that read or change tasks and must not make an
+   * empty database of a mistyped path. Default false.
+   */
+  mustExist?: boolean;
   /** How long (ms) a write waits for another process's transaction before failing; default 5000. */
   busyTimeout?: number;
   /** Where trouble that does not fail a call is reported (the checkpoint thread stopping). */
@@ -73,6 +79,7 @@ export class SqliteStore implements Store {
   /** The database file, as given. */
   readonly path: string;
   private readonly busyTimeout: number;
+  private readonly mustExist: boolean;
   private readonly logger: Logger | undefined;
   private connection: Connection | null = null;
   /** Workers of a `:memory:` database, which no other process can see. */
@@ -92,6 +99,7 @@ export class SqliteStore implements Store {
     }
     this.path = options.path;
     this.busyTimeout = busyTimeout;
+    this.mustExist = options.mustExist ?? false;
     this.logger = options.logger;
   }
 
@@ -100,18 +108,13 @@ export class SqliteStore implements Store {
     const inMemory = this.path === ':memory:';
     let db: Database.Database;
     try {
-      if (!inMemory) {
-        // SQLite would only say "unable to open database file".
-        if (statSync(this.path, { throwIfNoEntry: false })?.isDirectory()) {
-          throw new Error(
-            `it is a directory, not a database file (such as ${join(this.path, 'offload.db')})`,
-          );
-        }
-        makeDirectory(dirname(resolve(this.path)));
-      }
-      db = new Database(this.path, { timeout: this.busyTimeout });
+      if (!inMemory) this.prepareFile();
+      db = new Database(this.path, {
+        timeout: this.busyTimeout,
+        fileMustExist: this.mustExist && !inMemory,
+      });
     } catch (error) {
-      throw this.openError(error);
+      throw error instanceof OffloadError ? error : this.openError(error);
     }
     try {
       db.pragma('journal_mode = WAL');
@@ -301,6 +304,28 @@ export class SqliteStore implements Store {
       );
     }
     return this.connection;
+  }
+
+  /**
+   * Checks the path before SQLite opens it (SQLite would only say "unable to open database
+   * file"), and creates its directory unless the database must exist.
+   */
+  private prepareFile(): void {
+    const found = statSync(this.path, { throwIfNoEntry: false });
+    if (found?.isDirectory()) {
+      throw new Error(
+        `it is a directory, not a database file (such as ${join(this.path, 'offload.db')})`,
+      );
+    }
+    if (found) return;
+    if (this.mustExist) {
+      const absolute = resolve(this.path);
+      throw new OffloadError(
+        'STORE_NOT_FOUND',
+        `there is no SQLite database at ${this.path}${absolute === this.path ? '' : ` (${absolute})`}: the file does not exist`,
+      );
+    }
+    makeDirectory(dirname(resolve(this.path)));
   }
 
   private openError(error: unknown): OffloadError {
