@@ -196,6 +196,9 @@ describe('channel settings from the environment', () => {
     ],
     ['DELIVERY_TIMEOUT', { DELIVERY_TIMEOUT: '0' }, /seconds from 0\.001 to 600/],
     ['DELIVERY_ATTEMPTS', { DELIVERY_ATTEMPTS: '0' }, /whole number from 1 to 100/],
+    // Checked while push is off too: a bad value is not found only once the keys are set.
+    ['PUSH_TTL', { PUSH_TTL: 'abc' }, /whole number from 0 to 2419200, got "abc"/],
+    ['PUSH_TTL', { PUSH_TTL: '-1' }, /whole number from 0 to 2419200, got "-1"/],
   ];
   for (const [name, env, message] of bad) {
     it(`refuses a bad ${name}, naming it, without repeating a secret`, () => {

@@ -113,6 +113,8 @@ function readEmail(read: Read): ChannelSettings['email'] {
 }
 
 function readPush(read: Read): ChannelSettings['push'] {
+  // Checked even while push is off, so that a bad value is not found only once keys are set.
+  const ttl = wholeNumberVariable('PUSH_TTL', read('PUSH_TTL') ?? '86400', 0, 28 * 86_400);
   const names = ['VAPID_PUBLIC_KEY', 'VAPID_PRIVATE_KEY', 'VAPID_SUBJECT'] as const;
   const [publicKey, privateKey, subject] = names.map((name) => read(name));
   const given = names.filter((name) => read(name) !== undefined);
@@ -139,7 +141,7 @@ function readPush(read: Read): ChannelSettings['push'] {
   return {
     vapid,
     subject: subject!,
-    ttl: wholeNumberVariable('PUSH_TTL', read('PUSH_TTL') ?? '86400', 0, 28 * 86_400),
+    ttl,
   };
 }
 
