@@ -6,7 +6,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { isPublicAddress, sameAddress, specialRange } from '../src/notifications/net/addresses.js';
-import { HostPolicy, type Resolver } from '../src/notifications/net/host-policy.js';
+import {
+  allowListProblem,
+  HostPolicy,
+  type Resolver,
+} from '../src/notifications/net/host-policy.js';
 import { HttpClient } from '../src/notifications/net/http-client.js';
 import { DeliveryTimeoutError, RefusedTargetError } from '../src/notifications/delivery-errors.js';
 import { startHttpPeer, type HttpPeer } from './fixtures/http-peer.js';
@@ -107,6 +111,43 @@ describe('the host policy', () => {
       () => new HostPolicy().checkHost('[::ffff:7f00:1]'),
       /::ffff:7f00:1 is not a public address: IPv4-mapped of 127\.0\.0\.1, loopback/,
     );
+  });
+
+  it('takes the allow-list entries that can match a URL host, and each one does', () => {
+    for (const entry of [
+      '127.0.0.1',
+      '::1',
+      '[::1]',
+      '10.0.0.7',
+      'Hooks.Internal',
+      'hooks.internal.',
+      'my_service',
+      'localhost',
+      '127.0.0.1.',
+    ]) {
+      assert.equal(allowListProblem(entry), null, entry);
+      const host = entry.includes(':') && !entry.startsWith('[') ? `[${entry}]` : entry;
+      const { hostname } = new URL(`http://${host}:8080/path`);
+      const policy = new HostPolicy([entry]);
+      assert.ok(policy.lists(hostname), `${entry} matches ${hostname}`);
+      assert.doesNotThrow(() => policy.checkHost(hostname), entry);
+    }
+    assert.equal(allowListProblem('fe80::1%eth0'), null, 'an address with its zone');
+  });
+
+  it('refuses allow-list entries that could never match, saying what to write', () => {
+    const never: [string, RegExp][] = [
+      ['http://x/y', /is not a host name or an IP address: list hosts alone, without a scheme/],
+      ['hooks.internal:8080', /is not a host name or an IP address/],
+      ['*.internal', /is not a host name or an IP address/],
+      ['10.0.0.0/8', /is not a host name or an IP address/],
+      ['a..b', /is not a host name or an IP address/],
+      ['999.999.1.1', /is read as an IP address in URLs, and is not a valid one/],
+      ['127.1', /is read as the IP address 127\.0\.0\.1 in URLs; list it that way/],
+      ['0x7f.0.0.1', /is read as the IP address 127\.0\.0\.1 in URLs/],
+      ['bücher.example', /is written xn--bcher-kva\.example in URLs; list it that way/],
+    ];
+    for (const [entry, message] of never) assert.match(allowListProblem(entry) ?? 'null', message);
   });
 
   it('refuses a name when any of its addresses is not public', async () => {

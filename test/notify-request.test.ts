@@ -199,6 +199,16 @@ describe('channel settings from the environment', () => {
     // Checked while push is off too: a bad value is not found only once the keys are set.
     ['PUSH_TTL', { PUSH_TTL: 'abc' }, /whole number from 0 to 2419200, got "abc"/],
     ['PUSH_TTL', { PUSH_TTL: '-1' }, /whole number from 0 to 2419200, got "-1"/],
+    [
+      'ALLOW_PRIVATE_HOSTS',
+      { ALLOW_PRIVATE_HOSTS: 'http://x/y, 999.999.1.1' },
+      /^ALLOW_PRIVATE_HOSTS: "http:\/\/x\/y" is not a host name or an IP address/,
+    ],
+    [
+      'ALLOW_PRIVATE_HOSTS',
+      { ALLOW_PRIVATE_HOSTS: 'hooks.internal, 999.999.1.1' },
+      /^ALLOW_PRIVATE_HOSTS: "999\.999\.1\.1" is read as an IP address in URLs, and is not a valid one/,
+    ],
   ];
   for (const [name, env, message] of bad) {
     it(`refuses a bad ${name}, naming it, without repeating a secret`, () => {

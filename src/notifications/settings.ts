@@ -3,6 +3,7 @@ import { secondsVariable, wholeNumberVariable } from '../env-values.js';
 import { parseSmtpUrls, type SmtpProvider } from './channels/email.js';
 import { checkVapidKeys, type VapidKeys } from './channels/web-push-crypto.js';
 import { parseWebhookSecret, type WebhookSecret } from './channels/webhook-signature.js';
+import { allowListProblem } from './net/host-policy.js';
 
 /**
  * How notifications are delivered: which channels are configured and with what. Secrets (webhook
@@ -55,10 +56,7 @@ type Read = (name: (typeof CHANNEL_VARIABLES)[number]) => string | undefined;
 /** Reads the channel settings; throws an `InvalidOptionError` naming the first bad variable. */
 export function readChannelSettings(read: Read): ChannelSettings {
   return {
-    allowPrivateHosts: (read('ALLOW_PRIVATE_HOSTS') ?? '')
-      .split(',')
-      .map((entry) => entry.trim())
-      .filter((entry) => entry !== ''),
+    allowPrivateHosts: readAllowList(read),
     deliveryTimeout: secondsVariable(
       'DELIVERY_TIMEOUT',
       read('DELIVERY_TIMEOUT') ?? '15',
@@ -76,6 +74,23 @@ export function readChannelSettings(read: Read): ChannelSettings {
     email: readEmail(read),
     push: readPush(read),
   };
+}
+
+function readAllowList(read: Read): string[] {
+  const entries = (read('ALLOW_PRIVATE_HOSTS') ?? '')
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry !== '');
+  for (const entry of entries) {
+    const problem = allowListProblem(entry);
+    if (problem !== null) {
+      throw new InvalidOptionError(
+        'ALLOW_PRIVATE_HOSTS',
+        `${JSON.stringify(entry)} ${problem}; e.g. ALLOW_PRIVATE_HOSTS=hooks.internal,10.0.0.7`,
+      );
+    }
+  }
+  return entries;
 }
 
 function readWebhook(read: Read): ChannelSettings['webhook'] {

@@ -1,5 +1,6 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP, type LookupFunction } from 'node:net';
+import { domainToASCII } from 'node:url';
 import { RefusedTargetError } from '../delivery-errors.js';
 import { parseAddress, sameAddress, specialRange } from './addresses.js';
 
@@ -28,7 +29,10 @@ export class HostPolicy {
   private readonly addresses: string[];
 
   constructor(allowed: readonly string[] = []) {
-    const entries = allowed.map((entry) => entry.trim().toLowerCase()).filter((e) => e !== '');
+    // As a URL's host name is compared: lower case, without the dot that ends a full name.
+    const entries = allowed
+      .map((entry) => entry.trim().toLowerCase().replace(/\.$/, ''))
+      .filter((e) => e !== '');
     this.addresses = entries.filter((entry) => parseAddress(entry) !== null);
     this.names = new Set(entries.filter((entry) => parseAddress(entry) === null));
   }
@@ -105,6 +109,39 @@ export class HostPolicy {
     }
     return addresses;
   }
+}
+
+/** A host name as URLs may carry it: ASCII labels of letters, digits, "-" and "_". */
+const HOST_NAME = /^(?=.{1,253}\.?$)[a-z0-9_-]{1,63}(\.[a-z0-9_-]{1,63})*\.?$/i;
+
+/**
+ * Why an allow-list entry could never match, or null when it can. Entries are compared with the
+ * host of a URL as the WHATWG URL parser gives it (IP addresses by value), so only what that
+ * parser can give back is taken: a host name in ASCII, or an IP address. A URL, a port, a
+ * wildcard or a range never equals a host, and neither does a name the parser rewrites
+ * (`127.1` becomes 127.0.0.1, `bücher.example` xn--bcher-kva.example) or refuses (999.1.1.1).
+ */
+export function allowListProblem(entry: string): string | null {
+  if (parseAddress(entry) !== null) return null;
+  if (!HOST_NAME.test(entry)) {
+    // An international name: URLs carry it in its ASCII (punycode) form.
+    const ascii = /[^\p{ASCII}]/u.test(entry) ? domainToASCII(entry) : '';
+    if (HOST_NAME.test(ascii)) {
+      return `is written ${ascii} in URLs; list it that way`;
+    }
+    return 'is not a host name or an IP address: list hosts alone, without a scheme, port, path, wildcard or range';
+  }
+  let hostname: string;
+  try {
+    hostname = new URL(`http://${entry}/`).hostname;
+  } catch {
+    return 'is read as an IP address in URLs, and is not a valid one (four numbers from 0 to 255)';
+  }
+  const wanted = entry.toLowerCase().replace(/\.$/, '');
+  if (hostname.replace(/\.$/, '') !== wanted) {
+    return `is read as the IP address ${hostname} in URLs; list it that way`;
+  }
+  return null;
 }
 
 function refused(hostname: string, why: string): RefusedTargetError {
