@@ -4,6 +4,7 @@ import { offload } from '../fastify/index.js';
 import { SECOND, type Runtime, type Store } from '../index.js';
 import type { Notifications } from '../notifications/index.js';
 import { requireBearer } from './auth.js';
+import { acceptJsonOnly } from './body.js';
 import {
   ApiError,
   BODY_LIMIT,
@@ -132,17 +133,4 @@ export async function buildApp({
     { prefix: '/api' },
   );
   return app;
-}
-
-/**
- * Bodies are JSON or nothing: other content types get a 415. An empty JSON body counts as no
- * body, like a request without one, so `curl -X POST -H 'content-type: application/json'` works.
- */
-function acceptJsonOnly(app: FastifyInstance): void {
-  const parseJson = app.getDefaultJsonParser('error', 'error');
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    if (body.length === 0) return done(null, undefined);
-    parseJson(request, body as string, done);
-  });
 }

@@ -1,0 +1,156 @@
+/**
+ * How the service reads request bodies: charsets and UTF-8. Through `app.inject`, and over a real
+ * socket on 127.0.0.1.
+ */
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { after, before, describe, it } from 'node:test';
+import type { InjectOptions, LightMyRequestResponse } from 'fastify';
+import { ERROR_CODES, type ErrorCode } from '../src/server/errors.js';
+import { checkEnvelope } from './fixtures/hostile.js';
+import { testService, type TestService } from './fixtures/service-harness.js';
+
+const NOTIFY = '/api/notifications/notify';
+/** The seed's example, with a subject that is not ASCII. */
+const CAFE = '{"channel":"log","to":"ops","subject":"café"}';
+
+/** `response` is the envelope with `code` and its status; returns the message. */
+function refused(
+  response: { statusCode: number; body: string },
+  code: ErrorCode,
+  message?: RegExp,
+): string {
+  assert.equal(response.statusCode, ERROR_CODES[code], response.body);
+  const parsed = JSON.parse(response.body) as { error: { code: string; message: string } };
+  checkEnvelope(code, response.statusCode, parsed);
+  assert.equal(parsed.error.code, code, response.body);
+  if (message) assert.match(parsed.error.message, message);
+  return parsed.error.message;
+}
+
+interface Answer {
+  statusCode: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/** One request with node:http (which sends what it is given, `Expect` included) on a new connection. */
+function request(
+  port: number,
+  options: http.RequestOptions,
+  body?: Buffer,
+  beforeBody?: (request: http.ClientRequest) => Promise<void>,
+): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, agent: false, ...options }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () =>
+        resolve({
+          statusCode: res.statusCode!,
+          headers: res.headers,
+          body: Buffer.concat(chunks).toString('utf8'),
+        }),
+      );
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    void (beforeBody ?? (async () => undefined))(req).then(() => req.end(body));
+  });
+}
+
+describe('request bodies', () => {
+  let s: TestService;
+  let port: number;
+  before(async () => {
+    s = await testService({ databaseUrl: 'sqlite::memory:' });
+    port = Number(new URL(await s.listen()).port);
+  });
+  after(() => s.close());
+
+  const notify = (
+    payload: Buffer | string | undefined,
+    headers: Record<string, string> = { 'content-type': 'application/json' },
+  ): Promise<LightMyRequestResponse> =>
+    s.app.inject({ method: 'POST', url: NOTIFY, headers, payload } as InjectOptions);
+
+  /** The stored delivery of the notification `response` accepted, as its payload's JSON. */
+  async function storedPayload(response: LightMyRequestResponse): Promise<string> {
+    assert.equal(response.statusCode, 200, response.body);
+    const task = await s.runtime.get(response.json<{ id: string }>().id);
+    assert.ok(task, 'the notification was stored');
+    return JSON.stringify(task.payload);
+  }
+
+  async function taskCount(): Promise<number> {
+    return (await s.runtime.list({ limit: 1000 })).tasks.length;
+  }
+
+  it('refuses a body that is not UTF-8 with 400 INVALID_JSON, and stores nothing', async () => {
+    const before = await taskCount();
+    for (const bytes of [
+      Buffer.from(CAFE, 'latin1'), // é as the one byte 0xE9
+      Buffer.from('{"channel":"log","to":"\xff\xfe"}', 'latin1'),
+      Buffer.concat([Buffer.from(CAFE.slice(0, -3)), Buffer.from([0xc3]), Buffer.from('"}')]),
+      // A surrogate encoded as UTF-8 (CESU-8): decoders turn it into U+FFFD.
+      Buffer.from([...Buffer.from('{"a":"'), 0xed, 0xa0, 0x80, ...Buffer.from('"}')]),
+    ]) {
+      refused(await notify(bytes), 'INVALID_JSON', /not valid UTF-8.*send .*UTF-8/);
+    }
+    assert.equal(await taskCount(), before);
+  });
+
+  it('refuses the review’s curl over a real socket, rather than storing "caf\\uFFFD"', async () => {
+    const answer = await request(
+      port,
+      { method: 'POST', path: NOTIFY, headers: { 'content-type': 'application/json' } },
+      Buffer.from(CAFE, 'latin1'),
+    );
+    refused(answer, 'INVALID_JSON', /not valid UTF-8/);
+  });
+
+  it('refuses a declared charset other than UTF-8 with 415, naming it', async () => {
+    const utf16 = Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(CAFE, 'utf16le')]);
+    for (const [contentType, body, named] of [
+      ['application/json; charset=iso-8859-1', Buffer.from(CAFE, 'latin1'), 'iso-8859-1'],
+      // Declared, though every byte would read the same as UTF-8: the declaration is wrong.
+      ['application/json; charset=ISO-8859-1', Buffer.from('{}'), 'ISO-8859-1'],
+      ['application/json;charset="latin1"', Buffer.from('{}'), 'latin1'],
+      ['application/json; charset=utf-16', utf16, 'utf-16'],
+      ['Application/JSON; Charset=UTF-16LE', utf16, 'UTF-16LE'],
+      ['application/json; charset=utf-8; charset=us-ascii', Buffer.from('{}'), 'us-ascii'],
+    ] as const) {
+      const message = refused(
+        await notify(body, { 'content-type': contentType }),
+        'UNSUPPORTED_MEDIA_TYPE',
+        /send .*UTF-8/,
+      );
+      assert.ok(message.includes(named), `${contentType}: ${message}`);
+    }
+  });
+
+  it('reads UTF-8 as sent: with or without a charset, with a byte-order mark', async () => {
+    const variants: [Buffer, Record<string, string>][] = [
+      [Buffer.from(CAFE), { 'content-type': 'application/json' }],
+      [Buffer.from(CAFE), { 'content-type': 'application/json; charset=utf-8' }],
+      [Buffer.from(CAFE), { 'content-type': 'application/json; charset="UTF-8"' }],
+      [Buffer.from(CAFE), { 'content-type': 'application/json;charset=utf8' }],
+      [Buffer.from(`\ufeff${CAFE}`), { 'content-type': 'application/json' }],
+    ];
+    for (const [body, headers] of variants) {
+      const payload = await storedPayload(await notify(body, headers));
+      assert.ok(payload.includes('"café"'), `${headers['content-type']}: ${payload}`);
+      assert.ok(!payload.includes('\ufffd'), payload);
+    }
+    // Characters of every length, split across chunks by a real socket's reads.
+    const text = 'é€😀'.repeat(2000);
+    const answer = await request(
+      port,
+      { method: 'POST', path: NOTIFY, headers: { 'content-type': 'application/json' } },
+      Buffer.from(JSON.stringify({ channel: 'log', to: 'ops', body: text })),
+    );
+    assert.equal(answer.statusCode, 200, answer.body);
+    const task = await s.runtime.get((JSON.parse(answer.body) as { id: string }).id);
+    assert.ok(JSON.stringify(task?.payload).includes(text));
+  });
+});
