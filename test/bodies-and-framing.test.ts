@@ -1,10 +1,11 @@
 /**
- * How the service reads request bodies: charsets and UTF-8. Through `app.inject`, and over a real
- * socket on 127.0.0.1.
+ * How the service reads request bodies: charsets, UTF-8 and Content-Encoding. Through
+ * `app.inject`, and over a real socket on 127.0.0.1.
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
+import { gzipSync } from 'node:zlib';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { ERROR_CODES, type ErrorCode } from '../src/server/errors.js';
 import { checkEnvelope } from './fixtures/hostile.js';
@@ -152,5 +153,38 @@ describe('request bodies', () => {
     assert.equal(answer.statusCode, 200, answer.body);
     const task = await s.runtime.get((JSON.parse(answer.body) as { id: string }).id);
     assert.ok(JSON.stringify(task?.payload).includes(text));
+  });
+
+  it('refuses a compressed body with 415, whatever its content type', async () => {
+    const before = await taskCount();
+    const gzip = gzipSync(CAFE);
+    for (const [body, headers] of [
+      [gzip, { 'content-type': 'application/json', 'content-encoding': 'gzip' }],
+      // Plain JSON labelled as compressed: read as it is, it was accepted.
+      [Buffer.from(CAFE), { 'content-type': 'application/json', 'content-encoding': 'br' }],
+      [Buffer.from(CAFE), { 'content-type': 'application/json', 'content-encoding': 'GZIP' }],
+      [gzip, { 'content-type': 'application/json', 'content-encoding': 'identity, gzip' }],
+      [gzip, { 'content-type': 'text/plain', 'content-encoding': 'gzip' }],
+      [gzip, { 'content-encoding': 'gzip' }],
+      [gzip, { 'content-type': 'application/json; charset=latin1', 'content-encoding': 'gzip' }],
+    ] as const) {
+      const message = refused(
+        await notify(body, headers),
+        'UNSUPPORTED_MEDIA_TYPE',
+        /must not be compressed/,
+      );
+      assert.ok(message.includes(headers['content-encoding'].toLowerCase().replace(/.*, /, '')));
+    }
+    assert.equal(await taskCount(), before);
+  });
+
+  it('reads a body labelled identity, and a request without a body as before', async () => {
+    for (const encoding of ['identity', 'Identity']) {
+      const headers = { 'content-type': 'application/json', 'content-encoding': encoding };
+      assert.ok((await storedPayload(await notify(CAFE, headers))).includes('"café"'));
+    }
+    // No body: the demo notification, whatever the headers say about a body there is not.
+    const demo = await notify(undefined, { 'content-encoding': 'gzip' });
+    assert.equal(demo.statusCode, 200, demo.body);
   });
 });

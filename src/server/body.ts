@@ -1,6 +1,7 @@
 import { isUtf8 } from 'node:buffer';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyInstance } from 'fastify';
-import { ApiError } from './errors.js';
+import { ApiError, compressedBodyError } from './errors.js';
 
 /** Charset labels of UTF-8 (`utf8` is the WHATWG Encoding Standard's alias), in lower case. */
 const UTF_8 = ['utf-8', 'utf8'];
@@ -12,7 +13,8 @@ const CHARSET = /;\s*charset\s*=\s*(?:"([^"]*)"|([^;\s]*))/gi;
  * body, like a request without one, so `curl -X POST -H 'content-type: application/json'` works.
  *
  * A body is read as bytes and checked before it is decoded, once: decoding would turn each byte
- * that is not UTF-8 into U+FFFD, and the service would store text the client never sent.
+ * that is not UTF-8 into U+FFFD, and the service would store text the client never sent. The
+ * checks run here, where a body is read, so that requests without one (most) pay nothing for them.
  */
 export function acceptJsonOnly(app: FastifyInstance): void {
   const parseJson = app.getDefaultJsonParser('error', 'error');
@@ -20,15 +22,18 @@ export function acceptJsonOnly(app: FastifyInstance): void {
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, raw, done) => {
     if (raw.length === 0) return done(null, undefined);
     const body = raw as Buffer; // parseAs: 'buffer'
-    const refusal = refusedBody(request.headers['content-type'], body);
+    const refusal = refusedBody(request.headers, body);
     if (refusal !== undefined) return done(refusal, undefined);
     parseJson(request, body.toString('utf8'), done);
   });
 }
 
 /** Why a JSON body cannot be read as it is, or undefined when it can. */
-function refusedBody(contentType: string | undefined, body: Buffer): ApiError | undefined {
-  const charset = otherCharset(contentType);
+function refusedBody(headers: IncomingHttpHeaders, body: Buffer): ApiError | undefined {
+  // First: compressed bytes are not the JSON's text, and a declared charset is that text's.
+  const compressed = compressedBodyError(headers['content-encoding']);
+  if (compressed !== undefined) return compressed;
+  const charset = otherCharset(headers['content-type']);
   if (charset !== undefined) {
     return new ApiError(
       'UNSUPPORTED_MEDIA_TYPE',

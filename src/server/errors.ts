@@ -86,6 +86,24 @@ const FASTIFY_ERROR_MESSAGES: Record<string, string> = {
     'the URL is not valid: a "%" must start a percent-encoded UTF-8 character such as %20 or %C3%A9',
 };
 
+/**
+ * The 415 for a compressed body (a Content-Encoding other than `identity`), or undefined. The
+ * service does not decode gzip or br: it would read the compressed bytes as the JSON.
+ */
+export function compressedBodyError(contentEncoding: string | undefined): ApiError | undefined {
+  if (contentEncoding === undefined) return undefined;
+  const codings = contentEncoding
+    .toLowerCase()
+    .split(',')
+    .map((coding) => coding.trim())
+    .filter((coding) => coding !== '' && coding !== 'identity');
+  if (codings.length === 0) return undefined;
+  return new ApiError(
+    'UNSUPPORTED_MEDIA_TYPE',
+    `the body must not be compressed (Content-Encoding: ${codings.join(', ')}); the service does not decode it: send the JSON uncompressed, with Content-Type: application/json`,
+  );
+}
+
 /** Maps anything thrown while handling a request to one catalogue entry. */
 export function toApiError(error: unknown): ApiError {
   if (error instanceof ApiError) return error;
@@ -131,7 +149,11 @@ export function errorBody(error: ApiError): ErrorBody {
 
 /** Answers `error` with its catalogue entry. */
 function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  const apiError = toApiError(error);
+  let apiError = toApiError(error);
+  // A body of a type other than JSON is refused before it is read; when it is compressed too,
+  // say so, as the JSON parser does (see body.ts): the client would meet that next.
+  if (apiError.code === 'UNSUPPORTED_MEDIA_TYPE')
+    apiError = compressedBodyError(request.headers['content-encoding']) ?? apiError;
   // Client errors show in the "request completed" line; server-side ones need their cause.
   if (apiError.statusCode >= 500)
     request.log.error({ err: error }, `answered ${apiError.statusCode} ${apiError.code}`);
