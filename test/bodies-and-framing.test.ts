@@ -1,6 +1,6 @@
 /**
- * How the service reads request bodies: charsets, UTF-8 and Content-Encoding. Through
- * `app.inject`, and over a real socket on 127.0.0.1.
+ * How the service reads request bodies: charsets, UTF-8, Content-Encoding, and keys that reach
+ * for a prototype. Through `app.inject`, and over a real socket on 127.0.0.1.
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -186,5 +186,47 @@ describe('request bodies', () => {
     // No body: the demo notification, whatever the headers say about a body there is not.
     const demo = await notify(undefined, { 'content-encoding': 'gzip' });
     assert.equal(demo.statusCode, 200, demo.body);
+  });
+
+  it('names a key that reaches for a prototype, and says to rename it', async () => {
+    for (const [body, key, at] of [
+      [
+        '{"channel":"log","to":"ops","data":{"__proto__":{"x":1}}}',
+        '"__proto__"',
+        'data.__proto__',
+      ],
+      ['{"__proto__":{"x":1}}', '"__proto__"', '__proto__'],
+      // Escaped, it is the same key once parsed.
+      [
+        '{"channel":"log","to":"ops","data":{"\\u005f_proto__":1}}',
+        '"__proto__"',
+        'data.__proto__',
+      ],
+      [
+        '{"channel":"log","to":["ops",{"a b":{"__proto__":{}}}]}',
+        '"__proto__"',
+        'to[1]["a b"].__proto__',
+      ],
+      [
+        '{"channel":"log","to":"ops","data":{"a":{"constructor":{"prototype":{"x":1}}}}}',
+        '"constructor"',
+        'data.a.constructor.prototype',
+      ],
+    ] as const) {
+      const message = refused(await notify(body), 'INVALID_JSON', /rename/);
+      assert.ok(message.includes(key), message);
+      assert.ok(message.includes(`at ${at}`), message);
+      assert.ok(!/not valid JSON/.test(message), message);
+    }
+    // Deep down, the path is cut short rather than as long as the body.
+    const deep = `{"channel":"log","to":"ops","data":${'{"a":'.repeat(5000)}{"__proto__":1}${'}'.repeat(5000)}}`;
+    const message = refused(await notify(deep), 'INVALID_JSON', /__proto__/);
+    assert.ok(message.length < 400, message);
+    // A constructor key without a prototype in it is an ordinary key, as it was.
+    const plain = '{"channel":"log","to":"ops","data":{"constructor":{"name":"x"}}}';
+    assert.equal((await notify(plain)).statusCode, 200);
+    // JSON that is not valid still says so.
+    refused(await notify('{"channel":'), 'INVALID_JSON', /not valid JSON/);
+    refused(await notify('\ufeff{"__proto__":'), 'INVALID_JSON', /not valid JSON/);
   });
 });
