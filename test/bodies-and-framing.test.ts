@@ -1,6 +1,7 @@
 /**
- * How the service reads request bodies: charsets, UTF-8, Content-Encoding, and keys that reach
- * for a prototype. Through `app.inject`, and over a real socket on 127.0.0.1.
+ * How the service reads request bodies and framing: charsets, UTF-8, Content-Encoding, keys that
+ * reach for a prototype, and `Expect`. Through `app.inject`, and over a real socket on 127.0.0.1
+ * where only Node's HTTP server shows the bug.
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -228,5 +229,53 @@ describe('request bodies', () => {
     // JSON that is not valid still says so.
     refused(await notify('{"channel":'), 'INVALID_JSON', /not valid JSON/);
     refused(await notify('\ufeff{"__proto__":'), 'INVALID_JSON', /not valid JSON/);
+  });
+});
+
+describe('request framing', () => {
+  let s: TestService;
+  let port: number;
+  before(async () => {
+    s = await testService({ databaseUrl: 'sqlite::memory:' });
+    port = Number(new URL(await s.listen()).port);
+  });
+  after(() => s.close());
+
+  it('answers an Expect other than 100-continue with the 417 envelope, and logs it', async () => {
+    const answer = await request(port, {
+      method: 'POST',
+      path: NOTIFY,
+      headers: { expect: 'foo' },
+    });
+    refused(answer, 'EXPECTATION_FAILED', /only "Expect: 100-continue" is supported.*"foo"/);
+    assert.equal(answer.headers.connection, 'close');
+    await s.logs.waitFor(
+      (line) => line.msg === 'request completed' && line.statusCode === 417,
+      5000,
+      'the 417 logged',
+    );
+    assert.deepEqual((await s.runtime.list()).tasks, [], 'nothing was stored');
+  });
+
+  it('still answers Expect: 100-continue with 100, then reads the body', async () => {
+    let continued = false;
+    const answer = await request(
+      port,
+      {
+        method: 'POST',
+        path: NOTIFY,
+        headers: { expect: '100-continue', 'content-type': 'application/json' },
+      },
+      Buffer.from(CAFE),
+      (req) =>
+        new Promise((resolve) =>
+          req.once('continue', () => {
+            continued = true;
+            resolve();
+          }),
+        ),
+    );
+    assert.ok(continued, 'the server said 100 Continue');
+    assert.equal(answer.statusCode, 200, answer.body);
   });
 });

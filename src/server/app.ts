@@ -10,6 +10,7 @@ import {
   BODY_LIMIT,
   clientErrorHandler,
   installErrorHandling,
+  refuseExpectation,
   sendFrameworkError,
 } from './errors.js';
 import type { ServiceMetrics } from './metrics.js';
@@ -98,6 +99,9 @@ export async function buildApp({
   });
   installErrorHandling(app);
   acceptJsonOnly(app);
+  // An `Expect` other than 100-continue gets the envelope too (Node's 'checkContinue' default
+  // still answers 100-continue).
+  app.server.on('checkExpectation', refuseExpectation(app.log));
 
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);

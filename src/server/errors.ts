@@ -1,6 +1,12 @@
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type {
+  FastifyBaseLogger,
+  FastifyError,
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+} from 'fastify';
 import { OffloadError } from '../index.js';
 import { storeFaultHint } from '../store/faults.js';
 
@@ -26,6 +32,7 @@ export const ERROR_CODES = {
   REQUEST_TIMEOUT: 408,
   TASK_NOT_CANCELABLE: 409,
   TASK_NOT_RETRYABLE: 409,
+  EXPECTATION_FAILED: 417,
   BODY_TOO_LARGE: 413,
   URL_TOO_LONG: 414,
   UNSUPPORTED_MEDIA_TYPE: 415,
@@ -214,6 +221,33 @@ export function clientErrorHandler(requestTimeout: number) {
       );
     }
     socket.destroy(error);
+  };
+}
+
+/**
+ * For the HTTP server's 'checkExpectation' event: a request whose `Expect` is not `100-continue`
+ * (which Node answers itself) never reaches Fastify, and Node's default answer is a 417 with an
+ * empty body and no log line. Listening to the event replaces that default with the envelope,
+ * logged as any answered request is. The connection is closed: a body the client sends anyway
+ * is not read.
+ */
+export function refuseExpectation(logger: FastifyBaseLogger) {
+  return (request: IncomingMessage, response: ServerResponse): void => {
+    const error = new ApiError(
+      'EXPECTATION_FAILED',
+      `only "Expect: 100-continue" is supported, not ${JSON.stringify(request.headers.expect?.slice(0, 100))}; send the request without that header`,
+    );
+    const body = JSON.stringify(errorBody(error));
+    response.writeHead(error.statusCode, {
+      connection: 'close',
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+    });
+    response.end(body);
+    logger.info(
+      { method: request.method, url: request.url, statusCode: error.statusCode },
+      'request completed',
+    );
   };
 }
 
