@@ -1,14 +1,15 @@
 /**
  * How the service reads request bodies and framing: charsets, UTF-8, Content-Encoding, keys that
- * reach for a prototype, and `Expect`. Through `app.inject`, and over a real socket on 127.0.0.1
- * where only Node's HTTP server shows the bug.
+ * reach for a prototype, `Expect`, and a URL over Node's header limit. Through `app.inject`, and
+ * over a real socket on 127.0.0.1 where only Node's HTTP server shows the bug.
  */
 import assert from 'node:assert/strict';
-import http from 'node:http';
+import http, { maxHeaderSize } from 'node:http';
+import net, { type Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
-import { ERROR_CODES, type ErrorCode } from '../src/server/errors.js';
+import { clientErrorHandler, ERROR_CODES, type ErrorCode } from '../src/server/errors.js';
 import { checkEnvelope } from './fixtures/hostile.js';
 import { testService, type TestService } from './fixtures/service-harness.js';
 
@@ -59,6 +60,33 @@ function request(
     req.on('error', reject);
     void (beforeBody ?? (async () => undefined))(req).then(() => req.end(body));
   });
+}
+
+/** Writes `bytes` on a new connection and reads until the server closes it. */
+function exchange(port: number, bytes: Buffer): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    // The server closes with part of a huge request unread, which may reset the connection after
+    // its answer: what it wrote was read already.
+    socket.on('error', () => undefined);
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+    socket.write(bytes);
+  });
+}
+
+/** The one HTTP/1.1 response in `raw`: its status and its body (framed by Content-Length). */
+function parseResponse(raw: string): { statusCode: number; body: string } {
+  const headEnd = raw.indexOf('\r\n\r\n');
+  assert.ok(headEnd > 0, `not an HTTP response: ${raw.slice(0, 200)}`);
+  const head = raw.slice(0, headEnd);
+  const status = /^HTTP\/1\.1 (\d{3}) /.exec(head);
+  assert.ok(status, `not a status line: ${head}`);
+  const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1]);
+  const body = raw.slice(headEnd + 4, headEnd + 4 + length);
+  assert.equal(Buffer.byteLength(body, 'latin1'), length, 'the whole body arrived');
+  return { statusCode: Number(status[1]), body: Buffer.from(body, 'latin1').toString('utf8') };
 }
 
 describe('request bodies', () => {
@@ -277,5 +305,57 @@ describe('request framing', () => {
     );
     assert.ok(continued, 'the server said 100 Continue');
     assert.equal(answer.statusCode, 200, answer.body);
+  });
+
+  it('answers a URL over the header limit with 414 URL_TOO_LONG, naming the limit', async () => {
+    const tooLong = [
+      // The review's curl: the request line does not end within the limit.
+      `GET /api/tasks?name=${'a'.repeat(70_000)} HTTP/1.1\r\nHost: x\r\n\r\n`,
+      // The request line ends, past the limit, within what was read.
+      `GET /api/tasks/${'9'.repeat(maxHeaderSize + 10)} HTTP/1.1\r\nHost: x\r\n\r\n`,
+      // Empty lines before a request line are skipped (RFC 9112 2.2).
+      `\r\n\r\nGET /healthz?q=${'b'.repeat(maxHeaderSize)} HTTP/1.1\r\nHost: x\r\n\r\n`,
+    ];
+    for (const bytes of tooLong) {
+      const answer = parseResponse(await exchange(port, Buffer.from(bytes)));
+      refused(answer, 'URL_TOO_LONG', new RegExp(`URL is too long.*${maxHeaderSize} bytes`));
+    }
+  });
+
+  it('still answers headers over the limit with 431 HEADERS_TOO_LARGE', async () => {
+    const tooLarge = [
+      `GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: ${'a'.repeat(maxHeaderSize + 10)}\r\n\r\n`,
+      // A long URL, but under the limit: the headers pass it.
+      `GET /healthz?q=${'b'.repeat(maxHeaderSize - 500)} HTTP/1.1\r\nHost: x\r\nX-A: ${'a'.repeat(1000)}\r\n\r\n`,
+    ];
+    for (const bytes of tooLarge) {
+      const answer = parseResponse(await exchange(port, Buffer.from(bytes)));
+      refused(answer, 'HEADERS_TOO_LARGE', /headers are too large/);
+    }
+  });
+
+  it('places an overflow by the chunk Node passes; one from within a request counts as headers', () => {
+    // Node passes only the chunk it was parsing: from the middle of a request that arrived in
+    // pieces, it tells neither where the URL ended nor whether it began there.
+    const written: string[] = [];
+    const socket = {
+      destroyed: false,
+      writable: true,
+      write: (text: string) => written.push(text),
+      destroy: () => undefined,
+    } as unknown as Socket;
+    const overflow = (rawPacket: Buffer) =>
+      Object.assign(new Error('Parse Error: Header overflow'), {
+        code: 'HPE_HEADER_OVERFLOW',
+        rawPacket,
+      });
+    const handle = clientErrorHandler(1000);
+    handle(overflow(Buffer.from('a'.repeat(maxHeaderSize))), socket);
+    handle(overflow(Buffer.from(`aaa HTTP/1.1\r\nX-A: ${'a'.repeat(100)}`)), socket);
+    handle(overflow(Buffer.from(`GET /${'a'.repeat(maxHeaderSize)}`)), socket);
+    assert.deepEqual(
+      written.map((text) => /^HTTP\/1\.1 (\d+)/.exec(text)?.[1]),
+      ['431', '431', '414'],
+    );
   });
 });

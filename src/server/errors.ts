@@ -1,4 +1,4 @@
-import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { maxHeaderSize, STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type {
   FastifyBaseLogger,
@@ -181,12 +181,22 @@ export function sendFrameworkError(
   void sendError(error, request, reply);
 }
 
-/** Node's HTTP parser errors (see `answerClientError`), as catalogue entries. */
-function clientError(code: string, requestTimeout: number): ApiError {
+/** An error of Node's HTTP parser: `rawPacket` is the chunk it was parsing. */
+type ParserError = Error & { code?: string; rawPacket?: unknown };
+
+/** Node's HTTP parser errors (see `clientErrorHandler`), as catalogue entries. */
+function clientError(error: ParserError, requestTimeout: number, headerLimit: number): ApiError {
+  const code = error.code ?? 'unknown';
   if (code === 'ERR_HTTP_REQUEST_TIMEOUT') {
     return new ApiError(
       'REQUEST_TIMEOUT',
       `the request was not received in full within ${requestTimeout / 1000} s; send it at once`,
+    );
+  }
+  if (code === 'HPE_HEADER_OVERFLOW' && urlOverflowed(error.rawPacket, headerLimit)) {
+    return new ApiError(
+      'URL_TOO_LONG',
+      `the URL is too long: the URL and headers may take ${headerLimit} bytes together; send a shorter URL`,
     );
   }
   if (code === 'HPE_HEADER_OVERFLOW') {
@@ -201,19 +211,41 @@ function clientError(code: string, requestTimeout: number): ApiError {
   );
 }
 
+/** The start of a request line: a method, a space, and the start of a target. */
+const REQUEST_LINE = /^[A-Z]+ [^ \r\n]/;
+
+/**
+ * Whether a header overflow was the URL's doing. Node counts the URL toward its header limit, with
+ * the header names and values, and reports both as HPE_HEADER_OVERFLOW, with the chunk it was
+ * parsing as `rawPacket`.
+ * When that chunk begins with the request line, the URL passed the limit if the line does not
+ * end within the chunk, or ends only past the limit. A chunk from within a request that arrived
+ * in pieces tells neither: that counts as headers, as before.
+ */
+function urlOverflowed(packet: unknown, limit: number): boolean {
+  if (!Buffer.isBuffer(packet)) return false;
+  let start = 0;
+  // Empty lines before a request line are skipped (RFC 9112 2.2), as Node's parser does.
+  while (packet[start] === 0x0d || packet[start] === 0x0a) start += 1;
+  if (!REQUEST_LINE.test(packet.toString('latin1', start, start + 32))) return false;
+  const end = packet.indexOf(0x0a, start);
+  return end === -1 || end - start > limit;
+}
+
 /**
  * For Fastify's `clientErrorHandler` option: a request Node's HTTP parser refuses (invalid
  * method, header or framing) or that is not received within `requestTimeout` ms is answered with
- * the envelope, and its connection closed, as Fastify's default handler does.
+ * the envelope, and its connection closed, as Fastify's default handler does. `headerLimit` is
+ * Node's (`maxHeaderSize`, 16 KiB unless `--max-http-header-size` sets it).
  */
-export function clientErrorHandler(requestTimeout: number) {
-  return (error: Error & { code?: string }, socket: Socket): void => {
+export function clientErrorHandler(requestTimeout: number, headerLimit = maxHeaderSize) {
+  return (error: ParserError, socket: Socket): void => {
     if (error.code === 'ECONNRESET' || socket.destroyed) return;
     // As Node does: answer unless a response to an earlier request on this connection has begun,
     // which an answer written now would corrupt.
     const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
     if (socket.writable && !inFlight?.headersSent) {
-      const apiError = clientError(error.code ?? 'unknown', requestTimeout);
+      const apiError = clientError(error, requestTimeout, headerLimit);
       const body = JSON.stringify(errorBody(apiError));
       const status = apiError.statusCode;
       socket.write(
