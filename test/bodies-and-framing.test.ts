@@ -1,7 +1,7 @@
 /**
  * How the service reads request bodies and framing: charsets, UTF-8, Content-Encoding, keys that
- * reach for a prototype, `Expect`, and a URL over Node's header limit. Through `app.inject`, and
- * over a real socket on 127.0.0.1 where only Node's HTTP server shows the bug.
+ * reach for a prototype, `Expect`, a URL over Node's header limit, and trailing slashes. Through
+ * `app.inject`, and over a real socket on 127.0.0.1 where only Node's HTTP server shows the bug.
  */
 import assert from 'node:assert/strict';
 import http, { maxHeaderSize } from 'node:http';
@@ -357,5 +357,25 @@ describe('request framing', () => {
       written.map((text) => /^HTTP\/1\.1 (\d+)/.exec(text)?.[1]),
       ['431', '431', '414'],
     );
+  });
+
+  it('treats a trailing slash as no slash: the list, health, a task; a 404 where no route is', async () => {
+    const created = await s.app.inject({ method: 'POST', url: NOTIFY });
+    const { id } = created.json<{ id: string }>();
+    const list = await s.app.inject('/api/tasks/');
+    assert.equal(list.statusCode, 200, list.body);
+    assert.ok(list.json<{ tasks: { id: string }[] }>().tasks.some((task) => task.id === id));
+    const health = await s.app.inject('/healthz/');
+    assert.equal(health.statusCode, 200, health.body);
+    assert.deepEqual(health.json(), { ok: true });
+    const task = await s.app.inject(`/api/tasks/${id}/`);
+    assert.equal(task.statusCode, 200, task.body);
+    assert.equal(task.json<{ id: string }>().id, id);
+    // There is no list of notifications, with or without the slash.
+    for (const url of ['/api/notifications/', '/api/notifications']) {
+      refused(await s.app.inject(url), 'NOT_FOUND', /no route GET/);
+    }
+    const again = await s.app.inject({ method: 'POST', url: `${NOTIFY}/` });
+    assert.equal(again.statusCode, 200, again.body);
   });
 });

@@ -88,6 +88,10 @@ export async function buildApp({
       // Checked below instead, so that the 400 is the envelope rather than Node's empty body.
       requireHostHeader: false,
     },
+    // `/api/tasks/` is the list and `/healthz/` is health, as clients and proxies that add a
+    // slash expect: without this, `/api/tasks/` read as a task with the id "" (a 400) while
+    // `/healthz/` was a 404. A path with no route stays a 404, with or without the slash.
+    routerOptions: { ignoreTrailingSlash: true },
     clientErrorHandler: clientErrorHandler(requestTimeout),
     frameworkErrors: sendFrameworkError,
     // Requests that arrive while closing get the service's own 503 (see drain.ts).
