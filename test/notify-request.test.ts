@@ -39,6 +39,30 @@ describe('notify requests checked when they arrive', () => {
       /^to must be an http/,
     ],
     [
+      'a URL the parser would repair (no host after the slashes)',
+      { channel: 'webhook', to: 'https:///example.com/hook' },
+      'INVALID_NOTIFICATION',
+      /^to must be an http:\/\/ or https:\/\/ URL, got "https:\/\/\/example.com\/hook"/,
+    ],
+    [
+      'a URL with backslashes',
+      { channel: 'webhook', to: 'https:\\\\example.com\\hook' },
+      'INVALID_NOTIFICATION',
+      /^to must be an http:\/\/ or https:\/\/ URL/,
+    ],
+    [
+      'a URL with a space',
+      { channel: 'webhook', to: 'https://example.com/a hook' },
+      'INVALID_NOTIFICATION',
+      /^to must be an http:\/\/ or https:\/\/ URL/,
+    ],
+    [
+      'a subject of 201 characters, one of them an emoji',
+      { channel: 'log', to: 'ops', subject: `${'a'.repeat(200)}\u{1F600}` },
+      'INVALID_NOTIFICATION',
+      /^subject must be a string of 1 to 200 characters, got a string of 201 characters$/,
+    ],
+    [
       'a URL with a password',
       { channel: 'webhook', to: 'https://u:p@example.com/' },
       'INVALID_NOTIFICATION',
@@ -119,6 +143,20 @@ describe('notify requests checked when they arrive', () => {
       assert.match(response.json().error.message, message);
     });
   }
+
+  it('counts characters, not UTF-16 units: 200 emoji are a subject of 200', async () => {
+    const emoji = '\u{1F600}'.repeat(200);
+    const response = await s.app.inject({
+      method: 'POST',
+      url: '/api/notifications/notify',
+      payload: { channel: 'log', to: emoji, subject: emoji },
+    });
+    assert.equal(response.statusCode, 200, response.body);
+    const task = await s.runtime.get(response.json().id);
+    const payload = task?.payload as { to: string; subject: string };
+    assert.equal(payload.to, emoji);
+    assert.equal(payload.subject, emoji);
+  });
 
   it('refuses a malformed Idempotency-Key', async () => {
     const response = await s.app.inject({

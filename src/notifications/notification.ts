@@ -4,7 +4,7 @@ import { MAX_PUSH_PLAINTEXT } from './channels/web-push-crypto.js';
 import { pushMessage } from './channels/push.js';
 import { CHANNELS, type ChannelName, type OutgoingDelivery, type Recipient } from './delivery.js';
 import type { HostPolicy } from './net/host-policy.js';
-import { checkRecipient, MAX_RECIPIENTS } from './recipients.js';
+import { characters, checkRecipient, MAX_RECIPIENTS, tooLong } from './recipients.js';
 
 /** A notification as a client describes it in `POST /api/notifications/notify`, checked. */
 export interface NotificationRequest {
@@ -136,7 +136,7 @@ function readRecipients(channel: ChannelName, to: unknown, rules: RequestRules):
 function text(fields: Record<string, unknown>, name: keyof typeof LIMITS): string | null {
   const value = fields[name];
   if (value === undefined || value === null) return null;
-  if (typeof value !== 'string' || value.length === 0 || value.length > LIMITS[name]) {
+  if (typeof value !== 'string' || value.length === 0 || tooLong(value, LIMITS[name])) {
     throw invalid(
       name,
       `${name} must be a string of 1 to ${LIMITS[name]} characters, got ${describe(value)}`,
@@ -187,7 +187,7 @@ function invalid(field: string, message: string): NotificationError {
 }
 
 function describe(value: unknown): string {
-  if (typeof value === 'string') return `a string of ${value.length} characters`;
+  if (typeof value === 'string') return `a string of ${characters(value)} characters`;
   if (Array.isArray(value)) return 'an array';
   return value === null ? 'null' : `a ${typeof value}`;
 }

@@ -25,7 +25,7 @@ export function checkRecipient(
     case 'push':
       return checkPushSubscription(value, field, policy);
     case 'log':
-      return typeof value === 'string' && value.length > 0 && value.length <= 320
+      return typeof value === 'string' && value.length > 0 && !tooLong(value, 320)
         ? { value }
         : { problem: `${field} must be a string of 1 to 320 characters` };
   }
@@ -125,12 +125,37 @@ function checkPushSubscription(
   return { value: { endpoint: url.href, keys: { p256dh, auth } } };
 }
 
+/** A scheme, `//` and the first character of a host, with no space, control or backslash anywhere. */
+const WRITTEN_URL = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^\s\\/?#@][^\s\\\p{Cc}]*$/u;
+
+/**
+ * `text` as a URL, or null. The URL parser repairs what it can: it reads backslashes as slashes,
+ * drops tabs and newlines, and looks for the host past any number of slashes, so `https:///x`
+ * becomes `https://x/`. A recipient is called as it was given, so a URL the parser would have to
+ * repair is refused instead.
+ */
 function parseUrl(text: string): URL | null {
+  if (!WRITTEN_URL.test(text)) return null;
   try {
     return new URL(text);
   } catch {
     return null;
   }
+}
+
+/** Whether `text` has more than `limit` characters; counts them only when `length` is over. */
+export function tooLong(text: string, limit: number): boolean {
+  return text.length > limit && characters(text) > limit;
+}
+
+/**
+ * The characters of `text` as a person counts them: an emoji is one, where `length` counts its two
+ * UTF-16 units. A string's iterator steps by code point.
+ */
+export function characters(text: string): number {
+  let count = 0;
+  for (const _ of text) count += 1;
+  return count;
 }
 
 function base64url(text: string): Buffer {

@@ -133,11 +133,11 @@ function idempotencyKey(request: FastifyRequest): string | undefined {
   return value;
 }
 
-/** The digest of the request that stored `task`. */
 function isNotificationTask(task: Task): boolean {
   return task.name === DEMO_TASK || task.name.startsWith('notifications.');
 }
 
+/** The digest of the request that stored `task`. */
 function digestOf(task: Task): string | null {
   if (task.name === DEMO_TASK) return requestDigest({ kind: 'demo' });
   return (task.payload as Partial<Delivery> | null)?.request ?? null;
