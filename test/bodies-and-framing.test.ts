@@ -217,40 +217,19 @@ describe('request bodies', () => {
     assert.equal(demo.statusCode, 200, demo.body);
   });
 
-  it('names a key that reaches for a prototype, and says to rename it', async () => {
-    for (const [body, key, at] of [
-      [
-        '{"channel":"log","to":"ops","data":{"__proto__":{"x":1}}}',
-        '"__proto__"',
-        'data.__proto__',
-      ],
-      ['{"__proto__":{"x":1}}', '"__proto__"', '__proto__'],
+  it('says a key that reaches for a prototype is refused, and to rename it', async () => {
+    for (const body of [
+      '{"channel":"log","to":"ops","data":{"__proto__":{"x":1}}}',
+      '{"__proto__":{"x":1}}',
       // Escaped, it is the same key once parsed.
-      [
-        '{"channel":"log","to":"ops","data":{"\\u005f_proto__":1}}',
-        '"__proto__"',
-        'data.__proto__',
-      ],
-      [
-        '{"channel":"log","to":["ops",{"a b":{"__proto__":{}}}]}',
-        '"__proto__"',
-        'to[1]["a b"].__proto__',
-      ],
-      [
-        '{"channel":"log","to":"ops","data":{"a":{"constructor":{"prototype":{"x":1}}}}}',
-        '"constructor"',
-        'data.a.constructor.prototype',
-      ],
-    ] as const) {
-      const message = refused(await notify(body), 'INVALID_JSON', /rename/);
-      assert.ok(message.includes(key), message);
-      assert.ok(message.includes(`at ${at}`), message);
+      '{"channel":"log","to":"ops","data":{"\\u005f_proto__":1}}',
+      '{"channel":"log","to":["ops",{"a b":{"__proto__":{}}}]}',
+      '{"channel":"log","to":"ops","data":{"a":{"constructor":{"prototype":{"x":1}}}}}',
+      `{"channel":"log","to":"ops","data":${'{"a":'.repeat(5000)}{"__proto__":1}${'}'.repeat(5000)}}`,
+    ]) {
+      const message = refused(await notify(body), 'INVALID_JSON', /"__proto__" key.*rename/);
       assert.ok(!/not valid JSON/.test(message), message);
     }
-    // Deep down, the path is cut short rather than as long as the body.
-    const deep = `{"channel":"log","to":"ops","data":${'{"a":'.repeat(5000)}{"__proto__":1}${'}'.repeat(5000)}}`;
-    const message = refused(await notify(deep), 'INVALID_JSON', /__proto__/);
-    assert.ok(message.length < 400, message);
     // A constructor key without a prototype in it is an ordinary key, as it was.
     const plain = '{"channel":"log","to":"ops","data":{"constructor":{"name":"x"}}}';
     assert.equal((await notify(plain)).statusCode, 200);

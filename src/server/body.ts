@@ -64,100 +64,24 @@ function otherCharset(contentType: string | undefined): string | undefined {
   return undefined;
 }
 
-/** How many keys of a refused key's path its message shows, at most: the last ones. */
-const PATH_SHOWN = 8;
-
 /**
  * What Fastify's JSON parser refused in `text`. Its parser (secure-json-parse, with
  * `protoAction` and `constructorAction` 'error') refuses a `__proto__` key, and a `constructor`
  * key holding a `prototype` key, anywhere in a body: they could change the prototype of objects
- * that a later merge or copy makes. It throws the same SyntaxError for both, and Fastify answers
- * any SyntaxError with FST_ERR_CTP_INVALID_JSON_BODY, "not valid JSON", which misleads for valid
- * JSON. So a refusal is parsed again, plainly (`JSON.parse` makes `__proto__` an own key, never
- * a prototype): when that succeeds, such a key was the reason, and the message names it. This
- * runs only for refused bodies.
+ * that a later merge or copy makes. It throws the same SyntaxError as for text that is not JSON,
+ * and Fastify answers "not valid JSON", which misleads for valid JSON. So a refused body is parsed
+ * again, plainly (`JSON.parse` makes `__proto__` an own key, never a prototype): when that
+ * succeeds, such a key was the reason. This runs only for refused bodies.
  */
 function explainRefusal(error: Error, text: string): Error {
-  let value: unknown;
   try {
-    value = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
+    JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
   } catch {
     return error;
   }
-  const found = poisonedKey(value);
-  if (found === undefined) return error;
-  const what =
-    found.key === '__proto__'
-      ? 'a "__proto__" key'
-      : 'a "constructor" key holding a "prototype" key';
   return new ApiError(
     'INVALID_JSON',
-    `the body has ${what} (at ${found.path}), which is refused because it can change the prototype of objects; rename the key`,
+    'the body has a "__proto__" key, or a "constructor" key holding a "prototype" key, which are refused because they can change the prototype of objects; rename the key',
     { cause: error },
   );
-}
-
-/** A key walked into on the way to a refused one; `parent` is undefined at the top. */
-interface Step {
-  value: object;
-  key: string | number;
-  parent: Step | undefined;
-}
-
-/**
- * The first `__proto__` key, or `constructor` key holding a `prototype` key, that secure-json-parse
- * refuses, breadth first as it looks, with its path (e.g. `data.a.__proto__`). Iterative: a body
- * may nest as deep as its size allows.
- */
-function poisonedKey(root: unknown): { key: string; path: string } | undefined {
-  if (root === null || typeof root !== 'object') return undefined;
-  let level: Step[] = [{ value: root, key: '', parent: undefined }];
-  while (level.length > 0) {
-    const next: Step[] = [];
-    for (const step of level) {
-      const node = step.value as Record<string, unknown>;
-      if (Object.hasOwn(node, '__proto__')) {
-        return { key: '__proto__', path: pathOf(step, ['__proto__']) };
-      }
-      const constructor = Object.hasOwn(node, 'constructor') ? node.constructor : undefined;
-      if (
-        constructor !== null &&
-        typeof constructor === 'object' &&
-        Object.hasOwn(constructor, 'prototype')
-      ) {
-        return { key: 'constructor', path: pathOf(step, ['constructor', 'prototype']) };
-      }
-      for (const [key, value] of Object.entries(node)) {
-        if (value !== null && typeof value === 'object') {
-          next.push({ value, key: Array.isArray(node) ? Number(key) : key, parent: step });
-        }
-      }
-    }
-    level = next;
-  }
-  return undefined;
-}
-
-/** The path of `keys` below `step`, as JavaScript would write it, its start cut when long. */
-function pathOf(step: Step, keys: string[]): string {
-  const parts: (string | number)[] = [...keys].reverse();
-  let cut = false;
-  for (let at: Step | undefined = step; at?.parent !== undefined; at = at.parent) {
-    if (parts.length === PATH_SHOWN) {
-      cut = true;
-      break;
-    }
-    parts.push(at.key);
-  }
-  const path = parts
-    .reverse()
-    .map((key) =>
-      typeof key === 'number'
-        ? `[${key}]`
-        : /^[A-Za-z_$][\w$]*$/.test(key)
-          ? `.${key}`
-          : `[${JSON.stringify(key)}]`,
-    )
-    .join('');
-  return cut ? `…${path}` : path.replace(/^\./, '');
 }
