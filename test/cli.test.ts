@@ -122,6 +122,24 @@ describe('offload tasks', () => {
       assert.equal(wrong.code, 2, args.join(' '));
       assert.match(wrong.stderr, /offload tasks list/, 'prints the usage');
     }
+    // Options are refused, not ignored, where they mean nothing or match nothing.
+    for (const [args, message] of [
+      [
+        ['tasks', 'show', failed.id, '--state', 'queued'],
+        /--state is an option of offload tasks list only/,
+      ],
+      [['tasks', 'cancel', failed.id, '--json'], /--json is an option of offload tasks list only/],
+      [['tasks', 'list', '--name', ''], /--name must be a task name of 1 to 200 characters/],
+    ] as const) {
+      const wrong = await cli(...args);
+      assert.equal(wrong.code, 2, args.join(' '));
+      assert.match(wrong.stderr, message);
+    }
+    // The refused cancel changed nothing: the task retried above is still queued.
+    const untouched = JSON.parse((await cli('tasks', 'show', failed.id)).stdout) as {
+      state: string;
+    };
+    assert.equal(untouched.state, 'queued');
     const help = await cli('--help');
     assert.equal(help.code, 0);
     assert.match(help.stdout, /offload \[serve\]/);

@@ -22,6 +22,11 @@ offload tasks cancel ID
   Work on the tasks of DATABASE_URL (default ${DEFAULT_DATABASE_URL}), or of --database URL.
   STATE is one of ${TASK_STATES.join(', ')}.`;
 
+/** The options of `offload tasks list`, which the other actions refuse rather than ignore. */
+const LIST_OPTIONS = ['state', 'name', 'limit', 'cursor', 'json'] as const;
+
+const ACTIONS = ['list', 'show', 'retry', 'cancel'] as const;
+
 /** A mistake in how the command was called: exit code 2 with the usage. */
 export class UsageError extends Error {}
 
@@ -36,14 +41,22 @@ export async function tasksCommand(args: string[], env: NodeJS.ProcessEnv): Prom
       name: { type: 'string' },
       limit: { type: 'string' },
       cursor: { type: 'string' },
-      json: { type: 'boolean', default: false },
+      json: { type: 'boolean' },
     },
   });
-  const [action, id, ...extra] = positionals;
+  const [given, id, ...extra] = positionals;
+  const action = readAction(given);
   if (extra.length > 0) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
-  if ((action === 'show' || action === 'retry' || action === 'cancel') && id === undefined) {
+  if (action === 'list' && id !== undefined)
+    throw new UsageError('offload tasks list takes no id; use offload tasks show ID');
+  if (action !== 'list' && id === undefined)
     throw new UsageError(`offload tasks ${action} needs a task id`);
+  // Checked before the store opens: a mistake in the call is told as one, whatever the database.
+  const listOption = LIST_OPTIONS.find((option) => values[option] !== undefined);
+  if (action !== 'list' && listOption !== undefined) {
+    throw new UsageError(`--${listOption} is an option of offload tasks list only`);
   }
+  const filter = action === 'list' ? listFilter(values) : undefined;
   const url = values.database ?? (env.DATABASE_URL?.trim() || DEFAULT_DATABASE_URL);
   const source = values.database === undefined ? 'DATABASE_URL' : '--database';
   parseStoreUrl(url, source);
@@ -56,9 +69,7 @@ export async function tasksCommand(args: string[], env: NodeJS.ProcessEnv): Prom
   try {
     switch (action) {
       case 'list': {
-        if (id !== undefined)
-          throw new UsageError('offload tasks list takes no id; use offload tasks show ID');
-        const page = await runtime.list(listFilter(values));
+        const page = await runtime.list(filter);
         if (values.json)
           print(
             JSON.stringify(
@@ -88,12 +99,6 @@ export async function tasksCommand(args: string[], env: NodeJS.ProcessEnv): Prom
         print(`task ${task.id} (${task.name}) is canceled`);
         return 0;
       }
-      default:
-        throw new UsageError(
-          action === undefined
-            ? 'say what to do with tasks'
-            : `unknown action ${JSON.stringify(action)}`,
-        );
     }
   } catch (error) {
     throw storeError(error, source);
@@ -113,6 +118,13 @@ function storeError(error: unknown, source: string): unknown {
   );
 }
 
+function readAction(action: string | undefined): (typeof ACTIONS)[number] {
+  if (action === undefined) throw new UsageError('say what to do with tasks');
+  if (!(ACTIONS as readonly string[]).includes(action))
+    throw new UsageError(`unknown action ${JSON.stringify(action)}`);
+  return action as (typeof ACTIONS)[number];
+}
+
 function listFilter(values: {
   state?: string;
   name?: string;
@@ -126,7 +138,12 @@ function listFilter(values: {
     }
     filter.state = values.state as TaskState;
   }
-  if (values.name !== undefined) filter.name = values.name;
+  if (values.name !== undefined) {
+    // The status API's rule for a name.
+    if (values.name.length === 0 || values.name.length > 200)
+      throw new UsageError('--name must be a task name of 1 to 200 characters');
+    filter.name = values.name;
+  }
   if (values.cursor !== undefined) filter.cursor = values.cursor;
   if (values.limit !== undefined) {
     const limit = Number(values.limit);
