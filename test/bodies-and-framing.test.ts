@@ -344,10 +344,11 @@ describe('request framing', () => {
     const task = await s.app.inject(`/api/tasks/${id}/`);
     assert.equal(task.statusCode, 200, task.body);
     assert.equal(task.json<{ id: string }>().id, id);
-    // There is no list of notifications, with or without the slash.
+    // There is no list of notifications, with or without the slash: that path only takes POST.
     for (const url of ['/api/notifications/', '/api/notifications']) {
-      refused(await s.app.inject(url), 'NOT_FOUND', /no route GET/);
+      refused(await s.app.inject(url), 'METHOD_NOT_ALLOWED', /use POST$/);
     }
+    refused(await s.app.inject('/api/nothing/'), 'NOT_FOUND', /no route GET/);
     const again = await s.app.inject({ method: 'POST', url: `${NOTIFY}/` });
     assert.equal(again.statusCode, 200, again.body);
   });

@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { InjectOptions } from 'fastify';
-import { BODY_LIMIT, ERROR_CODES, toApiError, type ErrorCode } from '../src/server/errors.js';
+import {
+  BODY_LIMIT,
+  ERROR_CODES,
+  toApiError,
+  type ErrorBody,
+  type ErrorCode,
+} from '../src/server/errors.js';
 import { testService, type TestService } from './fixtures/service-harness.js';
 
 const NOTIFY = '/api/notifications/notify';
@@ -184,7 +190,8 @@ const badInputs: [string, InjectOptions, number, ErrorCode][] = [
     'URL_TOO_LONG',
   ],
   ['an unknown route', { method: 'GET', url: '/api/nothing' }, 404, 'NOT_FOUND'],
-  ['a wrong method', { method: 'DELETE', url: NOTIFY }, 404, 'NOT_FOUND'],
+  ['a method the path does not take', { method: 'DELETE', url: NOTIFY }, 405, 'METHOD_NOT_ALLOWED'],
+  ['GET on the notify path', { method: 'GET', url: NOTIFY }, 405, 'METHOD_NOT_ALLOWED'],
 ];
 
 describe('bad input', () => {
@@ -207,6 +214,24 @@ describe('bad input', () => {
       assert.ok(body.error.message.length > 10, 'the message says what to fix');
     });
   }
+
+  it('names the methods a path takes when it refuses one', async () => {
+    for (const [method, url, allow] of [
+      ['GET', NOTIFY, 'POST'],
+      ['PUT', '/api/tasks', 'GET, HEAD'],
+      ['DELETE', '/api/tasks/abc', 'GET, HEAD'],
+      ['GET', '/api/tasks/abc/cancel', 'POST'],
+      ['POST', '/healthz', 'GET, HEAD'],
+    ] as const) {
+      const response = await s.app.inject({ method, url });
+      assert.equal(response.statusCode, 405, `${method} ${url}`);
+      assert.equal(response.headers.allow, allow, `${method} ${url}`);
+      assert.match(response.json<ErrorBody>().error.message, new RegExp(`use ${allow}$`));
+    }
+    // A method the path takes is still routed, by a static path or a parametric one.
+    const notification = await s.app.inject({ method: 'GET', url: '/api/notifications/abc' });
+    assert.equal(notification.json<ErrorBody>().error.code, 'NOTIFICATION_NOT_FOUND');
+  });
 
   it('stored nothing for any of them', async () => {
     assert.deepEqual((await s.runtime.list()).tasks, []);

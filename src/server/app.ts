@@ -14,6 +14,7 @@ import {
   sendFrameworkError,
 } from './errors.js';
 import type { ServiceMetrics } from './metrics.js';
+import { refuseOtherMethods } from './methods.js';
 import { requestLogger } from './request-logger.js';
 import { healthRoutes } from './routes/health.js';
 import { notificationRoutes } from './routes/notifications.js';
@@ -130,6 +131,7 @@ export async function buildApp({
     done();
   });
 
+  const addMethodRefusals = refuseOtherMethods(app);
   await app.register(offload, { runtime, start: runner });
   await app.register(healthRoutes, { store, metrics });
   await app.register(
@@ -140,5 +142,6 @@ export async function buildApp({
     },
     { prefix: '/api' },
   );
+  addMethodRefusals();
   return app;
 }
