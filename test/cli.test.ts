@@ -4,10 +4,18 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { createRuntime, defineTask, PermanentError, sqliteStore, type Task } from '../src/index.js';
+import {
+  createRuntime,
+  defineTask,
+  PermanentError,
+  postgresStore,
+  sqliteStore,
+  type Task,
+} from '../src/index.js';
 import { CLI, ROOT, tempDir } from './fixtures/service-harness.js';
 import { checkVapidKeys } from '../src/notifications/channels/web-push-crypto.js';
 import { captureLogger } from './helpers.js';
+import { dropSchema, schemaExists, TEST_DATABASE_URL, uniqueSchema } from './pg-helpers.js';
 
 const run = promisify(execFile);
 const temp = tempDir();
@@ -168,6 +176,50 @@ describe('offload tasks on a database that is not there', () => {
     const proc = await cli('tasks', 'list', '--database', 'sqlite:/proc/offload-forbidden/x.db');
     assert.equal(proc.code, 1, proc.stderr);
     assert.match(proc.stderr, /^offload: --database: there is no SQLite database at \/proc\//);
+  });
+
+  it('on PostgreSQL, exits 1 naming a schema no Offload process has used, and creates none', async () => {
+    const schema = uniqueSchema('cli_missing');
+    const missing = await cliWith(
+      { DATABASE_URL: TEST_DATABASE_URL, DATABASE_SCHEMA: schema },
+      'tasks',
+      'list',
+    );
+    assert.equal(missing.code, 1, missing.stderr);
+    assert.equal(
+      missing.stderr,
+      `offload: DATABASE_URL: the PostgreSQL database has no Offload schema ${schema}: no Offload process has used that schema in this database. Check DATABASE_URL or --database, and DATABASE_SCHEMA: the tasks commands work on an existing database and create none\n`,
+    );
+    assert.equal(await schemaExists(schema), false, 'no schema was created');
+
+    // Once the service has made the schema, the same command lists its tasks.
+    const runtime = createRuntime({
+      store: postgresStore({ connectionString: TEST_DATABASE_URL, schema }),
+      logger: captureLogger(),
+    });
+    try {
+      const task = (await runtime.enqueue('elsewhere', {})) as Task;
+      const listed = await cliWith(
+        { DATABASE_URL: TEST_DATABASE_URL, DATABASE_SCHEMA: schema },
+        'tasks',
+        'list',
+        '--json',
+      );
+      assert.equal(listed.code, 0, listed.stderr);
+      assert.deepEqual(
+        (JSON.parse(listed.stdout) as { tasks: { id: string }[] }).tasks.map((t) => t.id),
+        [task.id],
+      );
+    } finally {
+      await runtime.stop();
+      await dropSchema(schema);
+    }
+  });
+
+  it('refuses memory:, which never holds the tasks of another process', async () => {
+    const memory = await cliWith({ DATABASE_URL: 'memory:' }, 'tasks', 'list');
+    assert.equal(memory.code, 1);
+    assert.match(memory.stderr, /^offload: DATABASE_URL: memory: keeps the tasks of one process/);
   });
 
   it('names --database or DATABASE_URL, whichever gave a URL of the wrong form', async () => {

@@ -11,7 +11,7 @@ import {
 } from '../index.js';
 import { DEFAULT_DATABASE_URL } from '../server/config.js';
 import { iso, taskView } from '../server/task-view.js';
-import { parseStoreUrl } from '../store/open.js';
+import { parseStoreUrl, type StoreUrl } from '../store/open.js';
 import { namingSource } from './store-error.js';
 
 export const TASKS_USAGE = `offload tasks list [--state STATE] [--name NAME] [--limit N] [--cursor ID] [--json]
@@ -59,7 +59,13 @@ export async function tasksCommand(args: string[], env: NodeJS.ProcessEnv): Prom
   const filter = action === 'list' ? listFilter(values) : undefined;
   const url = values.database ?? (env.DATABASE_URL?.trim() || DEFAULT_DATABASE_URL);
   const source = values.database === undefined ? 'DATABASE_URL' : '--database';
-  parseStoreUrl(url, source);
+  const { kind } = parseStoreUrl(url, source);
+  if (kind === 'memory') {
+    throw new OffloadError(
+      'STORE_NOT_FOUND',
+      `${source}: memory: keeps the tasks of one process, gone when it exits; give the sqlite: or postgres:// URL of the service's database`,
+    );
+  }
   const runtime = createRuntime({
     // These commands read or change tasks that exist: a mistyped path must not become an empty
     // database that answers "no tasks".
@@ -101,19 +107,23 @@ export async function tasksCommand(args: string[], env: NodeJS.ProcessEnv): Prom
       }
     }
   } catch (error) {
-    throw storeError(error, source);
+    throw storeError(error, source, kind);
   } finally {
     await runtime.stop();
   }
 }
 
 /** A store that could not be opened, named by where its URL came from and what to check. */
-function storeError(error: unknown, source: string): unknown {
+function storeError(error: unknown, source: string, kind: StoreUrl['kind']): unknown {
   const named = namingSource(error, source);
   if (!(named instanceof OffloadError) || named.code !== 'STORE_NOT_FOUND') return named;
+  const check =
+    kind === 'postgres'
+      ? 'DATABASE_URL or --database, and DATABASE_SCHEMA'
+      : 'DATABASE_URL or --database';
   return new OffloadError(
     named.code,
-    `${named.message}. Check DATABASE_URL or --database: the tasks commands work on an existing database and create none`,
+    `${named.message}. Check ${check}: the tasks commands work on an existing database and create none`,
     { cause: error },
   );
 }

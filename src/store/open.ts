@@ -14,8 +14,8 @@ export interface OpenStoreOptions {
   /** Where trouble that does not fail a call is reported (PostgreSQL: connection trouble). */
   logger?: Logger;
   /**
-   * SQLite: open an existing database only; `open()` fails with `STORE_NOT_FOUND` instead of
-   * creating a missing file and its directory. Default false.
+   * SQLite and PostgreSQL: open an existing store only; `open()` fails with `STORE_NOT_FOUND`
+   * instead of creating a missing file (and its directory) or schema. Default false.
    */
   mustExist?: boolean;
 }
@@ -71,15 +71,18 @@ export function parseStoreUrl(url: string, option = 'DATABASE_URL'): StoreUrl {
 
 /** Opens the store a URL names (see `parseStoreUrl`). */
 export function openStore(url: string, options: OpenStoreOptions = {}): Store {
-  const { mustExist, ...postgresOptions } = options;
   const parsed = parseStoreUrl(url);
   switch (parsed.kind) {
     case 'memory':
       return new MemoryStore();
     case 'sqlite':
-      return new SqliteStore({ path: parsed.path, logger: options.logger, mustExist });
+      return new SqliteStore({
+        path: parsed.path,
+        logger: options.logger,
+        mustExist: options.mustExist,
+      });
     case 'postgres':
-      return new PostgresStore({ connectionString: parsed.connectionString, ...postgresOptions });
+      return new PostgresStore({ connectionString: parsed.connectionString, ...options });
   }
 }
 

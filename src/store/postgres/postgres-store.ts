@@ -31,6 +31,12 @@ export interface PostgresStoreOptions {
   /** The schema that holds Offload's tables; created when missing. Default `offload`. */
   schema?: string;
   /**
+   * Open an existing store only: `open()` fails with `STORE_NOT_FOUND` instead of creating a
+   * missing schema, for tools that read or change tasks and must not make an empty store of a
+   * mistyped schema name. A schema that exists is still brought up to date. Default false.
+   */
+  mustExist?: boolean;
+  /**
    * Connections this process keeps open at most; default 10. A runner uses about three at once
    * (claim, settle, maintenance); HTTP requests that enqueue share them, as their writes are
    * grouped per event-loop turn. Keep the sum over all processes below the server's
@@ -80,6 +86,7 @@ export class PostgresStore implements Store {
   private readonly channel: string;
   private readonly poolConfig: pg.PoolConfig;
   private readonly logger: Logger;
+  private readonly mustExist: boolean;
   private pool: pg.Pool | null = null;
   private liveness: Liveness | null = null;
   private opening: Promise<void> | null = null;
@@ -105,6 +112,7 @@ export class PostgresStore implements Store {
     this.lockClass = lockClassOf(schema);
     this.channel = quoteIdentifier(`offload_${schema}`);
     this.logger = options.logger ?? silent;
+    this.mustExist = options.mustExist ?? false;
     this.poolConfig = {
       connectionString: options.connectionString,
       max: options.poolSize ?? DEFAULT_POOL_SIZE,
@@ -134,6 +142,7 @@ export class PostgresStore implements Store {
     try {
       const client = await pool.connect();
       try {
+        if (this.mustExist) await this.checkSchemaExists(client);
         await migrate(client, this.schema, `offload_${this.schema}`, this.lockClass);
       } finally {
         client.release();
@@ -155,6 +164,19 @@ export class PostgresStore implements Store {
       this.lockClass,
       this.logger,
     );
+  }
+
+  private async checkSchemaExists(client: pg.PoolClient): Promise<void> {
+    const { rows } = await client.query<{ found: string | null }>(
+      'SELECT to_regclass($1) AS found',
+      [`${quoteIdentifier(this.schema)}.migrations`],
+    );
+    if (rows[0]?.found == null) {
+      throw new OffloadError(
+        'STORE_NOT_FOUND',
+        `the PostgreSQL database has no Offload schema ${this.schema}: no Offload process has used that schema in this database`,
+      );
+    }
   }
 
   async close(): Promise<void> {
