@@ -76,6 +76,21 @@ describe('the email channel', { timeout: 20_000 }, () => {
     );
   });
 
+  it('sends to an internationalized domain by its ASCII form, which every server takes', async () => {
+    const peer = await smtp();
+    const s = await service(`smtp://127.0.0.1:${peer.port}`);
+    const id = await send(s, { to: 'ada@bücher.example', body: 'x' });
+    await peer.nextMail();
+    assert.equal((await finished(s.runtime, id)).state, 'succeeded');
+    assert.deepEqual(
+      peer.commands.filter((line) => line.startsWith('RCPT')),
+      ['RCPT TO:<ada@xn--bcher-kva.example>'],
+    );
+    // The status API shows the address as it was given.
+    const view = await s.app.inject(`/api/notifications/${id}`);
+    assert.equal(view.json<NotificationView>().deliveries[0]!.to, 'ada@bücher.example');
+  });
+
   it('fails at once when the server rejects the recipient for good (5xx)', async () => {
     const peer = await smtp({ recipient: () => 550 });
     const s = await service(`smtp://127.0.0.1:${peer.port}`);

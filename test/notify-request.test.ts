@@ -93,6 +93,12 @@ describe('notify requests checked when they arrive', () => {
       /^to must be one email address/,
     ],
     [
+      'a control character in an email address',
+      { channel: 'email', to: 'ada\u0007@example.com' },
+      'INVALID_NOTIFICATION',
+      /^to must be one email address/,
+    ],
+    [
       'two addresses in one',
       { channel: 'email', to: 'a@example.com, b@example.com' },
       'INVALID_NOTIFICATION',

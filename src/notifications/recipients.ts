@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import type { ChannelName, PushSubscription, Recipient } from './delivery.js';
+import { envelopeAddress } from './channels/email.js';
 import { isP256PublicKey } from './channels/web-push-crypto.js';
 import type { HostPolicy } from './net/host-policy.js';
 
@@ -66,11 +67,8 @@ function checkTarget(url: URL, field: string, policy: HostPolicy): string | null
   return null;
 }
 
-const EMAIL =
-  /^[^\s@<>()[\]\\,;:"]{1,64}@(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
-
 function checkEmailAddress(value: unknown, field: string): Checked<string> {
-  if (typeof value !== 'string' || !EMAIL.test(value)) {
+  if (typeof value !== 'string' || envelopeAddress(value) === null) {
     const got = typeof value === 'string' ? JSON.stringify(value.slice(0, 100)) : typeof value;
     return problem(`${field} must be one email address such as "ada@example.com", got ${got}`);
   }

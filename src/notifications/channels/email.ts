@@ -1,3 +1,4 @@
+import { domainToASCII } from 'node:url';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { OutgoingDelivery, SendContext, Sender } from '../delivery.js';
@@ -90,7 +91,8 @@ export class EmailSender implements Sender {
     })
       .compile()
       .build();
-    const envelope = { from: bareAddress(this.options.from), to: [String(delivery.to)] };
+    const to = String(delivery.to);
+    const envelope = { from: bareAddress(this.options.from), to: [envelopeAddress(to) ?? to] };
     return this.exchange(provider, envelope, message, signal);
   }
 
@@ -164,6 +166,27 @@ function classify(error: SmtpError, where: string, timeout: number): Error {
     (error.code === 'EENVELOPE' || error.code === 'EMESSAGE');
   const message = `${where}: ${error.message}`;
   return permanent ? new DeliveryRejectedError(message) : new Error(message, { cause: error });
+}
+
+/** Any character but space, control characters and those that separate addresses or quote. */
+const LOCAL_PART = /^[^\s\p{Cc}@<>()[\]\\,;:"]+$/u;
+const ASCII_DOMAIN =
+  /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$/i;
+
+/**
+ * One email address as SMTP's envelope takes it, or null when `address` is not one. An
+ * internationalized domain becomes its ASCII form (`ada@bücher.example` →
+ * `ada@xn--bcher-kva.example`), which every server takes. The local part stays as written: a
+ * non-ASCII one needs a server that offers SMTPUTF8, and one that does not refuses the recipient
+ * with a 5xx that the delivery records.
+ */
+export function envelopeAddress(address: string): string | null {
+  const at = address.lastIndexOf('@');
+  const local = address.slice(0, at);
+  if (at < 1 || Buffer.byteLength(local) > 64 || !LOCAL_PART.test(local)) return null;
+  const domain = address.slice(at + 1);
+  const ascii = /[^\p{ASCII}]/u.test(domain) ? domainToASCII(domain) : domain;
+  return ASCII_DOMAIN.test(ascii) ? `${local}@${ascii}` : null;
 }
 
 /** `Name <a@b>` → `a@b`. */
