@@ -241,17 +241,21 @@ describe('request bodies', () => {
 });
 
 describe('request framing', () => {
-  it('answers an Expect other than 100-continue with the 417 envelope, and logs it', async () => {
+  it('answers an Expect other than 100-continue with the 417 envelope, and logs it by its request id', async () => {
     const before = await taskCount();
     const answer = await request(port, {
       method: 'POST',
       path: NOTIFY,
-      headers: { expect: 'foo' },
+      headers: { expect: 'foo', 'x-request-id': 'expect-foo-1' },
     });
     refused(answer, 'EXPECTATION_FAILED', /only "Expect: 100-continue" is supported.*"foo"/);
     assert.equal(answer.headers.connection, 'close');
+    assert.equal(answer.headers['x-request-id'], 'expect-foo-1');
     await s.logs.waitFor(
-      (line) => line.msg === 'request completed' && line.statusCode === 417,
+      (line) =>
+        line.msg === 'request completed' &&
+        line.statusCode === 417 &&
+        line.reqId === 'expect-foo-1',
       5000,
       'the 417 logged',
     );

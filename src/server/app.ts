@@ -76,6 +76,7 @@ export async function buildApp({
   runner = true,
   requestTimeout = DEFAULT_REQUEST_TIMEOUT,
 }: AppOptions): Promise<FastifyInstance> {
+  const genReqId = requestIds();
   const app = Fastify({
     loggerInstance: logger,
     bodyLimit: BODY_LIMIT,
@@ -100,13 +101,13 @@ export async function buildApp({
     // Requests are logged once, when answered, by the onResponse hook below.
     logController: new LogController({ disableRequestLogging: true }),
     childLoggerFactory: requestLogger,
-    genReqId: requestIds(),
+    genReqId,
   });
   installErrorHandling(app);
   acceptJsonOnly(app);
   // An `Expect` other than 100-continue gets the envelope too (Node's 'checkContinue' default
   // still answers 100-continue).
-  app.server.on('checkExpectation', refuseExpectation(app.log));
+  app.server.on('checkExpectation', refuseExpectation(app.log, genReqId));
 
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);

@@ -264,8 +264,12 @@ export function clientErrorHandler(requestTimeout: number, headerLimit = maxHead
  * logged as any answered request is. The connection is closed: a body the client sends anyway
  * is not read.
  */
-export function refuseExpectation(logger: FastifyBaseLogger) {
+export function refuseExpectation(
+  logger: FastifyBaseLogger,
+  requestId: (request: IncomingMessage) => string,
+) {
   return (request: IncomingMessage, response: ServerResponse): void => {
+    const id = requestId(request);
     const error = new ApiError(
       'EXPECTATION_FAILED',
       `only "Expect: 100-continue" is supported, not ${JSON.stringify(request.headers.expect?.slice(0, 100))}; send the request without that header`,
@@ -275,10 +279,11 @@ export function refuseExpectation(logger: FastifyBaseLogger) {
       connection: 'close',
       'content-type': 'application/json; charset=utf-8',
       'content-length': Buffer.byteLength(body),
+      'x-request-id': id,
     });
     response.end(body);
     logger.info(
-      { method: request.method, url: request.url, statusCode: error.statusCode },
+      { reqId: id, method: request.method, url: request.url, statusCode: error.statusCode },
       'request completed',
     );
   };
