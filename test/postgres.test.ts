@@ -8,7 +8,7 @@ import {
   type PostgresStore,
 } from '../src/store/postgres/postgres-store.js';
 import { SCHEMA_VERSION } from '../src/store/postgres/migrations.js';
-import { captureLogger, newStoredTask, nextEvent, T0 } from './helpers.js';
+import { captureLogger, finished, newStoredTask, nextEvent, T0 } from './helpers.js';
 import { dropSchema, TEST_DATABASE_URL, uniqueSchema } from './pg-helpers.js';
 
 const LONG_LEASE = 10 * 60_000;
@@ -185,6 +185,34 @@ describe('postgres store', () => {
     assert.match(claimed!.payloadError ?? '', /not valid JSON/);
     assert.deepEqual(claimed!.errors, []);
     assert.equal(claimed!.result, 'not json either');
+  });
+
+  it('stores an error whose text jsonb refuses, and the outcomes settled with it', async () => {
+    const store = await openStore();
+    // A NUL, a lone surrogate, and a pair the 4,000-character cut of a message splits.
+    const message = `bad input: x\u0000y \uD800 ${'a'.repeat(3982)}😀 and more`;
+    const bad = defineTask({
+      name: 'bad',
+      maxAttempts: 1,
+      run: () => Promise.reject(new Error(message)),
+    });
+    const ok = defineTask({ name: 'ok', run: () => Promise.resolve('done') });
+    const runtime = createRuntime({ store, tasks: [bad, ok], logger: captureLogger() });
+    runtimes.push(runtime);
+    const [failing, passing] = await Promise.all([
+      runtime.enqueue(bad, {}),
+      runtime.enqueue(ok, {}),
+    ]);
+    await runtime.start();
+    const failed = await finished(runtime, failing.id);
+    assert.equal(failed.state, 'failed');
+    assert.equal(failed.errors[0]!.message.length, 4000);
+    assert.ok(
+      failed.errors[0]!.message.startsWith('bad input: x\uFFFDy \uFFFD a'),
+      'NUL and the lone surrogate are replaced',
+    );
+    assert.ok(failed.errors[0]!.message.endsWith('a\uFFFD'), 'the split pair is replaced');
+    assert.equal((await finished(runtime, passing.id)).state, 'succeeded');
   });
 
   describe('enqueue in the caller’s transaction', () => {

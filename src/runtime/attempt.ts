@@ -1,6 +1,11 @@
 import { PermanentError } from '../errors/permanent.js';
 import { RetryLaterError } from '../errors/retry-later.js';
-import { MAX_STACK_LENGTH, type ClaimedTask, type Settlement } from '../store/store.js';
+import {
+  MAX_MESSAGE_LENGTH,
+  MAX_STACK_LENGTH,
+  type ClaimedTask,
+  type Settlement,
+} from '../store/store.js';
 import { encodeJson } from '../json.js';
 import type { Json, Logger, TaskError } from '../types.js';
 import type { TaskContext } from './define-task.js';
@@ -191,18 +196,28 @@ export function toTaskError(error: unknown, attempt: number, at: number): TaskEr
     return {
       attempt,
       at: new Date(at),
-      name: error.name || 'Error',
-      message: error.message,
-      stack: typeof error.stack === 'string' ? error.stack.slice(0, MAX_STACK_LENGTH) : null,
+      name: storable(String(error.name || 'Error'), 200),
+      message: storable(String(error.message), MAX_MESSAGE_LENGTH),
+      stack: typeof error.stack === 'string' ? storable(error.stack, MAX_STACK_LENGTH) : null,
     };
   }
   return {
     attempt,
     at: new Date(at),
     name: 'NonErrorThrown',
-    message: describeThrown(error),
+    message: storable(describeThrown(error), MAX_MESSAGE_LENGTH),
     stack: null,
   };
+}
+
+/**
+ * `text` cut to `max` UTF-16 units, as every store can hold it: a NUL (which PostgreSQL's text
+ * and jsonb refuse) and an unpaired surrogate (which jsonb refuses and SQLite mangles, and which
+ * a cut can leave of a pair) become U+FFFD. One unstorable error must not fail the write of
+ * every outcome settled with it.
+ */
+function storable(text: string, max: number): string {
+  return text.slice(0, max).toWellFormed().replaceAll('\0', '\uFFFD');
 }
 
 function describeThrown(value: unknown): string {

@@ -153,6 +153,8 @@ export interface StoreStats {
 export const MAX_ERRORS_KEPT = 10;
 /** Stack traces are cut to this many characters before they are stored. */
 export const MAX_STACK_LENGTH = 4000;
+/** Error messages are cut to this many characters before they are stored. */
+export const MAX_MESSAGE_LENGTH = 4000;
 
 /** The error a rescue records on a task whose run was interrupted by its process going away. */
 export function interruptedError(attempt: number, at: number, owner: string | null): TaskError {
