@@ -137,7 +137,7 @@ describe('offload tasks', () => {
         /--state is an option of offload tasks list only/,
       ],
       [['tasks', 'cancel', failed.id, '--json'], /--json is an option of offload tasks list only/],
-      [['tasks', 'list', '--name', ''], /--name must be a task name of 1 to 200 characters/],
+      [['tasks', 'list', '--name', ''], /--name must be a task name: 1 to 200 characters/],
     ] as const) {
       const wrong = await cli(...args);
       assert.equal(wrong.code, 2, args.join(' '));

@@ -215,6 +215,21 @@ describe('postgres store', () => {
     assert.equal((await finished(runtime, passing.id)).state, 'succeeded');
   });
 
+  it('refuses a key it cannot hold without failing the enqueues grouped with it', async () => {
+    const runtime = createRuntime({ store: await openStore(), logger: captureLogger() });
+    runtimes.push(runtime);
+    const emails = ['ada@example.com', 'bob@example.com', 'eve\u0000@example.com'];
+    const outcomes = await Promise.allSettled(
+      emails.map((email) => runtime.enqueue('welcome', { email }, { key: `welcome:${email}` })),
+    );
+    assert.deepEqual(
+      outcomes.map((outcome) => outcome.status),
+      ['fulfilled', 'fulfilled', 'rejected'],
+    );
+    assert.match(String((outcomes[2] as PromiseRejectedResult).reason), /enqueue options\.key/);
+    assert.equal((await runtime.list()).tasks.length, 2);
+  });
+
   describe('enqueue in the caller’s transaction', () => {
     const receipt = defineTask<{ order: number }>({
       name: 'send-receipt',

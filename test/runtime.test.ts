@@ -542,6 +542,14 @@ describe('runtime', () => {
     );
     assert.throws(() => createRuntime({ store: memoryStore(), timeout: -1 }), /options\.timeout/);
     assert.throws(() => defineTask({ name: '', run: () => {} }), /task name/);
+    // Names the stores cannot hold as given, or that would break a log line.
+    for (const name of ['caf\uD800', 'a\u0000b', 'two\nlines']) {
+      assert.throws(
+        () => defineTask({ name, run: () => {} }),
+        /task name: .*control characters or unpaired surrogates/,
+        JSON.stringify(name),
+      );
+    }
     assert.throws(
       () => defineTask({ name: 'x', run: () => {}, maxAttemps: 3 } as never),
       /did you mean "maxAttempts"/,
@@ -560,6 +568,18 @@ describe('runtime', () => {
       /list filter\.state: must be one of/,
     );
     await assert.rejects(runtime.list({ limit: 0 }), /list filter\.limit/);
+    for (const key of ['x\u0000', 'x\uD800']) {
+      await assert.rejects(
+        runtime.enqueue('t', {}, { key }),
+        /enqueue options\.key: .*without NUL or unpaired surrogates/,
+      );
+      await assert.rejects(runtime.list({ keyPrefix: key }), /list filter\.keyPrefix/);
+    }
+    await assert.rejects(runtime.enqueue('caf\uD800', {}), /task name/);
+    await assert.rejects(
+      runtime.list({ name: 5 as never }),
+      /list filter\.name: must be a task name/,
+    );
     assert.equal((await runtime.list()).tasks.length, 0);
   });
 

@@ -189,6 +189,12 @@ const badInputs: [string, InjectOptions, number, ErrorCode][] = [
     414,
     'URL_TOO_LONG',
   ],
+  [
+    'a task name with a NUL in the list query',
+    { method: 'GET', url: '/api/tasks?name=a%00b' },
+    400,
+    'INVALID_QUERY',
+  ],
   ['an unknown route', { method: 'GET', url: '/api/nothing' }, 404, 'NOT_FOUND'],
   ['a method the path does not take', { method: 'DELETE', url: NOTIFY }, 405, 'METHOD_NOT_ALLOWED'],
   ['GET on the notify path', { method: 'GET', url: NOTIFY }, 405, 'METHOD_NOT_ALLOWED'],

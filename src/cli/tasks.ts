@@ -9,6 +9,7 @@ import {
   type Task,
   type TaskState,
 } from '../index.js';
+import { isTaskName } from '../runtime/define-task.js';
 import { DEFAULT_DATABASE_URL } from '../server/config.js';
 import { iso, taskView } from '../server/task-view.js';
 import { parseStoreUrl, type StoreUrl } from '../store/open.js';
@@ -149,9 +150,11 @@ function listFilter(values: {
     filter.state = values.state as TaskState;
   }
   if (values.name !== undefined) {
-    // The status API's rule for a name.
-    if (values.name.length === 0 || values.name.length > 200)
-      throw new UsageError('--name must be a task name of 1 to 200 characters');
+    if (!isTaskName(values.name)) {
+      throw new UsageError(
+        '--name must be a task name: 1 to 200 characters, no leading or trailing spaces, no control characters',
+      );
+    }
     filter.name = values.name;
   }
   if (values.cursor !== undefined) filter.cursor = values.cursor;

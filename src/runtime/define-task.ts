@@ -108,11 +108,37 @@ function checkIsolation(where: string, { isolate, module }: TaskDefinition<never
   }
 }
 
+/**
+ * Whether `name` may name a task: 1 to 200 characters, no leading or trailing space, no control
+ * character (names go into logs and metrics), and well-formed UTF-16 (SQLite stores an unpaired
+ * surrogate as another name, and PostgreSQL refuses it and NUL).
+ */
+export function isTaskName(name: unknown): name is string {
+  return (
+    typeof name === 'string' &&
+    name.length > 0 &&
+    name.length <= 200 &&
+    name.trim() === name &&
+    !CONTROL.test(name) &&
+    name.isWellFormed()
+  );
+}
+
+const CONTROL = /\p{Cc}/u;
+
 export function checkTaskName(name: unknown): asserts name is string {
-  if (typeof name !== 'string' || name.length === 0 || name.length > 200 || name.trim() !== name) {
+  if (!isTaskName(name)) {
     throw new InvalidOptionError(
       'task name',
-      `must be a non-empty string of at most 200 characters without leading or trailing spaces, got ${JSON.stringify(name)}`,
+      `must be a string of 1 to 200 characters without leading or trailing spaces, control characters or unpaired surrogates, got ${JSON.stringify(name)}`,
     );
   }
+}
+
+/**
+ * Whether every store can hold `text` as it is: PostgreSQL refuses NUL and unpaired surrogates,
+ * and SQLite reads an unpaired surrogate back as U+FFFD.
+ */
+export function isStorableText(text: string): boolean {
+  return !text.includes('\0') && text.isWellFormed();
 }

@@ -7,7 +7,12 @@ import {
 } from '../options-check.js';
 import type { NewTask } from '../store/store.js';
 import type { EnqueueOptions } from '../types.js';
-import { checkTaskName, MAX_ATTEMPTS_LIMIT, type TaskDefinition } from './define-task.js';
+import {
+  checkTaskName,
+  isStorableText,
+  MAX_ATTEMPTS_LIMIT,
+  type TaskDefinition,
+} from './define-task.js';
 
 const enqueueOptionKeys = ['delay', 'runAt', 'priority', 'maxAttempts', 'timeout', 'key'];
 
@@ -38,8 +43,14 @@ export function newTask(
     runAt = now + durationOption('enqueue options.delay', options.delay, 0);
   }
   const { key } = options;
-  if (key !== undefined && (typeof key !== 'string' || key.length === 0 || key.length > 500)) {
-    throw new InvalidOptionError('enqueue options.key', 'must be a string of 1 to 500 characters');
+  if (
+    key !== undefined &&
+    (typeof key !== 'string' || key.length === 0 || key.length > 500 || !isStorableText(key))
+  ) {
+    throw new InvalidOptionError(
+      'enqueue options.key',
+      'must be a string of 1 to 500 characters without NUL or unpaired surrogates, which the stores cannot hold',
+    );
   }
   return {
     name,

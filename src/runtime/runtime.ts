@@ -30,7 +30,7 @@ import {
 import { Batcher } from './batcher.js';
 import { RunningAttempts } from './running.js';
 import { runInThread } from './thread.js';
-import type { TaskDefinition } from './define-task.js';
+import { isStorableText, isTaskName, type TaskDefinition } from './define-task.js';
 import { newTask } from './new-task.js';
 import { Events, type Listener, type RuntimeEventName } from './events.js';
 import { attachLogging } from './log-listener.js';
@@ -232,9 +232,21 @@ export class Runtime {
   async list(filter: ListFilter = {}): Promise<TaskPage> {
     rejectUnknownKeys('list filter', filter, ['state', 'name', 'keyPrefix', 'limit', 'cursor']);
     const limit = integerOption('list filter.limit', filter.limit ?? 50, 1, 1000);
-    const { keyPrefix } = filter;
-    if (keyPrefix !== undefined && (typeof keyPrefix !== 'string' || keyPrefix.length === 0)) {
-      throw new InvalidOptionError('list filter.keyPrefix', 'must be a non-empty string');
+    const { keyPrefix, name } = filter;
+    if (
+      keyPrefix !== undefined &&
+      (typeof keyPrefix !== 'string' || keyPrefix.length === 0 || !isStorableText(keyPrefix))
+    ) {
+      throw new InvalidOptionError(
+        'list filter.keyPrefix',
+        'must be a non-empty string without NUL or unpaired surrogates',
+      );
+    }
+    if (name !== undefined && !isTaskName(name)) {
+      throw new InvalidOptionError(
+        'list filter.name',
+        `must be a task name, got ${JSON.stringify(name)}`,
+      );
     }
     if (filter.state !== undefined && !TASK_STATES.includes(filter.state)) {
       throw new InvalidOptionError('list filter.state', `must be one of ${TASK_STATES.join(', ')}`);
@@ -553,12 +565,20 @@ export class Runtime {
   }
 
   private run(task: ClaimedTask): void {
-    const definition = this.settings.tasks.get(task.name)!;
+    const definition = this.settings.tasks.get(task.name);
     const attempt = new Attempt(task);
     this.running.add(attempt);
     if (this.events.has('task:start')) this.events.emit('task:start', { task });
     if (task.payloadError !== null)
       return this.finish(attempt, new PermanentError(task.payloadError));
+    // Claims ask for registered names only; a store that reads a name back changed must not
+    // leave the attempt, and the others of its claim, unfinished.
+    if (definition === undefined) {
+      return this.finish(
+        attempt,
+        new PermanentError(`no task named ${JSON.stringify(task.name)} is defined in this process`),
+      );
+    }
     const timeout = task.timeout ?? definition.timeout ?? this.settings.timeout;
     attempt.timer = setTimeout(() => this.finish(attempt, new TaskTimeoutError(timeout)), timeout);
     let result: unknown;

@@ -1,6 +1,7 @@
 import type { FastifyPluginCallback, FastifyRequest } from 'fastify';
 import { TASK_STATES, type ListFilter, type TaskState } from '../../index.js';
 import { ApiError } from '../errors.js';
+import { isTaskName } from '../../runtime/define-task.js';
 import { taskView, type TaskView } from '../task-view.js';
 
 /** Ids and cursors the stores hand out: row numbers today, maybe UUIDs later. */
@@ -73,8 +74,12 @@ function listFilter(query: unknown): ListFilter {
       }
       filter.state = value as TaskState;
     } else if (key === 'name') {
-      if (value.length === 0 || value.length > 200)
-        throw new ApiError('INVALID_QUERY', 'name must be a task name of 1 to 200 characters');
+      if (!isTaskName(value)) {
+        throw new ApiError(
+          'INVALID_QUERY',
+          'name must be a task name: 1 to 200 characters, no leading or trailing spaces, no control characters',
+        );
+      }
       filter.name = value;
     } else if (key === 'limit') {
       const limit = Number(value);
