@@ -541,6 +541,24 @@ describe('runtime', () => {
       /options\.concurrency: must be a whole number from 1/,
     );
     assert.throws(() => createRuntime({ store: memoryStore(), timeout: -1 }), /options\.timeout/);
+    // console has no child(), which every task's logger is made with: refused here, not when a
+    // task logs and fails for it.
+    assert.throws(
+      () => createRuntime({ store: memoryStore(), logger: console as never }),
+      /options\.logger: must have debug\(\), info\(\), warn\(\), error\(\), child\(\), as a pino logger has; it has no child\(\)/,
+    );
+    assert.throws(
+      () =>
+        createRuntime({
+          store: memoryStore(),
+          tasks: defineTask({ name: 't', run() {} }) as never,
+        }),
+      /options\.tasks: must be an array/,
+    );
+    assert.throws(
+      () => createRuntime({ store: memoryStore(), clock: {} as never }),
+      /options\.clock/,
+    );
     assert.throws(() => defineTask({ name: '', run: () => {} }), /task name/);
     // Names the stores cannot hold as given, or that would break a log line.
     for (const name of ['caf\uD800', 'a\u0000b', 'two\nlines']) {

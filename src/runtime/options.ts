@@ -104,10 +104,16 @@ export function resolveOptions(options: RuntimeOptions): Settings {
     durationOption(`options.${key}`, merged[key], key === 'shutdownGrace' ? 0 : 1);
   }
   const owner = options.owner ?? defaultOwner();
-  if (!/^[A-Za-z0-9_.-]{1,100}$/.test(owner)) {
+  if (typeof owner !== 'string' || !/^[A-Za-z0-9_.-]{1,100}$/.test(owner)) {
     throw new InvalidOptionError(
       'options.owner',
       `must be 1 to 100 letters, digits, ".", "_" or "-", got ${JSON.stringify(owner)}`,
+    );
+  }
+  if (options.tasks !== undefined && !Array.isArray(options.tasks)) {
+    throw new InvalidOptionError(
+      'options.tasks',
+      'must be an array of definitions made by defineTask(), e.g. tasks: [sendWelcome]',
     );
   }
   const tasks = new Map<string, TaskDefinition<unknown>>();
@@ -127,10 +133,41 @@ export function resolveOptions(options: RuntimeOptions): Settings {
     tasks,
     owner,
     backoff: checkBackoff('options.backoff', options.backoff ?? {}),
-    logger: options.logger ?? pino({ name: 'offload' }),
-    clock: options.clock ?? systemClock,
-    random: options.random ?? Math.random,
+    // `console` is the likely mistake: it has no child(), which names each task in its lines.
+    logger:
+      checkMethods('options.logger', options.logger, LOGGER_METHODS, ', as a pino logger has') ??
+      pino({ name: 'offload' }),
+    clock: checkMethods('options.clock', options.clock, ['now']) ?? systemClock,
+    random: checkFunction('options.random', options.random) ?? Math.random,
   };
+}
+
+const LOGGER_METHODS = ['debug', 'info', 'warn', 'error', 'child'];
+
+/** `value` when it is undefined or has every one of `methods`; otherwise an error naming those missing. */
+function checkMethods<T>(option: string, value: T, methods: string[], example = ''): T {
+  if (value === undefined) return value;
+  const missing = methods.filter(
+    (method) => typeof (value as Record<string, unknown> | null)?.[method] !== 'function',
+  );
+  if (missing.length > 0) {
+    throw new InvalidOptionError(
+      option,
+      `must have ${calls(methods)}${example}; it has no ${calls(missing)}`,
+    );
+  }
+  return value;
+}
+
+function calls(methods: string[]): string {
+  return methods.map((method) => `${method}()`).join(', ');
+}
+
+function checkFunction<T>(option: string, value: T): T {
+  if (value !== undefined && typeof value !== 'function') {
+    throw new InvalidOptionError(option, `must be a function, got ${typeof value}`);
+  }
+  return value;
 }
 
 function definedOnly<T extends object>(object: T): T {
