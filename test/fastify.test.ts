@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import Fastify, { type FastifyInstance } from 'fastify';
+import type { AddressInfo } from 'node:net';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { pino } from 'pino';
 import {
   createRuntime,
   defineTask,
@@ -11,7 +13,7 @@ import {
 } from '../src/index.js';
 import { BackgroundCommitError, offload } from '../src/fastify/index.js';
 import { kAnsweredRequest } from '../src/runtime/runtime.js';
-import { captureLogger, nextEvent } from './helpers.js';
+import { captureLogger, nextEvent, waitUntil } from './helpers.js';
 
 const apps: FastifyInstance[] = [];
 
@@ -85,6 +87,73 @@ describe('offload/fastify', () => {
     assert.equal(await stateCounts(runtime), 0);
     await runtime.drain();
     assert.deepEqual(seen, []);
+  });
+
+  it('stores the tasks of a reply the handler sends itself, whatever its status, as FastAPI', async () => {
+    const { app, runtime } = await appWith();
+    app.post('/refused', async (request, reply) => {
+      request.background.add(record, { n: 1 });
+      return reply.code(400).send({ ok: false });
+    });
+    assert.equal((await app.inject({ method: 'POST', url: '/refused' })).statusCode, 400);
+    assert.equal(await stateCounts(runtime), 1);
+  });
+
+  it('stores the tasks of a reply sent around Fastify once it is sent, with a warning', async () => {
+    const lines: { level: number; msg: string }[] = [];
+    const runtime = createRuntime({
+      store: memoryStore(),
+      tasks: [record],
+      logger: captureLogger(),
+    });
+    const app = Fastify({
+      loggerInstance: pino(
+        { level: 'warn' },
+        { write: (line: string) => void lines.push(JSON.parse(line)) },
+      ) as FastifyBaseLogger,
+    });
+    apps.push(app);
+    await app.register(offload, { runtime, start: false });
+    let later: unknown;
+    app.get('/hijacked', async (request, reply) => {
+      request.background.add(record, { n: 1 });
+      reply.hijack();
+      reply.raw.end('streamed');
+      setImmediate(() => {
+        try {
+          request.background.add(record, { n: 3 });
+        } catch (error) {
+          later = error;
+        }
+      });
+    });
+    app.get('/raw', async (request, reply) => {
+      request.background.add(record, { n: 2 });
+      reply.raw.end('raw');
+      return reply;
+    });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = app.server.address() as AddressInfo;
+    for (const path of ['/hijacked', '/raw']) {
+      const response = await fetch(`http://127.0.0.1:${port}${path}`);
+      assert.equal(response.status, 200);
+      await response.text();
+    }
+    await waitUntil(
+      'both late commits and the refused add',
+      async () => (await stateCounts(runtime)) === 2 && later !== undefined,
+    );
+    assert.match((later as Error).message, /after the response was sent/);
+    assert.equal(
+      lines.filter((line) => /stored after it/.test(line.msg)).length,
+      2,
+      'each late commit is logged',
+    );
+    await runtime.drain();
+    assert.deepEqual(
+      seen.slice().sort((a, b) => (a as { n: number }).n - (b as { n: number }).n),
+      [{ n: 1 }, { n: 2 }],
+    );
   });
 
   it('commits early on request, so a handler can answer with the task id', async () => {

@@ -10,9 +10,12 @@
  * ```
  *
  * Tasks a handler adds are stored right before the response is sent, so an ok answer means they
- * are durable; a request that ends in an error (the handler threw, or replied with an error)
- * stores none. If the store cannot take them, the request fails with a 503
- * `BackgroundCommitError` instead of a false ok. While the app answers requests, a backlog of
+ * are durable; a request that ends in an error (the handler threw, or sent an `Error`) stores
+ * none. A reply the handler sends itself stores them whatever its status, as FastAPI runs a
+ * response's background tasks. If the store cannot take them, the request fails with a 503
+ * `BackgroundCommitError` instead of a false ok. A reply sent around Fastify (`reply.hijack()`,
+ * `reply.raw`) has no moment before it: its tasks are stored once it is sent, with a warning;
+ * call `await request.background.commit()` before such a reply to store them first. While the app answers requests, a backlog of
  * tasks draining in this process takes about half the event loop, so that answers stay fast.
  */
 import type { FastifyPluginCallback, FastifyRequest } from 'fastify';
@@ -86,6 +89,27 @@ const plugin: FastifyPluginCallback<OffloadPluginOptions> = (fastify, options, d
     committing.then(
       () => hookDone(null, payload),
       (error: Error) => hookDone(error),
+    );
+  });
+
+  // A reply sent around Fastify (reply.hijack(), reply.raw) skips onSend: what its handler added
+  // is stored now rather than lost, and a later add() throws.
+  fastify.addHook('onResponse', (request, _reply, hookDone) => {
+    const background = (request as WithBackground)[kBackground];
+    if (!background) (request as WithBackground)[kBackground] = closed;
+    const late = background?.close();
+    hookDone();
+    late?.then(
+      (tasks) =>
+        request.log.warn(
+          { taskIds: tasks.map((task) => task.id) },
+          'request.background: the reply was sent around onSend (reply.hijack() or reply.raw), so its tasks were stored after it; call await request.background.commit() before such a reply to store them first',
+        ),
+      (error: unknown) =>
+        request.log.error(
+          { err: error },
+          'request.background: the reply was sent around onSend (reply.hijack() or reply.raw), and its tasks could not be stored afterwards: they are lost',
+        ),
     );
   });
 
