@@ -574,6 +574,17 @@ describe('runtime', () => {
     );
   });
 
+  it('does not start again once stopped, and answers RUNTIME_STOPPED to reads after stop', async () => {
+    const { runtime } = runtimeWith({});
+    await runtime.start();
+    await runtime.stop();
+    await assert.rejects(runtime.start(), { code: 'RUNTIME_STOPPED' });
+    await assert.rejects(runtime.get('1'), { code: 'RUNTIME_STOPPED' });
+    await assert.rejects(runtime.list(), { code: 'RUNTIME_STOPPED' });
+    await assert.rejects(runtime.cancel('1'), { code: 'RUNTIME_STOPPED' });
+    await assert.rejects(runtime.retry('1'), { code: 'RUNTIME_STOPPED' });
+  });
+
   it('refuses bad enqueue options before storing anything', async () => {
     const { runtime } = runtimeWith({});
     await assert.rejects(runtime.enqueue('t', {}, { delay: -5 }), /enqueue options\.delay/);

@@ -121,6 +121,8 @@ export class Runtime {
   private registering: Promise<void> | null = null;
   private starting: Promise<void> | null = null;
   private stopping: Promise<void> | null = null;
+  /** The store is closed or closing: reads answer `RUNTIME_STOPPED`. */
+  private closed = false;
   private started = false;
   private accepting = true;
   private drains = 0;
@@ -283,8 +285,12 @@ export class Runtime {
     return change.task;
   }
 
-  /** Starts claiming and running tasks. Idempotent: later calls return the same promise. */
+  /**
+   * Starts claiming and running tasks. Idempotent: later calls return the same promise, until
+   * `stop()`; after it, rejects with `RUNTIME_STOPPED` (a stopped runtime does not start again).
+   */
   start(): Promise<void> {
+    if (this.stopping) return Promise.reject(stopped());
     return (this.starting ??= this.begin());
   }
 
@@ -362,6 +368,7 @@ export class Runtime {
       await step('unregistering the worker', () =>
         this.store.unregisterWorker(this.settings.owner),
       );
+    this.closed = true;
     await step('closing the store', () => this.store.close());
     if (errors.length > 0)
       throw new AggregateError(errors, 'the runtime stopped, but some steps failed');
@@ -420,6 +427,7 @@ export class Runtime {
   }
 
   private async whenOpen<T>(read: () => Promise<T>): Promise<T> {
+    if (this.closed) throw stopped();
     await this.open();
     return read();
   }
