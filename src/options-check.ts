@@ -11,7 +11,13 @@ export class InvalidOptionError extends OffloadError {
 }
 
 /** Refuses keys that are not known, suggesting the closest known one for a typo. */
-export function rejectUnknownKeys(where: string, given: object, known: readonly string[]): void {
+export function rejectUnknownKeys(where: string, given: unknown, known: readonly string[]): void {
+  if (typeof given !== 'object' || given === null || Array.isArray(given)) {
+    throw new InvalidOptionError(
+      where,
+      `must be an object of options (${known.join(', ')}), got ${Array.isArray(given) ? 'an array' : describe(given)}`,
+    );
+  }
   for (const key of Object.keys(given)) {
     if (known.includes(key)) continue;
     const guess = closest(key, known);
@@ -36,17 +42,20 @@ export function integerOption(name: string, value: unknown, min: number, max: nu
 /** Largest delay a Node.js timer accepts (about 24.8 days). */
 export const MAX_TIMER_DELAY = 2 ** 31 - 1;
 
-/** A duration in milliseconds, in [min, MAX_TIMER_DELAY]. */
-export function durationOption(name: string, value: unknown, min = 1): number {
-  if (
-    typeof value !== 'number' ||
-    !Number.isFinite(value) ||
-    value < min ||
-    value > MAX_TIMER_DELAY
-  ) {
+/** Longest duration that is not a timer's (a delay, how long tasks are kept): 100 years. */
+export const MAX_DURATION = 100 * 365 * 24 * 60 * 60 * 1000;
+
+/** A duration in milliseconds, in [min, max]; `max` defaults to what a timer accepts. */
+export function durationOption(
+  name: string,
+  value: unknown,
+  min = 1,
+  max = MAX_TIMER_DELAY,
+): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
     throw new InvalidOptionError(
       name,
-      `must be a number of milliseconds from ${min} to ${MAX_TIMER_DELAY}, got ${describe(value)}`,
+      `must be a number of milliseconds from ${min} to ${max}, got ${describe(value)}`,
     );
   }
   return value;

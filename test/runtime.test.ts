@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import {
   createRuntime,
+  DAY,
   defineTask,
   InvalidOptionError,
   InvalidPayloadError,
@@ -559,6 +560,19 @@ describe('runtime', () => {
       () => createRuntime({ store: memoryStore(), clock: {} as never }),
       /options\.clock/,
     );
+    // A backoff that is not an object was ignored, and null crashed.
+    for (const backoff of [1000, null]) {
+      assert.throws(
+        () => defineTask({ name: 't', run() {}, backoff: backoff as never }),
+        /backoff: must be an object of options \(base, max, jitter\)/,
+      );
+    }
+    assert.throws(
+      () => defineTask({ name: 't', run() {}, backoff: { base: 10_000, max: 10 } }),
+      /backoff\.max: must be a number of milliseconds from 10000/,
+    );
+    // Retention is no timer: a month is fine.
+    createRuntime({ store: memoryStore(), retention: 30 * DAY });
     assert.throws(() => defineTask({ name: '', run: () => {} }), /task name/);
     // Names the stores cannot hold as given, or that would break a log line.
     for (const name of ['caf\uD800', 'a\u0000b', 'two\nlines']) {
@@ -597,6 +611,11 @@ describe('runtime', () => {
       /list filter\.state: must be one of/,
     );
     await assert.rejects(runtime.list({ limit: 0 }), /list filter\.limit/);
+    await assert.rejects(runtime.list(null as never), /list filter: must be an object/);
+    await assert.rejects(
+      runtime.enqueue('t', {}, 'abc' as never),
+      /enqueue options: must be an object of options/,
+    );
     for (const key of ['x\u0000', 'x\uD800']) {
       await assert.rejects(
         runtime.enqueue('t', {}, { key }),

@@ -3,6 +3,7 @@ import {
   durationOption,
   integerOption,
   InvalidOptionError,
+  MAX_DURATION,
   rejectUnknownKeys,
 } from '../options-check.js';
 import type { NewTask } from '../store/store.js';
@@ -40,7 +41,7 @@ export function newTask(
     }
     runAt = options.runAt.getTime();
   } else if (options.delay !== undefined) {
-    runAt = now + durationOption('enqueue options.delay', options.delay, 0);
+    runAt = now + durationOption('enqueue options.delay', options.delay, 0, MAX_DURATION);
   }
   const { key } = options;
   if (

@@ -4,6 +4,8 @@ import { pino } from 'pino';
 import {
   durationOption,
   integerOption,
+  MAX_DURATION,
+  MAX_TIMER_DELAY,
   InvalidOptionError,
   rejectUnknownKeys,
 } from '../options-check.js';
@@ -101,7 +103,9 @@ export function resolveOptions(options: RuntimeOptions): Settings {
     'retention',
     'pruneInterval',
   ] as const) {
-    durationOption(`options.${key}`, merged[key], key === 'shutdownGrace' ? 0 : 1);
+    // Retention is no timer's delay: it may be longer than a timer takes.
+    const max = key === 'retention' ? MAX_DURATION : MAX_TIMER_DELAY;
+    durationOption(`options.${key}`, merged[key], key === 'shutdownGrace' ? 0 : 1, max);
   }
   const owner = options.owner ?? defaultOwner();
   if (typeof owner !== 'string' || !/^[A-Za-z0-9_.-]{1,100}$/.test(owner)) {

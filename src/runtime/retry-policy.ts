@@ -18,9 +18,10 @@ export const defaultBackoff: Required<Backoff> = { base: 2 * SECOND, max: HOUR, 
 
 export function checkBackoff(where: string, backoff: Backoff): Required<Backoff> {
   rejectUnknownKeys(where, backoff, Object.keys(defaultBackoff));
-  const merged = { ...defaultBackoff, ...backoff };
+  const given = Object.entries(backoff).filter(([, value]) => value !== undefined);
+  const merged = { ...defaultBackoff, ...Object.fromEntries(given) } as Required<Backoff>;
   durationOption(`${where}.base`, merged.base, 0);
-  durationOption(`${where}.max`, merged.max, 0);
+  durationOption(`${where}.max`, merged.max, merged.base);
   if (typeof merged.jitter !== 'number' || !(merged.jitter >= 0 && merged.jitter <= 1)) {
     throw new InvalidOptionError(
       `${where}.jitter`,
