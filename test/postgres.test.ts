@@ -63,6 +63,21 @@ describe('postgres store', () => {
     });
   });
 
+  it('refuses a connection string that is not a postgres:// URL, and options it does not know', () => {
+    assert.throws(
+      () => postgresStore({ connectionString: 'localhost:5432/app' }),
+      /postgresStore\.connectionString: must be a postgres:\/\/ URL/,
+    );
+    assert.throws(
+      () => postgresStore({ connectionString: TEST_DATABASE_URL, poolsize: 2 } as never),
+      /postgresStore options\.poolsize: is not an option; did you mean "poolSize"/,
+    );
+    assert.throws(
+      () => postgresStore({ connectionString: TEST_DATABASE_URL, connectTimeout: -1 }),
+      /postgresStore\.connectTimeout/,
+    );
+  });
+
   it('says what to check when the server cannot be reached', async () => {
     // A closed port on loopback: nothing listens on port 1.
     const store = postgresStore({

@@ -190,6 +190,16 @@ describe('sqlite store', () => {
     }
   });
 
+  it('refuses a URL as a path, and options it does not know, before touching the disk', () => {
+    const url = `file:${join(dir, 'url', 'x.db')}`;
+    assert.throws(() => sqliteStore({ path: url }), /sqliteStore\.path: must be a path, not a URL/);
+    assert.ok(!existsSync('file:'), 'no directory named "file:" was made');
+    assert.throws(
+      () => sqliteStore({ path: join(dir, 'x.db'), busytimeout: 10 } as never),
+      /sqliteStore options\.busytimeout: is not an option; did you mean "busyTimeout"/,
+    );
+  });
+
   it('claims a row whose payload is not JSON with payloadError set, without breaking the batch', async () => {
     const store = await openStore();
     const results = await store.enqueue([

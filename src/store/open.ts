@@ -1,4 +1,4 @@
-import { InvalidOptionError } from '../options-check.js';
+import { describe, InvalidOptionError, rejectUnknownKeys } from '../options-check.js';
 import type { Logger } from '../types.js';
 import { MemoryStore } from './memory.js';
 import { PostgresStore } from './postgres/index.js';
@@ -32,6 +32,12 @@ export type StoreUrl =
  * `InvalidOptionError` naming `option`, where the URL came from, when it is not one of these.
  */
 export function parseStoreUrl(url: string, option = 'DATABASE_URL'): StoreUrl {
+  if (typeof url !== 'string') {
+    throw new InvalidOptionError(
+      option,
+      `must be a store URL (memory:, sqlite:./data/offload.db or postgres://user@host:5432/db), got ${describe(url)}`,
+    );
+  }
   if (url === 'memory:') return { kind: 'memory' };
   if (url.startsWith('memory:')) {
     throw new InvalidOptionError(option, 'memory: takes nothing after the colon; write memory:');
@@ -71,6 +77,7 @@ export function parseStoreUrl(url: string, option = 'DATABASE_URL'): StoreUrl {
 
 /** Opens the store a URL names (see `parseStoreUrl`). */
 export function openStore(url: string, options: OpenStoreOptions = {}): Store {
+  rejectUnknownKeys('openStore options', options, ['schema', 'poolSize', 'logger', 'mustExist']);
   const parsed = parseStoreUrl(url);
   switch (parsed.kind) {
     case 'memory':

@@ -1,6 +1,11 @@
 import pg from 'pg';
 import { OffloadError } from '../../errors/offload-error.js';
-import { InvalidOptionError } from '../../options-check.js';
+import {
+  describe,
+  durationOption,
+  InvalidOptionError,
+  rejectUnknownKeys,
+} from '../../options-check.js';
 import type { ListFilter, Logger, Task, TaskPage } from '../../types.js';
 import { prefixEnd } from '../ids.js';
 import {
@@ -94,7 +99,18 @@ export class PostgresStore implements Store {
   private readonly owners = new Set<string>();
 
   constructor(options: PostgresStoreOptions) {
-    if (typeof options.connectionString !== 'string' || options.connectionString === '') {
+    rejectUnknownKeys('postgresStore options', options, [
+      'connectionString',
+      'schema',
+      'mustExist',
+      'poolSize',
+      'connectTimeout',
+      'logger',
+    ]);
+    if (
+      typeof options.connectionString !== 'string' ||
+      !/^postgres(ql)?:\/\//.test(options.connectionString)
+    ) {
       throw new InvalidOptionError(
         'postgresStore.connectionString',
         'must be a postgres:// URL, e.g. postgres://user@localhost:5432/app',
@@ -122,9 +138,10 @@ export class PostgresStore implements Store {
     if (!Number.isInteger(this.poolConfig.max) || this.poolConfig.max! < 1) {
       throw new InvalidOptionError(
         'postgresStore.poolSize',
-        `must be a whole number of connections >= 1, got ${options.poolSize}`,
+        `must be a whole number of connections >= 1, got ${describe(options.poolSize)}`,
       );
     }
+    durationOption('postgresStore.connectTimeout', this.poolConfig.connectionTimeoutMillis);
   }
 
   open(): Promise<void> {

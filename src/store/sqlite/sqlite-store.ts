@@ -2,6 +2,7 @@ import { statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { OffloadError } from '../../errors/offload-error.js';
+import { describe, InvalidOptionError, rejectUnknownKeys } from '../../options-check.js';
 import type { ListFilter, Logger, Task, TaskPage } from '../../types.js';
 import {
   transactionsUnsupported,
@@ -86,15 +87,30 @@ export class SqliteStore implements Store {
   private readonly memoryOwners = new Set<string>();
 
   constructor(options: SqliteStoreOptions) {
+    rejectUnknownKeys('sqliteStore options', options, [
+      'path',
+      'mustExist',
+      'busyTimeout',
+      'logger',
+    ]);
     if (typeof options.path !== 'string' || options.path === '') {
-      throw new TypeError(
-        'sqliteStore: path must be the path of the database file, e.g. ./data/offload.db',
+      throw new InvalidOptionError(
+        'sqliteStore.path',
+        'must be the path of the database file, e.g. ./data/offload.db',
+      );
+    }
+    // A URL here would be taken as a relative path and made into directories named "file:…".
+    if (/^(file|sqlite):/.test(options.path)) {
+      throw new InvalidOptionError(
+        'sqliteStore.path',
+        `must be a path, not a URL, got ${JSON.stringify(options.path)}: give the file's path, or the URL to openStore()`,
       );
     }
     const busyTimeout = options.busyTimeout ?? DEFAULT_BUSY_TIMEOUT;
     if (!Number.isInteger(busyTimeout) || busyTimeout < 0) {
-      throw new RangeError(
-        `sqliteStore: busyTimeout must be a whole number of milliseconds >= 0, got ${busyTimeout}`,
+      throw new InvalidOptionError(
+        'sqliteStore.busyTimeout',
+        `must be a whole number of milliseconds >= 0, got ${describe(busyTimeout)}`,
       );
     }
     this.path = options.path;
