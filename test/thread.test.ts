@@ -121,6 +121,37 @@ describe("isolate: 'thread'", () => {
     assert.match(b?.errors[0]?.message ?? '', /thread exited with code 3/);
   });
 
+  it('fails at once, not after every attempt, a task whose module does not load or export it', async () => {
+    const orphan = defineTask({
+      name: 'orphan',
+      isolate: 'thread',
+      module: new URL('./fixtures/thread-tasks.ts', import.meta.url).href,
+      maxAttempts: 3,
+      run() {},
+    });
+    const missing = defineTask({
+      name: 'missing',
+      isolate: 'thread',
+      module: new URL('./fixtures/no-such-module.mjs', import.meta.url).href,
+      maxAttempts: 3,
+      run() {},
+    });
+    const { runtime } = runtimeWith({ tasks: [orphan, missing] });
+    const tasks = [await runtime.enqueue(orphan, {}), await runtime.enqueue(missing, {})];
+    await runtime.drain();
+    for (const [task, message] of [
+      [tasks[0]!, /exports no task definition named "orphan"/],
+      [tasks[1]!, /no-such-module\.mjs of this thread task could not be loaded/],
+    ] as const) {
+      const stored = await runtime.get(task.id);
+      assert.deepEqual(
+        [stored?.state, stored?.attempts, stored?.errors[0]?.name],
+        ['failed', 1, 'PermanentError'],
+      );
+      assert.match(stored?.errors[0]?.message ?? '', message);
+    }
+  });
+
   it('refuses a thread task without the module that exports it', () => {
     assert.throws(
       () => defineTask({ name: 'x', isolate: 'thread', run: () => undefined }),

@@ -4,6 +4,7 @@
  * cancel and on shutdown, so a task that blocks the CPU or ignores its signal still stops.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { PermanentError } from '../errors/permanent.js';
 import type { TaskContext, TaskDefinition } from './define-task.js';
 import type { ThreadAttempt, ThreadError, ThreadMessage } from './thread.js';
 
@@ -23,7 +24,7 @@ const logger: TaskContext['logger'] = {
 };
 
 try {
-  const definition = findDefinition(await import(attempt.module));
+  const definition = await loadDefinition();
   const context: TaskContext = {
     taskId: attempt.taskId,
     name: attempt.name,
@@ -39,12 +40,24 @@ try {
   post({ kind: 'failure', error: describe(error) });
 }
 
-function findDefinition(module: Record<string, unknown>): TaskDefinition<unknown> {
+/**
+ * The definition, from the module that exports it. A module that cannot be loaded, or does not
+ * export the definition, is a mistake in the code that no retry mends: a PermanentError.
+ */
+async function loadDefinition(): Promise<TaskDefinition<unknown>> {
+  let module: Record<string, unknown>;
+  try {
+    module = (await import(attempt.module)) as Record<string, unknown>;
+  } catch (error) {
+    throw new PermanentError(
+      `the module ${attempt.module} of this thread task could not be loaded: ${(error as Error).message}`,
+    );
+  }
   for (const value of Object.values(module)) {
     const candidate = value as TaskDefinition<unknown> | null;
     if (candidate?.name === attempt.name && typeof candidate.run === 'function') return candidate;
   }
-  throw new Error(
+  throw new PermanentError(
     `the module ${attempt.module} exports no task definition named ${JSON.stringify(attempt.name)}; export the definition made by defineTask from the module given as its \`module\``,
   );
 }
