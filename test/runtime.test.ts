@@ -613,6 +613,14 @@ describe('runtime', () => {
     await assert.rejects(runtime.list({ limit: 0 }), /list filter\.limit/);
     await assert.rejects(runtime.list(null as never), /list filter: must be an object/);
     await assert.rejects(
+      runtime.enqueueMany({} as never),
+      /enqueueMany requests: must be an array/,
+    );
+    await assert.rejects(
+      runtime.enqueueMany([{ task: 't', payload: {} }, null as never]),
+      /enqueueMany requests\[1\]: must be an object/,
+    );
+    await assert.rejects(
       runtime.enqueue('t', {}, 'abc' as never),
       /enqueue options: must be an object of options/,
     );

@@ -220,7 +220,21 @@ export class Runtime {
     requests: readonly TaskRequest[],
     { transaction }: { transaction?: SqlClient } = {},
   ): Promise<Task[]> {
-    const tasks = requests.map((r) => this.prepare(r.task, r.payload, r.options ?? {}));
+    if (!Array.isArray(requests)) {
+      throw new InvalidOptionError(
+        'enqueueMany requests',
+        'must be an array of { task, payload, options }',
+      );
+    }
+    const tasks = requests.map((r, i) => {
+      if (typeof r !== 'object' || r === null) {
+        throw new InvalidOptionError(
+          `enqueueMany requests[${i}]`,
+          'must be an object { task, payload, options }',
+        );
+      }
+      return this.prepare(r.task, r.payload, r.options ?? {});
+    });
     const results = await (transaction === undefined
       ? this.write(tasks)
       : this.writeIn(checkTransaction(transaction), tasks));
