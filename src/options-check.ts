@@ -28,6 +28,11 @@ export function rejectUnknownKeys(where: string, given: unknown, known: readonly
   }
 }
 
+/** `object` without its undefined fields: an option given as undefined means its default. */
+export function definedOnly<T extends object>(object: T): T {
+  return Object.fromEntries(Object.entries(object).filter(([, value]) => value !== undefined)) as T;
+}
+
 /** A whole number in [min, max], or the fallback when undefined. */
 export function integerOption(name: string, value: unknown, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {

@@ -15,8 +15,9 @@
  * response's background tasks. If the store cannot take them, the request fails with a 503
  * `BackgroundCommitError` instead of a false ok. A reply sent around Fastify (`reply.hijack()`,
  * `reply.raw`) has no moment before it: its tasks are stored once it is sent, with a warning;
- * call `await request.background.commit()` before such a reply to store them first. While the app answers requests, a backlog of
- * tasks draining in this process takes about half the event loop, so that answers stay fast.
+ * call `await request.background.commit()` before such a reply to store them first. While the
+ * app answers requests, a backlog of tasks draining in this process takes about half the event
+ * loop, so that answers stay fast.
  */
 import type { FastifyPluginCallback, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';

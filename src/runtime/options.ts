@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { pino } from 'pino';
 import {
+  definedOnly,
   durationOption,
   integerOption,
   MAX_DURATION,
@@ -148,7 +149,7 @@ export function resolveOptions(options: RuntimeOptions): Settings {
 
 const LOGGER_METHODS = ['debug', 'info', 'warn', 'error', 'child'];
 
-/** `value` when it is undefined or has every one of `methods`; otherwise an error naming those missing. */
+/** `value`, when it is undefined or has every one of `methods`; else an error naming the others. */
 function checkMethods<T>(option: string, value: T, methods: string[], example = ''): T {
   if (value === undefined) return value;
   const missing = methods.filter(
@@ -172,10 +173,6 @@ function checkFunction<T>(option: string, value: T): T {
     throw new InvalidOptionError(option, `must be a function, got ${typeof value}`);
   }
   return value;
-}
-
-function definedOnly<T extends object>(object: T): T {
-  return Object.fromEntries(Object.entries(object).filter(([, value]) => value !== undefined)) as T;
 }
 
 function defaultOwner(): string {

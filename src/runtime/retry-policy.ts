@@ -1,4 +1,9 @@
-import { durationOption, InvalidOptionError, rejectUnknownKeys } from '../options-check.js';
+import {
+  definedOnly,
+  durationOption,
+  InvalidOptionError,
+  rejectUnknownKeys,
+} from '../options-check.js';
 import { HOUR, SECOND } from '../time.js';
 
 /**
@@ -18,8 +23,7 @@ export const defaultBackoff: Required<Backoff> = { base: 2 * SECOND, max: HOUR, 
 
 export function checkBackoff(where: string, backoff: Backoff): Required<Backoff> {
   rejectUnknownKeys(where, backoff, Object.keys(defaultBackoff));
-  const given = Object.entries(backoff).filter(([, value]) => value !== undefined);
-  const merged = { ...defaultBackoff, ...Object.fromEntries(given) } as Required<Backoff>;
+  const merged = { ...defaultBackoff, ...definedOnly(backoff) };
   durationOption(`${where}.base`, merged.base, 0);
   durationOption(`${where}.max`, merged.max, merged.base);
   if (typeof merged.jitter !== 'number' || !(merged.jitter >= 0 && merged.jitter <= 1)) {

@@ -1,7 +1,7 @@
 import type { FastifyPluginCallback, FastifyRequest } from 'fastify';
 import { TASK_STATES, type ListFilter, type TaskState } from '../../index.js';
-import { ApiError } from '../errors.js';
 import { isTaskName } from '../../runtime/define-task.js';
+import { ApiError } from '../errors.js';
 import { taskView, type TaskView } from '../task-view.js';
 
 /** Ids and cursors the stores hand out: row numbers today, maybe UUIDs later. */
