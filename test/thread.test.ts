@@ -122,20 +122,16 @@ describe("isolate: 'thread'", () => {
   });
 
   it('fails at once, not after every attempt, a task whose module does not load or export it', async () => {
-    const orphan = defineTask({
-      name: 'orphan',
-      isolate: 'thread',
-      module: new URL('./fixtures/thread-tasks.ts', import.meta.url).href,
-      maxAttempts: 3,
-      run() {},
-    });
-    const missing = defineTask({
-      name: 'missing',
-      isolate: 'thread',
-      module: new URL('./fixtures/no-such-module.mjs', import.meta.url).href,
-      maxAttempts: 3,
-      run() {},
-    });
+    const threadTask = (name: string, module: string) =>
+      defineTask({
+        name,
+        isolate: 'thread',
+        module: new URL(module, import.meta.url).href,
+        maxAttempts: 3,
+        run() {},
+      });
+    const orphan = threadTask('orphan', './fixtures/thread-tasks.ts');
+    const missing = threadTask('missing', './fixtures/no-such-module.mjs');
     const { runtime } = runtimeWith({ tasks: [orphan, missing] });
     const tasks = [await runtime.enqueue(orphan, {}), await runtime.enqueue(missing, {})];
     await runtime.drain();
