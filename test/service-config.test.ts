@@ -130,7 +130,8 @@ describe('store URLs', () => {
         () => openStore(url),
         (error: unknown) => {
           assert.ok(error instanceof InvalidOptionError);
-          assert.equal(error.option, 'DATABASE_URL');
+          // Named as the argument it is; the service checks DATABASE_URL in loadConfig first.
+          assert.equal(error.option, 'openStore url');
           assert.doesNotMatch(error.message, /secret/);
           return true;
         },

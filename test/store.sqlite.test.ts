@@ -7,6 +7,7 @@ import type { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { openStore as openStoreUrl } from '../src/store/open.js';
 import { sqliteStore, type SqliteStore } from '../src/store/sqlite/index.js';
 import { MIGRATIONS, migrate, SCHEMA_VERSION } from '../src/store/sqlite/migrations.js';
 import {
@@ -198,6 +199,7 @@ describe('sqlite store', () => {
       () => sqliteStore({ path: join(dir, 'x.db'), busytimeout: 10 } as never),
       /sqliteStore options\.busytimeout: is not an option; did you mean "busyTimeout"/,
     );
+    assert.throws(() => openStoreUrl(undefined as never), /openStore url: must be a store URL/);
   });
 
   it('claims a row whose payload is not JSON with payloadError set, without breaking the batch', async () => {

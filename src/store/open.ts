@@ -78,7 +78,7 @@ export function parseStoreUrl(url: string, option = 'DATABASE_URL'): StoreUrl {
 /** Opens the store a URL names (see `parseStoreUrl`). */
 export function openStore(url: string, options: OpenStoreOptions = {}): Store {
   rejectUnknownKeys('openStore options', options, ['schema', 'poolSize', 'logger', 'mustExist']);
-  const parsed = parseStoreUrl(url);
+  const parsed = parseStoreUrl(url, 'openStore url');
   switch (parsed.kind) {
     case 'memory':
       return new MemoryStore();
