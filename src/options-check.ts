@@ -1,4 +1,5 @@
 import { OffloadError } from './errors/offload-error.js';
+import { DAY } from './time.js';
 
 /** An option or setting with a bad value; the message names it and says what is accepted. */
 export class InvalidOptionError extends OffloadError {
@@ -48,7 +49,7 @@ export function integerOption(name: string, value: unknown, min: number, max: nu
 export const MAX_TIMER_DELAY = 2 ** 31 - 1;
 
 /** Longest duration that is not a timer's (a delay, how long tasks are kept): 100 years. */
-export const MAX_DURATION = 100 * 365 * 24 * 60 * 60 * 1000;
+export const MAX_DURATION = 100 * 365 * DAY;
 
 /** A duration in milliseconds, in [min, max]; `max` defaults to what a timer accepts. */
 export function durationOption(

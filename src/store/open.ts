@@ -26,6 +26,8 @@ export type StoreUrl =
   | { kind: 'sqlite'; path: string }
   | { kind: 'postgres'; connectionString: string };
 
+const STORE_URLS = 'memory:, sqlite:./data/offload.db or postgres://user@host:5432/db';
+
 /**
  * Reads a store URL: `memory:`, `sqlite:PATH` (relative to the working directory) or
  * `postgres://user:password@host:port/database` (`postgresql://` too). Throws an
@@ -35,7 +37,7 @@ export function parseStoreUrl(url: string, option = 'DATABASE_URL'): StoreUrl {
   if (typeof url !== 'string') {
     throw new InvalidOptionError(
       option,
-      `must be a store URL (memory:, sqlite:./data/offload.db or postgres://user@host:5432/db), got ${describe(url)}`,
+      `must be a store URL (${STORE_URLS}), got ${describe(url)}`,
     );
   }
   if (url === 'memory:') return { kind: 'memory' };
@@ -71,7 +73,7 @@ export function parseStoreUrl(url: string, option = 'DATABASE_URL'): StoreUrl {
   }
   throw new InvalidOptionError(
     option,
-    `${JSON.stringify(redactUrl(url))} is not a store URL; use memory:, sqlite:./data/offload.db or postgres://user@host:5432/db`,
+    `${JSON.stringify(redactUrl(url))} is not a store URL; use ${STORE_URLS}`,
   );
 }
 

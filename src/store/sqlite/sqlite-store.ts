@@ -2,7 +2,12 @@ import { statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { OffloadError } from '../../errors/offload-error.js';
-import { describe, InvalidOptionError, rejectUnknownKeys } from '../../options-check.js';
+import {
+  integerOption,
+  InvalidOptionError,
+  MAX_TIMER_DELAY,
+  rejectUnknownKeys,
+} from '../../options-check.js';
 import type { ListFilter, Logger, Task, TaskPage } from '../../types.js';
 import {
   transactionsUnsupported,
@@ -106,15 +111,13 @@ export class SqliteStore implements Store {
         `must be a path, not a URL, got ${JSON.stringify(options.path)}: give the file's path, or the URL to openStore()`,
       );
     }
-    const busyTimeout = options.busyTimeout ?? DEFAULT_BUSY_TIMEOUT;
-    if (!Number.isInteger(busyTimeout) || busyTimeout < 0) {
-      throw new InvalidOptionError(
-        'sqliteStore.busyTimeout',
-        `must be a whole number of milliseconds >= 0, got ${describe(busyTimeout)}`,
-      );
-    }
     this.path = options.path;
-    this.busyTimeout = busyTimeout;
+    this.busyTimeout = integerOption(
+      'sqliteStore.busyTimeout',
+      options.busyTimeout ?? DEFAULT_BUSY_TIMEOUT,
+      0,
+      MAX_TIMER_DELAY,
+    );
     this.mustExist = options.mustExist ?? false;
     this.logger = options.logger;
   }
