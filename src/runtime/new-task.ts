@@ -29,7 +29,9 @@ export function newTask(
   defaults: { now: number; maxAttempts: number },
 ): NewTask {
   const name = typeof task === 'string' ? task : task?.name;
-  checkTaskName(name);
+  // A name that found this process's definition was checked when the runtime was made: the
+  // notify path, one enqueue a request, skips checking it again.
+  if (typeof task !== 'string' || definition === undefined) checkTaskName(name);
   rejectUnknownKeys('enqueue options', options, enqueueOptionKeys);
   const { now } = defaults;
   let runAt = now;
