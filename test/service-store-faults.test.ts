@@ -6,11 +6,17 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { sqliteStore } from '../src/index.js';
-import { tempDir, testService, type TestService } from './fixtures/service-harness.js';
+import {
+  listeningUrl,
+  spawnCli,
+  tempDir,
+  testService,
+  type TestService,
+} from './fixtures/service-harness.js';
 import { finished, nextEvent } from './helpers.js';
 
 const temp = tempDir();
@@ -19,8 +25,18 @@ let mounted = false;
 /** Why the tests cannot run here, or null. */
 let cannotMount: string | null = null;
 
-function run(command: string, args: string[]): void {
-  execFileSync(command, args, { stdio: 'pipe', timeout: 5000 });
+function run(command: string, args: string[]): string {
+  return execFileSync(command, args, { stdio: 'pipe', timeout: 5000 }).toString();
+}
+
+/** Why the `sqlite3` command cannot run here, or null. */
+function cannotRunSqlite3(): string | null {
+  try {
+    run('sqlite3', ['-version']);
+    return null;
+  } catch {
+    return 'the sqlite3 command is not installed (apt-get install sqlite3)';
+  }
 }
 
 before(() => {
@@ -136,6 +152,134 @@ describe('store faults on SQLite, through the service', () => {
     } finally {
       rmSync(filler, { force: true });
       await s.close();
+    }
+  });
+
+  it('a log that filled the disk by itself: /readyz 503 while writes fail, writes go on once some space is freed', async (t) => {
+    if (cannotMount) return t.skip(cannotMount);
+    const dir = join(mountPoint, 'log-full');
+    const s = await testService(
+      { notifyDemoDelay: 0 },
+      sqliteStore({ path: join(dir, 'offload.db'), busyTimeout: 25 }),
+    );
+    const reserve = join(mountPoint, 'reserve');
+    try {
+      const url = await s.listen();
+      const fd = openSync(reserve, 'w');
+      writeSync(fd, Buffer.alloc(512 * 1024));
+      closeSync(fd);
+      // No other file grows: the log takes the rest of the disk, one commit after another.
+      const accepted: string[] = [];
+      await until(
+        'a refusal once the log filled the disk',
+        async () => {
+          const answer = await notify(url);
+          if (answer.status === 200) accepted.push(answer.body.id!);
+          return answer.status === 200 ? undefined : answer;
+        },
+        20_000,
+      );
+      assert.equal((await fetch(`${url}/readyz`)).status, 503, 'not ready while writes fail');
+      assert.ok(statSync(join(dir, 'offload.db-wal')).size > 512 * 1024, 'the log filled the disk');
+
+      rmSync(reserve);
+      await until('a notify after freeing space', async () => {
+        const answer = await notify(url);
+        if (answer.status === 200) accepted.push(answer.body.id!);
+        return answer.status === 200 ? answer : undefined;
+      });
+      // More than the freed space would hold of log: the log was copied into the database and
+      // emptied, instead of filling the disk again.
+      for (let i = 0; i < 60; i++) {
+        const answer = await notify(url);
+        assert.equal(
+          answer.status,
+          200,
+          `notify ${i} after recovering: ${JSON.stringify(answer.body)}`,
+        );
+        accepted.push(answer.body.id!);
+      }
+      assert.equal((await fetch(`${url}/readyz`)).status, 200, 'ready again');
+      for (const id of accepted) assert.equal((await finished(s.runtime, id)).state, 'succeeded');
+      t.diagnostic(`log filled the disk: ${accepted.length} tasks accepted, all ran`);
+    } finally {
+      rmSync(reserve, { force: true });
+      await s.close();
+    }
+  });
+
+  it('another process opening and closing the database after a disk-full episode: the live log stays, nothing accepted is lost under kill -9', async (t) => {
+    if (cannotMount) return t.skip(cannotMount);
+    const noSqlite3 = cannotRunSqlite3();
+    if (noSqlite3) return t.skip(noSqlite3);
+    // Larger than the shared mount: the checkpoint thread starts after 500 writes.
+    const disk = join(temp.dir, 'tmpfs-large');
+    mkdirSync(disk);
+    run('mount', ['-t', 'tmpfs', '-o', 'size=32m', 'tmpfs', disk]);
+    const path = join(disk, 'offload.db');
+    const child = spawnCli(['serve'], {
+      HOST: '127.0.0.1',
+      PORT: '0',
+      DATABASE_URL: `sqlite:${path}`,
+      NOTIFY_DEMO_DELAY_MS: '0',
+      LOG_LEVEL: 'info',
+    });
+    const filler = join(disk, 'filler');
+    try {
+      const url = await listeningUrl(child.logs);
+      for (let i = 0; i < 600; i++) assert.equal((await notify(url)).status, 200);
+      fill(filler);
+      await until('a refusal on the full disk', async () => {
+        const answer = await notify(url);
+        return answer.status === 200 ? undefined : answer;
+      });
+      // Copying the log into a database file that cannot grow fails: the thread stops.
+      await child.logs.waitFor((line) =>
+        line.msg.startsWith('the SQLite checkpoint thread stopped'),
+      );
+      rmSync(filler);
+      await until('a notify after freeing space', async () => {
+        const answer = await notify(url);
+        return answer.status === 200 ? answer : undefined;
+      });
+
+      const log = statSync(`${path}-wal`).ino;
+      // A real second process: it deletes the log and index on close if it believes it is the
+      // last user of the database, which it does when this process no longer holds its lock.
+      assert.match(run('sqlite3', [path, 'SELECT count(*) FROM offload_tasks']), /^\d+\s*$/);
+      assert.equal(
+        statSync(`${path}-wal`, { throwIfNoEntry: false })?.ino,
+        log,
+        'the live log is kept',
+      );
+
+      const confirmed: string[] = [];
+      for (let i = 0; i < 300; i++) {
+        const answer = await notify(url);
+        if (answer.status === 200) confirmed.push(answer.body.id!);
+      }
+      child.process.kill('SIGKILL');
+      await child.exited();
+
+      const store = sqliteStore({ path });
+      await store.open();
+      try {
+        const missing: string[] = [];
+        for (const id of confirmed) if ((await store.get(id)) === null) missing.push(id);
+        assert.deepEqual(
+          missing,
+          [],
+          `${missing.length} of ${confirmed.length} confirmed tasks lost`,
+        );
+      } finally {
+        await store.close();
+      }
+      assert.ok(confirmed.length > 0, 'notifies were answered after the other process');
+      t.diagnostic(`${confirmed.length} confirmed after the other process, 0 lost under kill -9`);
+    } finally {
+      child.process.kill('SIGKILL');
+      await child.exited().catch(() => undefined);
+      run('umount', ['-l', disk]);
     }
   });
 

@@ -5,7 +5,12 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { sqliteStore } from '../src/store/sqlite/index.js';
-import { Checkpointer, START_AFTER_WRITES } from '../src/store/sqlite/checkpointer.js';
+import {
+  Checkpointer,
+  RESTART_DELAY_MS,
+  START_AFTER_WRITES,
+} from '../src/store/sqlite/checkpointer.js';
+import { DatabaseFiles } from '../src/store/sqlite/database-files.js';
 import { captureLogger, newStoredTask, waitUntil } from './helpers.js';
 
 describe('sqlite checkpoints', () => {
@@ -58,9 +63,9 @@ describe('sqlite checkpoints', () => {
     const insert = db.prepare('INSERT INTO t VALUES (?)');
     for (let i = 0; i < 100; i++) insert.run('x'.repeat(4000));
     const before = statSync(path).size;
-    const { ino, dev } = statSync(path);
+    const files = new DatabaseFiles(path);
     const caughtUp = new URL('./fixtures/caught-up-thread.mjs', import.meta.url);
-    const checkpointer = new Checkpointer(db, { path, ino, dev }, captureLogger(), caughtUp);
+    const checkpointer = new Checkpointer(db, files, captureLogger(), caughtUp);
     try {
       for (let i = 0; i < START_AFTER_WRITES; i++) checkpointer.wrote();
       await waitUntil('the store connection to copy the log', async () => {
@@ -72,56 +77,95 @@ describe('sqlite checkpoints', () => {
     } finally {
       await checkpointer.close();
       db.close();
+      files.close();
     }
   });
 
   describe('when the thread cannot run', () => {
-    async function fallBack(
-      path: string,
-      make: (db: Database.Database, logger: ReturnType<typeof captureLogger>) => Checkpointer,
-    ): Promise<{ reason: unknown; autocheckpoint: unknown }> {
+    const failing = new URL('./fixtures/failing-thread.mjs', import.meta.url);
+
+    /** A WAL database, its files, and a clock that moves only when told. */
+    async function withDatabase(
+      name: string,
+      body: (db: Database.Database, files: DatabaseFiles, clock: { now: number }) => Promise<void>,
+    ): Promise<void> {
+      const path = join(dir, name);
       const db = new Database(path);
       db.pragma('journal_mode = WAL');
-      const logger = captureLogger();
-      const checkpointer = make(db, logger);
+      db.exec('CREATE TABLE IF NOT EXISTS t (x TEXT)');
+      const files = new DatabaseFiles(path);
       try {
-        for (let i = 0; i < START_AFTER_WRITES; i++) checkpointer.wrote();
-        await waitUntil('the warning', async () => logger.entries.length > 0);
-        const [warning] = logger.entries;
-        assert.equal(warning?.level, 'warn');
-        assert.match(
-          warning.msg ?? '',
-          /checkpoint thread stopped; checkpoints now run on the event loop/,
-        );
-        return {
-          reason: warning.fields.reason,
-          autocheckpoint: db.pragma('wal_autocheckpoint', { simple: true }),
-        };
+        await body(db, files, { now: 0 });
       } finally {
-        await checkpointer.close();
         db.close();
+        files.close();
       }
     }
 
-    it('checkpoints on the store connection again, with a warning, when the thread fails', async () => {
-      const path = join(dir, 'failing.db');
-      const { reason, autocheckpoint } = await fallBack(path, (db, logger) => {
-        const { ino, dev } = statSync(path);
-        const failing = new URL('./fixtures/failing-thread.mjs', import.meta.url);
-        return new Checkpointer(db, { path, ino, dev }, logger, failing);
+    async function warnings(logger: ReturnType<typeof captureLogger>, count: number) {
+      await waitUntil('the warning', async () => logger.entries.length >= count);
+      for (const warning of logger.entries) {
+        assert.equal(warning.level, 'warn');
+        assert.match(
+          warning.msg ?? '',
+          /checkpoint thread stopped; checkpoints run on the event loop meanwhile/,
+        );
+      }
+      return logger.entries;
+    }
+
+    it('checkpoints on the store connection, with a warning, when the thread fails', async () => {
+      await withDatabase('failing.db', async (db, files) => {
+        const logger = captureLogger();
+        const checkpointer = new Checkpointer(db, files, logger, failing);
+        try {
+          for (let i = 0; i < START_AFTER_WRITES; i++) checkpointer.wrote();
+          const [warning] = await warnings(logger, 1);
+          assert.match(String(warning!.fields.reason), /fails on purpose/);
+          assert.equal(db.pragma('wal_autocheckpoint', { simple: true }), 1000);
+        } finally {
+          await checkpointer.close();
+        }
       });
-      assert.match(String(reason), /fails on purpose/);
-      assert.equal(autocheckpoint, 1000);
+    });
+
+    it('starts the thread again with the first write once the restart delay has passed', async () => {
+      await withDatabase('restarting.db', async (db, files, clock) => {
+        const logger = captureLogger();
+        const checkpointer = new Checkpointer(db, files, logger, failing, () => clock.now);
+        try {
+          for (let i = 0; i < START_AFTER_WRITES; i++) checkpointer.wrote();
+          await warnings(logger, 1);
+          clock.now += RESTART_DELAY_MS - 1;
+          for (let i = 0; i < START_AFTER_WRITES; i++) checkpointer.wrote();
+          clock.now += 1;
+          checkpointer.wrote();
+          // The restarted thread fails again, as the first did: a second warning.
+          const [, second] = await warnings(logger, 2);
+          assert.equal(logger.entries.length, 2, 'no start before the delay had passed');
+          assert.equal(second!.fields.restartInMs, RESTART_DELAY_MS);
+        } finally {
+          await checkpointer.close();
+        }
+      });
     });
 
     it('does not checkpoint a file that is no longer the one the store opened', async () => {
-      const path = join(dir, 'replaced.db');
-      const { reason, autocheckpoint } = await fallBack(path, (db, logger) => {
-        const { ino, dev } = statSync(path);
-        return new Checkpointer(db, { path, ino: ino + 1, dev }, logger);
+      await withDatabase('replaced.db', async (db, files) => {
+        const logger = captureLogger();
+        const other = { path: files.path, ino: files.ino + 1, dev: files.dev, fd: files.fd };
+        const checkpointer = new Checkpointer(db, other, logger);
+        try {
+          for (let i = 0; i < START_AFTER_WRITES; i++) checkpointer.wrote();
+          const [warning] = await warnings(logger, 1);
+          assert.match(
+            String(warning!.fields.reason),
+            /no longer the database file the store opened/,
+          );
+        } finally {
+          await checkpointer.close();
+        }
       });
-      assert.match(String(reason), /no longer the database file the store opened/);
-      assert.equal(autocheckpoint, 1000);
     });
   });
 });

@@ -2,7 +2,7 @@
  * The checkpoint thread of a SQLite store (see checkpointer.ts): every few milliseconds, on a
  * connection of its own, it copies what the write-ahead log gained into the database file.
  */
-import { closeSync, fdatasyncSync, openSync, statSync } from 'node:fs';
+import { fdatasyncSync, statSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 
@@ -11,6 +11,11 @@ export interface CheckpointThreadData {
   /** The identity of the file the store has open: the thread must not open another. */
   ino: number;
   dev: number;
+  /**
+   * The store's descriptor of the database file, to sync it. The thread never closes it: closing
+   * any descriptor of the file would drop the process's SQLite locks (see database-files.ts).
+   */
+  fd: number;
   intervalMs: number;
   /** A log this long is worth starting over: the thread says when a pass copied all of it. */
   restartPages: number;
@@ -34,17 +39,15 @@ export type CheckpointThreadMessage = { type: 'failed'; message: string } | { ty
 const CATCH_UP_PASSES = 4;
 const SHORT_PASS_MS = 1;
 
-const { path, ino, dev, intervalMs, restartPages } = workerData as CheckpointThreadData;
+const { path, ino, dev, fd, intervalMs, restartPages } = workerData as CheckpointThreadData;
 const port = parentPort!;
 
 let db: Database.Database | undefined;
-let fd: number | undefined;
 let timer: NodeJS.Timeout | undefined;
 
 function stop(): void {
   clearInterval(timer);
   db?.close();
-  if (fd !== undefined) closeSync(fd);
   port.close();
 }
 
@@ -61,7 +64,6 @@ try {
   // The same guarantee as the store's connection: the log is synced before pages are copied, and
   // the database file once they all are.
   db.pragma('synchronous = NORMAL');
-  fd = openSync(path, 'r');
   const now = statSync(path);
   if (now.ino !== ino || now.dev !== dev) {
     throw new Error(`${path} is no longer the database file the store opened`);
@@ -76,7 +78,7 @@ try {
     // Pages copied by this pass go to the disk now, from this thread: the checkpoint that
     // completes (on the store's connection, see checkpointer.ts) then has little left to sync.
     const copied = checkpointed > 0 && checkpointed !== backfilled;
-    if (copied) fdatasyncSync(fd!);
+    if (copied) fdatasyncSync(fd);
     backfilled = checkpointed;
     return { copied, log, checkpointed };
   };

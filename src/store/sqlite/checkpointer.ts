@@ -22,6 +22,11 @@ export const START_AFTER_WRITES = 500;
  */
 const INTERVAL_MS = 100;
 const STOP_TIMEOUT_MS = 2000;
+/**
+ * After the thread stopped on an error (a full disk, no descriptors left), how long (ms) before
+ * the next write starts it again: its checkpoints are what let the log start over and shrink.
+ */
+export const RESTART_DELAY_MS = 10_000;
 
 const ENTRY = new URL('./checkpoint-thread.js', import.meta.url);
 
@@ -40,29 +45,38 @@ const ENTRY = new URL('./checkpoint-thread.js', import.meta.url);
  * the last one (about 1 ms of commits and two short syncs), after which the next commit starts
  * the log over. Left to SQLite, that connection copied up to a pass's worth of pages at 4000:
  * 5–15 ms with the event loop blocked, every ~250 ms while a backlog drained. Should the thread
- * fail, the store checkpoints by itself as before, and a warning says so.
+ * fail, the store checkpoints by itself meanwhile, a warning says so, and the first write 10 s
+ * later starts the thread again.
  */
 export class Checkpointer {
   private writes = 0;
   private thread: Worker | null = null;
   private exited: Promise<void> | null = null;
+  /** When (ms since the epoch) the thread may start again after it failed. */
+  private restartAt = 0;
+  private closed = false;
 
   constructor(
     private readonly db: Database.Database,
-    private readonly file: { path: string; ino: number; dev: number },
+    /** The database file, and the store's descriptor of it (see database-files.ts). */
+    private readonly file: { path: string; ino: number; dev: number; fd: number },
     private readonly logger: Logger | undefined,
     /** The thread's module: for tests. */
     private readonly entry = ENTRY,
+    /** The time, for tests: `Date.now` by default. */
+    private readonly now: () => number = Date.now,
   ) {}
 
-  /** Counts a write transaction; starts the thread at the 500th. */
+  /** Counts a write transaction; starts the thread at the 500th, or again once it may restart. */
   wrote(): void {
+    if (this.thread !== null || this.closed) return;
     this.writes += 1;
-    if (this.writes === START_AFTER_WRITES) this.start();
+    if (this.writes >= START_AFTER_WRITES && this.now() >= this.restartAt) this.start();
   }
 
   /** Stops the thread (it finishes the pass it is in). */
   async close(): Promise<void> {
+    this.closed = true;
     const thread = this.thread;
     if (!thread) return;
     this.thread = null;
@@ -73,11 +87,12 @@ export class Checkpointer {
   }
 
   private start(): void {
-    const { path, ino, dev } = this.file;
+    const { path, ino, dev, fd } = this.file;
     const data: CheckpointThreadData = {
       path,
       ino,
       dev,
+      fd,
       intervalMs: INTERVAL_MS,
       restartPages: RESTART_PAGES,
     };
@@ -118,11 +133,12 @@ export class Checkpointer {
   private fallBack(reason: string): void {
     if (this.thread) void this.thread.terminate();
     this.thread = null;
+    this.restartAt = this.now() + RESTART_DELAY_MS;
     if (!this.db.open) return;
     this.db.pragma(`wal_autocheckpoint = ${INLINE_CHECKPOINT_PAGES}`);
     this.logger?.warn(
-      { path: this.file.path, reason },
-      'the SQLite checkpoint thread stopped; checkpoints now run on the event loop, which lengthens some answers by a few ms. Restart the process to start the thread again',
+      { path: this.file.path, reason, restartInMs: RESTART_DELAY_MS },
+      'the SQLite checkpoint thread stopped; checkpoints run on the event loop meanwhile, which lengthens some answers by a few ms. It starts again with the first write 10 s from now',
     );
   }
 }

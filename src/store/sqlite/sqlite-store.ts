@@ -25,7 +25,7 @@ import {
 } from '../store.js';
 import { Checkpointer } from './checkpointer.js';
 import { makeDirectory } from './directory.js';
-import { FileIdentity } from './file-identity.js';
+import { DatabaseFiles } from './database-files.js';
 import { checkOwner, WorkerLocks } from './liveness.js';
 import { migrate } from './migrations.js';
 import { byClaimOrder, toClaimedTask, toTask } from './rows.js';
@@ -36,7 +36,8 @@ import {
   type Statements,
 } from './statements.js';
 import { parseCursor, prefixEnd } from '../ids.js';
-import { createTransactions, rowId, type Transactions } from './transactions.js';
+import { createTransactions, rowId, type Transactions, type WriteGuard } from './transactions.js';
+import { WriteHealth } from './write-health.js';
 
 /** Options of `sqliteStore`. */
 export interface SqliteStoreOptions {
@@ -66,10 +67,10 @@ interface Connection {
   claims: Map<number, ClaimStatement>;
   transactions: Transactions;
   locks: WorkerLocks | null;
-  /** Throws when the file at `path` is no longer the one this connection has open. */
-  checkFile(): void;
-  file: FileIdentity | null;
+  /** Null for `:memory:`. */
+  files: DatabaseFiles | null;
   checkpointer: Checkpointer | null;
+  health: WriteHealth;
 }
 
 /**
@@ -126,6 +127,7 @@ export class SqliteStore implements Store {
     if (this.connection) return;
     const inMemory = this.path === ':memory:';
     let db: Database.Database;
+    let files: DatabaseFiles | null = null;
     try {
       if (!inMemory) this.prepareFile();
       db = new Database(this.path, {
@@ -140,27 +142,30 @@ export class SqliteStore implements Store {
       db.pragma('synchronous = NORMAL');
       migrate(db, this.path);
       const statements = prepareStatements(db);
-      const file = inMemory ? null : new FileIdentity(resolve(this.path));
-      const checkFile = file ? () => file.check() : () => undefined;
-      const checkpointer = file ? new Checkpointer(db, file, this.logger) : null;
-      const beforeWrite = checkpointer
-        ? () => {
-            checkFile();
-            checkpointer.wrote();
-          }
-        : checkFile;
+      files = inMemory ? null : new DatabaseFiles(resolve(this.path));
+      const checkpointer = files ? new Checkpointer(db, files, this.logger) : null;
+      const health = new WriteHealth(db, this.path, this.logger);
+      const guard: WriteGuard = {
+        before() {
+          files?.check();
+          checkpointer?.wrote();
+        },
+        succeeded: () => health.succeeded(),
+        failed: (error) => health.failed(error),
+      };
       this.connection = {
         db,
         statements,
         claims: new Map(),
-        transactions: createTransactions(db, statements, beforeWrite),
-        checkFile,
-        file,
+        transactions: createTransactions(db, statements, guard),
+        files,
         checkpointer,
+        health,
         locks: inMemory ? null : new WorkerLocks(`${this.path}.workers`),
       };
     } catch (error) {
       db.close();
+      files?.close();
       throw error instanceof OffloadError ? error : this.openError(error);
     }
   }
@@ -177,8 +182,9 @@ export class SqliteStore implements Store {
     }
     try {
       await connection.checkpointer?.close();
-      connection.file?.close();
       connection.db.close();
+      // Only now: closing a descriptor of the file drops the process's locks on it.
+      connection.files?.close();
     } catch (error) {
       errors.push(error);
     }
@@ -188,8 +194,9 @@ export class SqliteStore implements Store {
   }
 
   async ping(): Promise<void> {
-    const { db, checkFile } = this.connected();
-    checkFile();
+    const { db, files, health } = this.connected();
+    files?.check();
+    health.check();
     db.prepare('SELECT 1').get();
   }
 

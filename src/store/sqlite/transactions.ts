@@ -40,20 +40,32 @@ export interface Transactions {
   stats(now: number): StoreStats;
 }
 
-/**
- * `beforeWrite` runs before every write transaction and throws when writing would be wrong (the
- * database file is no longer the one at its path).
- */
+/** What the store does around each write transaction. */
+export interface WriteGuard {
+  /** Throws when writing would be wrong (a file of the database is no longer the one opened). */
+  before(): void;
+  succeeded(): void;
+  failed(error: unknown): void;
+}
+
 export function createTransactions(
   db: Database.Database,
   statements: Statements,
-  beforeWrite: () => void = () => undefined,
+  guard: WriteGuard,
 ): Transactions {
   const write = <A extends unknown[], R>(body: (...args: A) => R): ((...args: A) => R) => {
     const transaction = db.transaction(body);
     return (...args: A) => {
-      beforeWrite();
-      return transaction.immediate(...args);
+      guard.before();
+      let result: R;
+      try {
+        result = transaction.immediate(...args);
+      } catch (error) {
+        guard.failed(error);
+        throw error;
+      }
+      guard.succeeded();
+      return result;
     };
   };
 
