@@ -266,7 +266,11 @@ describe('the webhook channel', { timeout: 20_000 }, () => {
     assert.equal(third.body.id, first.body.id);
     await s.runtime.drain();
     assert.equal(peer.requests.length, 2, 'nothing was delivered twice');
-    assert.equal((await s.runtime.list()).tasks.length, 2);
+    assert.deepEqual(
+      (await s.runtime.list()).tasks.map((t) => t.name).sort(),
+      ['notifications.content', 'notifications.webhook', 'notifications.webhook'],
+      'one content task and two deliveries, stored once',
+    );
 
     const different = await notify(s, { ...request, body: 'twice' }, headers);
     assert.equal(different.status, 422);

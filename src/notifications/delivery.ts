@@ -1,12 +1,12 @@
 import {
   defineTask,
   type Backoff,
-  type Json,
   type Logger,
   type TaskContext,
   type TaskDefinition,
 } from '../index.js';
 import { outcomeOf, RecipientGoneError, type CallOutcome } from './delivery-errors.js';
+import type { NotificationContent, SharedContent, StoredContent } from './content.js';
 import type { GoneRecipients } from './gone-recipients.js';
 
 export const CHANNELS = ['webhook', 'email', 'push', 'log'] as const;
@@ -21,8 +21,15 @@ export interface PushSubscription {
 /** A URL (webhook), an email address, a push subscription, or any label (log). */
 export type Recipient = string | PushSubscription;
 
-/** One delivery of a notification to one recipient: the payload of a delivery task. */
-export interface Delivery {
+/**
+ * One delivery of a notification to one recipient: the payload of a delivery task. It carries the
+ * content itself (`InlineDelivery`), or names the notification whose content task holds it
+ * (`SharedDelivery`, see content.ts).
+ */
+export type Delivery = InlineDelivery | SharedDelivery;
+
+/** A delivery that carries its content: a lone delivery, and any payload without `shared`. */
+export interface InlineDelivery extends NotificationContent {
   /**
    * The notification this delivery belongs to; null for a lone delivery (one recipient, no
    * Idempotency-Key), whose notification is its own task.
@@ -35,15 +42,25 @@ export interface Delivery {
   /** When the notification was accepted, ISO 8601. */
   createdAt: string;
   to: Recipient;
-  subject: string | null;
-  body: string | null;
-  /** HTML alternative of `body` (email only). */
-  html: string | null;
-  data: { [key: string]: Json } | null;
+}
+
+/** A delivery of a notification to several recipients: the content is stored once, apart. */
+export interface SharedDelivery {
+  notification: string;
+  index: number;
+  to: Recipient;
+  /** The content (and when it was accepted) is read from the notification's content task. */
+  shared: true;
 }
 
 /** A delivery as a channel sends it: a lone delivery's notification is its task's id. */
-export type OutgoingDelivery = Delivery & { notification: string };
+export interface OutgoingDelivery extends NotificationContent {
+  notification: string;
+  index: number;
+  /** When the notification was accepted, ISO 8601. */
+  createdAt: string;
+  to: Recipient;
+}
 
 /** What a delivery task returns, stored as its result: who delivered and what they answered. */
 export interface DeliveryResult {
@@ -83,12 +100,24 @@ export interface DeliveryTaskOptions {
   attemptsPerProvider: number;
   backoff?: Backoff;
   gone: GoneRecipients;
+  /** Where the content of a `SharedDelivery` is read. */
+  content: SharedContent;
   /** Told of every outgoing call. */
   onCall?: (call: DeliveryCall) => void;
 }
 
 export function deliveryTaskName(channel: ChannelName): string {
   return `notifications.${channel}`;
+}
+
+/** The task key of a notification's delivery number `index`. */
+export function deliveryKey(id: string, index: number): string {
+  return `${deliveryKeyPrefix(id)}${index}`;
+}
+
+/** What the keys of every delivery of notification `id` start with. */
+export function deliveryKeyPrefix(id: string): string {
+  return `notification:${id}:`;
 }
 
 /**
@@ -104,14 +133,16 @@ export function deliveryTask(
   sender: Sender,
   options: DeliveryTaskOptions,
 ): TaskDefinition<Delivery> {
-  const { attemptsPerProvider, gone, onCall } = options;
+  const { attemptsPerProvider, gone, content, onCall } = options;
   const count = sender.providers.length;
   return defineTask<Delivery>({
     name: deliveryTaskName(sender.channel),
     maxAttempts: attemptsPerProvider * count,
     ...(options.backoff ? { backoff: options.backoff } : {}),
     async run(stored, ctx): Promise<DeliveryResult> {
-      const delivery = outgoing(stored, ctx.taskId);
+      const delivery = isShared(stored)
+        ? withContent(stored, await content.read(stored.notification))
+        : outgoing(stored, ctx.taskId);
       const index = providerFor(ctx.attempt, attemptsPerProvider, count);
       const provider = sender.providers[index]!;
       const key = sender.goneKey?.(delivery) ?? null;
@@ -147,17 +178,37 @@ export function deliveryTask(
  * send was awaited, and was promoted with all it refers to (measured with `--trace-gc-nvp` on a
  * drain of log deliveries: 0.5 MB survived each minor GC, against 0.07 MB without the spread).
  */
-function outgoing(stored: Delivery, taskId: string): OutgoingDelivery {
+function outgoing(stored: InlineDelivery, taskId: string): OutgoingDelivery {
   return {
     notification: stored.notification ?? taskId,
     index: stored.index,
-    request: stored.request,
     createdAt: stored.createdAt,
     to: stored.to,
     subject: stored.subject,
     body: stored.body,
     html: stored.html,
     data: stored.data,
+  };
+}
+
+/**
+ * Whether `stored` names its content rather than carries it. A property read, not `in`: a payload
+ * written by hand may be any JSON, a string or null included.
+ */
+function isShared(stored: Delivery): stored is SharedDelivery {
+  return (stored as Partial<SharedDelivery> | null)?.shared === true;
+}
+
+function withContent(stored: SharedDelivery, content: StoredContent): OutgoingDelivery {
+  return {
+    notification: stored.notification,
+    index: stored.index,
+    createdAt: content.createdAt,
+    to: stored.to,
+    subject: content.subject,
+    body: content.body,
+    html: content.html,
+    data: content.data,
   };
 }
 

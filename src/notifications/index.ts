@@ -8,9 +8,13 @@ export {
 } from './notification.js';
 export {
   CHANNELS,
+  deliveryKey,
+  deliveryKeyPrefix,
   deliveryTaskName,
   type ChannelName,
   type Delivery,
+  type InlineDelivery,
+  type SharedDelivery,
   type DeliveryCall,
   type DeliveryResult,
   type PushSubscription,
@@ -19,10 +23,9 @@ export {
 export { CALL_OUTCOMES, type CallOutcome } from './delivery-errors.js';
 export {
   DEMO_TASK,
-  deliveryKey,
-  deliveryKeyPrefix,
   demoNotificationTask,
   LOG_TASK,
+  MAX_NOTIFICATION_BYTES,
   NOTIFICATION_ID,
   notificationId,
   Notifications,
@@ -30,6 +33,13 @@ export {
   requestDigest,
   type NotificationTaskOptions,
 } from './tasks.js';
+export {
+  CONTENT_KEY,
+  CONTENT_TASK,
+  contentKey,
+  type NotificationContent,
+  type StoredContent,
+} from './content.js';
 export {
   CHANNEL_VARIABLES,
   DEFAULT_CHANNEL_SETTINGS,

@@ -151,7 +151,6 @@ function checkPushSize(notification: NotificationRequest): void {
     ...notification,
     notification: 'n'.repeat(40),
     index: 0,
-    request: '',
     createdAt: '',
     to: '',
   };

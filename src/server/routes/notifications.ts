@@ -1,14 +1,17 @@
 import type { FastifyPluginCallback, FastifyRequest } from 'fastify';
 import type { Task, TaskRequest } from '../../index.js';
 import {
+  CONTENT_KEY,
+  CONTENT_TASK,
   DEMO_TASK,
   deliveryKeyPrefix,
   NOTIFICATION_ID,
   notificationId,
   parseNotifyRequest,
   requestDigest,
-  type Delivery,
+  type InlineDelivery,
   type Notifications,
+  type StoredContent,
 } from '../../notifications/index.js';
 import { ApiError } from '../errors.js';
 import { notificationView, type NotificationView } from '../notification-view.js';
@@ -58,26 +61,30 @@ export const notificationRoutes: FastifyPluginCallback<NotificationRoutesOptions
     const lone =
       key === undefined && (parsed.kind === 'demo' || parsed.notification.to.length === 1);
     const id = lone ? null : notificationId(key);
-    const [first, ...rest] = notifications.plan(parsed, id, new Date());
+    const tasks = notifications.plan(parsed, id, new Date());
     // Stored now rather than just before the response, to answer with an id. With a key, the
-    // first delivery is stored alone first: its key is the notification's, so the store says
+    // notification's first tasks (its content task and first delivery, or its one delivery) are
+    // stored first, in one transaction: their keys are the notification's, so the store says
     // whether this request was seen before, and with what body, before anything else is added.
-    const stored = await store(request, [first!]);
+    const first = key === undefined ? tasks : tasks.slice(0, 2);
+    const stored = await store(request, first);
     if (key !== undefined) {
       const digest = requestDigest(parsed);
-      if (digestOf(stored[0]!) !== digest) {
+      const seen = stored.map(digestOf).filter((d) => d !== null);
+      if (seen.length === 0 || seen.some((d) => d !== digest)) {
         throw new ApiError(
           'IDEMPOTENCY_KEY_REUSED',
           'this Idempotency-Key was used before with a different request; send a new key for a new notification',
         );
       }
+      // The others join them; those stored by the first request are returned as they are.
+      await store(request, tasks.slice(first.length));
     }
-    if (id === null || rest.length === 0) {
-      return { ok: true, message: 'Notification scheduled in background', id: stored[0]!.id };
-    }
-    // The others join it; with a key, those stored by the first request are returned as they are.
-    await store(request, rest);
-    return { ok: true, message: 'Notification scheduled in background', id };
+    return {
+      ok: true,
+      message: 'Notification scheduled in background',
+      id: id === null || tasks.length === 1 ? stored[0]!.id : id,
+    };
   };
   const options = { schema: { response: { 200: NOTIFY_ANSWER } } };
   app.post('/notifications/notify', options, notify);
@@ -104,6 +111,12 @@ export const notificationRoutes: FastifyPluginCallback<NotificationRoutesOptions
     }
     const task = await runtime.get(id);
     if (!task || !isNotificationTask(task)) throw notFound(id);
+    if (task.name === CONTENT_TASK) {
+      // A content task is no delivery: it finds the notification whose content it holds.
+      const content = CONTENT_KEY.exec(task.key ?? '');
+      if (!content) throw notFound(id);
+      return { notification: content[1]!, tasks: await deliveriesOf(content[1]!) };
+    }
     const match = KEY_OF_DELIVERY.exec(task.key ?? '');
     if (!match) return { notification: id, tasks: [task] };
     return { notification: match[1]!, tasks: await deliveriesOf(match[1]!) };
@@ -137,10 +150,13 @@ function isNotificationTask(task: Task): boolean {
   return task.name === DEMO_TASK || task.name.startsWith('notifications.');
 }
 
-/** The digest of the request that stored `task`. */
+/**
+ * The digest of the request that stored `task`: a content task and an inline delivery carry it, a
+ * delivery of a notification to several recipients does not.
+ */
 function digestOf(task: Task): string | null {
   if (task.name === DEMO_TASK) return requestDigest({ kind: 'demo' });
-  return (task.payload as Partial<Delivery> | null)?.request ?? null;
+  return (task.payload as Partial<InlineDelivery | StoredContent> | null)?.request ?? null;
 }
 
 function notFound(id: string): ApiError {
