@@ -1,14 +1,12 @@
+import { isInstance } from '../errors/is-instance.js';
 import { PermanentError } from '../errors/permanent.js';
-import { RetryLaterError } from '../errors/retry-later.js';
-import {
-  MAX_MESSAGE_LENGTH,
-  MAX_STACK_LENGTH,
-  type ClaimedTask,
-  type Settlement,
-} from '../store/store.js';
+import { retryLaterDelay } from '../errors/retry-later.js';
+import type { ClaimedTask, Settlement } from '../store/store.js';
+import { toTaskError } from '../store/stored-error.js';
 import { encodeJson } from '../json.js';
-import type { Json, Logger, TaskError } from '../types.js';
+import type { Json, Logger } from '../types.js';
 import type { TaskContext } from './define-task.js';
+import { logWithError } from './log-listener.js';
 import { retryDelay, type Backoff } from './retry-policy.js';
 
 /** One attempt of one task in this process. */
@@ -153,15 +151,21 @@ export function successSettlement(
   try {
     settlement.result = encodeJson(value, 'result');
   } catch (error) {
-    logger.warn(
-      { taskId: task.id, task: task.name, err: error },
+    logWithError(
+      logger,
+      'warn',
+      { taskId: task.id, task: task.name },
+      error,
       'the task succeeded, but what it returned is not JSON and was not stored; return plain data',
     );
   }
   return settlement;
 }
 
-/** What a failed attempt leads to, per the retry policy and the error's class. */
+/**
+ * What a failed attempt leads to, per the retry policy and the error's class. Never throws,
+ * whatever the task threw.
+ */
 export function failureSettlement(
   task: ClaimedTask,
   error: unknown,
@@ -171,10 +175,11 @@ export function failureSettlement(
 ): Settlement {
   const record = toTaskError(error, task.attempts, now);
   const base = { id: task.id, lease: task.lease, at: now, error: record };
-  if (error instanceof RetryLaterError) {
-    return { ...base, state: 'queued', runAt: now + error.delay, refund: true };
+  const delay = retryLaterDelay(error);
+  if (delay !== null) {
+    return { ...base, state: 'queued', runAt: now + delay, refund: true };
   }
-  if (error instanceof PermanentError || task.attempts >= task.maxAttempts) {
+  if (isInstance(error, PermanentError) || task.attempts >= task.maxAttempts) {
     return { ...base, state: 'failed' };
   }
   return { ...base, state: 'queued', runAt: now + retryDelay(task.attempts, backoff, random) };
@@ -188,44 +193,4 @@ export function applySettlement(task: ClaimedTask, settlement: Settlement): void
   if (settlement.result !== undefined) task.result = JSON.parse(settlement.result) as Json;
   if (settlement.state === 'queued') task.runAt = new Date(settlement.runAt ?? settlement.at);
   else task.finishedAt = new Date(settlement.at);
-}
-
-/** Records anything thrown — an Error or not — as a bounded, storable TaskError. */
-export function toTaskError(error: unknown, attempt: number, at: number): TaskError {
-  if (error instanceof Error) {
-    return {
-      attempt,
-      at: new Date(at),
-      name: storable(String(error.name || 'Error'), 200),
-      message: storable(String(error.message), MAX_MESSAGE_LENGTH),
-      stack: typeof error.stack === 'string' ? storable(error.stack, MAX_STACK_LENGTH) : null,
-    };
-  }
-  return {
-    attempt,
-    at: new Date(at),
-    name: 'NonErrorThrown',
-    message: storable(describeThrown(error), MAX_MESSAGE_LENGTH),
-    stack: null,
-  };
-}
-
-/**
- * `text` cut to `max` UTF-16 units, as every store can hold it: a NUL (which PostgreSQL's text
- * and jsonb refuse) and an unpaired surrogate (which jsonb refuses and SQLite mangles, and which
- * a cut can leave of a pair) become U+FFFD. One unstorable error must not fail the write of
- * every outcome settled with it.
- */
-function storable(text: string, max: number): string {
-  return text.slice(0, max).toWellFormed().replaceAll('\0', '\uFFFD');
-}
-
-function describeThrown(value: unknown): string {
-  let text: string;
-  try {
-    text = typeof value === 'string' ? value : (JSON.stringify(value) ?? String(value));
-  } catch {
-    text = Object.prototype.toString.call(value);
-  }
-  return `a non-Error value was thrown: ${text.slice(0, 1000)}`;
 }

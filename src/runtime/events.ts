@@ -65,7 +65,13 @@ export class Events {
   }
 
   private listenerFailed(error: unknown, event: RuntimeEventName): void {
-    if (event === 'runtime:error') this.onListenerError(error, event);
-    else this.emit('runtime:error', { error, during: `a listener of ${event}` });
+    if (event !== 'runtime:error') {
+      return this.emit('runtime:error', { error, during: `a listener of ${event}` });
+    }
+    try {
+      this.onListenerError(error, event);
+    } catch {
+      // The logger failed too: nothing is left to report to, and emit must not throw.
+    }
   }
 }

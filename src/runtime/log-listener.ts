@@ -1,5 +1,27 @@
+import { describeThrown } from '../store/stored-error.js';
 import type { Logger } from '../types.js';
 import type { Events } from './events.js';
+
+type Level = 'debug' | 'info' | 'warn' | 'error';
+
+/**
+ * Logs `fields` with `error` as `err`. A logger reads the error as it writes it (pino reads its
+ * message, stack, causes and keys, and marks it, which a frozen error refuses); when that throws,
+ * the line is written with the error as the task records it, so what failed is still logged.
+ */
+export function logWithError(
+  logger: Logger,
+  level: Level,
+  fields: object,
+  error: unknown,
+  msg: string,
+): void {
+  try {
+    logger[level]({ ...fields, err: error }, msg);
+  } catch {
+    logger[level]({ ...fields, err: describeThrown(error) }, msg);
+  }
+}
 
 /** Logs what an operator must see: every failure once, with the task's name and id. */
 export function attachLogging(events: Events, logger: Logger): void {
@@ -9,12 +31,21 @@ export function attachLogging(events: Events, logger: Logger): void {
       task: task.name,
       attempt: task.attempts,
       maxAttempts: task.maxAttempts,
-      err: error,
     };
-    if (retryAt) logger.warn({ ...fields, retryAt }, 'task attempt failed; it will be retried');
+    if (retryAt)
+      logWithError(
+        logger,
+        'warn',
+        { ...fields, retryAt },
+        error,
+        'task attempt failed; it will be retried',
+      );
     else
-      logger.error(
+      logWithError(
+        logger,
+        'error',
         fields,
+        error,
         'task failed for good; retry it with POST /api/tasks/:id/retry or runtime.retry(id)',
       );
   });
@@ -39,6 +70,6 @@ export function attachLogging(events: Events, logger: Logger): void {
     ),
   );
   events.on('runtime:error', ({ error, during }) =>
-    logger.error({ err: error, during }, `error while ${during}`),
+    logWithError(logger, 'error', { during }, error, `error while ${during}`),
   );
 }

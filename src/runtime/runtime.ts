@@ -1,3 +1,4 @@
+import { isInstance } from '../errors/is-instance.js';
 import { OffloadError } from '../errors/offload-error.js';
 import { PermanentError } from '../errors/permanent.js';
 import { TaskAbortedError, type AbortReason } from '../errors/task-aborted.js';
@@ -33,7 +34,7 @@ import { runInThread } from './thread.js';
 import { isStorableText, isTaskName, type TaskDefinition } from './define-task.js';
 import { newTask } from './new-task.js';
 import { Events, type Listener, type RuntimeEventName } from './events.js';
-import { attachLogging } from './log-listener.js';
+import { attachLogging, logWithError } from './log-listener.js';
 import { Maintenance } from './maintenance.js';
 import type { Backoff } from './retry-policy.js';
 import { resolveOptions, type RuntimeOptions, type Settings } from './options.js';
@@ -160,7 +161,7 @@ export class Runtime {
       this.backoffs.set(name, { ...this.settings.backoff, ...definition.backoff });
     }
     this.events = new Events((error, event) =>
-      this.settings.logger.error({ err: error, event }, 'an event listener failed'),
+      logWithError(this.settings.logger, 'error', { event }, error, 'an event listener failed'),
     );
     attachLogging(this.events, this.settings.logger);
     this.enqueues = new Batcher((tasks) => this.write(tasks));
@@ -604,22 +605,23 @@ export class Runtime {
     const timeout = task.timeout ?? definition.timeout ?? this.settings.timeout;
     attempt.timer = setTimeout(() => this.finish(attempt, new TaskTimeoutError(timeout)), timeout);
     let result: unknown;
+    // Inside the try, too: reading `then` of what `run` returned may throw (a revoked Proxy).
     try {
       result =
         definition.isolate === 'thread'
           ? runInThread(definition.module!, attempt, this.settings.logger)
           : definition.run(task.payload, new Context(attempt, this.settings.logger));
+      if (isThenable(result)) {
+        result.then(
+          (value) => this.finish(attempt, Success.of(value)),
+          (error: unknown) => this.finish(attempt, error),
+        );
+        return;
+      }
     } catch (error) {
       return this.finish(attempt, error);
     }
-    if (isThenable(result)) {
-      result.then(
-        (value) => this.finish(attempt, Success.of(value)),
-        (error: unknown) => this.finish(attempt, error),
-      );
-    } else {
-      this.finish(attempt, Success.of(result));
-    }
+    this.finish(attempt, Success.of(result));
   }
 
   /** Decides an attempt's outcome once; a late result after a timeout or hand-back is ignored. */
@@ -633,21 +635,20 @@ export class Runtime {
       return;
     }
     this.release(attempt);
-    if (outcome instanceof TaskTimeoutError) attempt.abort(outcome);
+    if (isInstance(outcome, TaskTimeoutError)) attempt.abort(outcome);
     const now = this.settings.clock.now();
     const duration = performance.now() - attempt.started;
-    const settlement: Settlement =
-      outcome instanceof Success
-        ? successSettlement(task, outcome, now, this.settings.logger)
-        : failureSettlement(
-            task,
-            outcome,
-            now,
-            this.backoffs.get(task.name)!,
-            this.settings.random(),
-          );
+    const settlement: Settlement = isInstance(outcome, Success)
+      ? successSettlement(task, outcome, now, this.settings.logger)
+      : failureSettlement(
+          task,
+          outcome,
+          now,
+          this.backoffs.get(task.name)!,
+          this.settings.random(),
+        );
     this.settle(settlement, () => {
-      if (outcome instanceof Success) {
+      if (isInstance(outcome, Success)) {
         if (!this.events.has('task:success')) return;
         applySettlement(task, settlement);
         return this.events.emit('task:success', { task, duration });

@@ -5,6 +5,8 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { PermanentError } from '../errors/permanent.js';
+import { retryLaterDelay } from '../errors/retry-later.js';
+import { describeThrown } from '../store/stored-error.js';
 import type { TaskContext, TaskDefinition } from './define-task.js';
 import type { ThreadAttempt, ThreadError, ThreadMessage } from './thread.js';
 
@@ -50,7 +52,7 @@ async function loadDefinition(): Promise<TaskDefinition<unknown>> {
     module = (await import(attempt.module)) as Record<string, unknown>;
   } catch (error) {
     throw new PermanentError(
-      `the module ${attempt.module} of this thread task could not be loaded: ${(error as Error).message}`,
+      `the module ${attempt.module} of this thread task could not be loaded: ${describeThrown(error).message}`,
     );
   }
   for (const value of Object.values(module)) {
@@ -62,16 +64,9 @@ async function loadDefinition(): Promise<TaskDefinition<unknown>> {
   );
 }
 
+/** What the task threw, as plain data that crosses to the runtime's thread; never throws. */
 function describe(error: unknown): ThreadError {
-  if (error instanceof Error) {
-    return {
-      name: error.name,
-      message: error.message,
-      stack: error.stack ?? null,
-      delay: (error as { delay?: unknown }).delay,
-    };
-  }
-  return { name: 'NonError', message: String(error), stack: null, delay: undefined };
+  return { ...describeThrown(error), delay: retryLaterDelay(error) };
 }
 
 /** Log fields as they survive postMessage: errors and the like become plain objects. */

@@ -20,8 +20,8 @@ export interface ThreadError {
   name: string;
   message: string;
   stack: string | null;
-  /** A RetryLaterError's delay. */
-  delay: unknown;
+  /** A RetryLaterError's delay; null for any other error. */
+  delay: number | null;
 }
 
 /** What a task thread posts back. */
@@ -100,7 +100,7 @@ function threadAttempt(module: string, task: ClaimedTask): ThreadAttempt {
 function rebuild(error: ThreadError): Error {
   let rebuilt: Error;
   if (error.name === 'PermanentError') rebuilt = new PermanentError(error.message);
-  else if (error.name === 'RetryLaterError' && typeof error.delay === 'number')
+  else if (error.name === 'RetryLaterError' && error.delay !== null)
     rebuilt = new RetryLaterError(error.delay, error.message);
   else {
     rebuilt = new Error(error.message);
