@@ -17,8 +17,6 @@ import {
   memoryStore,
   PermanentError,
   RetryLaterError,
-  TaskAbortedError,
-  TaskTimeoutError,
   type Logger,
   type Runtime,
   type Task,
@@ -26,6 +24,16 @@ import {
 import { MAX_MESSAGE_LENGTH, MAX_STACK_LENGTH } from '../src/store/store.js';
 import { describeThrown } from '../src/store/stored-error.js';
 import { THROWN_IN_THREAD, throwsInThread } from './fixtures/thrown-in-thread.js';
+import { fromRecipe, recipe } from './fixtures/thrown-recipes.js';
+import {
+  cyclicCauses,
+  everyTrapThrows,
+  frozenCyclicError,
+  impostor,
+  revokedProxy,
+  THROWN_VALUES,
+  throwingGetters,
+} from './fixtures/unreadable.js';
 import { barrier, captureLogger } from './helpers.js';
 
 /** Fuzzed values per property; `THROWN_RUNS=N` sets it. */
@@ -47,142 +55,6 @@ afterEach(async () => {
   await Promise.all(runtimes.splice(0).map((r) => r.stop()));
   assert.equal(unhandled.splice(0).length, 0, 'no unhandled rejection or uncaught exception');
 });
-
-// ---- Values that throw when read -------------------------------------------------------------
-
-function revokedProxy(): object {
-  const { proxy, revoke } = Proxy.revocable({}, {});
-  revoke();
-  return proxy;
-}
-
-/** A Proxy whose every trap (getPrototypeOf, get, has, ownKeys...) throws `thrown()`. */
-function everyTrapThrows(thrown: () => unknown = revokedProxy, target: object = {}): object {
-  const trap = () => {
-    throw thrown();
-  };
-  return new Proxy(target, new Proxy({}, { get: () => trap }));
-}
-
-/** A Proxy that passes for an instance of `type` to instanceof, and throws on every read. */
-function impostor(type: { prototype: object }, thrown: () => unknown = revokedProxy): object {
-  return new Proxy(
-    {},
-    {
-      getPrototypeOf: () => type.prototype,
-      get: () => {
-        throw thrown();
-      },
-      getOwnPropertyDescriptor: () => {
-        throw thrown();
-      },
-      ownKeys: () => {
-        throw thrown();
-      },
-    },
-  );
-}
-
-/** `stack` first: V8 writes a stack's first line from `name` and `message` when it is replaced. */
-const READ_KEYS = ['stack', 'message', 'name', 'cause', 'delay', 'code', 'errors', 'constructor'];
-
-/** `error` with a getter that throws `thrown()` on each key that the runtime or a logger reads. */
-function throwingGetters<E extends Error>(error: E, thrown: () => unknown = revokedProxy): E {
-  for (const key of READ_KEYS) {
-    Object.defineProperty(error, key, {
-      enumerable: true,
-      configurable: true,
-      get() {
-        throw thrown();
-      },
-    });
-  }
-  return error;
-}
-
-/** An object that throws `thrown()` when converted to a string, a number or JSON. */
-function unprintable(thrown: () => unknown = revokedProxy): object {
-  const fail = () => {
-    throw thrown();
-  };
-  return { toString: fail, valueOf: fail, toJSON: fail, [Symbol.toPrimitive]: fail };
-}
-
-function frozenCycle(): object {
-  const cycle: Record<string, unknown> = { message: 'a frozen cycle' };
-  cycle.self = cycle;
-  cycle.list = [cycle, { back: cycle }];
-  return Object.freeze(cycle);
-}
-
-function frozenCyclicError(): Error {
-  const error = new Error('a frozen Error that refers to itself') as Error & { self?: unknown };
-  error.self = error;
-  error.cause = error;
-  return Object.freeze(error);
-}
-
-function cyclicCauses(): Error {
-  const first = new Error('first');
-  const second = new Error('second', { cause: first });
-  first.cause = second;
-  return first;
-}
-
-/** Each kind of value, made fresh for each run. */
-const cases: [string, () => unknown][] = [
-  ['a revoked Proxy', revokedProxy],
-  ['a Proxy whose every trap throws', () => everyTrapThrows()],
-  ['a Proxy whose every trap throws an Error', () => everyTrapThrows(() => new Error('trap'))],
-  ['a Proxy of an Error whose every trap throws', () => everyTrapThrows(revokedProxy, new Error())],
-  ['a Proxy that passes for an Error', () => impostor(Error)],
-  ['a Proxy that passes for a RetryLaterError', () => impostor(RetryLaterError)],
-  ['a Proxy that passes for a TaskTimeoutError', () => impostor(TaskTimeoutError)],
-  ['a Proxy that passes for a TaskAbortedError', () => impostor(TaskAbortedError)],
-  ['an Error whose getters throw', () => throwingGetters(new Error('hidden'))],
-  [
-    'an Error whose getters throw Errors',
-    () => throwingGetters(new Error('hidden'), () => new Error('getter')),
-  ],
-  ['a RetryLaterError whose getters throw', () => throwingGetters(new RetryLaterError(5))],
-  [
-    'a RetryLaterError whose delay is NaN',
-    () => Object.defineProperty(new RetryLaterError(5), 'delay', { value: Number.NaN }),
-  ],
-  ['an object whose toString and toPrimitive throw', () => unprintable()],
-  [
-    'an Error whose message and name are unprintable',
-    () => Object.assign(new Error(), { message: unprintable(), name: unprintable() }),
-  ],
-  [
-    'an Error whose stack is a revoked Proxy',
-    () => Object.assign(new Error(), { stack: revokedProxy() }),
-  ],
-  [
-    'a thenable whose then throws',
-    () => ({
-      then: () => {
-        throw revokedProxy();
-      },
-    }),
-  ],
-  ['Symbol()', () => Symbol()],
-  ['Symbol("with a description")', () => Symbol('with a description')],
-  ['null', () => null],
-  ['undefined', () => undefined],
-  ['a BigInt', () => 10n],
-  ['a function', () => () => 1],
-  ['a frozen object that refers to itself', frozenCycle],
-  ['a frozen Error that refers to itself', frozenCyclicError],
-  ['an Error whose causes form a cycle', cyclicCauses],
-  ['a string of 20 million characters', () => 'x'.repeat(20_000_000)],
-  ['an Error with a message of 20 million characters', () => new Error('y'.repeat(20_000_000))],
-  [
-    'an Error with a 20-million-character name and stack',
-    () => Object.assign(new Error('long'), { name: 'n'.repeat(2e7), stack: 's'.repeat(2e7) }),
-  ],
-  ['a string with NUL and a lone surrogate', () => 'a\0b\uD800c'],
-];
 
 // ---- Running a task that throws through a real runtime ---------------------------------------
 
@@ -268,7 +140,7 @@ function assertRecorded({ task, other, runtimeErrors }: Outcome, state: Task['st
 }
 
 describe('a task that throws or rejects with any value', () => {
-  for (const [name, make] of cases) {
+  for (const [name, make] of THROWN_VALUES) {
     for (const how of ['throw', 'reject'] as const) {
       const verb = how === 'throw' ? 'throws' : 'rejects with';
       it(`fails with a recorded error when it ${verb} ${name}`, async () => {
@@ -394,113 +266,11 @@ describe("a task with isolate: 'thread'", () => {
   });
 });
 
-// ---- Fuzzed values ---------------------------------------------------------------------------
-
-/** How to make a hostile value: plain data, so that fast-check can print a counterexample. */
-type Recipe =
-  | { base: 'value'; value: unknown }
-  | { base: 'revoked' | 'every-trap' | 'symbol' | 'huge' | 'frozen-cycle' | 'cyclic-causes' }
-  | { wrap: Wrap; inner: Recipe };
-
-const WRAPS = [
-  'message',
-  'name',
-  'stack',
-  'cause',
-  'getters-throw',
-  'traps-throw',
-  'passes-for-error',
-  'passes-for-retry-later',
-  'unprintable',
-  'retry-later-delay',
-  'permanent-cause',
-  'frozen-holder',
-] as const;
-type Wrap = (typeof WRAPS)[number];
-
-const baseRecipe: fc.Arbitrary<Recipe> = fc.oneof(
-  fc
-    .anything({
-      withBigInt: true,
-      withBoxedValues: true,
-      withDate: true,
-      withMap: true,
-      withSet: true,
-      withNullPrototype: true,
-      withObjectString: true,
-      withTypedArray: true,
-      withSparseArray: true,
-      stringUnit: 'binary',
-    })
-    .map((value): Recipe => ({ base: 'value', value })),
-  fc.string({ unit: 'binary' }).map((value): Recipe => ({ base: 'value', value })),
-  fc
-    .constantFrom('revoked', 'every-trap', 'symbol', 'huge', 'frozen-cycle', 'cyclic-causes')
-    .map((base) => ({ base }) as Recipe),
-);
-
-const recipe: fc.Arbitrary<Recipe> = fc
-  .tuple(baseRecipe, fc.array(fc.constantFrom(...WRAPS), { maxLength: 3 }))
-  .map(([base, wraps]) => wraps.reduce<Recipe>((inner, wrap) => ({ wrap, inner }), base));
-
-/** The value `recipe` describes, made fresh. */
-function make(r: Recipe): unknown {
-  if ('wrap' in r) return wrap(r.wrap, () => make(r.inner));
-  switch (r.base) {
-    case 'value':
-      return r.value;
-    case 'revoked':
-      return revokedProxy();
-    case 'every-trap':
-      return everyTrapThrows();
-    case 'symbol':
-      return Symbol('fuzzed');
-    case 'huge':
-      return 'h'.repeat(5_000_000);
-    case 'frozen-cycle':
-      return frozenCycle();
-    case 'cyclic-causes':
-      return cyclicCauses();
-  }
-}
-
-function wrap(how: Wrap, inner: () => unknown): unknown {
-  switch (how) {
-    case 'message':
-    case 'name':
-    case 'stack':
-    case 'cause':
-      return Object.defineProperty(new Error('wrapped'), how, { value: inner(), enumerable: true });
-    case 'getters-throw':
-      return throwingGetters(new Error('hidden'), inner);
-    case 'traps-throw':
-      return everyTrapThrows(inner);
-    case 'passes-for-error':
-      return impostor(Error, inner);
-    case 'passes-for-retry-later':
-      return impostor(RetryLaterError, inner);
-    case 'unprintable':
-      return unprintable(inner);
-    case 'retry-later-delay':
-      return Object.defineProperty(new RetryLaterError(1), 'delay', { value: inner() });
-    case 'permanent-cause':
-      return new PermanentError('permanent', { cause: inner() });
-    case 'frozen-holder':
-      return frozenHolder(inner());
-  }
-}
-
-function frozenHolder(value: unknown): object {
-  const holder: Record<string, unknown> = { value, message: value };
-  holder.self = holder;
-  return Object.freeze(holder);
-}
-
 describe('fuzzed thrown values', () => {
   it('are described as bounded, storable text, and describing them never throws', () => {
     fc.assert(
       fc.property(recipe, (r) => {
-        const { name, message, stack } = describeThrown(make(r));
+        const { name, message, stack } = describeThrown(fromRecipe(r));
         for (const text of [name, message, stack ?? '']) {
           assert.equal(typeof text, 'string');
           assert.ok(text.isWellFormed() && !text.includes('\0'), 'storable in every store');
@@ -515,7 +285,7 @@ describe('fuzzed thrown values', () => {
   it('fail the attempt with a recorded error through a real runtime, sync or async', async () => {
     await fc.assert(
       fc.asyncProperty(recipe, fc.constantFrom<How>('throw', 'reject'), async (r, how) => {
-        const outcome = await runThrowing(() => make(r), how);
+        const outcome = await runThrowing(() => fromRecipe(r), how);
         await Promise.all(runtimes.splice(0).map((runtime) => runtime.stop()));
         assert.equal(unhandled.length, 0, 'no unhandled rejection');
         const { state, errors } = outcome.task;
