@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { sqliteStore } from '../src/index.js';
 import {
+  DEMO_START,
+  finishedTasks,
   listeningUrl,
   spawnCli,
   tempDir,
@@ -280,6 +282,49 @@ describe('store faults on SQLite, through the service', () => {
       child.process.kill('SIGKILL');
       await child.exited().catch(() => undefined);
       run('umount', ['-l', disk]);
+    }
+  });
+
+  it('SIGTERM with the disk full: exits 0, says which tasks it could not hand back, and they run after a restart', async (t) => {
+    if (cannotMount) return t.skip(cannotMount);
+    const path = join(mountPoint, 'sigterm', 'offload.db');
+    const env = {
+      HOST: '127.0.0.1',
+      PORT: '0',
+      DATABASE_URL: `sqlite:${path}`,
+      NOTIFY_DEMO_DELAY_MS: '60000',
+      SHUTDOWN_GRACE: '0',
+      LOG_LEVEL: 'info',
+    };
+    const filler = join(mountPoint, 'filler');
+    const first = spawnCli(['serve'], env);
+    const accepted: string[] = [];
+    try {
+      const url = await listeningUrl(first.logs);
+      for (let i = 0; i < 3; i++) accepted.push((await notify(url)).body.id!);
+      await first.logs.waitForCount((line) => line.msg === DEMO_START, 3);
+      fill(filler);
+      first.process.kill('SIGTERM');
+      assert.equal(await first.exited(15_000), 0, first.logs.tail());
+      const report = await first.logs.waitFor((line) => line.msg.startsWith('could not hand back'));
+      assert.equal(report.level, 40, 'a warning');
+      assert.deepEqual([...(report.taskIds as string[])].sort(), [...accepted].sort());
+    } finally {
+      first.process.kill('SIGKILL');
+      rmSync(filler, { force: true });
+    }
+    const second = spawnCli(['serve'], { ...env, NOTIFY_DEMO_DELAY_MS: '0' });
+    try {
+      const url = await listeningUrl(second.logs);
+      const tasks = await finishedTasks(url, accepted);
+      assert.deepEqual(
+        tasks.map(({ state }) => state),
+        accepted.map(() => 'succeeded'),
+        'rescued and run after the restart',
+      );
+    } finally {
+      second.process.kill('SIGKILL');
+      await second.exited().catch(() => undefined);
     }
   });
 

@@ -729,13 +729,31 @@ export class Runtime {
     );
   }
 
+  /**
+   * On stop: stores the outcomes that failed to store before, once more. If the store still
+   * cannot take them (a full disk, say), nothing is lost: their tasks stay `running` under this
+   * worker and run again once rescued. That is reported, with their ids, and does not fail the
+   * stop: the process can still exit cleanly.
+   */
   private async settleRemaining(): Promise<void> {
     await this.settlements.flushed();
     if (this.unsettled.size === 0) return;
-    const results = await this.store.settle([...this.unsettled.values()]);
+    const outcomes = [...this.unsettled.values()];
+    try {
+      await this.store.settle(outcomes);
+    } catch (error) {
+      logWithError(
+        this.settings.logger,
+        'warn',
+        { count: outcomes.length, taskIds: outcomes.map(({ id }) => id) },
+        error,
+        `could not hand back or store the outcome of ${outcomes.length} tasks before stopping: the store did not take them. They stay running under worker ${this.settings.owner} and run again once rescued, when a process next starts on this store or their leases expire`,
+      );
+      return;
+    }
     this.unsettled.clear();
     this.settings.logger.info(
-      { count: results.length },
+      { count: outcomes.length },
       'stored task results that had failed to store before',
     );
   }
