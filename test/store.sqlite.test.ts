@@ -158,6 +158,35 @@ describe('sqlite store', () => {
     assert.equal(next!.task.id, '6', 'ids go on above the copied rows');
   });
 
+  it('migrates a database of schema version 3, counting its tasks from the indexes alone', async () => {
+    const path = join(dir, 'v3.db');
+    const raw = new Database(path);
+    raw.exec(MIGRATIONS.slice(0, 3).join(''));
+    raw.pragma('user_version = 3');
+    raw.exec(`INSERT INTO offload_tasks (id, name, payload, state, max_attempts, run_at, created_at, finished_at, lease_owner, lease_expires_at)
+              VALUES (1, 'a', '{}', 'queued', 3, 10, 0, NULL, NULL, NULL),
+                     (2, 'a', '{}', 'succeeded', 3, 0, 0, 5, NULL, NULL),
+                     (3, 'b', '{}', 'queued', 3, 20, 0, NULL, NULL, NULL),
+                     (4, 'a', '{}', 'queued', 3, 30, 0, NULL, NULL, NULL),
+                     (5, 'b', '{}', 'running', 3, 0, 0, NULL, 'w', 99),
+                     (6, 'b', '{}', 'canceled', 3, 0, 0, 7, NULL, NULL)`);
+    raw.close();
+    const store = await openStore(path);
+    assert.equal(store.readPragma('user_version'), SCHEMA_VERSION);
+    const stats = await store.stats(25);
+    assert.deepEqual(
+      stats.counts.sort((x, y) => `${x.name}/${x.state}`.localeCompare(`${y.name}/${y.state}`)),
+      [
+        { name: 'a', state: 'queued', count: 2 },
+        { name: 'a', state: 'succeeded', count: 1 },
+        { name: 'b', state: 'canceled', count: 1 },
+        { name: 'b', state: 'queued', count: 1 },
+        { name: 'b', state: 'running', count: 1 },
+      ],
+    );
+    assert.equal(stats.oldestDue, 10);
+  });
+
   it('refuses a database written by a newer schema version, naming the file', async () => {
     const path = join(dir, 'newer.db');
     const raw = new Database(path);
@@ -379,7 +408,7 @@ describe('sqlite store', () => {
     }
   });
 
-  it('uses an index for every query but stats, and sorts only to list queued or running tasks (EXPLAIN QUERY PLAN)', () => {
+  it('uses an index for every query, and sorts only to list queued or running tasks (EXPLAIN QUERY PLAN)', () => {
     const path = join(dir, 'plan.db');
     const db = new Database(path);
     migrate(db, path);
@@ -420,6 +449,7 @@ describe('sqlite store', () => {
       ['maxId', statements.maxId.source, []],
       ['prune', statements.prune.source, [1, 1]],
       ['raiseIdFloor', statements.raiseIdFloor.source, [{ top: 1 }]],
+      ['counts', statements.counts.source, []],
     ];
     // Listing the queued or the running tasks newest first sorts that set (admin queries; an
     // index on (state, id) would cost every enqueue a page). Nothing else may sort.
@@ -444,6 +474,15 @@ describe('sqlite store', () => {
     assert.match(plans.get('listByKey')!, /offload_tasks_key \(key>\? AND key<\?\)/);
     assert.match(plans.get('prune')!, /COVERING INDEX offload_tasks_done \(state=\?\)/);
     assert.match(plans.get('expired')!, /offload_tasks_running \(lease_expires_at<\?\)/);
+    // Counted from the index alone, in its order: the rows, and their payloads, are never read.
+    const counts = plans.get('counts')!;
+    for (const index of ['offload_tasks_claim', 'offload_tasks_running', 'offload_tasks_done']) {
+      assert.match(
+        counts,
+        new RegExp(`(SCAN|SEARCH) offload_tasks USING COVERING INDEX ${index}\\b`),
+      );
+    }
+    assert.doesNotMatch(counts, /SCAN offload_tasks(?! USING COVERING INDEX)/, counts);
     db.close();
   });
 
@@ -468,9 +507,10 @@ describe('sqlite store', () => {
       'job',
       10,
     ]);
+    // The tasks to take are chosen from the index alone (it holds their names too).
     assert.match(
       claimPlan,
-      /SEARCH offload_tasks USING INDEX offload_tasks_claim \(priority=\? AND run_at<\?\)/,
+      /SEARCH offload_tasks USING COVERING INDEX offload_tasks_claim \(priority=\? AND run_at<\?\)/,
     );
     const prioritiesPlan = planOf(raw, statements.duePriorities.source, [T0]);
     assert.match(prioritiesPlan, /COVERING INDEX offload_tasks_claim \(priority<\?\)/);

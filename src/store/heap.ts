@@ -8,6 +8,11 @@ export class Heap<T> {
     return this.items.length;
   }
 
+  /** Every item, in no particular order. */
+  [Symbol.iterator](): IterableIterator<T> {
+    return this.items.values();
+  }
+
   peek(): T | undefined {
     return this.items[0];
   }

@@ -74,6 +74,8 @@ export class MemoryStore implements Store {
   private readonly due = new Heap<Entry>(byPriority);
   /** Queued tasks waiting for their `runAt`. */
   private readonly waiting = new Heap<Entry>(byRunAt);
+  /** Tasks per state and name, kept as tasks change: stats reads no row. */
+  private readonly counts = new StateCounts();
   private nextId = 1;
   private closed = false;
 
@@ -114,6 +116,7 @@ export class MemoryStore implements Store {
         version: 0,
       };
       this.rows.set(row.id, row);
+      this.counts.add(row.name, row.state, 1);
       if (row.key !== null) this.keys.set(row.key, row);
       this.schedule(row);
       return { task: toTask(row), created: true };
@@ -122,10 +125,7 @@ export class MemoryStore implements Store {
 
   async claim({ owner, names, limit, now, leaseExpiresAt }: ClaimRequest): Promise<ClaimedTask[]> {
     this.assertOpen();
-    for (let top = this.waiting.peek(); top && top.row.runAt <= now; top = this.waiting.peek()) {
-      this.waiting.pop();
-      if (isCurrent(top)) this.due.push(top);
-    }
+    this.promote(now);
     const wanted = new Set(names);
     const skipped: Entry[] = [];
     const claimed: ClaimedTask[] = [];
@@ -139,7 +139,7 @@ export class MemoryStore implements Store {
         continue;
       }
       const row = entry.row;
-      row.state = 'running';
+      this.setState(row, 'running');
       this.runningRows.add(row);
       row.attempts += 1;
       row.startedAt = now;
@@ -163,7 +163,7 @@ export class MemoryStore implements Store {
       if (s.state === 'succeeded') row.result = s.result ?? null;
       row.owner = null;
       row.leaseExpiresAt = null;
-      row.state = s.state;
+      this.setState(row, s.state);
       this.runningRows.delete(row);
       if (s.state === 'queued') {
         row.runAt = s.runAt ?? s.at;
@@ -198,10 +198,10 @@ export class MemoryStore implements Store {
       row.owner = null;
       row.leaseExpiresAt = null;
       if (row.attempts >= row.maxAttempts) {
-        row.state = 'failed';
+        this.setState(row, 'failed');
         row.finishedAt = now;
       } else {
-        row.state = 'queued';
+        this.setState(row, 'queued');
         row.runAt = now;
         this.schedule(row);
       }
@@ -251,7 +251,7 @@ export class MemoryStore implements Store {
     const row = this.rows.get(parseRowId(id) ?? -1);
     if (!row) return null;
     if (isFinished(row.state)) return { task: toTask(row), changed: false };
-    row.state = 'canceled';
+    this.setState(row, 'canceled');
     this.runningRows.delete(row);
     row.finishedAt = now;
     row.owner = null;
@@ -265,7 +265,7 @@ export class MemoryStore implements Store {
     if (!row) return null;
     if (row.state !== 'failed' && row.state !== 'canceled')
       return { task: toTask(row), changed: false };
-    row.state = 'queued';
+    this.setState(row, 'queued');
     row.runAt = now;
     row.finishedAt = null;
     row.maxAttempts = Math.max(row.maxAttempts, row.attempts + 1);
@@ -280,30 +280,40 @@ export class MemoryStore implements Store {
       if (pruned === limit) break;
       if (!isFinished(row.state) || row.finishedAt === null || row.finishedAt >= before) continue;
       this.rows.delete(row.id);
+      this.counts.add(row.name, row.state, -1);
       if (row.key !== null) this.keys.delete(row.key);
       pruned += 1;
     }
     return pruned;
   }
 
+  /** Reads the counts kept as tasks change, and the due queued tasks only. */
   async stats(now: number): Promise<StoreStats> {
     this.assertOpen();
-    const counts = new Map<string, { name: string; state: TaskState; count: number }>();
+    this.promote(now);
     let oldestDue: number | null = null;
-    for (const row of this.rows.values()) {
-      const group = `${row.state}\0${row.name}`;
-      const entry = counts.get(group);
-      if (entry) entry.count += 1;
-      else counts.set(group, { name: row.name, state: row.state, count: 1 });
-      if (
-        row.state === 'queued' &&
-        row.runAt <= now &&
-        (oldestDue === null || row.runAt < oldestDue)
-      ) {
-        oldestDue = row.runAt;
+    for (const entry of this.due) {
+      const { runAt } = entry.row;
+      // A clock that stepped back since an earlier claim moved an entry to `due`: not yet due.
+      if (isCurrent(entry) && runAt <= now && (oldestDue === null || runAt < oldestDue)) {
+        oldestDue = runAt;
       }
     }
-    return { counts: [...counts.values()], oldestDue };
+    return { counts: this.counts.list(), oldestDue };
+  }
+
+  /** Moves the queued tasks whose `runAt` has come from `waiting` to `due`. */
+  private promote(now: number): void {
+    for (let top = this.waiting.peek(); top && top.row.runAt <= now; top = this.waiting.peek()) {
+      this.waiting.pop();
+      if (isCurrent(top)) this.due.push(top);
+    }
+  }
+
+  private setState(row: Row, state: TaskState): void {
+    this.counts.add(row.name, row.state, -1);
+    this.counts.add(row.name, state, 1);
+    row.state = state;
   }
 
   private schedule(row: Row): void {
@@ -313,6 +323,27 @@ export class MemoryStore implements Store {
 
   private assertOpen(): void {
     if (this.closed) throw new Error('the memory store is closed');
+  }
+}
+
+/** How many tasks there are per state and name; a group that empties is dropped. */
+class StateCounts {
+  private readonly byState = new Map<TaskState, Map<string, number>>();
+
+  add(name: string, state: TaskState, change: 1 | -1): void {
+    let names = this.byState.get(state);
+    if (!names) this.byState.set(state, (names = new Map()));
+    const count = (names.get(name) ?? 0) + change;
+    if (count === 0) names.delete(name);
+    else names.set(name, count);
+  }
+
+  list(): StoreStats['counts'] {
+    const counts: StoreStats['counts'] = [];
+    for (const [state, names] of this.byState) {
+      for (const [name, count] of names) counts.push({ name, state, count });
+    }
+    return counts;
   }
 }
 
