@@ -171,4 +171,26 @@ describe('metrics', () => {
       await runtime.stop();
     }
   });
+
+  it('reads the store counts once a scrape, for every gauge of it', async () => {
+    const store = memoryStore();
+    await store.open();
+    let reads = 0;
+    const stats = store.stats.bind(store);
+    store.stats = (now) => {
+      reads += 1;
+      return stats(now);
+    };
+    const runtime = createRuntime({ store, tasks: [], logger: captureLogger() });
+    const metrics = new ServiceMetrics({ runtime, store, statsTtl: 0, processMetrics: false });
+    try {
+      for (let i = 1; i <= 2; i++) {
+        const { body } = await metrics.render();
+        assert.match(body, /^offload_store_up 1$/m);
+        assert.equal(reads, i);
+      }
+    } finally {
+      metrics.close();
+    }
+  });
 });

@@ -7,7 +7,10 @@ type StoreStats = Awaited<ReturnType<Store['stats']>>;
 export interface MetricsOptions {
   runtime: Runtime;
   store: Store;
-  /** How long the store's counts are reused, in ms: counting is a full scan. Default 5 s. */
+  /**
+   * How long the store's counts are reused, in ms: counting reads an index entry per stored task.
+   * Default 5 s.
+   */
   statsTtl?: number;
   /** Also export Node's process metrics (CPU, memory, event loop lag). Default true. */
   processMetrics?: boolean;
@@ -24,7 +27,7 @@ export class ServiceMetrics {
   readonly registry = new Registry();
   private readonly unsubscribe: (() => void)[] = [];
   private readonly statsTtl: number;
-  private cached: { at: number; stats: Promise<StoreStats | null> } | null = null;
+  private cached: { at: number; stats: Promise<StoreStats | null>; read: boolean } | null = null;
   private readonly calls: Counter<'channel' | 'provider' | 'outcome'>;
   private readonly callDurations: Histogram<'channel' | 'outcome'>;
 
@@ -136,18 +139,29 @@ export class ServiceMetrics {
     for (const off of this.unsubscribe.splice(0)) off();
   }
 
-  /** The store's counts, shared by the gauges of one scrape and reused for `statsTtl`. */
+  /**
+   * The store's counts, shared by the gauges of one scrape (whatever `statsTtl`: they ask while
+   * the read is under way) and reused for `statsTtl`.
+   */
   private stats(): Promise<StoreStats | null> {
     const now = Date.now();
-    if (!this.cached || now - this.cached.at >= this.statsTtl) {
-      const stats = this.options.store.stats(now).catch((error: unknown) => {
-        this.options.logger?.warn(
-          { err: error },
-          'metrics: could not read the task counts from the store',
-        );
-        return null;
-      });
-      this.cached = { at: now, stats };
+    if (!this.cached || (this.cached.read && now - this.cached.at >= this.statsTtl)) {
+      const cached = { at: now, stats: Promise.resolve<StoreStats | null>(null), read: false };
+      cached.stats = this.options.store.stats(now).then(
+        (stats) => {
+          cached.read = true;
+          return stats;
+        },
+        (error: unknown) => {
+          cached.read = true;
+          this.options.logger?.warn(
+            { err: error },
+            'metrics: could not read the task counts from the store',
+          );
+          return null;
+        },
+      );
+      this.cached = cached;
     }
     return this.cached.stats;
   }
