@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { offload } from '../fastify/index.js';
-import { SECOND, type Runtime, type Store } from '../index.js';
+import { SECOND, type Clock, type Runtime, type Store } from '../index.js';
 import type { Notifications } from '../notifications/index.js';
 import { requireBearer } from './auth.js';
 import { acceptJsonOnly } from './body.js';
@@ -38,6 +38,8 @@ export interface AppOptions {
    * slower one gets a 408 and its connection is closed, so slow clients cannot hold sockets open.
    */
   requestTimeout?: number;
+  /** Where the time is read (for how often repeated store faults are logged); default the system's. */
+  clock?: Clock;
 }
 
 export const DEFAULT_REQUEST_TIMEOUT = 30 * SECOND;
@@ -75,6 +77,7 @@ export async function buildApp({
   notifications,
   runner = true,
   requestTimeout = DEFAULT_REQUEST_TIMEOUT,
+  clock,
 }: AppOptions): Promise<FastifyInstance> {
   const genReqId = requestIds();
   const app = Fastify({
@@ -103,7 +106,7 @@ export async function buildApp({
     childLoggerFactory: requestLogger,
     genReqId,
   });
-  installErrorHandling(app);
+  const faults = installErrorHandling(app, clock ? { clock } : {});
   acceptJsonOnly(app);
   // An `Expect` other than 100-continue gets the envelope too (Node's 'checkContinue' default
   // still answers 100-continue).
@@ -117,9 +120,10 @@ export async function buildApp({
     }
     done();
   });
-  // One line per request: every request at debug, failed ones at info (5xx are logged as errors).
+  // One line per request: every request at debug, failed ones at info (5xx are logged as errors),
+  // but for the 503s of a store fault that were counted instead of logged (see StoreFaultLog).
   app.addHook('onResponse', (request, reply, done) => {
-    const level = reply.statusCode >= 400 ? 'info' : 'debug';
+    const level = reply.statusCode >= 400 && !faults.wasCounted(request) ? 'info' : 'debug';
     request.log[level](
       {
         method: request.method,

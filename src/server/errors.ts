@@ -9,6 +9,7 @@ import type {
 } from 'fastify';
 import { OffloadError } from '../index.js';
 import { storeFaultHint } from '../store/faults.js';
+import { StoreFaultLog, type StoreFaultLogOptions } from './store-fault-log.js';
 
 /**
  * Every error code the HTTP API answers with, and its status. Clients and tests rely on the
@@ -155,15 +156,24 @@ export function errorBody(error: ApiError): ErrorBody {
   return { ok: false, error: { code: error.code, message: error.message } };
 }
 
-/** Answers `error` with its catalogue entry. */
-function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+/**
+ * Answers `error` with its catalogue entry. A 503 of a store that cannot serve is logged through
+ * `faults`, which counts repeated ones instead of logging each.
+ */
+function sendError(
+  error: unknown,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  faults?: StoreFaultLog,
+): FastifyReply {
   let apiError = toApiError(error);
   // A body of a type other than JSON is refused before it is read; when it is compressed too,
   // say so, as the JSON parser does (see body.ts): the client would meet that next.
   if (apiError.code === 'UNSUPPORTED_MEDIA_TYPE')
     apiError = compressedBodyError(request.headers['content-encoding']) ?? apiError;
   // Client errors show in the "request completed" line; server-side ones need their cause.
-  if (apiError.statusCode >= 500)
+  const storeFault = apiError.code === 'STORE_UNAVAILABLE' && faults?.answered(request, error);
+  if (apiError.statusCode >= 500 && !storeFault)
     request.log.error({ err: error }, `answered ${apiError.statusCode} ${apiError.code}`);
   if (apiError.code === 'UNAUTHORIZED') reply.header('www-authenticate', 'Bearer');
   if (apiError.statusCode === 503) reply.header('retry-after', '5');
@@ -289,9 +299,20 @@ export function refuseExpectation(
   };
 }
 
-/** Makes every error answer, and every unknown route, one envelope from the catalogue. */
-export function installErrorHandling(app: FastifyInstance): void {
-  app.setErrorHandler(sendError);
+/**
+ * Makes every error answer, and every unknown route, one envelope from the catalogue. Returns the
+ * log of the store's faults, which closes with `app`.
+ */
+export function installErrorHandling(
+  app: FastifyInstance,
+  options: StoreFaultLogOptions = {},
+): StoreFaultLog {
+  const faults = new StoreFaultLog(app.log, options);
+  app.setErrorHandler((error, request, reply) => sendError(error, request, reply, faults));
+  app.addHook('onClose', (_instance, done) => {
+    faults.close();
+    done();
+  });
   app.setNotFoundHandler((request, reply) => {
     const error = new ApiError(
       'NOT_FOUND',
@@ -299,4 +320,5 @@ export function installErrorHandling(app: FastifyInstance): void {
     );
     return reply.code(404).send(errorBody(error));
   });
+  return faults;
 }

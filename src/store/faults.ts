@@ -76,3 +76,28 @@ export function storeFaultHint(error: unknown): string | null {
   }
   return null;
 }
+
+/** A store that cannot serve now: its driver's code and what to check. */
+export interface StoreFault {
+  code: string;
+  hint: string;
+  /** The driver's message. */
+  message: string;
+}
+
+/**
+ * The first error along `error` and its causes (an error the service wraps the driver's in) that
+ * is a store that cannot serve now; null when none is.
+ */
+export function findStoreFault(error: unknown): StoreFault | null {
+  let current = error;
+  for (let depth = 0; depth < 8 && current !== null && typeof current === 'object'; depth++) {
+    const hint = storeFaultHint(current);
+    if (hint !== null) {
+      const { code, message } = current as { code: string; message?: unknown };
+      return { code, hint, message: typeof message === 'string' ? message : String(current) };
+    }
+    current = (current as { cause?: unknown }).cause;
+  }
+  return null;
+}
