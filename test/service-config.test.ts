@@ -25,6 +25,7 @@ describe('configuration', () => {
       concurrency: undefined,
       notifyDemoDelay: 2000,
       apiKey: undefined,
+      metricsPublic: false,
       logLevel: 'info',
       channels: {
         allowPrivateHosts: [],
@@ -51,6 +52,7 @@ describe('configuration', () => {
       LOG_LEVEL: '',
       DATABASE_SCHEMA: 'tenant_2',
       DATABASE_POOL_SIZE: '25',
+      METRICS_PUBLIC: 'true',
     });
     assert.deepEqual(
       [
@@ -65,6 +67,7 @@ describe('configuration', () => {
         config.logLevel,
         config.databaseSchema,
         config.databasePoolSize,
+        config.metricsPublic,
       ],
       [
         9000,
@@ -78,6 +81,7 @@ describe('configuration', () => {
         'info',
         'tenant_2',
         25,
+        true,
       ],
     );
   });
@@ -94,6 +98,7 @@ describe('configuration', () => {
     ['OFFLOAD_API_KEY', ''],
     ['OFFLOAD_API_KEY', 'has a space in it somewhere'],
     ['LOG_LEVEL', 'verbose'],
+    ['METRICS_PUBLIC', 'yes'],
     ['DATABASE_SCHEMA', 'Public; DROP'],
     ['DATABASE_SCHEMA', '1abc'],
     ['DATABASE_POOL_SIZE', '0'],

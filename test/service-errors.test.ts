@@ -282,9 +282,51 @@ describe('auth', () => {
     assert.ok(!JSON.stringify(s.logs.lines).includes('secret-key'));
   });
 
-  it('leaves health, readiness and metrics open', async () => {
-    for (const url of ['/healthz', '/readyz', '/metrics']) {
+  it('refuses any /api/* request without the key, whether or not a route answers it', async () => {
+    for (const [method, url] of [
+      ['GET', '/api/nothing-here'],
+      ['GET', '/api'],
+      ['POST', '/api/tasks/1/nothing'],
+      ['GET', '/api/%6eothing?x=1'],
+      ['GET', '/%61pi/tasks'],
+      ['HEAD', '/api/nothing-here'],
+      ['DELETE', '/api/notifications/notify'],
+    ] as const) {
+      const response = await s.app.inject({ method, url });
+      assert.equal(response.statusCode, 401, `${method} ${url}: ${response.body}`);
+      if (method !== 'HEAD') assert.equal(response.json<ErrorBody>().error.code, 'UNAUTHORIZED');
+    }
+    const authorization = `Bearer ${key}`;
+    const unknown = await s.app.inject({ url: '/api/nothing-here', headers: { authorization } });
+    assert.equal(unknown.json<ErrorBody>().error.code, 'NOT_FOUND');
+    assert.equal((await s.app.inject('/nothing-here')).statusCode, 404, 'outside /api');
+  });
+
+  it('refuses /metrics without the key, and leaves health and readiness open', async () => {
+    for (const url of ['/healthz', '/readyz']) {
       assert.equal((await s.app.inject(url)).statusCode, 200, url);
+    }
+    for (const url of ['/metrics', '/metrics/']) {
+      const refused = await s.app.inject(url);
+      assert.equal(refused.statusCode, 401, url);
+      assert.equal(refused.json<ErrorBody>().error.code, 'UNAUTHORIZED');
+      assert.doesNotMatch(refused.body, /offload_tasks/);
+    }
+    const metrics = await s.app.inject({
+      url: '/metrics',
+      headers: { authorization: `Bearer ${key}` },
+    });
+    assert.equal(metrics.statusCode, 200);
+    assert.match(metrics.body, /^offload_store_up 1$/m);
+  });
+
+  it('leaves /metrics open with METRICS_PUBLIC, and /api/* closed', async () => {
+    const open = await testService({ apiKey: key, metricsPublic: true });
+    try {
+      assert.equal((await open.app.inject('/metrics')).statusCode, 200);
+      assert.equal((await open.app.inject({ method: 'POST', url: NOTIFY })).statusCode, 401);
+    } finally {
+      await open.close();
     }
   });
 
@@ -292,6 +334,7 @@ describe('auth', () => {
     const open = await testService();
     try {
       assert.equal((await open.app.inject({ method: 'POST', url: NOTIFY })).statusCode, 200);
+      assert.equal((await open.app.inject('/metrics')).statusCode, 200);
     } finally {
       await open.close();
     }

@@ -27,8 +27,10 @@ export interface AppOptions {
   metrics: ServiceMetrics;
   /** A pino logger. */
   logger: FastifyBaseLogger;
-  /** When set, `/api/*` needs `Authorization: Bearer <apiKey>`. */
+  /** When set, `/api/*` and `/metrics` need `Authorization: Bearer <apiKey>`. */
   apiKey: string | undefined;
+  /** Leave `/metrics` open even with `apiKey` (`METRICS_PUBLIC=true`). Default false. */
+  metricsPublic?: boolean;
   /** The channels, their tasks (given to the runtime) and the rules requests are checked against. */
   notifications: Notifications;
   /** Run tasks in this process too (default), or only store them (`offload serve --no-runner`). */
@@ -74,6 +76,7 @@ export async function buildApp({
   metrics,
   logger,
   apiKey,
+  metricsPublic = false,
   notifications,
   runner = true,
   requestTimeout = DEFAULT_REQUEST_TIMEOUT,
@@ -120,6 +123,8 @@ export async function buildApp({
     }
     done();
   });
+  // After the Host check: a malformed request is a 400 whatever its key.
+  if (apiKey !== undefined) requireBearer(app, apiKey, { metricsPublic });
   // One line per request: every request at debug, failed ones at info (5xx are logged as errors),
   // but for the 503s of a store fault that were counted instead of logged (see StoreFaultLog).
   app.addHook('onResponse', (request, reply, done) => {
@@ -141,7 +146,6 @@ export async function buildApp({
   await app.register(healthRoutes, { store, metrics });
   await app.register(
     async (api) => {
-      if (apiKey !== undefined) requireBearer(api, apiKey);
       await api.register(notificationRoutes, { notifications });
       await api.register(taskRoutes);
     },

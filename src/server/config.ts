@@ -30,8 +30,10 @@ export interface ServiceConfig {
   concurrency: number | undefined;
   /** `NOTIFY_DEMO_DELAY_MS` (default 2000): how long the demo notification works, in ms. */
   notifyDemoDelay: number;
-  /** `OFFLOAD_API_KEY`: when set, `/api/*` needs `Authorization: Bearer <key>`. */
+  /** `OFFLOAD_API_KEY`: when set, `/api/*` and `/metrics` need `Authorization: Bearer <key>`. */
   apiKey: string | undefined;
+  /** `METRICS_PUBLIC` (`true` or `false`, default false): leave `/metrics` open with an API key. */
+  metricsPublic: boolean;
   /** `LOG_LEVEL`, default info. */
   logLevel: LogLevel;
   /** The delivery channels: `WEBHOOK_SECRET`, `SMTP_URL`, `VAPID_*` and friends (see settings.ts). */
@@ -107,9 +109,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServiceConfig 
       MAX_MS,
     ),
     apiKey,
+    metricsPublic: booleanVariable('METRICS_PUBLIC', read('METRICS_PUBLIC') ?? 'false'),
     logLevel: level as LogLevel,
     channels: readChannelSettings(read),
   };
+}
+
+function booleanVariable(name: string, text: string): boolean {
+  if (text !== 'true' && text !== 'false') {
+    throw new InvalidOptionError(name, `must be true or false, got ${JSON.stringify(text)}`);
+  }
+  return text === 'true';
 }
 
 function schemaName(text: string): string {

@@ -99,6 +99,7 @@ export async function createService(
     metrics,
     logger,
     apiKey: config.apiKey,
+    metricsPublic: config.metricsPublic,
     notifications,
     runner: options.runner ?? true,
     ...(options.requestTimeout === undefined ? {} : { requestTimeout: options.requestTimeout }),
