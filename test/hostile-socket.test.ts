@@ -231,6 +231,30 @@ describe('hostile input, over a real socket', () => {
     );
   });
 
+  it('two Host headers: 400 BAD_REQUEST whatever their values, and nothing stored', async () => {
+    const before = (await s.runtime.list({ limit: 1000 })).tasks.length;
+    for (const hosts of [
+      'Host: 127.0.0.1\r\nHost: other.example',
+      'Host: x\r\nhost: x',
+      'HOST: a\r\nX-A: 1\r\nHost: b',
+    ]) {
+      count('two Host headers');
+      const request = latin1(
+        `POST /api/notifications/notify HTTP/1.1\r\n${hosts}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n`,
+      );
+      const responses = await check(hosts, request, false);
+      assert.equal(responses.length, 1, hosts);
+      assert.equal(responses[0]!.statusCode, 400, hosts);
+      const { error } = JSON.parse(responses[0]!.body) as {
+        error: { code: string; message: string };
+      };
+      assert.equal(error.code, 'BAD_REQUEST', hosts);
+      assert.match(error.message, /2 Host headers; send exactly one/, hosts);
+    }
+    const after = (await s.runtime.list({ limit: 1000 })).tasks.length;
+    assert.equal(after, before);
+  });
+
   it('slow requests get a 408 and their connection closed; others are served meanwhile', async () => {
     const slow: [string, Buffer][] = [
       ['headers never finished', latin1('GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ')],

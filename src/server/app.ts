@@ -65,6 +65,16 @@ function requestIds(): (request: { headers: Record<string, unknown> }) => string
   };
 }
 
+/** How many Host headers `rawHeaders` (name, value, name, value, …) holds. */
+function countHosts(rawHeaders: readonly string[]): number {
+  let count = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    if (name.length === 4 && name.toLowerCase() === 'host') count += 1;
+  }
+  return count;
+}
+
 /**
  * The HTTP service: the notify endpoint and the status API under `/api`, health and metrics at
  * the root. The runtime starts when the app is ready (unless `runner` is false) and stops when it
@@ -117,8 +127,18 @@ export async function buildApp({
 
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
-    // RFC 9112: a server must answer 400 to an HTTP/1.1 request without a Host header.
-    if (request.raw.httpVersion === '1.1' && request.headers.host === undefined) {
+    // RFC 9112 §3.2: a server must answer 400 to a request with more than one Host header (Node
+    // keeps the first), and to an HTTP/1.1 request without one.
+    const hosts = countHosts(request.raw.rawHeaders);
+    if (hosts > 1) {
+      return done(
+        new ApiError(
+          'BAD_REQUEST',
+          `the request has ${hosts} Host headers; send exactly one, naming the server asked`,
+        ),
+      );
+    }
+    if (request.raw.httpVersion === '1.1' && hosts === 0) {
       return done(new ApiError('BAD_REQUEST', 'an HTTP/1.1 request needs a Host header'));
     }
     done();
