@@ -65,7 +65,7 @@ export class StoreFaultLog {
     return true;
   }
 
-  /** Whether the answer to `request` was counted: its "request completed" line is left out too. */
+  /** Whether the answer to `request` was counted: its "request completed" line is debug only. */
   wasCounted(request: FastifyRequest): boolean {
     return this.counted.has(request);
   }
