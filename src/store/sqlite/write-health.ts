@@ -29,9 +29,10 @@ export function isWriteFault(error: unknown): boolean {
  * The first write that succeeds after a fault does the same, so that the space the log took is
  * free again.
  *
- * While the last write failed, `check` (the store's `ping`, so `/readyz`) tries again with a
- * write of its own and throws until one succeeds, so that a process that takes no traffic while
- * it is not ready still finds out when it is.
+ * While the last write failed, `check` (the store's `ping`, so `/readyz`) throws until a write
+ * succeeds, or until the log could be emptied and a write of its own then succeeds: so a process
+ * that takes no traffic while it is not ready still finds out when it is. A small write alone
+ * proves little: it may fit in the last bytes of a full disk where a task does not.
  */
 export class WriteHealth {
   /** The error of the last write, while it failed on a fault and none has succeeded since. */
@@ -60,11 +61,11 @@ export class WriteHealth {
     this.recover();
   }
 
-  /** Throws `STORE_UNAVAILABLE` while writes fail on a fault and a write of its own fails too. */
+  /** Throws `STORE_UNAVAILABLE` while writes fail on a fault (see above). */
   check(): void {
     if (this.failure === null) return;
-    this.recover();
     try {
+      if (!this.recover()) throw this.failure;
       this.probe();
     } catch (error) {
       if (isWriteFault(error)) this.failure = error;
@@ -77,18 +78,24 @@ export class WriteHealth {
     this.succeeded();
   }
 
-  /** Copies the log into the database and truncates it, unless that was tried a moment ago. */
-  private recover(): void {
+  /**
+   * Copies the log into the database and truncates it, unless that was tried a moment ago;
+   * returns whether the log is empty now.
+   */
+  private recover(): boolean {
     const now = this.now();
-    if (now - this.lastRecovery < RECOVERY_INTERVAL_MS) return;
+    if (now - this.lastRecovery < RECOVERY_INTERVAL_MS) return false;
     this.lastRecovery = now;
     const timeout = this.db.pragma('busy_timeout', { simple: true }) as number;
     try {
       // TRUNCATE waits for readers through the busy handler: not with the event loop blocked.
       this.db.pragma('busy_timeout = 0');
-      this.db.pragma('wal_checkpoint(TRUNCATE)');
-    } catch {
+      const [{ busy }] = this.db.pragma('wal_checkpoint(TRUNCATE)') as [{ busy: number }];
+      return busy === 0;
+    } catch (error) {
       // Still full: the next failed write or check tries again.
+      if (isWriteFault(error)) this.failure = error;
+      return false;
     } finally {
       this.db.pragma(`busy_timeout = ${timeout}`);
     }
