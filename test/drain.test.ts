@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { Agent, request, type IncomingHttpHeaders } from 'node:http';
+import net from 'node:net';
 import { describe, it } from 'node:test';
 import Fastify from 'fastify';
 import { gracefulClose } from '../src/server/drain.js';
@@ -48,6 +50,53 @@ describe('graceful close (drain.ts)', () => {
       await assert.rejects(get(agent, url), { code: 'ECONNREFUSED' });
     } finally {
       agent.destroy();
+      await app.close();
+    }
+  });
+
+  it('closes when a client goes away in the middle of a request while draining', async () => {
+    const app = Fastify();
+    app.post('/', async () => ({ ok: true }));
+    const close = gracefulClose(app, 2_000);
+    const url = await app.listen({ port: 0, host: '127.0.0.1' });
+    const socket = net.connect(Number(new URL(url).port), '127.0.0.1');
+    socket.on('error', () => undefined);
+    try {
+      const arrived = once(app.server, 'request');
+      socket.write('POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n');
+      socket.write('Content-Length: 100\r\n\r\n{"cut":');
+      await arrived;
+      const closed = close();
+      // The request ends short of its length: the server's side of the connection fails.
+      socket.end();
+      await closed;
+    } finally {
+      socket.destroy();
+      await app.close();
+    }
+  });
+
+  it('closes connections that have sent nothing once the window has passed', async () => {
+    const app = Fastify();
+    app.get('/', async () => ({ ok: true }));
+    const close = gracefulClose(app, 200);
+    const url = await app.listen({ port: 0, host: '127.0.0.1' });
+    const accepted = once(app.server, 'connection');
+    const socket = net.connect(Number(new URL(url).port), '127.0.0.1');
+    socket.on('error', () => undefined);
+    try {
+      await accepted;
+      const began = performance.now();
+      let timer: NodeJS.Timeout | undefined;
+      const result = await Promise.race([
+        close().then(() => 'closed'),
+        new Promise((resolve) => (timer = setTimeout(() => resolve('still open'), 3000))),
+      ]);
+      clearTimeout(timer);
+      assert.equal(result, 'closed');
+      assert.ok(performance.now() - began >= 190, 'closed before the window passed');
+    } finally {
+      socket.destroy();
       await app.close();
     }
   });

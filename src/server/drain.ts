@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Server as NetServer, type Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
@@ -16,8 +15,9 @@ export const DRAIN_WINDOW = 1 * SECOND;
  * and cannot tell whether its request was taken. So `close` first stops listening (new connections
  * are refused), keeps the open connections for up to `window` ms while every response says
  * `Connection: close` (so clients stop sending on them, and their last requests are answered),
- * and only then closes the app. From then on a request that still arrives gets a 503
- * `RUNTIME_STOPPED` in the API's envelope. Returns the close function; call it once.
+ * closes those that have sent nothing, and only then closes the app. From then on a request that
+ * still arrives gets a 503 `RUNTIME_STOPPED` in the API's envelope. Returns the close function;
+ * call it once.
  */
 export function gracefulClose(app: FastifyInstance, window = DRAIN_WINDOW): () => Promise<void> {
   let draining = false;
@@ -59,18 +59,29 @@ export function gracefulClose(app: FastifyInstance, window = DRAIN_WINDOW): () =
       // close would destroy the idle-looking ones now).
       NetServer.prototype.close.call(app.server);
       await socketsGone(sockets, window);
+      // A connection that has sent nothing by now holds no request: Fastify's close would wait
+      // for it until the request timeout (30 s), past the grace the platforms give.
+      for (const socket of sockets) if (socket.bytesRead === 0) socket.destroy();
     }
     await app.close();
   };
 }
 
-/** Resolves once every socket has closed, or after `window` ms. */
+/**
+ * Resolves once every socket has closed, or after `window` ms. A socket that fails (a client gone
+ * in the middle of a request) closes too: its error is not this wait's.
+ */
 async function socketsGone(sockets: Set<Socket>, window: number): Promise<void> {
   const deadline = performance.now() + window;
   while (sockets.size > 0) {
     const left = deadline - performance.now();
     if (left <= 0) return;
     const [socket] = sockets;
-    await Promise.race([once(socket!, 'close'), new Promise((r) => setTimeout(r, left).unref())]);
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      socket!.once('close', () => resolve());
+      timer = setTimeout(resolve, left);
+    });
+    clearTimeout(timer);
   }
 }
