@@ -1,12 +1,20 @@
 import { isUtf8 } from 'node:buffer';
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
+import { SECOND } from '../index.js';
 import { ApiError, compressedBodyError } from './errors.js';
 
 /** Charset labels of UTF-8 (`utf8` is the WHATWG Encoding Standard's alias), in lower case. */
 const UTF_8 = ['utf-8', 'utf8'];
 /** A `charset` parameter of a Content-Type, quoted or not. */
 const CHARSET = /;\s*charset\s*=\s*(?:"([^"]*)"|([^;\s]*))/gi;
+/**
+ * How much of a body the service does not take it still reads and drops after answering, and
+ * for how long, before it closes the connection (see `dropUnreadBodies`).
+ */
+export const DROP_BYTES = 16 * 1024 * 1024;
+export const DROP_TIME = 5 * SECOND;
 
 /**
  * Bodies are JSON or nothing: other content types get a 415. An empty JSON body counts as no
@@ -17,6 +25,7 @@ const CHARSET = /;\s*charset\s*=\s*(?:"([^"]*)"|([^;\s]*))/gi;
  * checks run here, where a body is read, so that requests without one (most) pay nothing for them.
  */
 export function acceptJsonOnly(app: FastifyInstance): void {
+  dropUnreadBodies(app);
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, raw, done) => {
@@ -29,6 +38,50 @@ export function acceptJsonOnly(app: FastifyInstance): void {
       done(error === null ? null : explainRefusal(error, text), value);
     });
   });
+}
+
+/**
+ * A request refused before its body was read in full (413 BODY_TOO_LARGE, or a 401, 405 or 415
+ * answered before the body is read) has the rest of its body read and dropped, up to DROP_BYTES
+ * and for up to DROP_TIME; past either, the connection is closed.
+ *
+ * Fastify answers a body over the limit with `Connection: close`, and Node then closes the
+ * connection as soon as the answer is written, with the body still arriving. Closing a socket
+ * with unread bytes makes the kernel send a reset, which can reach the client before it reads
+ * the answer: Node's `fetch` (undici) then reports EPIPE or UND_ERR_SOCKET instead of the 413,
+ * while curl, which reads as it sends, shows the 413. Reading the rest lets every client finish
+ * sending and read the answer, and the connection stays usable (the body's framing is intact).
+ * The bounds keep a client from making the service read without end: Node alone would read the
+ * unread body of a 401 until the request timeout.
+ */
+function dropUnreadBodies(app: FastifyInstance): void {
+  app.addHook('onError', (request, reply, error, done) => {
+    const raw = request.raw;
+    if ((error as { code?: string }).code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      reply.removeHeader('connection');
+    }
+    // Not for `app.inject`, whose requests have no socket.
+    if (!raw.complete && raw.socket instanceof Socket) dropRest(raw, raw.socket);
+    done();
+  });
+}
+
+/** Reads and drops the rest of `request`'s body; closes `socket` past DROP_BYTES or DROP_TIME. */
+function dropRest(request: IncomingMessage, socket: Socket): void {
+  let dropped = 0;
+  const close = () => socket.destroy();
+  const timer = setTimeout(close, DROP_TIME);
+  const onData = (chunk: Buffer) => {
+    dropped += chunk.length;
+    if (dropped > DROP_BYTES) close();
+  };
+  const stop = () => {
+    clearTimeout(timer);
+    request.off('data', onData);
+  };
+  request.on('data', onData);
+  request.once('end', stop);
+  socket.once('close', stop);
 }
 
 /** Why a JSON body cannot be read as it is, or undefined when it can. */
