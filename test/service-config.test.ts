@@ -14,7 +14,7 @@ import { captureLogger, nextEvent } from './helpers.js';
 
 describe('configuration', () => {
   it('has the documented defaults', () => {
-    assert.deepEqual(loadConfig({}), {
+    assert.deepEqual(loadConfig({}, { fileLimit: 1024 }), {
       port: 8000,
       host: '0.0.0.0',
       databaseUrl: 'sqlite:./data/offload.db',
@@ -27,6 +27,7 @@ describe('configuration', () => {
       apiKey: undefined,
       metricsPublic: false,
       logLevel: 'info',
+      maxConnections: 819,
       channels: {
         allowPrivateHosts: [],
         deliveryTimeout: 15_000,

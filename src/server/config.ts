@@ -6,6 +6,7 @@ import {
   type ChannelSettings,
 } from '../notifications/index.js';
 import { parseStoreUrl, redactUrl } from '../store/open.js';
+import { defaultMaxConnections, MIN_SPARE_FILES, openFileLimit } from './connections.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -36,6 +37,12 @@ export interface ServiceConfig {
   metricsPublic: boolean;
   /** `LOG_LEVEL`, default info. */
   logLevel: LogLevel;
+  /**
+   * `MAX_CONNECTIONS`: client connections held at once; those over it are closed as they come.
+   * Default: the open-file limit (`ulimit -n`) less a fifth of it (at least 128, at most half)
+   * kept for the store, logs and outgoing calls; 1000 where the limit cannot be read.
+   */
+  maxConnections: number;
   /** The delivery channels: `WEBHOOK_SECRET`, `SMTP_URL`, `VAPID_*` and friends (see settings.ts). */
   channels: ChannelSettings;
 }
@@ -51,7 +58,10 @@ export const MIN_API_KEY_LENGTH = 16;
  * with a bad value and saying what it accepts. An empty variable counts as unset, except
  * `OFFLOAD_API_KEY`, where an empty key is refused rather than taken to mean "no auth".
  */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServiceConfig {
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  { fileLimit = openFileLimit() }: { fileLimit?: number | undefined } = {},
+): ServiceConfig {
   const read = (name: string): string | undefined => {
     const value = env[name]?.trim();
     return value === '' ? undefined : value;
@@ -111,8 +121,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServiceConfig 
     apiKey,
     metricsPublic: booleanVariable('METRICS_PUBLIC', read('METRICS_PUBLIC') ?? 'false'),
     logLevel: level as LogLevel,
+    maxConnections: maxConnections(read('MAX_CONNECTIONS'), fileLimit),
     channels: readChannelSettings(read),
   };
+}
+
+/** `MAX_CONNECTIONS`, which must leave MIN_SPARE_FILES of the open-file limit to the process. */
+function maxConnections(text: string | undefined, fileLimit: number | undefined): number {
+  if (text === undefined) return defaultMaxConnections(fileLimit);
+  const value = wholeNumberVariable('MAX_CONNECTIONS', text, 1, 1_000_000);
+  const most = fileLimit === undefined ? undefined : Math.max(1, fileLimit - MIN_SPARE_FILES);
+  if (most !== undefined && value > most) {
+    throw new InvalidOptionError(
+      'MAX_CONNECTIONS',
+      `must be at most ${most}, got ${value}: this process may open ${fileLimit} files (ulimit -n) and needs ${MIN_SPARE_FILES} of them besides connections; raise the limit or leave MAX_CONNECTIONS unset to derive it from the limit`,
+    );
+  }
+  return value;
 }
 
 function booleanVariable(name: string, text: string): boolean {

@@ -4,6 +4,7 @@ import { createRuntime, openStore, type Runtime, type Store } from '../index.js'
 import { Notifications, type DeliveryCall, type Resolver } from '../notifications/index.js';
 import { buildApp } from './app.js';
 import { describeConfig, type ServiceConfig } from './config.js';
+import { limitConnections } from './connections.js';
 import { gracefulClose } from './drain.js';
 import { listenError } from './listen-error.js';
 import { ServiceMetrics } from './metrics.js';
@@ -105,6 +106,8 @@ export async function createService(
     ...(options.requestTimeout === undefined ? {} : { requestTimeout: options.requestTimeout }),
   });
   app.addHook('onClose', () => metrics.close());
+  const stopLimiting = limitConnections(app.server, { max: config.maxConnections, logger });
+  app.addHook('onClose', stopLimiting);
   const closeGracefully = gracefulClose(app);
   let closing: Promise<void> | null = null;
 
