@@ -436,6 +436,11 @@ export class PostgresStore implements Store {
     work: (client: pg.PoolClient) => Promise<T>,
   ): Promise<T> {
     const client = await this.connected().connect();
+    // A connection that breaks while checked out is reported here too; unhandled, it would crash
+    // the process. Its query fails as well, and the release below drops it from the pool.
+    const broke = (error: Error) =>
+      this.logger.debug({ err: error }, 'a PostgreSQL connection broke during maintenance');
+    client.on('error', broke);
     try {
       await client.query('BEGIN');
       const { rows } = await client.query<{ locked: boolean }>(this.sql.maintenanceLock, [
@@ -448,6 +453,7 @@ export class PostgresStore implements Store {
       await client.query('ROLLBACK').catch(() => undefined);
       throw error;
     } finally {
+      client.removeListener('error', broke);
       client.release();
     }
   }
