@@ -7,8 +7,10 @@ import {
   postgresStore,
   type PostgresStore,
 } from '../src/store/postgres/postgres-store.js';
+import { OWNER_GRACE } from '../src/store/postgres/absent-owners.js';
 import { SCHEMA_VERSION } from '../src/store/postgres/migrations.js';
-import { captureLogger, finished, newStoredTask, nextEvent, T0 } from './helpers.js';
+import type { Rescue } from '../src/store/store.js';
+import { captureLogger, finished, newStoredTask, nextEvent, T0, waitUntil } from './helpers.js';
 import { dropSchema, TEST_DATABASE_URL, uniqueSchema } from './pg-helpers.js';
 
 const LONG_LEASE = 10 * 60_000;
@@ -92,7 +94,7 @@ describe('postgres store', () => {
     await store.close();
   });
 
-  it('rescues the tasks of an owner whose session ended at once, and leaves a live owner alone', async () => {
+  it('rescues the tasks of an owner whose session ended once its lock stayed free for the grace, and leaves a live owner alone', async () => {
     const alive = await openStore();
     const schema = alive.schema;
     const doomed = await openStore(schema);
@@ -106,7 +108,15 @@ describe('postgres store', () => {
 
     // The process goes away without unregistering: its session, and so its lock, ends.
     await doomed.close();
-    const rescued = await alive.rescue(T0 + 2);
+    const closedAt = performance.now();
+    assert.deepEqual(await alive.rescue(T0 + 2), [], 'a free lock may be an owner reconnecting');
+    let rescued: Rescue[] = [];
+    await waitUntil(
+      'the tasks of the closed owner to be rescued',
+      async () => (rescued = await alive.rescue(T0 + 2)).length > 0,
+      { timeout: OWNER_GRACE + 5000, interval: 20 },
+    );
+    assert.ok(performance.now() - closedAt >= OWNER_GRACE, 'not before the grace');
     assert.deepEqual(
       rescued.map((r) => [r.task.id, r.task.state, r.owner]),
       [[theirs!.id, 'queued', 'doomed']],

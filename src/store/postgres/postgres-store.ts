@@ -24,6 +24,7 @@ import {
   type StoreStats,
 } from '../store.js';
 import { encodeError } from '../stored-error.js';
+import { AbsentOwners } from './absent-owners.js';
 import { Liveness } from './liveness.js';
 import { migrate, NAME_PATTERN, quoteIdentifier } from './migrations.js';
 import { byClaimOrder, compareIds, toClaimedTask, toTask, type TaskRow } from './rows.js';
@@ -78,9 +79,9 @@ const silent: Logger = {
  * The store for several processes on several machines: one PostgreSQL database, shared by API
  * processes and runners. Claims take batches with `FOR UPDATE SKIP LOCKED`; runners learn of new
  * tasks through LISTEN/NOTIFY (a trigger notifies at commit, whoever inserts); each registered
- * worker holds a session advisory lock, so the tasks of a process that died are rescued at the
- * next rescue instead of when their lease expires; rescue and pruning run on one process at a
- * time.
+ * worker holds a session advisory lock, so the tasks of a process that died are rescued a few
+ * seconds after its session ended (see `AbsentOwners`) instead of when their lease expires;
+ * rescue and pruning run on one process at a time.
  */
 export class PostgresStore implements Store {
   readonly kind = 'postgres';
@@ -97,6 +98,9 @@ export class PostgresStore implements Store {
   private opening: Promise<void> | null = null;
   /** Workers registered through this store: the only owners `claim` accepts. */
   private readonly owners = new Set<string>();
+  private readonly absent = new AbsentOwners();
+  /** A rescue of this store is under way (another one at once would find the lock taken). */
+  private rescuing = false;
 
   constructor(options: PostgresStoreOptions) {
     rejectUnknownKeys('postgresStore options', options, [
@@ -176,7 +180,11 @@ export class PostgresStore implements Store {
     }
     this.pool = pool;
     this.liveness = new Liveness(
-      { connectionString: this.poolConfig.connectionString, application_name: 'offload-liveness' },
+      {
+        connectionString: this.poolConfig.connectionString,
+        connectionTimeoutMillis: this.poolConfig.connectionTimeoutMillis,
+        application_name: 'offload-liveness',
+      },
       this.channel,
       this.lockClass,
       this.logger,
@@ -202,6 +210,7 @@ export class PostgresStore implements Store {
     this.pool = null;
     this.liveness = null;
     this.owners.clear();
+    this.absent.forget();
     const results = await Promise.allSettled([liveness?.close(), pool?.end()]);
     const errors = results.flatMap((r) => (r.status === 'rejected' ? [r.reason] : []));
     if (errors.length > 0) throw new AggregateError(errors, 'closing the PostgreSQL store failed');
@@ -332,26 +341,57 @@ export class PostgresStore implements Store {
     return leases.filter((l) => !renewed.has(l.id)).map((l) => l.id);
   }
 
-  /** Runs on one process at a time: a process that finds another one at it returns nothing. */
+  /**
+   * Runs on one process at a time: a process that finds another one at it returns nothing.
+   * Hands back tasks whose lease expired, and those of owners whose liveness lock has been free
+   * for `OWNER_GRACE` (see `AbsentOwners`: a free lock may be an owner reconnecting). The owners
+   * registered here are never taken for absent: this process is alive, and their tasks come back
+   * only when their lease expires. A call while another one of this store is under way returns
+   * nothing.
+   */
   async rescue(now: number): Promise<Rescue[]> {
-    return this.maintenance([], async (client) => {
-      const { rows } = await client.query<TaskRow>(this.sql.rescuable, [now, this.lockClass]);
-      if (rows.length === 0) return [];
-      const settlements: Settlement[] = rows.map((row) => ({
-        id: row.id,
-        lease: row.lease,
-        state: row.attempts >= row.max_attempts ? 'failed' : 'queued',
-        at: now,
-        runAt: now,
-        error: interruptedError(row.attempts, now, row.lease_owner),
-      }));
-      const owners = new Map(rows.map((row) => [row.id, row.lease_owner]));
-      const rescued = await client.query<TaskRow>(
-        this.sql.settleReturning,
-        endAttempts(settlements),
-      );
-      return rescued.rows.map((row) => ({ task: toTask(row), owner: owners.get(row.id) ?? null }));
-    });
+    this.connected();
+    const liveness = this.liveness!;
+    if (this.rescuing) return [];
+    this.rescuing = true;
+    try {
+      const session = await liveness.session();
+      const rescued = await this.maintenance<Rescue[] | null>(null, async (client) => {
+        const free = await client.query<{ owner: string }>(this.sql.unlockedOwners, [
+          this.lockClass,
+        ]);
+        const others = free.rows.map((row) => row.owner).filter((o) => !this.owners.has(o));
+        // The look counts only if this process's own session lasted through it.
+        let gone: string[] = [];
+        if (liveness.currentSession === session) gone = this.absent.observe(others, session);
+        else this.absent.forget();
+        return this.handBack(client, now, gone);
+      });
+      if (rescued === null) this.absent.forget();
+      return rescued ?? [];
+    } catch (error) {
+      this.absent.forget();
+      throw error;
+    } finally {
+      this.rescuing = false;
+    }
+  }
+
+  /** Hands back the running tasks whose lease expired, or whose owner is in `gone`. */
+  private async handBack(client: pg.PoolClient, now: number, gone: string[]): Promise<Rescue[]> {
+    const { rows } = await client.query<TaskRow>(this.sql.rescuable, [now, this.lockClass, gone]);
+    if (rows.length === 0) return [];
+    const settlements: Settlement[] = rows.map((row) => ({
+      id: row.id,
+      lease: row.lease,
+      state: row.attempts >= row.max_attempts ? 'failed' : 'queued',
+      at: now,
+      runAt: now,
+      error: interruptedError(row.attempts, now, row.lease_owner),
+    }));
+    const owners = new Map(rows.map((row) => [row.id, row.lease_owner]));
+    const rescued = await client.query<TaskRow>(this.sql.settleReturning, endAttempts(settlements));
+    return rescued.rows.map((row) => ({ task: toTask(row), owner: owners.get(row.id) ?? null }));
   }
 
   async get(id: string): Promise<Task | null> {

@@ -20,7 +20,12 @@ export interface Sql {
   settleReturning: string;
   /** $1 ids, $2 leases, $3 expiry. Returns the ids renewed. */
   renew: string;
-  /** $1 now, $2 lock class. Locks and returns the running tasks to hand back. */
+  /** $1 lock class. The owners of running tasks whose liveness lock no session holds. */
+  unlockedOwners: string;
+  /**
+   * $1 now, $2 lock class, $3 owners taken for gone. Locks and returns the running tasks to hand
+   * back.
+   */
   rescuable: string;
   /** $1 lock key. True when this transaction may do the maintenance, false when another does. */
   maintenanceLock: string;
@@ -55,6 +60,21 @@ function queuedPriorities(tasks: string): string {
             ORDER BY t.priority DESC LIMIT 1)
     FROM priorities p WHERE p.priority IS NOT NULL)`;
 }
+
+/**
+ * The liveness locks of this schema (first key `lockClass`, second `hashtext(owner)`) that some
+ * session of this database holds, as a table `live` of their second keys.
+ */
+function liveOwners(lockClass: string): string {
+  return `WITH live AS MATERIALIZED (
+        SELECT l.objid FROM pg_locks l
+        WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+          AND l.classid = (${lockClass}::bigint & 4294967295)::oid)`;
+}
+
+/** The task's owner is in no row of `live`. */
+const UNLOCKED = `(hashtext(lease_owner)::bigint & 4294967295)::oid NOT IN (SELECT objid FROM live)`;
 
 export function buildSql(schema: string): Sql {
   const tasks = `${quoteIdentifier(schema)}.tasks`;
@@ -130,16 +150,16 @@ export function buildSql(schema: string): Sql {
       WHERE t.id = u.id AND t.state = 'running' AND t.lease = u.lease
       RETURNING t.id`,
 
-    // Running tasks whose lease expired, or whose owner holds no liveness lock any more (its
-    // session ended: the process died or lost its connection).
-    rescuable: `WITH live AS MATERIALIZED (
-        SELECT l.objid FROM pg_locks l
-        WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
-          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-          AND l.classid = ($2::bigint & 4294967295)::oid)
+    // Owners whose session ended: the process died, or lost its connection and may be coming back.
+    unlockedOwners: `${liveOwners('$1')}
+      SELECT DISTINCT lease_owner AS owner FROM ${tasks}
+      WHERE state = 'running' AND ${UNLOCKED}`,
+    // Running tasks whose lease expired, or whose owner was taken for gone and still holds no
+    // liveness lock (it did not come back since).
+    rescuable: `${liveOwners('$2')}
       SELECT ${TASK_COLUMNS} FROM ${tasks}
       WHERE state = 'running' AND (lease_expires_at < $1
-        OR (hashtext(lease_owner)::bigint & 4294967295)::oid NOT IN (SELECT objid FROM live))
+        OR (lease_owner = ANY($3::text[]) AND ${UNLOCKED}))
       FOR UPDATE SKIP LOCKED`,
     maintenanceLock: `SELECT pg_try_advisory_xact_lock($1, 1) AS locked`,
 
