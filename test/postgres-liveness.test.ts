@@ -123,9 +123,17 @@ describe('postgres: a live process keeps its running tasks when its liveness con
     });
   }
 
-  async function taskStates(): Promise<{ state: string; attempts: number; errors: number }[]> {
-    const { rows } = await pool.query<{ state: string; attempts: number; errors: number }>(
-      `SELECT state, attempts, jsonb_array_length(errors) AS errors FROM "${schema}".tasks`,
+  async function taskStates(): Promise<
+    { id: string; state: string; attempts: number; errors: number }[]
+  > {
+    const { rows } = await pool.query<{
+      id: string;
+      state: string;
+      attempts: number;
+      errors: number;
+    }>(
+      `SELECT id::text AS id, state, attempts, jsonb_array_length(errors) AS errors
+       FROM "${schema}".tasks`,
     );
     return rows;
   }
@@ -170,7 +178,7 @@ describe('postgres: a live process keeps its running tasks when its liveness con
       'each task ran exactly once',
     );
     assert.deepEqual(
-      await taskStates(),
+      (await taskStates()).map(({ state, attempts, errors }) => ({ state, attempts, errors })),
       ids.map(() => ({ state: 'succeeded', attempts: 1, errors: 0 })),
     );
   });
@@ -221,17 +229,26 @@ describe('postgres: a live process keeps its running tasks when its liveness con
       assert.ok(outageMs >= 2000, `outage ${outage} lasted ${outageMs} ms`);
     }
 
+    // A claim that the server committed while its answer was lost in an outage leaves its tasks
+    // running with nobody running them, until their lease expires (far beyond this test).
+    const lostClaim = (t: { id: string; state: string }) =>
+      t.state === 'running' && !runs.has(t.id);
     await waitUntil(
-      'every task to finish',
-      async () => (await taskStates()).every((t) => t.state !== 'queued' && t.state !== 'running'),
+      'every task to finish, or to wait for the lease of a claim lost in an outage',
+      async () => (await taskStates()).every((t) => t.state === 'succeeded' || lostClaim(t)),
       { timeout: 20_000 },
     );
     const twice = [...runs.values()].filter((n) => n > 1).length;
     assert.equal(twice, 0, `${twice} of ${TASKS} tasks ran more than once`);
     assert.equal(rescues.length, 0, 'no task was handed back');
-    assert.equal(runs.size, TASKS);
     const states = await taskStates();
-    assert.equal(states.filter((t) => t.state === 'succeeded' && t.attempts === 1).length, TASKS);
+    const lost = states.filter(lostClaim).length;
+    assert.equal(runs.size + lost, TASKS);
+    assert.equal(
+      states.filter((t) => t.state === 'succeeded' && t.attempts === 1).length,
+      runs.size,
+      'every task that ran succeeded at its first attempt',
+    );
   });
 
   it('takes its lock back once another session that held it lets go, and keeps its tasks meanwhile', async () => {
