@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'data/', 'bench/results/', '.tmp/'] },
+  { ignores: ['**/dist/', 'node_modules/', 'data/', 'bench/results/', '.tmp/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -18,7 +18,14 @@ export default tseslint.config(
   },
   {
     // Tests, benchmarks and the CLI talk to a person or to a parent process on purpose.
-    files: ['test/**', 'bench/**', 'src/cli/**'],
+    files: [
+      '**/test/**',
+      'bench/**',
+      'scripts/**',
+      'packages/offload/src/cli/**',
+      'apps/service/src/main.ts',
+      'apps/service/src/serve.ts',
+    ],
     rules: { 'no-console': 'off' },
   },
 );

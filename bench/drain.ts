@@ -16,7 +16,7 @@ import { fork } from 'node:child_process';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { createRuntime, defineTask, type TaskRequest } from '../src/index.js';
+import { createRuntime, defineTask, type TaskRequest } from '../packages/offload/src/index.js';
 import { bullmqDrain, redisVersion } from './peers/bullmq.js';
 import { svgBarChart } from './svg.js';
 import {

@@ -6,7 +6,7 @@
  *
  *   node --import tsx bench/enqueue.ts [--quick] [--store=sqlite|memory] [--mode=sequential|concurrent] [--json=PATH]
  */
-import { createRuntime, defineTask } from '../src/index.js';
+import { createRuntime, defineTask } from '../packages/offload/src/index.js';
 import {
   benchLogger,
   freshStore,

@@ -25,11 +25,11 @@ import { fileURLToPath } from 'node:url';
 import {
   createRuntime,
   defineTask,
-  postgresStore,
-  sqliteStore,
   type Store,
   type TaskRequest,
-} from '../src/index.js';
+} from '../packages/offload/src/index.js';
+import { postgresStore } from '../packages/offload/src/postgres/index.js';
+import { sqliteStore } from '../packages/offload/src/sqlite/index.js';
 import { svgBarChart, type Bar } from './svg.js';
 import {
   BENCH_DATABASE_URL,

@@ -21,20 +21,26 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import Fastify from 'fastify';
-import type * as ConfigModule from '../src/server/config.js';
-import type * as LoggerModule from '../src/server/logger.js';
-import type * as ServiceModule from '../src/server/service.js';
-import type * as BatcherModule from '../src/runtime/batcher.js';
-import type * as IndexModule from '../src/index.js';
+import type * as ConfigModule from '../apps/service/src/config.js';
+import type * as LoggerModule from '../apps/service/src/logger.js';
+import type * as ServiceModule from '../apps/service/src/service.js';
+import type * as BatcherModule from '../packages/offload/src/runtime/batcher.js';
+import type * as IndexModule from '../packages/offload/src/index.js';
+import type * as SqliteModule from '../packages/offload/src/sqlite/index.js';
 
 // The service as users run it: the build in dist/ (bench/http.ts builds it first), not the
 // TypeScript sources through tsx, whose transform adds work of its own to the code it runs.
-const dist = (module: string) => new URL(`../dist/${module}.js`, import.meta.url).href;
-const { loadConfig } = (await import(dist('server/config'))) as typeof ConfigModule;
-const { createLogger } = (await import(dist('server/logger'))) as typeof LoggerModule;
-const { createService } = (await import(dist('server/service'))) as typeof ServiceModule;
-const { Batcher } = (await import(dist('runtime/batcher'))) as typeof BatcherModule;
-const { openStore, SqliteStore } = (await import(dist('index'))) as typeof IndexModule;
+const dist = (module: string) => new URL(`../${module}.js`, import.meta.url).href;
+const { loadConfig } = (await import(dist('apps/service/dist/config'))) as typeof ConfigModule;
+const { createLogger } = (await import(dist('apps/service/dist/logger'))) as typeof LoggerModule;
+const { createService } = (await import(dist('apps/service/dist/service'))) as typeof ServiceModule;
+const { Batcher } = (await import(
+  dist('packages/offload/dist/runtime/batcher')
+)) as typeof BatcherModule;
+const { openStore } = (await import(dist('packages/offload/dist/index'))) as typeof IndexModule;
+const { SqliteStore } = (await import(
+  dist('packages/offload/dist/sqlite/index')
+)) as typeof SqliteModule;
 
 const ANSWER = { ok: true, message: 'Notification scheduled in background' } as const;
 const NOTIFY_PATH = '/api/notifications/notify';
@@ -137,7 +143,7 @@ process.send({ type: 'ready', url });
 async function startInsertServer(
   batched: boolean,
 ): Promise<{ url: string; close: () => Promise<void> }> {
-  const made = openStore(process.env.DATABASE_URL ?? '');
+  const made = await openStore(process.env.DATABASE_URL ?? '');
   if (!(made instanceof SqliteStore))
     throw new Error('--kind=insert and batched need DATABASE_URL=sqlite:PATH');
   // The store makes the file as it always does (schema, WAL), then this process writes on a

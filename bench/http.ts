@@ -36,9 +36,10 @@ import { mkdirSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { createRuntime, sqliteStore, type TaskRequest } from '../src/index.js';
+import { createRuntime, type TaskRequest } from '../packages/offload/src/index.js';
+import { sqliteStore } from '../packages/offload/src/sqlite/index.js';
 import { prepareSeed, processUsage, startSeed, type SeedPeer } from './peers/seed.js';
-import { notificationTasks } from '../src/notifications/index.js';
+import { notificationTasks } from '../packages/notifications/src/index.js';
 import type { ClientOptions, ClientResult } from './http-client.js';
 import type { ServerStats } from './http-server.js';
 import {

@@ -7,7 +7,7 @@
  *
  *   node --import tsx bench/latency.ts [--quick] [--store=sqlite|memory] [--no-peer] [--json=PATH]
  */
-import { createRuntime, defineTask } from '../src/index.js';
+import { createRuntime, defineTask } from '../packages/offload/src/index.js';
 import { bullmqLatency, redisVersion } from './peers/bullmq.js';
 import {
   benchLogger,

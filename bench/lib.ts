@@ -14,7 +14,8 @@ import { createRequire } from 'node:module';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { pino } from 'pino';
-import { memoryStore, sqliteStore, type Logger, type Store } from '../src/index.js';
+import { memoryStore, type Logger, type Store } from '../packages/offload/src/index.js';
+import { sqliteStore } from '../packages/offload/src/sqlite/index.js';
 
 const require = createRequire(import.meta.url);
 

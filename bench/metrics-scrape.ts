@@ -12,9 +12,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
-import { createRuntime, postgresStore, sqliteStore, type Store } from '../src/index.js';
-import type { NewTask } from '../src/store/store.js';
-import { ServiceMetrics } from '../src/server/metrics.js';
+import { createRuntime, type Store } from '../packages/offload/src/index.js';
+import { postgresStore } from '../packages/offload/src/postgres/index.js';
+import { sqliteStore } from '../packages/offload/src/sqlite/index.js';
+import type { NewTask } from '../packages/offload/src/store/store.js';
+import { ServiceMetrics } from '../apps/service/src/metrics.js';
 import {
   BENCH_DATABASE_URL,
   benchLogger,

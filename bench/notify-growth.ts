@@ -16,8 +16,8 @@ import { existsSync, statSync } from 'node:fs';
 import http from 'node:http';
 import Database from 'better-sqlite3';
 import { pino } from 'pino';
-import { loadConfig } from '../src/server/config.js';
-import { createService } from '../src/server/service.js';
+import { loadConfig } from '../apps/service/src/config.js';
+import { createService } from '../apps/service/src/service.js';
 import { int, parseArgs, tempDatabase, watchdog } from './lib.js';
 
 const args = parseArgs();

@@ -28,7 +28,8 @@
  */
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { createRuntime, defineTask, postgresStore, type TaskRequest } from '../src/index.js';
+import { createRuntime, defineTask, type TaskRequest } from '../packages/offload/src/index.js';
+import { postgresStore } from '../packages/offload/src/postgres/index.js';
 import { sidequestRun } from './peers/sidequest.js';
 import { svgBarChart } from './svg.js';
 import {

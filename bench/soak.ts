@@ -13,7 +13,7 @@ import http from 'node:http';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CLI, ROOT, tempDir } from '../test/fixtures/service-harness.js';
+import { CLI, ROOT, tempDir } from '../apps/service/test/fixtures/service-harness.js';
 import { parseArgs } from './lib.js';
 
 const { values } = parseArgs();
@@ -43,7 +43,16 @@ const probeFile = join(temp.dir, 'probe.jsonl');
 const port = await freePort();
 const child = spawn(
   process.execPath,
-  ['--expose-gc', '--import', 'tsx', '--import', join(ROOT, 'bench/soak-probe.ts'), CLI, 'serve'],
+  [
+    '--expose-gc',
+    '--conditions=source',
+    '--import',
+    'tsx',
+    '--import',
+    join(ROOT, 'bench/soak-probe.ts'),
+    CLI,
+    'serve',
+  ],
   {
     cwd: ROOT,
     env: {

@@ -7,8 +7,8 @@
  *   node --import tsx bench/sqlite-baseline.ts [--quick] [--json=PATH]
  */
 import Database from 'better-sqlite3';
-import { MIGRATIONS } from '../src/store/sqlite/migrations.js';
-import { prepareStatements } from '../src/store/sqlite/statements.js';
+import { MIGRATIONS } from '../packages/offload/src/sqlite/migrations.js';
+import { prepareStatements } from '../packages/offload/src/sqlite/statements.js';
 import { int, median, parseArgs, publish, rate, table, tempDatabase, watchdog } from './lib.js';
 
 const args = parseArgs();

@@ -7,8 +7,12 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { tempDir } from '../../test/fixtures/service-harness.js';
-import { dropSchema, TEST_DATABASE_URL, uniqueSchema } from '../../test/pg-helpers.js';
+import { tempDir } from '../../apps/service/test/fixtures/service-harness.js';
+import {
+  dropSchema,
+  TEST_DATABASE_URL,
+  uniqueSchema,
+} from '../../packages/offload/test/pg-helpers.js';
 import { startLedger, type Ledger } from './ledger.js';
 import { NotifyClient, type ClientReport } from './notify-client.js';
 import { Supervised } from './processes.js';

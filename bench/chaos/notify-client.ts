@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import http from 'node:http';
-import { notificationId } from '../../src/notifications/index.js';
+import { notificationId } from '../../packages/notifications/src/index.js';
 
 /** Where requests go: the URL of a live server, waiting while it restarts. */
 export interface NotifyTarget {

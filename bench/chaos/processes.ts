@@ -8,7 +8,7 @@ import {
   spawnCli,
   type Child,
   type LogLines,
-} from '../../test/fixtures/service-harness.js';
+} from '../../apps/service/test/fixtures/service-harness.js';
 import type { NotifyTarget } from './notify-client.js';
 
 export type Role = 'serve' | 'serve --no-runner' | 'worker';

@@ -1,0 +1,175 @@
+import { InvalidOptionError, SECOND } from 'offload';
+import { secondsVariable, wholeNumberVariable } from '@offload/notifications';
+import {
+  describeChannels,
+  readChannelSettings,
+  type ChannelSettings,
+} from '@offload/notifications';
+import { parseStoreUrl, redactUrl } from 'offload';
+import { defaultMaxConnections, MIN_SPARE_FILES, openFileLimit } from './connections.js';
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** The service's settings, read from the environment once at start (see DESIGN.md). */
+export interface ServiceConfig {
+  /** `PORT`, default 8000; 0 picks a free port. */
+  port: number;
+  /** `HOST`, default 0.0.0.0. */
+  host: string;
+  /** `DATABASE_URL`: `memory:`, `sqlite:PATH` (default `sqlite:./data/offload.db`) or `postgres://…`. */
+  databaseUrl: string;
+  /** `DATABASE_SCHEMA` (PostgreSQL, default `offload`): the schema of Offload's tables. */
+  databaseSchema: string;
+  /** `DATABASE_POOL_SIZE` (PostgreSQL, default 10): connections this process keeps at most. */
+  databasePoolSize: number;
+  /** `REQUEST_TIMEOUT` (seconds, default 60): the default timeout of a task, in ms. */
+  taskTimeout: number;
+  /** `SHUTDOWN_GRACE` (seconds, default 25): how long running tasks may finish on stop, in ms. */
+  shutdownGrace: number;
+  /** `CONCURRENCY`: tasks run at once; undefined lets the runtime choose. */
+  concurrency: number | undefined;
+  /** `NOTIFY_DEMO_DELAY_MS` (default 2000): how long the demo notification works, in ms. */
+  notifyDemoDelay: number;
+  /** `OFFLOAD_API_KEY`: when set, `/api/*` and `/metrics` need `Authorization: Bearer <key>`. */
+  apiKey: string | undefined;
+  /** `METRICS_PUBLIC` (`true` or `false`, default false): leave `/metrics` open with an API key. */
+  metricsPublic: boolean;
+  /** `LOG_LEVEL`, default info. */
+  logLevel: LogLevel;
+  /**
+   * `MAX_CONNECTIONS`: client connections held at once; those over it are closed as they come.
+   * Default: the open-file limit (`ulimit -n`) less a fifth of it (at least 128, at most half)
+   * kept for the store, logs and outgoing calls; 1000 where the limit cannot be read.
+   */
+  maxConnections: number;
+  /** The delivery channels: `WEBHOOK_SECRET`, `SMTP_URL`, `VAPID_*` and friends (see settings.ts). */
+  channels: ChannelSettings;
+}
+
+export const DEFAULT_DATABASE_URL = 'sqlite:./data/offload.db';
+
+/** The longest duration a timer takes: about 24.8 days. */
+const MAX_MS = 2 ** 31 - 1;
+export const MIN_API_KEY_LENGTH = 16;
+
+/**
+ * Reads and checks the configuration. Throws an `InvalidOptionError` naming the first variable
+ * with a bad value and saying what it accepts. An empty variable counts as unset, except
+ * `OFFLOAD_API_KEY`, where an empty key is refused rather than taken to mean "no auth".
+ */
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  { fileLimit = openFileLimit() }: { fileLimit?: number | undefined } = {},
+): ServiceConfig {
+  const read = (name: string): string | undefined => {
+    const value = env[name]?.trim();
+    return value === '' ? undefined : value;
+  };
+  const apiKey = env.OFFLOAD_API_KEY;
+  if (apiKey !== undefined && (apiKey.length < MIN_API_KEY_LENGTH || /\s/.test(apiKey))) {
+    throw new InvalidOptionError(
+      'OFFLOAD_API_KEY',
+      `must be at least ${MIN_API_KEY_LENGTH} characters without spaces (e.g. from \`openssl rand -hex 32\`), or unset to leave /api/* open`,
+    );
+  }
+  const level = read('LOG_LEVEL') ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(level)) {
+    throw new InvalidOptionError(
+      'LOG_LEVEL',
+      `must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(level)}`,
+    );
+  }
+  const concurrency = read('CONCURRENCY');
+  const databaseUrl = read('DATABASE_URL') ?? DEFAULT_DATABASE_URL;
+  // Its form is checked now, with the other variables; what only opening can tell (a directory
+  // given as the file, a server that is down) is told when the store opens.
+  parseStoreUrl(databaseUrl);
+  return {
+    port: wholeNumberVariable('PORT', read('PORT') ?? '8000', 0, 65_535),
+    host: read('HOST') ?? '0.0.0.0',
+    databaseUrl,
+    databaseSchema: schemaName(read('DATABASE_SCHEMA') ?? 'offload'),
+    databasePoolSize: wholeNumberVariable(
+      'DATABASE_POOL_SIZE',
+      read('DATABASE_POOL_SIZE') ?? '10',
+      1,
+      1000,
+    ),
+    taskTimeout: secondsVariable(
+      'REQUEST_TIMEOUT',
+      read('REQUEST_TIMEOUT') ?? '60',
+      0.001,
+      MAX_MS / SECOND,
+    ),
+    shutdownGrace: secondsVariable(
+      'SHUTDOWN_GRACE',
+      read('SHUTDOWN_GRACE') ?? '25',
+      0,
+      MAX_MS / SECOND,
+    ),
+    concurrency:
+      concurrency === undefined
+        ? undefined
+        : wholeNumberVariable('CONCURRENCY', concurrency, 1, 10_000),
+    notifyDemoDelay: wholeNumberVariable(
+      'NOTIFY_DEMO_DELAY_MS',
+      read('NOTIFY_DEMO_DELAY_MS') ?? '2000',
+      0,
+      MAX_MS,
+    ),
+    apiKey,
+    metricsPublic: booleanVariable('METRICS_PUBLIC', read('METRICS_PUBLIC') ?? 'false'),
+    logLevel: level as LogLevel,
+    maxConnections: maxConnections(read('MAX_CONNECTIONS'), fileLimit),
+    channels: readChannelSettings(read),
+  };
+}
+
+/** `MAX_CONNECTIONS`, which must leave MIN_SPARE_FILES of the open-file limit to the process. */
+function maxConnections(text: string | undefined, fileLimit: number | undefined): number {
+  if (text === undefined) return defaultMaxConnections(fileLimit);
+  const value = wholeNumberVariable('MAX_CONNECTIONS', text, 1, 1_000_000);
+  const most = fileLimit === undefined ? undefined : Math.max(1, fileLimit - MIN_SPARE_FILES);
+  if (most !== undefined && value > most) {
+    throw new InvalidOptionError(
+      'MAX_CONNECTIONS',
+      `must be at most ${most}, got ${value}: this process may open ${fileLimit} files (ulimit -n) and needs ${MIN_SPARE_FILES} of them besides connections; raise the limit or leave MAX_CONNECTIONS unset to derive it from the limit`,
+    );
+  }
+  return value;
+}
+
+function booleanVariable(name: string, text: string): boolean {
+  if (text !== 'true' && text !== 'false') {
+    throw new InvalidOptionError(name, `must be true or false, got ${JSON.stringify(text)}`);
+  }
+  return text === 'true';
+}
+
+function schemaName(text: string): string {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(text)) {
+    throw new InvalidOptionError(
+      'DATABASE_SCHEMA',
+      `must be 1 to 63 lower-case letters, digits or "_", starting with a letter or "_", got ${JSON.stringify(text)}`,
+    );
+  }
+  return text;
+}
+
+/**
+ * The configuration as it may be logged: the API key, channel secrets and the database password
+ * are never shown.
+ */
+export function describeConfig({
+  apiKey,
+  channels,
+  ...config
+}: ServiceConfig): Record<string, unknown> {
+  return {
+    ...config,
+    databaseUrl: redactUrl(config.databaseUrl),
+    auth: apiKey === undefined ? 'off' : 'bearer',
+    channels: describeChannels(channels),
+  };
+}

@@ -1,0 +1,81 @@
+import type { Json, Task } from 'offload';
+import { DEMO_TASK, type Delivery, type DeliveryResult } from '@offload/notifications';
+import { iso, taskView } from 'offload';
+
+/** One delivery of a notification, as `GET /api/notifications/:id` shows it. */
+export interface DeliveryView {
+  /** The delivery's task: `GET /api/tasks/:id`. */
+  id: string;
+  /** Its place in the request's `to`, from 0. */
+  index: number;
+  /** The recipient: a URL, an address, a push endpoint or a label; null for the demo. */
+  to: string | null;
+  state: Task['state'];
+  attempts: number;
+  maxAttempts: number;
+  lastError: ReturnType<typeof taskView>['lastError'];
+  /** Which provider delivered (e.g. `smtp-2` after a failover), once delivered. */
+  provider: string | null;
+  /** What the provider answered, once delivered. */
+  response: string | null;
+  createdAt: string | null;
+  finishedAt: string | null;
+}
+
+export interface NotificationView {
+  id: string;
+  /** `webhook`, `email`, `push`, `log`, or `demo` for the seed's demo notification. */
+  channel: string;
+  createdAt: string | null;
+  deliveries: DeliveryView[];
+}
+
+/** A notification and its deliveries, from the delivery tasks whose keys name it. */
+export function notificationView(id: string, tasks: readonly Task[]): NotificationView {
+  const deliveries = tasks
+    .map(deliveryView)
+    .sort((a, b) => a.index - b.index || Number(a.id) - Number(b.id));
+  const first = tasks.reduce((a, b) => (a.createdAt <= b.createdAt ? a : b));
+  return {
+    id,
+    channel: first.name === DEMO_TASK ? 'demo' : first.name.replace(/^notifications\./, ''),
+    createdAt: iso(first.createdAt),
+    deliveries,
+  };
+}
+
+function deliveryView(task: Task): DeliveryView {
+  const view = taskView(task);
+  const delivery = task.payload as Partial<Delivery> | null;
+  const result = isResult(task.result) ? task.result : null;
+  return {
+    id: task.id,
+    index: Number(task.key?.split(':').at(-1) ?? 0),
+    to: recipientText(delivery?.to),
+    state: view.state,
+    attempts: view.attempts,
+    maxAttempts: view.maxAttempts,
+    lastError: view.lastError,
+    provider: result?.provider ?? null,
+    response: result?.response ?? null,
+    createdAt: view.createdAt,
+    finishedAt: view.finishedAt,
+  };
+}
+
+/** The recipient as text; null for the demo, or for a payload written by hand without one. */
+function recipientText(to: unknown): string | null {
+  if (typeof to === 'string') return to;
+  const endpoint = (to as { endpoint?: unknown } | null | undefined)?.endpoint;
+  return typeof endpoint === 'string' ? endpoint : null;
+}
+
+function isResult(value: Json | null): value is Json & DeliveryResult {
+  return (
+    value !== null &&
+    typeof value === 'object' &&
+    !Array.isArray(value) &&
+    typeof value.provider === 'string' &&
+    typeof value.response === 'string'
+  );
+}

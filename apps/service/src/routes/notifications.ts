@@ -1,0 +1,167 @@
+import type { FastifyPluginCallback, FastifyRequest } from 'fastify';
+import type { Task, TaskRequest } from 'offload';
+import {
+  CONTENT_KEY,
+  CONTENT_TASK,
+  DEMO_TASK,
+  deliveryKeyPrefix,
+  NOTIFICATION_ID,
+  notificationId,
+  parseNotifyRequest,
+  requestDigest,
+  type InlineDelivery,
+  type Notifications,
+  type StoredContent,
+} from '@offload/notifications';
+import { ApiError } from '../errors.js';
+import { notificationView, type NotificationView } from '../notification-view.js';
+
+export interface NotifyAnswer {
+  ok: true;
+  message: 'Notification scheduled in background';
+  /**
+   * For one recipient, the task that delivers it (`GET /api/tasks/:id`); for several, the
+   * notification (`GET /api/notifications/:id`, which also takes the task id of a single one).
+   */
+  id: string;
+}
+
+/** The answer's schema: Fastify compiles a serializer for it, faster than JSON.stringify. */
+const NOTIFY_ANSWER = {
+  type: 'object',
+  properties: { ok: { type: 'boolean' }, message: { type: 'string' }, id: { type: 'string' } },
+  required: ['ok', 'message', 'id'],
+} as const;
+
+export interface NotificationRoutesOptions {
+  notifications: Notifications;
+}
+
+/** What an `Idempotency-Key` may be: printable ASCII, as Stripe and the IETF draft use. */
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+/** Task ids the stores hand out (see routes/tasks.ts). */
+const TASK_ID = /^[A-Za-z0-9_-]{1,100}$/;
+const KEY_OF_DELIVERY = /^notification:(ntf_[A-Za-z0-9_-]{22}):\d+$/;
+
+/**
+ * `POST /notifications/notify` (the seed's endpoint) and `POST /notifications`: one delivery task
+ * per recipient, answered once they are stored. `GET /notifications/:id`: every delivery of a
+ * notification.
+ */
+export const notificationRoutes: FastifyPluginCallback<NotificationRoutesOptions> = (
+  app,
+  { notifications },
+  done,
+) => {
+  const runtime = app.offload;
+
+  const notify = async (request: FastifyRequest): Promise<NotifyAnswer> => {
+    const parsed = parseNotifyRequest(request.body, notifications.rules);
+    const key = idempotencyKey(request);
+    const lone =
+      key === undefined && (parsed.kind === 'demo' || parsed.notification.to.length === 1);
+    const id = lone ? null : notificationId(key);
+    const tasks = notifications.plan(parsed, id, new Date());
+    // Stored now rather than just before the response, to answer with an id. With a key, the
+    // notification's first tasks (its content task and first delivery, or its one delivery) are
+    // stored first, in one transaction: their keys are the notification's, so the store says
+    // whether this request was seen before, and with what body, before anything else is added.
+    const first = key === undefined ? tasks : tasks.slice(0, 2);
+    const stored = await store(request, first);
+    if (key !== undefined) {
+      const digest = requestDigest(parsed);
+      const seen = stored.map(digestOf).filter((d) => d !== null);
+      if (seen.length === 0 || seen.some((d) => d !== digest)) {
+        throw new ApiError(
+          'IDEMPOTENCY_KEY_REUSED',
+          'this Idempotency-Key was used before with a different request; send a new key for a new notification',
+        );
+      }
+      // The others join them; those stored by the first request are returned as they are.
+      await store(request, tasks.slice(first.length));
+    }
+    return {
+      ok: true,
+      message: 'Notification scheduled in background',
+      id: id === null || tasks.length === 1 ? stored[0]!.id : id,
+    };
+  };
+  const options = { schema: { response: { 200: NOTIFY_ANSWER } } };
+  app.post('/notifications/notify', options, notify);
+  app.post('/notifications', options, notify);
+
+  app.get('/notifications/:id', async (request): Promise<NotificationView> => {
+    const { id } = request.params as { id: string };
+    const { notification, tasks } = await findNotification(id);
+    return notificationView(notification, tasks);
+  });
+  done();
+
+  /**
+   * A notification and its deliveries, by its id, or by the task id of one of its deliveries (a
+   * lone delivery, stored without a key, is a notification of its own).
+   */
+  async function findNotification(id: string): Promise<{ notification: string; tasks: Task[] }> {
+    if (NOTIFICATION_ID.test(id)) return { notification: id, tasks: await deliveriesOf(id) };
+    if (!TASK_ID.test(id)) {
+      throw new ApiError(
+        'INVALID_NOTIFICATION_ID',
+        `${JSON.stringify(id)} is not a notification id; use the "id" the notify request answered with`,
+      );
+    }
+    const task = await runtime.get(id);
+    if (!task || !isNotificationTask(task)) throw notFound(id);
+    if (task.name === CONTENT_TASK) {
+      // A content task is no delivery: it finds the notification whose content it holds.
+      const content = CONTENT_KEY.exec(task.key ?? '');
+      if (!content) throw notFound(id);
+      return { notification: content[1]!, tasks: await deliveriesOf(content[1]!) };
+    }
+    const match = KEY_OF_DELIVERY.exec(task.key ?? '');
+    if (!match) return { notification: id, tasks: [task] };
+    return { notification: match[1]!, tasks: await deliveriesOf(match[1]!) };
+  }
+
+  async function deliveriesOf(notification: string): Promise<Task[]> {
+    const page = await runtime.list({ keyPrefix: deliveryKeyPrefix(notification), limit: 1000 });
+    if (page.tasks.length === 0) throw notFound(notification);
+    return page.tasks;
+  }
+};
+
+function store(request: FastifyRequest, tasks: readonly TaskRequest[]): Promise<Task[]> {
+  for (const { task, payload, options } of tasks) request.background.add(task, payload, options);
+  return request.background.commit();
+}
+
+function idempotencyKey(request: FastifyRequest): string | undefined {
+  const value = request.headers['idempotency-key'];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !IDEMPOTENCY_KEY.test(value)) {
+    throw new ApiError(
+      'INVALID_IDEMPOTENCY_KEY',
+      'Idempotency-Key must be given once, 1 to 255 printable ASCII characters without spaces (a UUID is a good key)',
+    );
+  }
+  return value;
+}
+
+function isNotificationTask(task: Task): boolean {
+  return task.name === DEMO_TASK || task.name.startsWith('notifications.');
+}
+
+/**
+ * The digest of the request that stored `task`: a content task and an inline delivery carry it, a
+ * delivery of a notification to several recipients does not.
+ */
+function digestOf(task: Task): string | null {
+  if (task.name === DEMO_TASK) return requestDigest({ kind: 'demo' });
+  return (task.payload as Partial<InlineDelivery | StoredContent> | null)?.request ?? null;
+}
+
+function notFound(id: string): ApiError {
+  return new ApiError(
+    'NOTIFICATION_NOT_FOUND',
+    `no notification has id ${JSON.stringify(id)}; it may have been pruned after the retention period`,
+  );
+}

@@ -1,0 +1,135 @@
+import type { FastifyInstance } from 'fastify';
+import type { Logger as PinoLogger } from 'pino';
+import { createRuntime, openStore, type Runtime, type Store } from 'offload';
+import { Notifications, type DeliveryCall, type Resolver } from '@offload/notifications';
+import { buildApp } from './app.js';
+import { describeConfig, type ServiceConfig } from './config.js';
+import { limitConnections } from './connections.js';
+import { gracefulClose } from './drain.js';
+import { listenError } from './listen-error.js';
+import { ServiceMetrics } from './metrics.js';
+
+export interface ServiceOptions {
+  logger: PinoLogger;
+  /** Default: the store of `config.databaseUrl`. Tests pass one they can break. */
+  store?: Store;
+  /** Export Node's process metrics too; default true. */
+  processMetrics?: boolean;
+  /** Run tasks in this process too; default true. False serves the API only. */
+  runner?: boolean;
+  /** How webhook and push host names are resolved; default the system's. Tests map names to 127.0.0.1. */
+  resolve?: Resolver;
+  /** How long (ms) a client may take to send a whole request; default 30 s (see `buildApp`). */
+  requestTimeout?: number;
+}
+
+/** The notification service, assembled but not listening yet. */
+export interface Service {
+  app: FastifyInstance;
+  runtime: Runtime;
+  store: Store;
+  config: ServiceConfig;
+  /** Opens the store, starts the runtime and listens; resolves with the address. */
+  listen(): Promise<string>;
+  /**
+   * Stops accepting, answers the requests in flight (and, for up to a second, those that arrive
+   * on connections already open), stops the runtime. Idempotent.
+   */
+  close(): Promise<void>;
+}
+
+/** The store `config` names, reporting connection trouble on `logger`. */
+export function openServiceStore(config: ServiceConfig, logger: PinoLogger): Promise<Store> {
+  return openStore(config.databaseUrl, {
+    schema: config.databaseSchema,
+    poolSize: config.databasePoolSize,
+    logger: logger.child({ component: 'store' }),
+  });
+}
+
+/**
+ * The runtime of the notification service: the channels' tasks and the configured policy.
+ * `onCall` hears of every outgoing delivery call (for metrics).
+ */
+export function createServiceRuntime(
+  config: ServiceConfig,
+  store: Store,
+  logger: PinoLogger,
+  options: { resolve?: Resolver; onCall?: (call: DeliveryCall) => void } = {},
+): { runtime: Runtime; notifications: Notifications } {
+  const notifications = new Notifications({
+    demoDelay: config.notifyDemoDelay,
+    channels: config.channels,
+    ...(options.resolve ? { resolve: options.resolve } : {}),
+    ...(options.onCall ? { onCall: options.onCall } : {}),
+  });
+  const runtime = createRuntime({
+    store,
+    tasks: notifications.tasks,
+    timeout: config.taskTimeout,
+    shutdownGrace: config.shutdownGrace,
+    ...(config.concurrency === undefined ? {} : { concurrency: config.concurrency }),
+    logger: logger.child({ component: 'runtime' }),
+  });
+  notifications.attach(runtime);
+  return { runtime, notifications };
+}
+
+export async function createService(
+  config: ServiceConfig,
+  options: ServiceOptions,
+): Promise<Service> {
+  const { logger } = options;
+  const store = options.store ?? (await openServiceStore(config, logger));
+  // The metrics need the runtime, which needs the tasks that report calls: forwarded once made.
+  let countCall: (call: DeliveryCall) => void = () => undefined;
+  const { runtime, notifications } = createServiceRuntime(config, store, logger, {
+    ...(options.resolve ? { resolve: options.resolve } : {}),
+    onCall: (call) => countCall(call),
+  });
+  const metrics = new ServiceMetrics({
+    runtime,
+    store,
+    logger,
+    processMetrics: options.processMetrics ?? true,
+  });
+  countCall = (call) => metrics.countCall(call);
+  const app = await buildApp({
+    runtime,
+    store,
+    metrics,
+    logger,
+    apiKey: config.apiKey,
+    metricsPublic: config.metricsPublic,
+    notifications,
+    runner: options.runner ?? true,
+    ...(options.requestTimeout === undefined ? {} : { requestTimeout: options.requestTimeout }),
+  });
+  app.addHook('onClose', () => metrics.close());
+  const stopLimiting = limitConnections(app.server, { max: config.maxConnections, logger });
+  app.addHook('onClose', stopLimiting);
+  const closeGracefully = gracefulClose(app);
+  let closing: Promise<void> | null = null;
+
+  return {
+    app,
+    runtime,
+    store,
+    config,
+    async listen() {
+      logger.info(
+        { config: describeConfig(config), store: store.kind, runner: options.runner ?? true },
+        'starting',
+      );
+      if (config.apiKey === undefined) {
+        logger.warn('OFFLOAD_API_KEY is not set: /api/* is open to anyone who can reach this port');
+      }
+      try {
+        return await app.listen({ port: config.port, host: config.host });
+      } catch (error) {
+        throw listenError(error, config.host, config.port);
+      }
+    },
+    close: () => (closing ??= closeGracefully()),
+  };
+}

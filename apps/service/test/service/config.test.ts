@@ -1,0 +1,199 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  createRuntime,
+  defineTask,
+  InvalidOptionError,
+  memoryStore,
+  openStore,
+  PermanentError,
+} from '../../../../packages/offload/src/index.js';
+import { describeConfig, loadConfig } from '../../src/config.js';
+import { ServiceMetrics } from '../../src/metrics.js';
+import { captureLogger, nextEvent } from '../../../../packages/offload/test/helpers.js';
+
+describe('configuration', () => {
+  it('has the documented defaults', () => {
+    assert.deepEqual(loadConfig({}, { fileLimit: 1024 }), {
+      port: 8000,
+      host: '0.0.0.0',
+      databaseUrl: 'sqlite:./data/offload.db',
+      databaseSchema: 'offload',
+      databasePoolSize: 10,
+      taskTimeout: 60_000,
+      shutdownGrace: 25_000,
+      concurrency: undefined,
+      notifyDemoDelay: 2000,
+      apiKey: undefined,
+      metricsPublic: false,
+      logLevel: 'info',
+      maxConnections: 819,
+      channels: {
+        allowPrivateHosts: [],
+        deliveryTimeout: 15_000,
+        deliveryAttempts: 5,
+        deliveryBackoff: 2000,
+        webhook: null,
+        email: null,
+        push: null,
+      },
+    });
+  });
+
+  it('reads every variable, seconds as milliseconds, and takes an empty one as unset', () => {
+    const config = loadConfig({
+      PORT: '9000',
+      HOST: '127.0.0.1',
+      DATABASE_URL: 'memory:',
+      REQUEST_TIMEOUT: '1.5',
+      SHUTDOWN_GRACE: '0',
+      CONCURRENCY: '4',
+      NOTIFY_DEMO_DELAY_MS: '0',
+      OFFLOAD_API_KEY: 'a-long-enough-key-123',
+      LOG_LEVEL: '',
+      DATABASE_SCHEMA: 'tenant_2',
+      DATABASE_POOL_SIZE: '25',
+      METRICS_PUBLIC: 'true',
+    });
+    assert.deepEqual(
+      [
+        config.port,
+        config.host,
+        config.databaseUrl,
+        config.taskTimeout,
+        config.shutdownGrace,
+        config.concurrency,
+        config.notifyDemoDelay,
+        config.apiKey,
+        config.logLevel,
+        config.databaseSchema,
+        config.databasePoolSize,
+        config.metricsPublic,
+      ],
+      [
+        9000,
+        '127.0.0.1',
+        'memory:',
+        1500,
+        0,
+        4,
+        0,
+        'a-long-enough-key-123',
+        'info',
+        'tenant_2',
+        25,
+        true,
+      ],
+    );
+  });
+
+  const bad: [string, string][] = [
+    ['PORT', '80a'],
+    ['PORT', '70000'],
+    ['REQUEST_TIMEOUT', '0'],
+    ['REQUEST_TIMEOUT', '1m'],
+    ['SHUTDOWN_GRACE', '-5'],
+    ['CONCURRENCY', '0'],
+    ['CONCURRENCY', '2.5'],
+    ['NOTIFY_DEMO_DELAY_MS', 'soon'],
+    ['OFFLOAD_API_KEY', ''],
+    ['OFFLOAD_API_KEY', 'has a space in it somewhere'],
+    ['LOG_LEVEL', 'verbose'],
+    ['METRICS_PUBLIC', 'yes'],
+    ['DATABASE_SCHEMA', 'Public; DROP'],
+    ['DATABASE_SCHEMA', '1abc'],
+    ['DATABASE_POOL_SIZE', '0'],
+    ['DATABASE_URL', 'foo:bar'],
+    ['DATABASE_URL', 'sqlite:'],
+    ['DATABASE_URL', 'memory:extra'],
+    ['DATABASE_URL', 'postgres://[bad'],
+    ['DATABASE_URL', 'postgres://u@127.0.0.1:5432'],
+  ];
+  for (const [name, value] of bad) {
+    it(`refuses ${name}=${JSON.stringify(value)}, naming it`, () => {
+      assert.throws(
+        () => loadConfig({ [name]: value }),
+        (error: unknown) => {
+          assert.ok(error instanceof InvalidOptionError);
+          assert.equal(error.option, name);
+          assert.match(error.message, new RegExp(`^${name}: `));
+          return true;
+        },
+      );
+    });
+  }
+});
+
+describe('store URLs', () => {
+  it('opens PostgreSQL for postgres:// and postgresql://, and never shows the password', async () => {
+    for (const url of ['postgres://u:secret@127.0.0.1:5432/app', 'postgresql://u@[::1]/app']) {
+      assert.equal((await openStore(url)).kind, 'postgres');
+    }
+    const config = loadConfig({ DATABASE_URL: 'postgres://u:secret@127.0.0.1:5432/app' });
+    assert.equal(describeConfig(config).databaseUrl, 'postgres://u:***@127.0.0.1:5432/app');
+    for (const url of ['postgres://u:secret@127.0.0.1:5432', 'mysql://u:secret@db/app']) {
+      await assert.rejects(openStore(url), (error: unknown) => {
+        assert.ok(error instanceof InvalidOptionError);
+        // Named as the argument it is; the service checks DATABASE_URL in loadConfig first.
+        assert.equal(error.option, 'openStore url');
+        assert.doesNotMatch(error.message, /secret/);
+        return true;
+      });
+    }
+  });
+});
+
+describe('metrics', () => {
+  it('count retries and failures by task name as the runtime reports them', async () => {
+    const flaky = defineTask({
+      name: 'flaky',
+      maxAttempts: 2,
+      backoff: { base: 0, jitter: 0 },
+      run: (_payload, ctx) => {
+        throw ctx.attempt === 1 ? new Error('try again') : new PermanentError('give up');
+      },
+    });
+    const store = memoryStore();
+    const runtime = createRuntime({ store, tasks: [flaky], logger: captureLogger() });
+    const metrics = new ServiceMetrics({ runtime, store, processMetrics: false });
+    try {
+      await runtime.start();
+      const failed = nextEvent(runtime, 'task:failed');
+      await runtime.enqueue(flaky, {});
+      await failed;
+      const { body } = await metrics.render();
+      assert.match(body, /^offload_task_retries_total\{name="flaky"\} 1$/m);
+      assert.match(body, /^offload_task_failures_total\{name="flaky"\} 1$/m);
+      assert.match(
+        body,
+        /^offload_task_attempt_duration_seconds_count\{name="flaky",outcome="error"\} 2$/m,
+      );
+      assert.match(body, /^offload_tasks\{name="flaky",state="failed"\} 1$/m);
+    } finally {
+      metrics.close();
+      await runtime.stop();
+    }
+  });
+
+  it('reads the store counts once a scrape, for every gauge of it', async () => {
+    const store = memoryStore();
+    await store.open();
+    let reads = 0;
+    const stats = store.stats.bind(store);
+    store.stats = (now) => {
+      reads += 1;
+      return stats(now);
+    };
+    const runtime = createRuntime({ store, tasks: [], logger: captureLogger() });
+    const metrics = new ServiceMetrics({ runtime, store, statsTtl: 0, processMetrics: false });
+    try {
+      for (let i = 1; i <= 2; i++) {
+        const { body } = await metrics.render();
+        assert.match(body, /^offload_store_up 1$/m);
+        assert.equal(reads, i);
+      }
+    } finally {
+      metrics.close();
+    }
+  });
+});

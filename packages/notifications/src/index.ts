@@ -1,0 +1,52 @@
+export {
+  NotificationError,
+  parseNotifyRequest,
+  type NotificationErrorCode,
+  type NotificationRequest,
+  type NotifyRequest,
+  type RequestRules,
+} from './notification.js';
+export {
+  CHANNELS,
+  deliveryKey,
+  deliveryKeyPrefix,
+  deliveryTaskName,
+  type ChannelName,
+  type Delivery,
+  type InlineDelivery,
+  type SharedDelivery,
+  type DeliveryCall,
+  type DeliveryResult,
+  type PushSubscription,
+  type Recipient,
+} from './delivery.js';
+export { CALL_OUTCOMES, type CallOutcome } from './delivery-errors.js';
+export {
+  DEMO_TASK,
+  demoNotificationTask,
+  LOG_TASK,
+  MAX_NOTIFICATION_BYTES,
+  NOTIFICATION_ID,
+  notificationId,
+  Notifications,
+  notificationTasks,
+  requestDigest,
+  type NotificationTaskOptions,
+} from './tasks.js';
+export {
+  CONTENT_KEY,
+  CONTENT_TASK,
+  contentKey,
+  type NotificationContent,
+  type StoredContent,
+} from './content.js';
+export {
+  CHANNEL_VARIABLES,
+  DEFAULT_CHANNEL_SETTINGS,
+  describeChannels,
+  readChannelSettings,
+  type ChannelSettings,
+} from './settings.js';
+export { generateVapidKeys } from './channels/web-push-crypto.js';
+export type { Resolver } from './net/host-policy.js';
+export { secondsVariable, wholeNumberVariable } from './env-values.js';

@@ -1,0 +1,192 @@
+import { InvalidPayloadError, OffloadError, type Json } from 'offload';
+import { encodeJson, MAX_JSON_DEPTH } from 'offload';
+import { MAX_PUSH_PLAINTEXT } from './channels/web-push-crypto.js';
+import { pushMessage } from './channels/push.js';
+import { CHANNELS, type ChannelName, type OutgoingDelivery, type Recipient } from './delivery.js';
+import type { HostPolicy } from './net/host-policy.js';
+import { characters, checkRecipient, MAX_RECIPIENTS, tooLong } from './recipients.js';
+
+/** A notification as a client describes it in `POST /api/notifications/notify`, checked. */
+export interface NotificationRequest {
+  channel: ChannelName;
+  /** One delivery each, in this order. */
+  to: Recipient[];
+  subject: string | null;
+  body: string | null;
+  /** An HTML alternative of `body`, for email. */
+  html: string | null;
+  /** Extra structured data, passed through to the channel. */
+  data: { [key: string]: Json } | null;
+}
+
+/** What a request asks for: the seed's demo notification, or a real one. */
+export type NotifyRequest =
+  { kind: 'demo' } | { kind: 'notification'; notification: NotificationRequest };
+
+export type NotificationErrorCode =
+  'INVALID_NOTIFICATION' | 'UNKNOWN_CHANNEL' | 'CHANNEL_NOT_CONFIGURED';
+
+/** A notification request that cannot be accepted; `field` names what to fix. */
+export class NotificationError extends OffloadError {
+  constructor(
+    code: NotificationErrorCode,
+    readonly field: string,
+    message: string,
+  ) {
+    super(code, message);
+  }
+}
+
+/** What a request is checked against besides its own shape. */
+export interface RequestRules {
+  /** The SSRF rules: a URL whose host is a refused IP address is a 400 at once. */
+  policy: HostPolicy;
+  /** Why `channel` cannot be used in this service (not configured), or null when it can. */
+  unavailable(channel: ChannelName): string | null;
+}
+
+const FIELDS = ['channel', 'to', 'subject', 'body', 'html', 'data'];
+const LIMITS = { subject: 200, body: 10_000, html: 50_000 };
+
+/**
+ * Reads a notify request body. No body, or `{}`, asks for the demo notification; anything else
+ * must describe a notification completely, every recipient included, so that bad input is
+ * refused now rather than failing later as a task.
+ */
+export function parseNotifyRequest(body: unknown, rules: RequestRules): NotifyRequest {
+  if (body === undefined) return { kind: 'demo' };
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw invalid(
+      'body',
+      'the body must be a JSON object, e.g. {"channel":"log","to":"ops"}, or empty for the demo notification',
+    );
+  }
+  const fields = body as Record<string, unknown>;
+  const keys = Object.keys(fields);
+  if (keys.length === 0) return { kind: 'demo' };
+  const unknown = keys.find((key) => !FIELDS.includes(key));
+  if (unknown !== undefined) {
+    throw invalid(
+      unknown,
+      `unknown field ${JSON.stringify(unknown)}; a notification has the fields ${FIELDS.join(', ')}`,
+    );
+  }
+  const channel = readChannel(fields.channel, rules);
+  const data = fields.data ?? null;
+  if (data !== null && (typeof data !== 'object' || Array.isArray(data))) {
+    throw invalid('data', 'data must be a JSON object when given');
+  }
+  if (data !== null) checkStorable(data);
+  const notification: NotificationRequest = {
+    channel,
+    to: readRecipients(channel, fields.to, rules),
+    subject: text(fields, 'subject'),
+    body: text(fields, 'body'),
+    html: text(fields, 'html'),
+    data: data as NotificationRequest['data'],
+  };
+  if (notification.html !== null && channel !== 'email') {
+    throw invalid('html', `html is for the email channel only; send the text as "body"`);
+  }
+  if (channel === 'email' && notification.subject !== null && /[\r\n]/.test(notification.subject)) {
+    throw invalid('subject', 'an email subject must be one line');
+  }
+  if (channel === 'push') checkPushSize(notification);
+  return { kind: 'notification', notification };
+}
+
+function readChannel(channel: unknown, rules: RequestRules): ChannelName {
+  if (channel === undefined) {
+    throw invalid(
+      'channel',
+      `channel is required to describe a notification (one of: ${CHANNELS.join(', ')}); send no body for the demo notification`,
+    );
+  }
+  if (typeof channel !== 'string')
+    throw invalid('channel', `channel must be a string, one of: ${CHANNELS.join(', ')}`);
+  if (!(CHANNELS as readonly string[]).includes(channel)) {
+    throw new NotificationError(
+      'UNKNOWN_CHANNEL',
+      'channel',
+      `channel ${JSON.stringify(channel)} is not known; use one of: ${CHANNELS.join(', ')}`,
+    );
+  }
+  const why = rules.unavailable(channel as ChannelName);
+  if (why !== null) throw new NotificationError('CHANNEL_NOT_CONFIGURED', 'channel', why);
+  return channel as ChannelName;
+}
+
+function readRecipients(channel: ChannelName, to: unknown, rules: RequestRules): Recipient[] {
+  if (to === undefined || to === null) {
+    throw invalid('to', `to is required: one recipient, or a list of 1 to ${MAX_RECIPIENTS}`);
+  }
+  const list = Array.isArray(to);
+  const values: unknown[] = list ? to : [to];
+  if (values.length === 0 || values.length > MAX_RECIPIENTS) {
+    throw invalid('to', `to must list 1 to ${MAX_RECIPIENTS} recipients, got ${values.length}`);
+  }
+  return values.map((value, i) => {
+    const field = list ? `to[${i}]` : 'to';
+    const checked = checkRecipient(channel, value, field, rules.policy);
+    if (checked.problem !== undefined) throw invalid(field, checked.problem);
+    return checked.value;
+  });
+}
+
+function text(fields: Record<string, unknown>, name: keyof typeof LIMITS): string | null {
+  const value = fields[name];
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'string' || value.length === 0 || tooLong(value, LIMITS[name])) {
+    throw invalid(
+      name,
+      `${name} must be a string of 1 to ${LIMITS[name]} characters, got ${describe(value)}`,
+    );
+  }
+  return value;
+}
+
+/** A push message must fit one encrypted record of 4 KiB: refuse a larger one now. */
+function checkPushSize(notification: NotificationRequest): void {
+  const sample: OutgoingDelivery = {
+    ...notification,
+    notification: 'n'.repeat(40),
+    index: 0,
+    createdAt: '',
+    to: '',
+  };
+  const size = pushMessage(sample).length;
+  if (size > MAX_PUSH_PLAINTEXT) {
+    throw invalid(
+      'body',
+      `a push message holds at most ${MAX_PUSH_PLAINTEXT} bytes of JSON, and this one takes ${size}: shorten body, subject or data`,
+    );
+  }
+}
+
+/**
+ * `data` is stored in the task's payload, which must come back from JSON unchanged: a number too
+ * large for a double (`1e999` parses as Infinity) or nesting deeper than the payload allows is a
+ * 400 now, not a failed store later.
+ */
+function checkStorable(data: unknown): void {
+  try {
+    // One level down: data is a field of the delivery's payload.
+    encodeJson(data, 'data', 1);
+  } catch (error) {
+    if (!(error instanceof InvalidPayloadError)) throw error;
+    throw invalid(
+      error.path,
+      `${error.path} ${error.problem}; data must be plain JSON with finite numbers, nested at most ${MAX_JSON_DEPTH - 1} levels deep`,
+    );
+  }
+}
+
+function invalid(field: string, message: string): NotificationError {
+  return new NotificationError('INVALID_NOTIFICATION', field, message);
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return `a string of ${characters(value)} characters`;
+  if (Array.isArray(value)) return 'an array';
+  return value === null ? 'null' : `a ${typeof value}`;
+}

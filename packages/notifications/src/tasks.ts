@@ -1,0 +1,243 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { defineTask, SECOND, type TaskDefinition, type TaskRequest } from 'offload';
+import { EmailSender } from './channels/email.js';
+import { LogSender } from './channels/log.js';
+import { PushSender } from './channels/push.js';
+import { WebhookSender } from './channels/webhook.js';
+import {
+  CONTENT_TASK,
+  contentKey,
+  keepFor,
+  SharedContent,
+  type StoredContent,
+  type TaskReader,
+} from './content.js';
+import {
+  deliveryKey,
+  deliveryTask,
+  deliveryTaskName,
+  type ChannelName,
+  type Delivery,
+  type DeliveryCall,
+  type InlineDelivery,
+  type Sender,
+  type SharedDelivery,
+} from './delivery.js';
+import { GoneRecipients } from './gone-recipients.js';
+import { HostPolicy, type Resolver } from './net/host-policy.js';
+import { HttpClient } from './net/http-client.js';
+import { NotificationError, type NotifyRequest, type RequestRules } from './notification.js';
+import { DEFAULT_CHANNEL_SETTINGS, type ChannelSettings } from './settings.js';
+
+export const DEMO_TASK = 'notifications.demo';
+export const LOG_TASK = deliveryTaskName('log');
+
+/**
+ * The most one notification stores, in bytes of task payloads: its content once and its part of
+ * each delivery (notification id, index, recipient). As large as the largest request body, so a
+ * request stores at most about what it sent.
+ */
+export const MAX_NOTIFICATION_BYTES = 64 * 1024;
+
+export interface NotificationTaskOptions {
+  /** How long the demo notification "works", in ms; the seed's is 2 s. */
+  demoDelay?: number;
+  /** The channels' configuration; by default only `log` is on. */
+  channels?: ChannelSettings;
+  /** How host names of webhook URLs and push endpoints are resolved; default the system's. */
+  resolve?: Resolver;
+  /** Told of every outgoing call (for metrics). */
+  onCall?: (call: DeliveryCall) => void;
+}
+
+/** The seed's demo: logs, does `delay` ms of (abortable) async work (none at 0), logs again. */
+export function demoNotificationTask(delay = 2 * SECOND): TaskDefinition<Record<string, never>> {
+  return defineTask<Record<string, never>>({
+    name: DEMO_TASK,
+    async run(_payload, ctx) {
+      ctx.logger.info({}, 'Starting background notification task...');
+      if (delay > 0) await sleep(delay, undefined, { signal: ctx.signal });
+      ctx.logger.info({}, 'Background notification sent successfully!');
+    },
+  });
+}
+
+/**
+ * The notification side of the service: the delivery task of each configured channel, the rules
+ * a request is checked against, and the tasks that deliver a request.
+ */
+export class Notifications {
+  /** Every task the notification service runs; give them to `createRuntime({ tasks })`. */
+  readonly tasks: TaskDefinition<never>[];
+  readonly rules: RequestRules;
+  private readonly senders = new Map<ChannelName, Sender>();
+  private readonly content = new SharedContent();
+  /** How long each channel's content tasks wait before they first run, ms (see content.ts). */
+  private readonly keep = new Map<ChannelName, number>();
+
+  constructor(options: NotificationTaskOptions = {}) {
+    const settings = options.channels ?? DEFAULT_CHANNEL_SETTINGS;
+    const policy = new HostPolicy(settings.allowPrivateHosts);
+    const client = new HttpClient({
+      policy,
+      ...(options.resolve ? { resolve: options.resolve } : {}),
+    });
+    const timeout = settings.deliveryTimeout;
+    this.senders.set('log', new LogSender());
+    if (settings.webhook) {
+      this.senders.set(
+        'webhook',
+        new WebhookSender({ client, secrets: settings.webhook.secrets, timeout }),
+      );
+    }
+    if (settings.email) {
+      this.senders.set('email', new EmailSender({ ...settings.email, timeout }));
+    }
+    if (settings.push) {
+      this.senders.set('push', new PushSender({ client, ...settings.push, timeout }));
+    }
+    const gone = new GoneRecipients();
+    const taskOptions = {
+      attemptsPerProvider: settings.deliveryAttempts,
+      backoff: { base: settings.deliveryBackoff },
+      gone,
+      content: this.content,
+      ...(options.onCall ? { onCall: options.onCall } : {}),
+    };
+    for (const [channel, sender] of this.senders) {
+      const attempts = settings.deliveryAttempts * sender.providers.length;
+      this.keep.set(channel, keepFor(attempts, settings.deliveryBackoff, timeout));
+    }
+    this.tasks = [
+      demoNotificationTask(options.demoDelay),
+      this.content.task(),
+      ...[...this.senders.values()].map((sender) => deliveryTask(sender, taskOptions)),
+    ] as TaskDefinition<never>[];
+    this.rules = {
+      policy,
+      unavailable: (channel) => (this.senders.has(channel) ? null : notConfigured(channel)),
+    };
+  }
+
+  /**
+   * Lets the delivery tasks read the content that a notification to several recipients stores
+   * once: call it with the runtime made with `tasks`, before it starts.
+   */
+  attach(runtime: TaskReader): void {
+    this.content.attach(runtime);
+  }
+
+  /**
+   * The tasks that deliver what `request` asks for, as notification `id`: one per recipient, each
+   * with the key `notification:<id>:<index>`, so that a notification's deliveries can be listed
+   * and a repeated request (same `id`) adds nothing. With several recipients, the first task is
+   * the notification's content task and the deliveries only name it (see content.ts). With `id`
+   * null (one recipient and no Idempotency-Key, the common case) the one task has no key: it is
+   * the notification, and a key would only cost its index a write. Throws a NotificationError
+   * when the tasks would store more than MAX_NOTIFICATION_BYTES.
+   */
+  plan(request: NotifyRequest, id: string | null, now: Date): TaskRequest[] {
+    const digest = id === null ? null : requestDigest(request);
+    if (request.kind === 'demo') {
+      return [{ task: DEMO_TASK, payload: {}, ...(id === null ? {} : keyed(id, 0)) }];
+    }
+    const { to, channel, ...content } = request.notification;
+    const task = deliveryTaskName(channel);
+    const createdAt = now.toISOString();
+    if (to.length === 1) {
+      const delivery: InlineDelivery = {
+        notification: id,
+        index: 0,
+        request: digest,
+        createdAt,
+        to: to[0]!,
+        ...content,
+      };
+      checkSize([delivery], 1);
+      return [{ task, payload: delivery, ...(id === null ? {} : keyed(id, 0)) }];
+    }
+    if (id === null) throw new Error('a notification to several recipients needs an id');
+    const stored: StoredContent = { notification: id, request: digest, createdAt, ...content };
+    const deliveries = to.map((recipient, index): SharedDelivery => ({
+      notification: id,
+      index,
+      to: recipient,
+      shared: true,
+    }));
+    checkSize([stored, ...deliveries], to.length);
+    return [
+      {
+        task: CONTENT_TASK,
+        payload: stored,
+        options: { key: contentKey(id), delay: this.keep.get(channel)! },
+      },
+      ...deliveries.map((delivery) => ({ task, payload: delivery, ...keyed(id, delivery.index) })),
+    ];
+  }
+}
+
+function keyed(id: string, index: number): Pick<TaskRequest, 'options'> {
+  return { options: { key: deliveryKey(id, index) } };
+}
+
+/** Refuses a notification whose tasks would store more than MAX_NOTIFICATION_BYTES. */
+function checkSize(payloads: readonly (Delivery | StoredContent)[], recipients: number): void {
+  let bytes = 0;
+  for (const payload of payloads) bytes += Buffer.byteLength(JSON.stringify(payload));
+  if (bytes <= MAX_NOTIFICATION_BYTES) return;
+  const what = recipients === 1 ? 'its one delivery' : `its content and ${recipients} deliveries`;
+  throw new NotificationError(
+    'INVALID_NOTIFICATION',
+    'to',
+    `this notification would store ${bytes} bytes (${what}); one notification stores at most ${MAX_NOTIFICATION_BYTES} bytes: shorten subject, body, html or data, or send it to fewer recipients at a time`,
+  );
+}
+
+/**
+ * Every task the notification service runs, with the channels of `options.channels`. To deliver
+ * notifications to several recipients, make a `Notifications` and `attach` the runtime instead.
+ */
+export function notificationTasks(options: NotificationTaskOptions = {}): TaskDefinition<never>[] {
+  return new Notifications(options).tasks;
+}
+
+export const NOTIFICATION_ID = /^ntf_[A-Za-z0-9_-]{22}$/;
+
+/**
+ * A notification's id: random, or derived from the client's `Idempotency-Key` so that a repeated
+ * request lands on the same deliveries.
+ */
+export function notificationId(idempotencyKey?: string): string {
+  const bytes =
+    idempotencyKey === undefined
+      ? randomBytes(16)
+      : createHash('sha256').update(`idempotency-key\0${idempotencyKey}`).digest();
+  return `ntf_${bytes.subarray(0, 16).toString('base64url')}`;
+}
+
+/** A digest of what a request asks for, the same whatever the order of its JSON keys. */
+export function requestDigest(request: NotifyRequest): string {
+  const content = request.kind === 'demo' ? 'demo' : request.notification;
+  return createHash('sha256').update(canonicalJson(content)).digest('base64url');
+}
+
+function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+}
+
+const SETUP: Record<ChannelName, string> = {
+  webhook: 'set WEBHOOK_SECRET (whsec_…) to sign webhooks',
+  email: 'set SMTP_URL and EMAIL_FROM',
+  push: 'set VAPID_PUBLIC_KEY, VAPID_PRIVATE_KEY and VAPID_SUBJECT (`offload vapid` prints a key pair)',
+  log: 'nothing',
+};
+
+function notConfigured(channel: ChannelName): string {
+  return `the ${channel} channel is not configured on this service (its operator must ${SETUP[channel]}); the log channel always works`;
+}

@@ -1,0 +1,38 @@
+export { createRuntime, Runtime, type TaskRequest } from './runtime/runtime.js';
+export type { RuntimeOptions } from './runtime/options.js';
+export {
+  defineTask,
+  isTaskName,
+  type TaskContext,
+  type TaskDefinition,
+} from './runtime/define-task.js';
+export type { Backoff } from './runtime/retry-policy.js';
+export type { RuntimeEvents, RuntimeEventName } from './runtime/events.js';
+export { memoryStore, MemoryStore } from './store/memory.js';
+export {
+  DEFAULT_DATABASE_URL,
+  openStore,
+  parseStoreUrl,
+  redactUrl,
+  type OpenStoreOptions,
+  type StoreUrl,
+} from './store/open.js';
+export { findStoreFault, storeFaultHint, type StoreFault } from './store/faults.js';
+export type { Store } from './store/store.js';
+export * from './errors/index.js';
+export { encodeJson, InvalidPayloadError, MAX_JSON_DEPTH } from './json.js';
+export { InvalidOptionError } from './options-check.js';
+export { SECOND, MINUTE, HOUR, DAY, systemClock, type Clock } from './time.js';
+export { iso, taskView, type TaskView } from './task-view.js';
+export {
+  TASK_STATES,
+  type EnqueueOptions,
+  type SqlClient,
+  type Json,
+  type ListFilter,
+  type Logger,
+  type Task,
+  type TaskError,
+  type TaskPage,
+  type TaskState,
+} from './types.js';

@@ -1,0 +1,96 @@
+import { closeSync, openSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { OffloadError } from '../errors/offload-error.js';
+
+/** The files of a database in WAL mode, as `suffix` of the database's path. */
+const FILES = [
+  { suffix: '', what: 'database file' },
+  { suffix: '-wal', what: 'write-ahead log (-wal)' },
+  { suffix: '-shm', what: 'shared-memory index (-shm)' },
+] as const;
+
+interface Identity {
+  path: string;
+  what: string;
+  ino: number;
+  dev: number;
+}
+
+/**
+ * The files of an open SQLite database in WAL mode: the database, its `-wal` and its `-shm`.
+ *
+ * **Identity.** On Linux a deleted or replaced file stays readable and writable through the
+ * handles SQLite has open, but what is written there is lost once the process ends, and other
+ * processes see another file: so `check` throws before a write when any of the three is no longer
+ * the file the connection opened. A `stat` costs about a tenth of a small write transaction, so
+ * the files are stat'ed only after the file system reported an entry of theirs created, deleted
+ * or renamed in their directory (inotify, through `fs.watch`), or before every write where
+ * watching is not available.
+ *
+ * **One descriptor, closed last.** SQLite's locks are POSIX record locks, which the kernel drops
+ * for the whole process when *any* descriptor of the file is closed. A process that opened and
+ * closed a descriptor of the database while its connection was open would lose its shared lock:
+ * the next process to close the database would take itself for the last user, checkpoint, and
+ * delete the live `-wal` and `-shm`, and every commit after that would go to deleted files. So
+ * the one descriptor the store needs (the checkpoint thread syncs the database file through it) is
+ * opened here once and closed by `close`, which the store calls after its connection is closed.
+ */
+export class DatabaseFiles {
+  /** A read-only descriptor of the database file, open until `close`. */
+  readonly fd: number;
+  readonly ino: number;
+  readonly dev: number;
+  private readonly files: Identity[];
+  /** Null where the directory cannot be watched, or its watcher failed: a stat before every write. */
+  private watcher: FSWatcher | null;
+  /** An entry of the files changed in their directory since the last check. */
+  private suspect = false;
+
+  /** Call once the connection has opened the database in WAL mode (all three files exist). */
+  constructor(readonly path: string) {
+    this.files = FILES.map(({ suffix, what }) => {
+      const { ino, dev } = statSync(path + suffix);
+      return { path: path + suffix, what, ino, dev };
+    });
+    ({ ino: this.ino, dev: this.dev } = this.files[0]!);
+    this.fd = openSync(path, 'r');
+    this.watcher = this.watchDirectory();
+  }
+
+  /** Throws `STORE_FILE_MOVED` when a file at its path is no longer the one opened. */
+  check(): void {
+    if (this.watcher !== null && !this.suspect) return;
+    for (const file of this.files) {
+      const now = statSync(file.path, { throwIfNoEntry: false });
+      if (now?.ino === file.ino && now.dev === file.dev) continue;
+      throw new OffloadError(
+        'STORE_FILE_MOVED',
+        `the SQLite ${file.what} ${file.path} was ${now ? 'replaced by another file' : 'deleted'} while this process had it open; nothing more is written to the database, as it would be lost. Restart the process to open the database now at that path`,
+      );
+    }
+    this.suspect = false;
+  }
+
+  /** Stops watching and closes the descriptor: only once the store's connection is closed. */
+  close(): void {
+    this.watcher?.close();
+    closeSync(this.fd);
+  }
+
+  private watchDirectory(): FSWatcher | null {
+    const names = new Set(this.files.map((file) => basename(file.path)));
+    try {
+      const watcher = watch(dirname(this.path), { persistent: false }, (event, name) => {
+        // 'change' is a write to a file of the directory: every commit writes the log.
+        if (event === 'rename' && (name === null || names.has(name))) this.suspect = true;
+      });
+      watcher.on('error', () => {
+        watcher.close();
+        this.watcher = null;
+      });
+      return watcher;
+    } catch {
+      return null;
+    }
+  }
+}

@@ -1,0 +1,369 @@
+import { statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import { OffloadError } from '../errors/offload-error.js';
+import {
+  integerOption,
+  InvalidOptionError,
+  MAX_TIMER_DELAY,
+  rejectUnknownKeys,
+} from '../options-check.js';
+import type { ListFilter, Logger, Task, TaskPage } from '../types.js';
+import {
+  transactionsUnsupported,
+  type Change,
+  type ClaimedTask,
+  type ClaimRequest,
+  type EnqueueResult,
+  type Lease,
+  type NewTask,
+  type Rescue,
+  type Settlement,
+  type SqlClient,
+  type Store,
+  type StoreStats,
+} from '../store/store.js';
+import { Checkpointer } from './checkpointer.js';
+import { makeDirectory } from './directory.js';
+import { DatabaseFiles } from './database-files.js';
+import { checkOwner, WorkerLocks } from './liveness.js';
+import { migrate } from './migrations.js';
+import { byClaimOrder, toClaimedTask, toTask } from './rows.js';
+import {
+  prepareClaim,
+  prepareStatements,
+  type ClaimStatement,
+  type Statements,
+} from './statements.js';
+import { parseCursor, prefixEnd } from '../store/ids.js';
+import { createTransactions, rowId, type Transactions, type WriteGuard } from './transactions.js';
+import { WriteHealth } from './write-health.js';
+
+/** Options of `sqliteStore`. */
+export interface SqliteStoreOptions {
+  /** The database file; its directory is created when missing. `:memory:` for a private one. */
+  path: string;
+  /**
+   * Open an existing database only: `open()` fails with `STORE_NOT_FOUND` instead of creating a
+   * missing file and its directory, for tools that read or change tasks and must not make an
+   * empty database of a mistyped path. Default false.
+   */
+  mustExist?: boolean;
+  /** How long (ms) a write waits for another process's transaction before failing; default 5000. */
+  busyTimeout?: number;
+  /** Where trouble that does not fail a call is reported (the checkpoint thread stopping). */
+  logger?: Logger;
+}
+
+const DEFAULT_BUSY_TIMEOUT = 5000;
+/** Larger than any row id: the cursor of the first page. */
+const NO_CURSOR = Number.MAX_SAFE_INTEGER;
+/** SQLite sorts every BLOB after every TEXT. */
+const ABOVE_ALL_TEXT = Buffer.alloc(0);
+
+interface Connection {
+  db: Database.Database;
+  statements: Statements;
+  claims: Map<number, ClaimStatement>;
+  transactions: Transactions;
+  locks: WorkerLocks | null;
+  /** Null for `:memory:`. */
+  files: DatabaseFiles | null;
+  checkpointer: Checkpointer | null;
+  health: WriteHealth;
+}
+
+/**
+ * The embedded store: one SQLite file in WAL mode, shared safely by the processes of one host.
+ *
+ * Workers announce themselves with `registerWorker`, which holds a lock file next to the database
+ * (`<path>.workers/<owner>.lock`) for as long as the process lives; `rescue` hands back the tasks
+ * of an owner whose lock is free at once, without waiting for their leases to expire. So on a
+ * file database, `claim` refuses an owner that was not registered through this store.
+ */
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite';
+  /** The database file, as given. */
+  readonly path: string;
+  private readonly busyTimeout: number;
+  private readonly mustExist: boolean;
+  private readonly logger: Logger | undefined;
+  private connection: Connection | null = null;
+  /** Workers of a `:memory:` database, which no other process can see. */
+  private readonly memoryOwners = new Set<string>();
+
+  constructor(options: SqliteStoreOptions) {
+    rejectUnknownKeys('sqliteStore options', options, [
+      'path',
+      'mustExist',
+      'busyTimeout',
+      'logger',
+    ]);
+    if (typeof options.path !== 'string' || options.path === '') {
+      throw new InvalidOptionError(
+        'sqliteStore.path',
+        'must be the path of the database file, e.g. ./data/offload.db',
+      );
+    }
+    // A URL here would be taken as a relative path and made into directories named "file:…".
+    if (/^(file|sqlite):/.test(options.path)) {
+      throw new InvalidOptionError(
+        'sqliteStore.path',
+        `must be a path, not a URL, got ${JSON.stringify(options.path)}: give the file's path, or the URL to openStore()`,
+      );
+    }
+    this.path = options.path;
+    this.busyTimeout = integerOption(
+      'sqliteStore.busyTimeout',
+      options.busyTimeout ?? DEFAULT_BUSY_TIMEOUT,
+      0,
+      MAX_TIMER_DELAY,
+    );
+    this.mustExist = options.mustExist ?? false;
+    this.logger = options.logger;
+  }
+
+  async open(): Promise<void> {
+    if (this.connection) return;
+    const inMemory = this.path === ':memory:';
+    let db: Database.Database;
+    let files: DatabaseFiles | null = null;
+    try {
+      if (!inMemory) this.prepareFile();
+      db = new Database(this.path, {
+        timeout: this.busyTimeout,
+        fileMustExist: this.mustExist && !inMemory,
+      });
+    } catch (error) {
+      throw error instanceof OffloadError ? error : this.openError(error);
+    }
+    try {
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      migrate(db, this.path);
+      const statements = prepareStatements(db);
+      files = inMemory ? null : new DatabaseFiles(resolve(this.path));
+      const checkpointer = files ? new Checkpointer(db, files, this.logger) : null;
+      const health = new WriteHealth(db, this.path, this.logger);
+      const guard: WriteGuard = {
+        before() {
+          files?.check();
+          checkpointer?.wrote();
+        },
+        succeeded: () => health.succeeded(),
+        failed: (error) => health.failed(error),
+      };
+      this.connection = {
+        db,
+        statements,
+        claims: new Map(),
+        transactions: createTransactions(db, statements, guard),
+        files,
+        checkpointer,
+        health,
+        locks: inMemory ? null : new WorkerLocks(`${this.path}.workers`),
+      };
+    } catch (error) {
+      db.close();
+      files?.close();
+      throw error instanceof OffloadError ? error : this.openError(error);
+    }
+  }
+
+  async close(): Promise<void> {
+    const connection = this.connection;
+    if (!connection) return;
+    this.connection = null;
+    const errors: unknown[] = [];
+    try {
+      connection.locks?.unregisterAll();
+    } catch (error) {
+      errors.push(error);
+    }
+    try {
+      await connection.checkpointer?.close();
+      connection.db.close();
+      // Only now: closing a descriptor of the file drops the process's locks on it.
+      connection.files?.close();
+    } catch (error) {
+      errors.push(error);
+    }
+    if (errors.length === 1) throw errors[0];
+    if (errors.length > 1)
+      throw new AggregateError(errors, `closing the SQLite store ${this.path} failed`);
+  }
+
+  async ping(): Promise<void> {
+    const { db, files, health } = this.connected();
+    files?.check();
+    health.check();
+    db.prepare('SELECT 1').get();
+  }
+
+  /**
+   * Takes the lock file of `owner` (1 to 200 of `A-Za-z0-9_.-`; unique per process, e.g. host,
+   * pid and a random part). Other processes see the owner alive while this store holds it.
+   */
+  async registerWorker(owner: string): Promise<void> {
+    checkOwner(owner);
+    const { locks } = this.connected();
+    if (locks) locks.register(owner);
+    else this.memoryOwners.add(owner);
+  }
+
+  /** Releases and deletes the lock file of `owner`; its running tasks may then be rescued. */
+  async unregisterWorker(owner: string): Promise<void> {
+    const { locks } = this.connected();
+    if (locks) locks.unregister(owner);
+    else this.memoryOwners.delete(owner);
+  }
+
+  async enqueue(tasks: readonly NewTask[], transaction?: SqlClient): Promise<EnqueueResult[]> {
+    if (transaction !== undefined) throw transactionsUnsupported(this.kind);
+    return this.connected().transactions.enqueue(tasks);
+  }
+
+  async claim(request: ClaimRequest): Promise<ClaimedTask[]> {
+    const { owner, names, limit } = request;
+    const connection = this.connected();
+    if (connection.locks && !connection.locks.has(owner)) {
+      throw new Error(
+        `SqliteStore.claim: the worker "${owner}" is not registered in this store; call registerWorker("${owner}") first, or other processes would take its tasks as abandoned`,
+      );
+    }
+    if (names.length === 0 || limit <= 0) return [];
+    let statement = connection.claims.get(names.length);
+    if (!statement) {
+      statement = prepareClaim(connection.db, names.length);
+      connection.claims.set(names.length, statement);
+    }
+    // A read first: an idle poll finds nothing due without taking the write lock, which other
+    // processes on the file would have to wait for.
+    if (connection.statements.duePriorities.get(request.now) === undefined) return [];
+    const rows = connection.transactions.claim(statement, request);
+    rows.sort(byClaimOrder);
+    return rows.map((row) => toClaimedTask(row, request.now));
+  }
+
+  async settle(settlements: readonly Settlement[]): Promise<boolean[]> {
+    return this.connected().transactions.settle(settlements);
+  }
+
+  async renew(leases: readonly Lease[], expiresAt: number): Promise<string[]> {
+    return this.connected().transactions.renew(leases, expiresAt);
+  }
+
+  async rescue(now: number): Promise<Rescue[]> {
+    const { statements, locks, transactions } = this.connected();
+    // Probing touches other files, so it happens before the transaction; the lease fence in it
+    // keeps a task that changed hands meanwhile from being rescued twice.
+    const deadOwners = locks
+      ? statements.runningOwners.all().filter((owner) => !locks.isAlive(owner))
+      : [];
+    return transactions.rescue(now, deadOwners);
+  }
+
+  async get(id: string): Promise<Task | null> {
+    const row = this.connected().statements.byId.get(rowId(id));
+    return row ? toTask(row) : null;
+  }
+
+  async list({
+    state,
+    name,
+    keyPrefix,
+    limit,
+    cursor,
+  }: ListFilter & { limit: number }): Promise<TaskPage> {
+    const { statements } = this.connected();
+    const below = cursor === undefined ? NO_CURSOR : parseCursor(cursor);
+    const parameters = { below, name: name ?? null, limit: limit + 1 };
+    const rows =
+      keyPrefix !== undefined
+        ? statements.listByKey.all({
+            ...parameters,
+            from: keyPrefix,
+            to: prefixEnd(keyPrefix) ?? ABOVE_ALL_TEXT,
+            state: state ?? null,
+          })
+        : state === undefined
+          ? statements.list.all(parameters)
+          : state === 'queued'
+            ? statements.listQueued.all(parameters)
+            : state === 'running'
+              ? statements.listRunning.all(parameters)
+              : statements.listFinished.all({ ...parameters, state });
+    const more = rows.length > limit;
+    if (more) rows.length = limit;
+    const tasks = rows.map((row) => toTask(row));
+    return { tasks, nextCursor: more ? tasks[tasks.length - 1]!.id : null };
+  }
+
+  async cancel(id: string, now: number): Promise<Change | null> {
+    return this.connected().transactions.cancel(rowId(id), now);
+  }
+
+  async retry(id: string, now: number): Promise<Change | null> {
+    return this.connected().transactions.retry(rowId(id), now);
+  }
+
+  async prune(before: number, limit: number): Promise<number> {
+    return this.connected().transactions.prune(before, limit);
+  }
+
+  /** Counts every task (a scan of the table: about 0.25 s per million tasks). */
+  async stats(now: number): Promise<StoreStats> {
+    return this.connected().transactions.stats(now);
+  }
+
+  /** Reads one pragma of this store's connection, e.g. `synchronous`: for tests and diagnostics. */
+  readPragma(name: string): unknown {
+    if (!/^[a-z_]+$/.test(name))
+      throw new TypeError(`readPragma: ${JSON.stringify(name)} is not a pragma name`);
+    return this.connected().db.pragma(name, { simple: true });
+  }
+
+  private connected(): Connection {
+    if (!this.connection) {
+      throw new Error(
+        `the SQLite store ${this.path} is not open: call open() first (or it was closed)`,
+      );
+    }
+    return this.connection;
+  }
+
+  /**
+   * Checks the path before SQLite opens it (SQLite would only say "unable to open database
+   * file"), and creates its directory unless the database must exist.
+   */
+  private prepareFile(): void {
+    const found = statSync(this.path, { throwIfNoEntry: false });
+    if (found?.isDirectory()) {
+      throw new Error(
+        `it is a directory, not a database file (such as ${join(this.path, 'offload.db')})`,
+      );
+    }
+    if (found) return;
+    if (this.mustExist) {
+      const absolute = resolve(this.path);
+      throw new OffloadError(
+        'STORE_NOT_FOUND',
+        `there is no SQLite database at ${this.path}${absolute === this.path ? '' : ` (${absolute})`}: the file does not exist`,
+      );
+    }
+    makeDirectory(dirname(resolve(this.path)));
+  }
+
+  private openError(error: unknown): OffloadError {
+    return new OffloadError(
+      'STORE_OPEN_FAILED',
+      `could not open the SQLite database ${this.path}: ${(error as Error).message}. Check that the path is right, that its directory can be created and written by this process, and that the file is a SQLite database`,
+      { cause: error },
+    );
+  }
+}
+
+/** Creates the SQLite store; call `open()` before using it. */
+export function sqliteStore(options: SqliteStoreOptions): SqliteStore {
+  return new SqliteStore(options);
+}

@@ -1,0 +1,4 @@
+import { MemoryStore } from '../../src/store/memory.js';
+import { storeConformance } from './conformance.js';
+
+storeConformance('memory', async () => ({ store: new MemoryStore(), cleanup: async () => {} }));
