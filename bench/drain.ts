@@ -10,7 +10,7 @@
  * the same chunks, drained by one Worker at the same concurrency. A peer that cannot start is
  * reported as skipped with the reason.
  *
- *   node --import tsx bench/drain.ts [--quick] [--store=sqlite|memory] [--no-peer] [--json=PATH]
+ *   node --conditions=source --import tsx bench/drain.ts [--quick] [--store=sqlite|memory] [--no-peer] [--json=PATH]
  */
 import { fork } from 'node:child_process';
 import { cpus } from 'node:os';

@@ -4,7 +4,7 @@
  * The runtime is not started, so only enqueue is measured. Median of 5 runs, each on a fresh
  * store after a warm-up.
  *
- *   node --import tsx bench/enqueue.ts [--quick] [--store=sqlite|memory] [--mode=sequential|concurrent] [--json=PATH]
+ *   node --conditions=source --import tsx bench/enqueue.ts [--quick] [--store=sqlite|memory] [--mode=sequential|concurrent] [--json=PATH]
  */
 import { createRuntime, defineTask } from '../packages/offload/src/index.js';
 import {

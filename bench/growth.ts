@@ -12,8 +12,8 @@
  * fresh schema of the local server, dropped after; PostgreSQL is skipped with the reason when the
  * server cannot be reached. `--quick` uses 1,000 and 20,000 waiting.
  *
- *   node --import tsx bench/growth.ts [--quick] [--database=sqlite|postgres] [--json=PATH]
- *   node --import tsx bench/growth.ts --phase=fill|measure --database=sqlite|postgres
+ *   node --conditions=source --import tsx bench/growth.ts [--quick] [--database=sqlite|postgres] [--json=PATH]
+ *   node --conditions=source --import tsx bench/growth.ts --phase=fill|measure --database=sqlite|postgres
  *                                     --db=PATH|SCHEMA --size=N --out=PATH
  *       (one phase of one size, in its own process; what the parent runs)
  */

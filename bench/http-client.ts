@@ -5,7 +5,7 @@
  * same load for that long on the same sockets and prints `measuring` when the measured window
  * begins.
  *
- *   node --import tsx bench/http-client.ts '{"url":"http://127.0.0.1:PORT","mode":"autocannon","connections":50,"duration":10}'
+ *   node --conditions=source --import tsx bench/http-client.ts '{"url":"http://127.0.0.1:PORT","mode":"autocannon","connections":50,"duration":10}'
  *
  * Modes:
  * - `autocannon`: autocannon's API, closed loop with `connections` connections; with `rate` it is

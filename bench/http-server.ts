@@ -1,14 +1,14 @@
 /**
  * One HTTP server of bench/http.ts, run in a process of its own (the parent pins it to a core).
  *
- *   node --import tsx bench/http-server.ts --kind=bare       bare Fastify, no work (the ceiling)
- *   node --import tsx bench/http-server.ts --kind=insert     bare Fastify and one row per request in
+ *   node --conditions=source --import tsx bench/http-server.ts --kind=bare       bare Fastify, no work (the ceiling)
+ *   node --conditions=source --import tsx bench/http-server.ts --kind=insert     bare Fastify and one row per request in
  *                                                            Offload's table (DATABASE_URL), each
  *                                                            request its own transaction
- *   node --import tsx bench/http-server.ts --kind=batched    the same, the rows of one event-loop
+ *   node --conditions=source --import tsx bench/http-server.ts --kind=batched    the same, the rows of one event-loop
  *                                                            turn in one transaction (a plain
  *                                                            durable design on this stack)
- *   node --import tsx bench/http-server.ts --kind=service    Offload's service as built in dist/
+ *   node --conditions=source --import tsx bench/http-server.ts --kind=service    Offload's service as built in dist/
  *                                                            (`npm run build`), configured from the
  *                                                            environment (DATABASE_URL, LOG_LEVEL, …)
  *

@@ -22,7 +22,7 @@
  * Targets are counted on the durable SQLite store only, and the p99 targets on the paced client's
  * rows (a steady rate); the other rows are in the tables.
  *
- *   node --import tsx bench/http.ts [--quick] [--json=PATH] [--only=throughput|rate]
+ *   node --conditions=source --import tsx bench/http.ts [--quick] [--json=PATH] [--only=throughput|rate]
  *                                   [--profile=DIR]   (servers run with --cpu-prof into DIR)
  */
 import {
@@ -239,7 +239,13 @@ async function startServer(config: ServerConfig): Promise<RunningServer> {
 function runClient(options: ClientOptions, onMeasuring = () => {}): Promise<ClientResult> {
   const child = launch(
     CLIENT_CPU,
-    ['--import', 'tsx', join(here, 'http-client.ts'), JSON.stringify(options)],
+    [
+      '--conditions=source',
+      '--import',
+      'tsx',
+      join(here, 'http-client.ts'),
+      JSON.stringify(options),
+    ],
     false,
   );
   let out = '';
@@ -718,7 +724,7 @@ publish(args, {
     `- ${postgresNote}`,
     `- ${seedNote}`,
     ...skipped,
-    `- command: \`node --import tsx bench/http.ts${quick ? ' --quick' : ''}\` (${Math.round((Date.now() - started) / 1000)} s)`,
+    `- command: \`node --conditions=source --import tsx bench/http.ts${quick ? ' --quick' : ''}\` (${Math.round((Date.now() - started) / 1000)} s)`,
     '',
     targetsMarkdown(checks),
     '',

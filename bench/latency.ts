@@ -5,7 +5,7 @@
  * p50/p90/p99 on SQLite and memory. The same measure for BullMQ on Redis (an idle Worker, one job
  * at a time), skipped with the reason when Redis or BullMQ is missing.
  *
- *   node --import tsx bench/latency.ts [--quick] [--store=sqlite|memory] [--no-peer] [--json=PATH]
+ *   node --conditions=source --import tsx bench/latency.ts [--quick] [--store=sqlite|memory] [--no-peer] [--json=PATH]
  */
 import { createRuntime, defineTask } from '../packages/offload/src/index.js';
 import { bullmqLatency, redisVersion } from './peers/bullmq.js';

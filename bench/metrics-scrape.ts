@@ -7,7 +7,7 @@
  * system's warm), then 20 more; median and slowest. PostgreSQL runs in a fresh schema of the local
  * server, dropped after, and is skipped with the reason when the server cannot be reached.
  *
- *   node --import tsx bench/metrics-scrape.ts [--quick] [--database=sqlite|postgres] [--tasks=N]
+ *   node --conditions=source --import tsx bench/metrics-scrape.ts [--quick] [--database=sqlite|postgres] [--tasks=N]
  *                                             [--payload=BYTES] [--json=PATH]
  */
 import { randomBytes } from 'node:crypto';

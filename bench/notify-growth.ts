@@ -10,7 +10,7 @@
  * `--body=0` sends the same requests without subject and body (about 1.1 KB each): what the
  * per-recipient tasks cost alone.
  *
- *   node --import tsx bench/notify-growth.ts [--total=BYTES] [--seconds=N] [--body=CHARS]
+ *   node --conditions=source --import tsx bench/notify-growth.ts [--total=BYTES] [--seconds=N] [--body=CHARS]
  */
 import { existsSync, statSync } from 'node:fs';
 import http from 'node:http';

@@ -21,7 +21,7 @@
  * enqueued through a second store (an API process's) so that the runner learns of it through
  * LISTEN/NOTIFY, a few ms apart.
  *
- *   node --import tsx bench/pg-drain.ts [--quick] [--no-peer] [--json=PATH]
+ *   node --conditions=source --import tsx bench/pg-drain.ts [--quick] [--no-peer] [--json=PATH]
  *
  * The server is the local one (OFFLOAD_BENCH_DATABASE_URL, default
  * postgres://postgres@127.0.0.1:5432/test); a peer that cannot start is reported as skipped.

@@ -3,7 +3,7 @@
  * project's own functions (src/) by inclusive time.
  *
  *   node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/enqueue.ts --store=sqlite
- *   node --import tsx bench/profile-summary.ts /tmp/prof/<file>.cpuprofile [--top=20]
+ *   node --conditions=source --import tsx bench/profile-summary.ts /tmp/prof/<file>.cpuprofile [--top=20]
  */
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';

@@ -6,7 +6,7 @@
  * cannot start is reported by its script as skipped; a script that fails is reported as failed and
  * the others still run.
  *
- *   node --import tsx bench/run.ts [--quick] [--only=NAME,NAME]     (npm run bench)
+ *   node --conditions=source --import tsx bench/run.ts [--quick] [--only=NAME,NAME]     (npm run bench)
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -38,6 +38,7 @@ if (unknown.length)
 function runScript(name: string, limitMs: number): Promise<BenchResult> {
   const json = join(tmpdir(), `offload-bench-${process.pid}-${name}.json`);
   const argv = [
+    '--conditions=source',
     '--import',
     'tsx',
     join(here, `${name}.ts`),
@@ -95,7 +96,7 @@ const summary = [
   `# Offload benchmarks${args.quick ? ' (quick)' : ''}`,
   '',
   machineMarkdown(),
-  `- command: \`node --import tsx bench/run.ts${args.quick ? ' --quick' : ''}\` (each script in its own process; ${((Date.now() - started) / 1000).toFixed(0)} s in all)`,
+  `- command: \`node --conditions=source --import tsx bench/run.ts${args.quick ? ' --quick' : ''}\` (each script in its own process; ${((Date.now() - started) / 1000).toFixed(0)} s in all)`,
   '',
   '## Targets (issues 2, 3, 4 and 7)',
   '',

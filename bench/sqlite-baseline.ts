@@ -4,7 +4,7 @@
  * IMMEDIATE transaction (what one-at-a-time enqueue costs at least), with the full schema and with
  * no secondary index but the key's. Median of 5 runs of 20,000.
  *
- *   node --import tsx bench/sqlite-baseline.ts [--quick] [--json=PATH]
+ *   node --conditions=source --import tsx bench/sqlite-baseline.ts [--quick] [--json=PATH]
  */
 import Database from 'better-sqlite3';
 import { MIGRATIONS } from '../packages/offload/src/sqlite/migrations.js';
