@@ -1,4 +1,4 @@
 import { MemoryStore } from '../../src/store/memory.js';
-import { storeConformance } from './conformance.js';
+import { storeConformance } from './conformance/index.js';
 
 storeConformance('memory', async () => ({ store: new MemoryStore(), cleanup: async () => {} }));

@@ -1,6 +1,6 @@
 import { postgresStore } from '../../src/postgres/index.js';
 import { dropSchema, TEST_DATABASE_URL, uniqueSchema } from '../pg-helpers.js';
-import { storeConformance } from './conformance.js';
+import { storeConformance } from './conformance/index.js';
 
 storeConformance('postgres', async () => {
   const schema = uniqueSchema('conformance');

@@ -13,7 +13,7 @@ import { MIGRATIONS, migrate, SCHEMA_VERSION } from '../../src/sqlite/migrations
 import { prepareClaim, prepareStatements, type EndAttempt } from '../../src/sqlite/statements.js';
 import type { EnqueueResult } from '../../src/store/store.js';
 import { newStoredTask, T0 } from '../helpers.js';
-import { storeConformance } from './conformance.js';
+import { storeConformance } from './conformance/index.js';
 
 const HOUR = 60 * 60 * 1000;
 /** Upper bound of every wait on a child process: a broken test fails instead of hanging. */
