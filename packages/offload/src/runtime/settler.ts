@@ -1,0 +1,278 @@
+import { isInstance } from '../errors/is-instance.js';
+import { PermanentError } from '../errors/permanent.js';
+import { TaskAbortedError, type AbortReason } from '../errors/task-aborted.js';
+import { TaskTimeoutError } from '../errors/task-timeout.js';
+import type { ClaimedTask, Lease, Settlement, Store } from '../store/store.js';
+import {
+  applySettlement,
+  Attempt,
+  Context,
+  failureSettlement,
+  Success,
+  successSettlement,
+} from './attempt.js';
+import { Batcher } from './batcher.js';
+import type { Events } from './events.js';
+import { logWithError } from './log-listener.js';
+import type { Settings } from './options.js';
+import type { Backoff } from './retry-policy.js';
+import { RunningAttempts } from './running.js';
+import { runInThread } from './thread.js';
+
+/** Most outcomes one write takes; the rest go from the next turn, so that requests wait less. */
+const SETTLE_BATCH = 100;
+/**
+ * Shortest time between two writes of outcomes, in ms. After a quiet moment an outcome is written
+ * at once; those that follow within that time share the next write (at 2,000 tasks/s, about ten
+ * per write rather than one each), and show (and fire their events) up to that much later.
+ */
+const SETTLE_COOLDOWN = 5;
+
+/** What the settler needs of the runtime it records outcomes for. */
+export interface SettlingRuntime {
+  /** An attempt's slot was freed: another task may start. */
+  freed(): void;
+  /** A task is due again at `at` (a retry). */
+  due(name: string, at: number): void;
+  /** Whether an outcome the store failed to take is tried again later, rather than on stop. */
+  retries(): boolean;
+}
+
+/**
+ * Runs claimed tasks and records their outcomes: decides each attempt's outcome once (success,
+ * failure per the retry policy, timeout), writes the outcomes in batches, and keeps those the
+ * store failed to take, with their leases, to try again.
+ */
+export class Settler {
+  /** Attempts running here. */
+  private readonly running = new RunningAttempts();
+  /** Outcomes the store did not take yet (it failed); retried, and their leases kept. */
+  private readonly unsettled = new Map<string, Settlement>();
+  private readonly settlements: Batcher<Settlement, boolean>;
+  /** Each definition's backoff, merged over the runtime's. */
+  private readonly backoffs = new Map<string, Required<Backoff>>();
+  private noneRunningWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly store: Store,
+    private readonly settings: Settings,
+    private readonly events: Events,
+    private readonly runtime: SettlingRuntime,
+  ) {
+    for (const [name, definition] of settings.tasks) {
+      this.backoffs.set(name, { ...settings.backoff, ...definition.backoff });
+    }
+    this.settlements = new Batcher((outcomes) => this.store.settle(outcomes), {
+      cooldown: SETTLE_COOLDOWN,
+      maxBatch: SETTLE_BATCH,
+    });
+  }
+
+  /** How many attempts run here. */
+  get size(): number {
+    return this.running.size;
+  }
+
+  /** The leases this process holds: running tasks, and outcomes not stored yet. */
+  leases(): Lease[] {
+    const leases: Lease[] = [];
+    for (const { task } of this.running) leases.push({ id: task.id, lease: task.lease });
+    for (const { id, lease } of this.unsettled.values()) leases.push({ id, lease });
+    return leases;
+  }
+
+  /** Starts an attempt of a claimed task; its outcome is recorded when it ends or times out. */
+  run(task: ClaimedTask): void {
+    const definition = this.settings.tasks.get(task.name);
+    const attempt = new Attempt(task);
+    this.running.add(attempt);
+    if (this.events.has('task:start')) this.events.emit('task:start', { task });
+    if (task.payloadError !== null)
+      return this.finish(attempt, new PermanentError(task.payloadError));
+    // Claims ask for registered names only; a store that reads a name back changed must not
+    // leave the attempt, and the others of its claim, unfinished.
+    if (definition === undefined) {
+      return this.finish(
+        attempt,
+        new PermanentError(`no task named ${JSON.stringify(task.name)} is defined in this process`),
+      );
+    }
+    const timeout = task.timeout ?? definition.timeout ?? this.settings.timeout;
+    attempt.timer = setTimeout(() => this.finish(attempt, new TaskTimeoutError(timeout)), timeout);
+    let result: unknown;
+    // Inside the try, too: reading `then` of what `run` returned may throw (a revoked Proxy).
+    try {
+      result =
+        definition.isolate === 'thread'
+          ? runInThread(definition.module!, attempt, this.settings.logger)
+          : definition.run(task.payload, new Context(attempt, this.settings.logger));
+      if (isThenable(result)) {
+        result.then(
+          (value) => this.finish(attempt, Success.of(value)),
+          (error: unknown) => this.finish(attempt, error),
+        );
+        return;
+      }
+    } catch (error) {
+      return this.finish(attempt, error);
+    }
+    this.finish(attempt, Success.of(result));
+  }
+
+  /** Stops an attempt here without an outcome of its own: canceled, or its lease lost. */
+  abandon(id: string, reason: AbortReason): void {
+    const attempt = this.running.get(id);
+    if (attempt) this.abandonAttempt(attempt, reason);
+  }
+
+  /** On stop: aborts the attempts still running and hands their tasks back to the queue. */
+  handBack(): void {
+    for (const attempt of [...this.running]) this.abandonAttempt(attempt, 'shutdown');
+  }
+
+  /** Resolves once no attempt runs here, or after `timeout` ms. */
+  noneRunning(timeout?: number): Promise<void> {
+    if (this.running.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.noneRunningWaiters.push(resolve);
+      if (timeout !== undefined) setTimeout(resolve, timeout).unref();
+    });
+  }
+
+  /** Resolves once every outcome decided so far has been written (or has failed to). */
+  flushed(): Promise<void> {
+    return this.settlements.flushed();
+  }
+
+  /**
+   * On stop: stores the outcomes that failed to store before, once more. If the store still
+   * cannot take them (a full disk, say), nothing is lost: their tasks stay `running` under this
+   * worker and run again once rescued. That is reported, with their ids, and does not fail the
+   * stop: the process can still exit cleanly.
+   */
+  async settleRemaining(): Promise<void> {
+    await this.settlements.flushed();
+    if (this.unsettled.size === 0) return;
+    const outcomes = [...this.unsettled.values()];
+    try {
+      await this.store.settle(outcomes);
+    } catch (error) {
+      logWithError(
+        this.settings.logger,
+        'warn',
+        { count: outcomes.length, taskIds: outcomes.map(({ id }) => id) },
+        error,
+        `could not hand back or store the outcome of ${outcomes.length} tasks before stopping: the store did not take them. They stay running under worker ${this.settings.owner} and run again once rescued, when a process next starts on this store or their leases expire`,
+      );
+      return;
+    }
+    this.unsettled.clear();
+    this.settings.logger.info(
+      { count: outcomes.length },
+      'stored task results that had failed to store before',
+    );
+  }
+
+  /** Decides an attempt's outcome once; a late result after a timeout or hand-back is ignored. */
+  private finish(attempt: Attempt, outcome: unknown): void {
+    const { task } = attempt;
+    if (attempt.done) {
+      this.settings.logger.debug(
+        { taskId: task.id, task: task.name },
+        'ignored the late result of an attempt that was already settled',
+      );
+      return;
+    }
+    this.release(attempt);
+    if (isInstance(outcome, TaskTimeoutError)) attempt.abort(outcome);
+    const now = this.settings.clock.now();
+    const duration = performance.now() - attempt.started;
+    const settlement: Settlement = isInstance(outcome, Success)
+      ? successSettlement(task, outcome, now, this.settings.logger)
+      : failureSettlement(
+          task,
+          outcome,
+          now,
+          this.backoffs.get(task.name)!,
+          this.settings.random(),
+        );
+    this.settle(settlement, () => {
+      if (isInstance(outcome, Success)) {
+        if (!this.events.has('task:success')) return;
+        applySettlement(task, settlement);
+        return this.events.emit('task:success', { task, duration });
+      }
+      applySettlement(task, settlement);
+      const retryAt = settlement.state === 'queued' ? task.runAt : null;
+      this.events.emit('task:error', { task, error: outcome, duration, retryAt });
+      if (retryAt) {
+        this.events.emit('task:retry', { task, error: outcome, retryAt });
+        this.runtime.due(task.name, retryAt.getTime());
+      } else {
+        this.events.emit('task:failed', { task, error: outcome });
+      }
+    });
+  }
+
+  /** Frees the attempt's slot; the next task may start from the next turn. */
+  private release(attempt: Attempt): void {
+    attempt.done = true;
+    clearTimeout(attempt.timer);
+    this.running.delete(attempt);
+    if (this.running.size === 0) {
+      const waiters = this.noneRunningWaiters;
+      this.noneRunningWaiters = [];
+      for (const resolve of waiters) resolve();
+    }
+    this.runtime.freed();
+  }
+
+  private abandonAttempt(attempt: Attempt, reason: AbortReason): void {
+    this.release(attempt);
+    attempt.abort(new TaskAbortedError(reason));
+    if (reason !== 'shutdown') return;
+    const { task } = attempt;
+    const now = this.settings.clock.now();
+    const settlement: Settlement = {
+      id: task.id,
+      lease: task.lease,
+      state: 'queued',
+      at: now,
+      runAt: now,
+      refund: true,
+    };
+    this.settle(settlement, () => {
+      applySettlement(task, settlement);
+      this.events.emit('task:release', { task });
+    });
+  }
+
+  /** Writes an outcome; when the store fails, keeps it (and its lease) and tries again later. */
+  private settle(settlement: Settlement, onApplied: () => void): void {
+    this.settlements.add(
+      settlement,
+      (applied) => {
+        this.unsettled.delete(settlement.id);
+        if (applied) onApplied();
+        else
+          this.settings.logger.debug(
+            { taskId: settlement.id },
+            'a result was not stored: the task was canceled or its lease was taken over',
+          );
+      },
+      (error: unknown) => {
+        this.events.emit('runtime:error', {
+          error,
+          during: `storing the result of task ${settlement.id}`,
+        });
+        this.unsettled.set(settlement.id, settlement);
+        if (this.runtime.retries())
+          setTimeout(() => this.settle(settlement, onApplied), this.settings.pollInterval).unref();
+      },
+    );
+  }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | null)?.then === 'function';
+}
