@@ -47,7 +47,7 @@ export class Maintenance {
     this.every(leaseDuration / 3, () => this.renewLeases());
     this.every(pruneInterval, () => this.prune());
     this.timers.push(
-      setTimeout(() => this.track(this.prune()), Math.min(pruneInterval, FIRST_PRUNE)).unref(),
+      setTimeout(() => void this.track(this.prune()), Math.min(pruneInterval, FIRST_PRUNE)).unref(),
     );
     await this.track(this.rescue());
   }
