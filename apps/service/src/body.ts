@@ -34,7 +34,7 @@ export function acceptJsonOnly(app: FastifyInstance): void {
     const refusal = refusedBody(request.headers, body);
     if (refusal !== undefined) return done(refusal, undefined);
     const text = body.toString('utf8');
-    parseJson(request, text, (error, value) => {
+    void parseJson(request, text, (error, value) => {
       done(error === null ? null : explainRefusal(error, text), value);
     });
   });
