@@ -6,7 +6,7 @@ export type { SqlClient };
 
 /**
  * Where tasks live. `memory`, `sqlite` and `postgres` implement this one interface and pass one
- * conformance suite (test/store-conformance.ts); all SQL lives behind it. Times are epoch
+ * conformance suite (test/store/conformance/); all SQL lives behind it. Times are epoch
  * milliseconds taken from the runtime's clock, so tests control them.
  */
 export interface Store {
