@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 import { createRequire } from 'node:module';
 import { OffloadError } from '../errors/offload-error.js';
+import { unknownOption, unknownWord, UsageError } from './args.js';
 import { MIGRATE_USAGE, migrateCommand } from './migrate.js';
-import { tasksCommand, TASKS_USAGE, UsageError } from './tasks.js';
+import { tasksCommand, TASKS_USAGE } from './tasks.js';
 
 const USAGE = `offload — durable background tasks for Node.js
 
@@ -12,13 +13,19 @@ ${MIGRATE_USAGE}
 
 offload --help | --version`;
 
+const COMMANDS = {
+  tasks: { run: tasksCommand, usage: TASKS_USAGE },
+  migrate: { run: migrateCommand, usage: MIGRATE_USAGE },
+} as const;
+
+/** Runs the command `argv` names; returns the exit code. */
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command !== undefined && Object.hasOwn(COMMANDS, command)) {
+    const { run, usage } = COMMANDS[command as keyof typeof COMMANDS];
+    return run(rest, process.env).catch((error: unknown) => report(error, usage));
+  }
   switch (command) {
-    case 'tasks':
-      return tasksCommand(rest, process.env);
-    case 'migrate':
-      return migrateCommand(rest, process.env);
     case undefined:
     case 'help':
     case '--help':
@@ -32,8 +39,28 @@ async function main(argv: string[]): Promise<number> {
       );
       return 0;
     default:
-      throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+      return report(
+        new UsageError(
+          command.startsWith('-')
+            ? unknownOption(command, ['help', 'version'])
+            : unknownWord('command', command, [...Object.keys(COMMANDS), 'help']),
+        ),
+        USAGE,
+      );
   }
+}
+
+/**
+ * The exit code of a failed command, its reason on stderr: 2 for a mistake in the call, told with
+ * the usage of the command; 1 for anything else, told by its message alone when it is our own.
+ */
+function report(error: unknown, usage: string): number {
+  if (error instanceof UsageError) {
+    console.error(`offload: ${error.message}\n\n${usage}`);
+    return 2;
+  }
+  console.error(error instanceof OffloadError ? `offload: ${error.message}` : error);
+  return 1;
 }
 
 main(process.argv.slice(2)).then(
@@ -41,18 +68,6 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    if (
-      error instanceof UsageError ||
-      (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
-    ) {
-      console.error(`offload: ${(error as Error).message}\n\n${USAGE}`);
-      process.exitCode = 2;
-    } else if (error instanceof OffloadError) {
-      console.error(`offload: ${error.message}`);
-      process.exitCode = 1;
-    } else {
-      console.error(error);
-      process.exitCode = 1;
-    }
+    process.exitCode = report(error, USAGE);
   },
 );

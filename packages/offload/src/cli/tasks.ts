@@ -1,4 +1,3 @@
-import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import {
   createRuntime,
@@ -12,12 +11,14 @@ import {
 import { isTaskName } from '../runtime/define-task.js';
 import { iso, taskView } from '../task-view.js';
 import { DEFAULT_DATABASE_URL, parseStoreUrl, type StoreUrl } from '../store/open.js';
+import { parseCommandArgs, unknownWord, UsageError } from './args.js';
 import { namingSource } from './store-error.js';
 
 export const TASKS_USAGE = `offload tasks list [--state STATE] [--name NAME] [--limit N] [--cursor ID] [--json]
 offload tasks show ID
 offload tasks retry ID
 offload tasks cancel ID
+offload tasks --help
 
   Work on the tasks of DATABASE_URL (default ${DEFAULT_DATABASE_URL}), or of --database URL.
   STATE is one of ${TASK_STATES.join(', ')}.`;
@@ -27,24 +28,23 @@ const LIST_OPTIONS = ['state', 'name', 'limit', 'cursor', 'json'] as const;
 
 const ACTIONS = ['list', 'show', 'retry', 'cancel'] as const;
 
-/** A mistake in how the command was called: exit code 2 with the usage. */
-export class UsageError extends Error {}
+const OPTIONS = {
+  database: { type: 'string' },
+  state: { type: 'string' },
+  name: { type: 'string' },
+  limit: { type: 'string' },
+  cursor: { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
 
 /** `offload tasks …`: returns the exit code. */
 export async function tasksCommand(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      database: { type: 'string' },
-      state: { type: 'string' },
-      name: { type: 'string' },
-      limit: { type: 'string' },
-      cursor: { type: 'string' },
-      json: { type: 'boolean' },
-    },
-  });
+  const { values, positionals, help } = parseCommandArgs(args, OPTIONS, { positionals: true });
   const [given, id, ...extra] = positionals;
+  if (help || given === 'help') {
+    console.log(TASKS_USAGE);
+    return 0;
+  }
   const action = readAction(given);
   if (extra.length > 0) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
   if (action === 'list' && id !== undefined)
@@ -134,7 +134,7 @@ function storeError(error: unknown, source: string, kind: StoreUrl['kind']): unk
 function readAction(action: string | undefined): (typeof ACTIONS)[number] {
   if (action === undefined) throw new UsageError('say what to do with tasks');
   if (!(ACTIONS as readonly string[]).includes(action))
-    throw new UsageError(`unknown action ${JSON.stringify(action)}`);
+    throw new UsageError(unknownWord('action', action, [...ACTIONS, 'help']));
   return action as (typeof ACTIONS)[number];
 }
 

@@ -149,6 +149,58 @@ describe('offload tasks', () => {
   });
 });
 
+describe('the usage of offload', () => {
+  it('prints the usage of tasks and of migrate for --help, -h and help, and exits 0', async () => {
+    for (const args of [
+      ['tasks', '--help'],
+      ['tasks', 'help'],
+      ['tasks', 'list', '-h'],
+      ['tasks', 'show', '7', '--stat', '--help'],
+    ]) {
+      const { code, stdout, stderr } = await cli(...args);
+      assert.equal(code, 0, args.join(' '));
+      assert.match(stdout, /^offload tasks list \[--state STATE\]/, args.join(' '));
+      assert.doesNotMatch(stdout, /offload migrate/, 'the usage of tasks only');
+      assert.equal(stderr, '');
+    }
+    const migrate = await cli('migrate', '--help');
+    assert.equal(migrate.code, 0);
+    assert.match(migrate.stdout, /^offload migrate \[--database URL\]/);
+    assert.doesNotMatch(migrate.stdout, /offload tasks/);
+  });
+
+  it('exits 2 on a mistake in the call, naming what a typo meant, with the usage of its command', async () => {
+    for (const [args, message, usage] of [
+      [['tasks', '--stat', 'failed'], 'unknown option --stat; did you mean --state?', 'tasks'],
+      [['tasks', 'list', '--jsno'], 'unknown option --jsno; did you mean --json?', 'tasks'],
+      [['tasks', 'list', '--frobnicate'], 'unknown option --frobnicate', 'tasks'],
+      [['tasks', 'list', '-x'], 'unknown option -x', 'tasks'],
+      [['tasks', 'lsit'], 'unknown action "lsit"; did you mean list?', 'tasks'],
+      [['tasks', 'list', '--state'], '--state needs a value', 'tasks'],
+      [['tasks', 'list', '--state', '--json'], '--state needs a value', 'tasks'],
+      [['tasks', 'list', '--json=yes'], '--json takes no value', 'tasks'],
+      [
+        ['migrate', '--databse', 'sqlite:x.db'],
+        'unknown option --databse; did you mean --database?',
+        'migrate',
+      ],
+      [['migrate', 'now'], 'unexpected argument "now"', 'migrate'],
+      [['taks', 'list'], 'unknown command "taks"; did you mean tasks?', 'offload'],
+      [['--verison'], 'unknown option --verison; did you mean --version?', 'offload'],
+    ] as const) {
+      const { code, stdout, stderr } = await cli(...args);
+      assert.equal(code, 2, args.join(' '));
+      assert.equal(stdout, '');
+      const [first, blank, ...rest] = stderr.split('\n');
+      assert.deepEqual([first, blank], [`offload: ${message}`, ''], args.join(' '));
+      const printed = rest.join('\n');
+      if (usage === 'offload') assert.match(printed, /^offload — durable background tasks/);
+      else assert.match(printed, new RegExp(`^offload ${usage} `), args.join(' '));
+      if (usage === 'tasks') assert.doesNotMatch(printed, /offload migrate/);
+    }
+  });
+});
+
 describe('offload tasks on a database that is not there', () => {
   it('exits 1 naming the path, and creates neither the file nor its directory', async () => {
     const missing = join(temp.dir, 'newdir', 'nonexist.db');
