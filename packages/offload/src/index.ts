@@ -20,8 +20,7 @@ export {
 export { findStoreFault, storeFaultHint, type StoreFault } from './store/faults.js';
 export type { Store } from './store/store.js';
 export * from './errors/index.js';
-export { encodeJson, InvalidPayloadError, MAX_JSON_DEPTH } from './json.js';
-export { InvalidOptionError } from './options-check.js';
+export { encodeJson, MAX_JSON_DEPTH } from './json.js';
 export { SECOND, MINUTE, HOUR, DAY, systemClock, type Clock } from './time.js';
 export { iso, taskView, type TaskView } from './task-view.js';
 export {

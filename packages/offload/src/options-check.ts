@@ -1,15 +1,8 @@
-import { OffloadError } from './errors/offload-error.js';
+import { InvalidOptionError } from './errors/invalid-option.js';
 import { DAY } from './time.js';
 
-/** An option or setting with a bad value; the message names it and says what is accepted. */
-export class InvalidOptionError extends OffloadError {
-  readonly option: string;
-
-  constructor(option: string, message: string) {
-    super('INVALID_OPTION', `${option}: ${message}`);
-    this.option = option;
-  }
-}
+/** The error every check here throws, naming the option. */
+export { InvalidOptionError };
 
 /** Refuses keys that are not known, suggesting the closest known one for a typo. */
 export function rejectUnknownKeys(where: string, given: unknown, known: readonly string[]): void {

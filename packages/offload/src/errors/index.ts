@@ -3,3 +3,6 @@ export { RetryLaterError } from './retry-later.js';
 export { PermanentError } from './permanent.js';
 export { TaskTimeoutError } from './task-timeout.js';
 export { TaskAbortedError, type AbortReason } from './task-aborted.js';
+export { InvalidOptionError } from './invalid-option.js';
+export { InvalidPayloadError } from './invalid-payload.js';
+export { BackgroundCommitError } from './background-commit.js';

@@ -25,7 +25,8 @@ import type { Runtime } from '../index.js';
 import { kAnsweredRequest } from '../runtime/runtime.js';
 import { Background } from './background.js';
 
-export { Background, BackgroundCommitError } from './background.js';
+export { Background } from './background.js';
+export { BackgroundCommitError } from '../errors/background-commit.js';
 
 export interface OffloadPluginOptions {
   /** The runtime that stores and runs the tasks; see `createRuntime`. */

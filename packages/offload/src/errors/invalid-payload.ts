@@ -1,0 +1,18 @@
+import { OffloadError } from './offload-error.js';
+
+/** A payload that would not come back unchanged from JSON. */
+export class InvalidPayloadError extends OffloadError {
+  /** Where in the payload the problem is, e.g. `payload.user.createdAt`. */
+  readonly path: string;
+  /** What is wrong there, e.g. `is Infinity, which JSON turns into null`. */
+  readonly problem: string;
+
+  constructor(path: string, problem: string) {
+    super(
+      'INVALID_PAYLOAD',
+      `${path} ${problem}: a task ${/^\w+/.exec(path)?.[0] ?? 'payload'} must be JSON (null, booleans, finite numbers, strings, arrays and plain objects)`,
+    );
+    this.path = path;
+    this.problem = problem;
+  }
+}
