@@ -11,6 +11,9 @@ import { defaultMaxConnections, MIN_SPARE_FILES, openFileLimit } from './connect
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+const LOG_FORMATS = ['json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
 /** The service's settings, read from the environment once at start (see DESIGN.md). */
 export interface ServiceConfig {
   /** `PORT`, default 8000; 0 picks a free port. */
@@ -37,6 +40,11 @@ export interface ServiceConfig {
   metricsPublic: boolean;
   /** `LOG_LEVEL`, default info. */
   logLevel: LogLevel;
+  /**
+   * `LOG_FORMAT`: `json` (one JSON object a line) or `pretty` (human-readable lines). Undefined
+   * (the default): pretty when stdout is a terminal, JSON otherwise.
+   */
+  logFormat?: LogFormat | undefined;
   /**
    * `MAX_CONNECTIONS`: client connections held at once; those over it are closed as they come.
    * Default: the open-file limit (`ulimit -n`) less a fifth of it (at least 128, at most half)
@@ -80,6 +88,13 @@ export function loadConfig(
       `must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(level)}`,
     );
   }
+  const logFormat = read('LOG_FORMAT');
+  if (logFormat !== undefined && !(LOG_FORMATS as readonly string[]).includes(logFormat)) {
+    throw new InvalidOptionError(
+      'LOG_FORMAT',
+      `must be json or pretty, or unset for pretty lines on a terminal and JSON otherwise; got ${JSON.stringify(logFormat)}`,
+    );
+  }
   const concurrency = read('CONCURRENCY');
   const databaseUrl = read('DATABASE_URL') ?? DEFAULT_DATABASE_URL;
   // Its form is checked now, with the other variables; what only opening can tell (a directory
@@ -121,6 +136,7 @@ export function loadConfig(
     apiKey,
     metricsPublic: booleanVariable('METRICS_PUBLIC', read('METRICS_PUBLIC') ?? 'false'),
     logLevel: level as LogLevel,
+    logFormat: logFormat as LogFormat | undefined,
     maxConnections: maxConnections(read('MAX_CONNECTIONS'), fileLimit),
     channels: readChannelSettings(read),
   };

@@ -19,45 +19,107 @@ offload-service --help | --version
 
 The tasks themselves: offload tasks …, and offload migrate (see offload --help).`;
 
+/** The commands, the options each takes, and what it says of an argument it does not take. */
+const COMMANDS: Record<string, { options: string[]; takes: string }> = {
+  serve: {
+    options: ['--no-runner'],
+    takes: 'no arguments but --no-runner; configure it with environment variables',
+  },
+  worker: { options: [], takes: 'no arguments; configure it with environment variables' },
+  vapid: { options: [], takes: 'no arguments' },
+};
+
+/** Taken anywhere, before a command or after it. */
+const HELP = ['--help', '-h'];
+const VERSION = ['--version', '-v'];
+
 async function main(argv: string[]): Promise<number | undefined> {
-  const [command = 'serve', ...rest] = argv;
+  // `offload-service [serve]`: without a command, or with options first, the command is serve.
+  const [command, args] =
+    argv[0] === undefined || argv[0].startsWith('-') ? ['serve', argv] : [argv[0], argv.slice(1)];
+  if (command === 'help' || args.some((arg) => HELP.includes(arg))) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (args.some((arg) => VERSION.includes(arg))) {
+    console.log((createRequire(import.meta.url)('../package.json') as { version: string }).version);
+    return 0;
+  }
+  const spec = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
+  if (spec === undefined) {
+    const guess = closest(command, [...Object.keys(COMMANDS), 'help']);
+    throw new UsageError(
+      `unknown command ${JSON.stringify(command)}${guess === undefined ? '' : `; did you mean ${guess}?`}`,
+    );
+  }
+  for (const arg of args) checkArgument(command, spec, arg);
   switch (command) {
-    case 'serve': {
-      const runner = rest[0] !== '--no-runner';
-      if (rest.length > (runner ? 0 : 1))
-        throw new UsageError(
-          'offload-service serve takes no arguments but --no-runner; configure it with environment variables',
-        );
-      await serve(process.env, { runner });
+    case 'serve':
+      await serve(process.env, { runner: !args.includes('--no-runner') });
       return undefined;
-    }
     case 'worker':
-      if (rest.length > 0)
-        throw new UsageError(
-          'offload-service worker takes no arguments; configure it with environment variables',
-        );
       await work(process.env);
       return undefined;
-    case 'vapid': {
-      if (rest.length > 0) throw new UsageError('offload-service vapid takes no arguments');
+    default: {
+      // vapid
       const keys = generateVapidKeys();
       console.log(`VAPID_PUBLIC_KEY=${keys.publicKey}\nVAPID_PRIVATE_KEY=${keys.privateKey}`);
       return 0;
     }
-    case 'help':
-    case '--help':
-    case '-h':
-      console.log(USAGE);
-      return 0;
-    case '--version':
-    case '-v':
-      console.log(
-        (createRequire(import.meta.url)('../../package.json') as { version: string }).version,
-      );
-      return 0;
-    default:
-      throw new UsageError(`unknown command ${JSON.stringify(command)}`);
   }
+}
+
+/** Refuses an argument `command` does not take, naming the option a typo most likely meant. */
+function checkArgument(
+  command: string,
+  { options, takes }: (typeof COMMANDS)[string],
+  arg: string,
+) {
+  if (options.includes(arg)) return;
+  if (!arg.startsWith('-'))
+    throw new UsageError(
+      `unexpected argument ${JSON.stringify(arg)}: offload-service ${command} takes ${takes}`,
+    );
+  const name = arg.split('=')[0]!;
+  if (options.includes(name)) throw new UsageError(`${name} takes no value`);
+  const known = [...options, HELP[0]!, VERSION[0]!];
+  const guess = name.startsWith('--') ? closest(name, known) : undefined;
+  throw new UsageError(
+    `unknown option ${name}${guess === undefined ? '' : `; did you mean ${guess}?`}`,
+  );
+}
+
+/**
+ * The known word a typo most likely meant: one it begins (3 letters at least), or the nearest in
+ * edits, up to a third of its length (2 at least). Undefined when none is that near.
+ */
+function closest(word: string, known: readonly string[]): string | undefined {
+  const lower = word.toLowerCase().replace(/^--/, '');
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(lower.length / 3)) + 1;
+  for (const candidate of known) {
+    const plain = candidate.toLowerCase().replace(/^--/, '');
+    if (lower.length >= 3 && plain.startsWith(lower)) return candidate;
+    const distance = editDistance(lower, plain);
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const substitution = previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1);
+      current.push(Math.min(previous[j]! + 1, current[j - 1]! + 1, substitution));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
 }
 
 main(process.argv.slice(2)).then(
@@ -65,11 +127,8 @@ main(process.argv.slice(2)).then(
     if (code !== undefined) process.exitCode = code;
   },
   (error: unknown) => {
-    if (
-      error instanceof UsageError ||
-      (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
-    ) {
-      console.error(`offload-service: ${(error as Error).message}\n\n${USAGE}`);
+    if (error instanceof UsageError) {
+      console.error(`offload-service: ${error.message}\n\n${USAGE}`);
       process.exitCode = 2;
     } else if (error instanceof OffloadError) {
       console.error(`offload-service: ${error.message}`);

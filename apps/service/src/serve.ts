@@ -92,7 +92,10 @@ function setUp(env: NodeJS.ProcessEnv): {
     console.error(`offload: invalid configuration: ${error.message}`);
     process.exit(1);
   }
-  const logger = createLogger({ level: config.logLevel });
+  const logger = createLogger({
+    level: config.logLevel,
+    pretty: config.logFormat === undefined ? undefined : config.logFormat === 'pretty',
+  });
   const exit = (code: number): never => {
     logger.flush();
     process.exit(code);

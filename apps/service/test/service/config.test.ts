@@ -27,6 +27,7 @@ describe('configuration', () => {
       apiKey: undefined,
       metricsPublic: false,
       logLevel: 'info',
+      logFormat: undefined,
       maxConnections: 819,
       channels: {
         allowPrivateHosts: [],
@@ -87,6 +88,19 @@ describe('configuration', () => {
     );
   });
 
+  it('reads LOG_FORMAT as json or pretty, and leaves the choice to the terminal when unset', () => {
+    assert.equal(loadConfig({ LOG_FORMAT: 'json' }).logFormat, 'json');
+    assert.equal(loadConfig({ LOG_FORMAT: ' pretty ' }).logFormat, 'pretty');
+    assert.equal(loadConfig({ LOG_FORMAT: '' }).logFormat, undefined);
+    assert.throws(
+      () => loadConfig({ LOG_FORMAT: 'text' }),
+      new InvalidOptionError(
+        'LOG_FORMAT',
+        'must be json or pretty, or unset for pretty lines on a terminal and JSON otherwise; got "text"',
+      ),
+    );
+  });
+
   const bad: [string, string][] = [
     ['PORT', '80a'],
     ['PORT', '70000'],
@@ -99,6 +113,8 @@ describe('configuration', () => {
     ['OFFLOAD_API_KEY', ''],
     ['OFFLOAD_API_KEY', 'has a space in it somewhere'],
     ['LOG_LEVEL', 'verbose'],
+    ['LOG_FORMAT', 'text'],
+    ['LOG_FORMAT', 'JSON'],
     ['METRICS_PUBLIC', 'yes'],
     ['DATABASE_SCHEMA', 'Public; DROP'],
     ['DATABASE_SCHEMA', '1abc'],
