@@ -18,8 +18,9 @@ import {
 const enqueueOptionKeys = ['delay', 'runAt', 'priority', 'maxAttempts', 'timeout', 'key'];
 
 /**
- * What one enqueue stores: options checked and merged over the definition's (when this process
- * has it), the payload encoded. Throws on bad input, so nothing bad is stored.
+ * What one enqueue stores: options checked and merged over `definition`'s (the definition of
+ * `task` this process has, if any), the payload encoded. Throws on bad input, so nothing bad is
+ * stored.
  */
 export function newTask(
   task: TaskDefinition<never> | string,
@@ -29,9 +30,9 @@ export function newTask(
   defaults: { now: number; maxAttempts: number },
 ): NewTask {
   const name = typeof task === 'string' ? task : task?.name;
-  // A name that found this process's definition was checked when the runtime was made: the
-  // notify path, one enqueue a request, skips checking it again.
-  if (typeof task !== 'string' || definition === undefined) checkTaskName(name);
+  // The name of a definition this process has was checked when the runtime was made: the notify
+  // path, one enqueue a request, skips checking it again.
+  if (definition === undefined) checkTaskName(name);
   rejectUnknownKeys('enqueue options', options, enqueueOptionKeys);
   const { now } = defaults;
   let runAt = now;

@@ -19,7 +19,7 @@ import { checkBackoff, type Backoff } from './retry-policy.js';
 export interface RuntimeOptions {
   /** Where tasks live. The runtime opens it, and closes it when it stops. */
   store: Store;
-  /** The tasks this process can run. Others may be enqueued by name; they wait for a process that knows them. */
+  /** The tasks this process runs; `enqueue` takes only these as definitions. Others are enqueued by name, and wait for a process that runs them. */
   tasks?: readonly TaskDefinition<never>[];
   /** Tasks run at once in this process. Default 100: tasks mostly wait on I/O; lower it for CPU-bound ones. */
   concurrency?: number;

@@ -1,8 +1,9 @@
 import { OffloadError } from '../errors/offload-error.js';
+import { InvalidOptionError } from '../options-check.js';
 import type { EnqueueResult, NewTask, Store } from '../store/store.js';
 import type { EnqueueOptions, ListFilter, SqlClient, Task, TaskPage } from '../types.js';
 import { Batcher } from './batcher.js';
-import type { TaskDefinition } from './define-task.js';
+import { isTaskName, type TaskDefinition } from './define-task.js';
 import { Events, type Listener, type RuntimeEventName } from './events.js';
 import { checkListFilter, checkRequest, checkRequests, checkTransaction } from './input-checks.js';
 import { attachLogging, logWithError } from './log-listener.js';
@@ -98,8 +99,14 @@ export class Runtime {
   }
 
   /**
-   * Stores a task and resolves once it is committed. `task` is a definition, or the name of one
-   * that another process may run. Calls made in the same event-loop turn share one transaction.
+   * Stores a task and resolves once it is committed. Calls made in the same event-loop turn share
+   * one transaction.
+   *
+   * `task` is a definition given to `createRuntime({ tasks })`, or a task's name, which may be one
+   * that only another process runs. A definition this runtime was not given is refused at once
+   * with an `InvalidOptionError` that says to add it to `tasks` (or, if another process runs it,
+   * to enqueue it by name), rather than stored to wait for a process that runs it; so is a second
+   * definition under the name of one it was given.
    */
   enqueue<P>(
     task: TaskDefinition<P> | string,
@@ -320,11 +327,28 @@ export class Runtime {
     options: EnqueueOptions,
   ): NewTask {
     if (!this.isAccepting()) throw stopped();
-    const definition = typeof task === 'string' ? this.settings.tasks.get(task) : task;
-    return newTask(task, definition, payload, options, {
+    return newTask(task, this.definitionOf(task), payload, options, {
       now: this.settings.clock.now(),
       maxAttempts: this.settings.maxAttempts,
     });
+  }
+
+  /**
+   * This runtime's definition of `task`, or undefined for a name it does not run. A definition it
+   * was not given is refused (see `enqueue`); an object with no task name is left to `newTask`.
+   */
+  private definitionOf(task: TaskDefinition<never> | string): TaskDefinition<never> | undefined {
+    if (typeof task === 'string') return this.settings.tasks.get(task);
+    const name = (task as { name?: unknown } | null)?.name;
+    if (!isTaskName(name)) return undefined;
+    const given = this.settings.tasks.get(name);
+    if (given === task) return given;
+    throw new InvalidOptionError(
+      'enqueue task',
+      given === undefined
+        ? `the definition of ${JSON.stringify(name)} was not given to this runtime, so it would not run here; add it to createRuntime({ tasks }), or enqueue it by name (${JSON.stringify(name)}) if another process runs it`
+        : `two definitions are named ${JSON.stringify(name)}; enqueue the one given to createRuntime({ tasks })`,
+    );
   }
 
   private async write(tasks: NewTask[]): Promise<EnqueueResult[]> {

@@ -319,6 +319,7 @@ describe('postgres store', () => {
       });
       const onMemory = createRuntime({
         store: memoryStore(),
+        tasks: [receipt],
         logger: captureLogger(),
       });
       runtimes.push(onMemory);
