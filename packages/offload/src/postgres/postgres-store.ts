@@ -1,16 +1,7 @@
 import pg from 'pg';
 import { OffloadError } from '../errors/offload-error.js';
-import {
-  describe,
-  durationOption,
-  InvalidOptionError,
-  rejectUnknownKeys,
-} from '../options-check.js';
 import type { ListFilter, Logger, Task, TaskPage } from '../types.js';
-import { prefixEnd } from '../store/ids.js';
 import {
-  insertedTask,
-  interruptedError,
   type Change,
   type ClaimedTask,
   type ClaimRequest,
@@ -23,57 +14,19 @@ import {
   type Store,
   type StoreStats,
 } from '../store/store.js';
-import { encodeError } from '../store/stored-error.js';
 import { AbsentOwners } from './absent-owners.js';
+import { enqueueTasks } from './enqueue.js';
+import { listQuery } from './list-query.js';
 import { Liveness } from './liveness.js';
-import { migrate, NAME_PATTERN, quoteIdentifier } from './migrations.js';
-import { byClaimOrder, compareIds, toClaimedTask, toTask, type TaskRow } from './rows.js';
+import { handBack, inMaintenance, type MaintenanceContext } from './maintenance.js';
+import { migrate, quoteIdentifier } from './migrations.js';
+import { postgresSettings, type PostgresStoreOptions } from './options.js';
+import { byClaimOrder, toClaimedTask, toTask, type TaskRow } from './rows.js';
+import { endAttempts, rounds } from './settlements.js';
 import { buildSql, type Sql } from './sql.js';
+import { checkId, isTaskId } from './task-ids.js';
 
-/** Options of `postgresStore`. */
-export interface PostgresStoreOptions {
-  /** `postgres://user:password@host:port/database`, as node-postgres takes it. */
-  connectionString: string;
-  /** The schema that holds Offload's tables; created when missing. Default `offload`. */
-  schema?: string;
-  /**
-   * Open an existing store only: `open()` fails with `STORE_NOT_FOUND` instead of creating a
-   * missing schema, for tools that read or change tasks and must not make an empty store of a
-   * mistyped schema name. A schema that exists is still brought up to date. Default false.
-   */
-  mustExist?: boolean;
-  /**
-   * Connections this process keeps open at most; default 10. A runner uses about three at once
-   * (claim, settle, maintenance); HTTP requests that enqueue share them, as their writes are
-   * grouped per event-loop turn. Keep the sum over all processes below the server's
-   * `max_connections`.
-   */
-  poolSize?: number;
-  /** How long to wait for a connection before a call fails, in ms; default 5000. */
-  connectTimeout?: number;
-  /** Where connection trouble is reported. Default: nowhere (the calls that fail still throw). */
-  logger?: Logger;
-}
-
-const DEFAULT_SCHEMA = 'offload';
-const DEFAULT_POOL_SIZE = 10;
-const DEFAULT_CONNECT_TIMEOUT = 5000;
-/** Larger than any id: the cursor of the first page. */
-const NO_CURSOR = '9223372036854775807';
-const CANONICAL_ID = /^[1-9][0-9]{0,18}$/;
-
-/** Whether `id` is one this store could have handed out: a bigint in canonical decimal form. */
-function isTaskId(id: string): boolean {
-  return typeof id === 'string' && CANONICAL_ID.test(id) && (id.length < 19 || id <= NO_CURSOR);
-}
-
-const silent: Logger = {
-  debug() {},
-  info() {},
-  warn() {},
-  error() {},
-  child: () => silent,
-};
+export type { PostgresStoreOptions } from './options.js';
 
 /**
  * The store for several processes on several machines: one PostgreSQL database, shared by API
@@ -101,51 +54,18 @@ export class PostgresStore implements Store {
   private readonly absent = new AbsentOwners();
   /** A rescue of this store is under way (another one at once would find the lock taken). */
   private rescuing = false;
+  private readonly maintenanceContext: MaintenanceContext;
 
   constructor(options: PostgresStoreOptions) {
-    rejectUnknownKeys('postgresStore options', options, [
-      'connectionString',
-      'schema',
-      'mustExist',
-      'poolSize',
-      'connectTimeout',
-      'logger',
-    ]);
-    if (
-      typeof options.connectionString !== 'string' ||
-      !/^postgres(ql)?:\/\//.test(options.connectionString)
-    ) {
-      throw new InvalidOptionError(
-        'postgresStore.connectionString',
-        'must be a postgres:// URL, e.g. postgres://user@localhost:5432/app',
-      );
-    }
-    const schema = options.schema ?? DEFAULT_SCHEMA;
-    if (typeof schema !== 'string' || !NAME_PATTERN.test(schema)) {
-      throw new InvalidOptionError(
-        'postgresStore.schema',
-        `must be 1 to 63 lower-case letters, digits or "_", starting with a letter or "_", got ${JSON.stringify(schema)}`,
-      );
-    }
-    this.schema = schema;
-    this.sql = buildSql(schema);
-    this.lockClass = lockClassOf(schema);
-    this.channel = quoteIdentifier(`offload_${schema}`);
-    this.logger = options.logger ?? silent;
-    this.mustExist = options.mustExist ?? false;
-    this.poolConfig = {
-      connectionString: options.connectionString,
-      max: options.poolSize ?? DEFAULT_POOL_SIZE,
-      connectionTimeoutMillis: options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT,
-      application_name: 'offload',
-    };
-    if (!Number.isInteger(this.poolConfig.max) || this.poolConfig.max! < 1) {
-      throw new InvalidOptionError(
-        'postgresStore.poolSize',
-        `must be a whole number of connections >= 1, got ${describe(options.poolSize)}`,
-      );
-    }
-    durationOption('postgresStore.connectTimeout', this.poolConfig.connectionTimeoutMillis);
+    const settings = postgresSettings(options);
+    this.schema = settings.schema;
+    this.sql = buildSql(settings.schema);
+    this.lockClass = settings.lockClass;
+    this.channel = settings.channel;
+    this.poolConfig = settings.poolConfig;
+    this.logger = settings.logger;
+    this.mustExist = settings.mustExist;
+    this.maintenanceContext = { sql: this.sql, lockClass: this.lockClass, logger: this.logger };
   }
 
   open(): Promise<void> {
@@ -245,53 +165,7 @@ export class PostgresStore implements Store {
   async enqueue(tasks: readonly NewTask[], transaction?: SqlClient): Promise<EnqueueResult[]> {
     this.connected();
     if (tasks.length === 0) return [];
-    const column = <K extends keyof NewTask>(key: K) => tasks.map((task) => task[key]);
-    const values = [
-      column('name'),
-      column('payload'),
-      column('priority'),
-      column('maxAttempts'),
-      column('timeout'),
-      column('key'),
-      column('runAt'),
-      column('createdAt'),
-    ];
-    const { rows } = await this.write<{ id: string; key: string | null }>(
-      transaction,
-      'enqueue',
-      values,
-    );
-    // Ids grow in request order; rows skipped for a stored key are the only gaps.
-    rows.sort((a, b) => compareIds(a.id, b.id));
-    const results: (EnqueueResult | null)[] = [];
-    let next = 0;
-    for (const task of tasks) {
-      const row = rows[next];
-      if (row !== undefined && row.key === task.key) {
-        results.push({ task: insertedTask(row.id, task), created: true });
-        next += 1;
-      } else {
-        results.push(null); // its key is stored already
-      }
-    }
-    const missing = tasks.flatMap((task, i) => (results[i] === null ? [task.key!] : []));
-    if (missing.length > 0) {
-      const stored = await this.write<TaskRow>(transaction, 'byKeys', [missing]);
-      const byKey = new Map(stored.rows.map((row) => [row.key, row]));
-      tasks.forEach((task, i) => {
-        if (results[i] !== null) return;
-        const row = byKey.get(task.key);
-        if (!row) {
-          // Deleted between the two statements (canceled and pruned): rare, and the caller can retry.
-          throw new OffloadError(
-            'STORE_CONFLICT',
-            `the task with key ${JSON.stringify(task.key)} changed while it was enqueued; try again`,
-          );
-        }
-        results[i] = { task: toTask(row), created: false };
-      });
-    }
-    return results as EnqueueResult[];
+    return enqueueTasks(tasks, (name, values) => this.write(transaction, name, values));
   }
 
   async claim(request: ClaimRequest): Promise<ClaimedTask[]> {
@@ -365,7 +239,7 @@ export class PostgresStore implements Store {
         let gone: string[] = [];
         if (liveness.currentSession === session) gone = this.absent.observe(others, session);
         else this.absent.forget();
-        return this.handBack(client, now, gone);
+        return handBack(client, this.maintenanceContext, now, gone);
       });
       if (rescued === null) this.absent.forget();
       return rescued ?? [];
@@ -377,23 +251,6 @@ export class PostgresStore implements Store {
     }
   }
 
-  /** Hands back the running tasks whose lease expired, or whose owner is in `gone`. */
-  private async handBack(client: pg.PoolClient, now: number, gone: string[]): Promise<Rescue[]> {
-    const { rows } = await client.query<TaskRow>(this.sql.rescuable, [now, this.lockClass, gone]);
-    if (rows.length === 0) return [];
-    const settlements: Settlement[] = rows.map((row) => ({
-      id: row.id,
-      lease: row.lease,
-      state: row.attempts >= row.max_attempts ? 'failed' : 'queued',
-      at: now,
-      runAt: now,
-      error: interruptedError(row.attempts, now, row.lease_owner),
-    }));
-    const owners = new Map(rows.map((row) => [row.id, row.lease_owner]));
-    const rescued = await client.query<TaskRow>(this.sql.settleReturning, endAttempts(settlements));
-    return rescued.rows.map((row) => ({ task: toTask(row), owner: owners.get(row.id) ?? null }));
-  }
-
   async get(id: string): Promise<Task | null> {
     const pool = this.connected();
     if (!isTaskId(id)) return null;
@@ -401,32 +258,12 @@ export class PostgresStore implements Store {
     return rows[0] ? toTask(rows[0]) : null;
   }
 
-  async list({
-    state,
-    name,
-    keyPrefix,
-    limit,
-    cursor,
-  }: ListFilter & { limit: number }): Promise<TaskPage> {
+  async list(filter: ListFilter & { limit: number }): Promise<TaskPage> {
     const pool = this.connected();
-    const below = cursor === undefined ? NO_CURSOR : parseCursor(cursor);
-    const page = [below, name ?? null, limit + 1];
-    let query: string;
-    let parameters: unknown[];
-    if (keyPrefix !== undefined) {
-      const end = prefixEnd(keyPrefix);
-      query = end === null ? this.sql.listByKeyUnbounded : this.sql.listByKey;
-      parameters = [...page, keyPrefix, end, state ?? null];
-    } else if (state === undefined) {
-      [query, parameters] = [this.sql.list, page];
-    } else if (state === 'queued' || state === 'running') {
-      [query, parameters] = [state === 'queued' ? this.sql.listQueued : this.sql.listRunning, page];
-    } else {
-      [query, parameters] = [this.sql.listFinished, [...page, state]];
-    }
+    const [query, parameters] = listQuery(this.sql, filter);
     const { rows } = await pool.query<TaskRow>(query, parameters);
-    const more = rows.length > limit;
-    if (more) rows.length = limit;
+    const more = rows.length > filter.limit;
+    if (more) rows.length = filter.limit;
     const tasks = rows.map((row) => toTask(row));
     return { tasks, nextCursor: more ? tasks[tasks.length - 1]!.id : null };
   }
@@ -471,31 +308,8 @@ export class PostgresStore implements Store {
    * Runs `work` in a transaction holding this schema's maintenance lock, or returns `skipped`
    * when another process holds it.
    */
-  private async maintenance<T>(
-    skipped: T,
-    work: (client: pg.PoolClient) => Promise<T>,
-  ): Promise<T> {
-    const client = await this.connected().connect();
-    // A connection that breaks while checked out is reported here too; unhandled, it would crash
-    // the process. Its query fails as well, and the release below drops it from the pool.
-    const broke = (error: Error) =>
-      this.logger.debug({ err: error }, 'a PostgreSQL connection broke during maintenance');
-    client.on('error', broke);
-    try {
-      await client.query('BEGIN');
-      const { rows } = await client.query<{ locked: boolean }>(this.sql.maintenanceLock, [
-        this.lockClass,
-      ]);
-      const result = rows[0]!.locked ? await work(client) : skipped;
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.removeListener('error', broke);
-      client.release();
-    }
+  private maintenance<T>(skipped: T, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return inMaintenance(this.connected(), this.maintenanceContext, skipped, work);
   }
 
   /**
@@ -528,59 +342,6 @@ export class PostgresStore implements Store {
     }
     return this.pool;
   }
-}
-
-/** Splits settlements (by index) into batches in which each task appears once, in order. */
-function rounds(settlements: readonly Settlement[]): number[][] {
-  const batches: number[][] = [];
-  const seen = new Map<string, number>();
-  settlements.forEach((s, i) => {
-    const round = seen.get(s.id) ?? 0;
-    seen.set(s.id, round + 1);
-    (batches[round] ??= []).push(i);
-  });
-  return batches;
-}
-
-/** The parameters of the `settle` statements: one array per column. */
-function endAttempts(settlements: readonly Settlement[]): unknown[] {
-  const queued = (s: Settlement) => s.state === 'queued';
-  return [
-    settlements.map((s) => checkId(s.id)),
-    settlements.map((s) => s.lease),
-    settlements.map((s) => s.state),
-    settlements.map((s) => (s.refund ? 1 : 0)),
-    settlements.map((s) => (queued(s) ? (s.runAt ?? s.at) : null)),
-    settlements.map((s) => (queued(s) ? null : s.at)),
-    settlements.map((s) => (s.error ? encodeError(s.error) : null)),
-    settlements.map((s) => (s.state === 'succeeded' ? (s.result ?? null) : null)),
-  ];
-}
-
-/** Ids come from this store; anything else would be a bug upstream, not user input. */
-function checkId(id: string): string {
-  if (!isTaskId(id)) throw new TypeError(`not a task id of this store: ${id}`);
-  return id;
-}
-
-function parseCursor(cursor: string): string {
-  if (!isTaskId(cursor)) {
-    throw new OffloadError(
-      'INVALID_CURSOR',
-      `the cursor ${JSON.stringify(cursor)} is not one this store hands out: pass the nextCursor of the previous page`,
-    );
-  }
-  return cursor;
-}
-
-/** A stable 32-bit number for the schema: the first key of its advisory locks. */
-export function lockClassOf(schema: string): number {
-  let hash = 0x811c9dc5; // FNV-1a
-  for (const char of `offload:${schema}`) {
-    hash ^= char.codePointAt(0)!;
-    hash = Math.imul(hash, 0x01000193);
-  }
-  return hash | 0;
 }
 
 /** Creates the PostgreSQL store; call `open()` before using it. */

@@ -3,11 +3,8 @@ import { after, afterEach, describe, it } from 'node:test';
 import pg from 'pg';
 import { createRuntime, defineTask, type Runtime } from '../../src/index.js';
 import { AbsentOwners } from '../../src/postgres/absent-owners.js';
-import {
-  lockClassOf,
-  postgresStore,
-  type PostgresStore,
-} from '../../src/postgres/postgres-store.js';
+import { lockClassOf } from '../../src/postgres/options.js';
+import { postgresStore, type PostgresStore } from '../../src/postgres/postgres-store.js';
 import { TcpProxy } from '../fixtures/tcp-proxy.js';
 import { barrier, captureLogger, type LogEntry, waitUntil } from '../helpers.js';
 import { dropSchema, TEST_DATABASE_URL, uniqueSchema } from '../pg-helpers.js';

@@ -2,11 +2,8 @@ import assert from 'node:assert/strict';
 import { after, afterEach, describe, it } from 'node:test';
 import pg from 'pg';
 import { createRuntime, defineTask, memoryStore, type Runtime } from '../../src/index.js';
-import {
-  lockClassOf,
-  postgresStore,
-  type PostgresStore,
-} from '../../src/postgres/postgres-store.js';
+import { lockClassOf } from '../../src/postgres/options.js';
+import { postgresStore, type PostgresStore } from '../../src/postgres/postgres-store.js';
 import { OWNER_GRACE } from '../../src/postgres/absent-owners.js';
 import { SCHEMA_VERSION } from '../../src/postgres/migrations.js';
 import type { Rescue } from '../../src/store/store.js';
