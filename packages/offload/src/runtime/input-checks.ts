@@ -1,6 +1,6 @@
 import { integerOption, InvalidOptionError, rejectUnknownKeys } from '../options-check.js';
 import { TASK_STATES, type ListFilter, type SqlClient } from '../types.js';
-import { isStorableText, isTaskName } from './define-task.js';
+import { isStorableText, isTaskName, type TaskDefinition } from './define-task.js';
 
 /** Checks a `list` filter, naming the field that is wrong; returns its limit (default 50). */
 export function checkListFilter(filter: ListFilter): number {
@@ -26,6 +26,28 @@ export function checkListFilter(filter: ListFilter): number {
     throw new InvalidOptionError('list filter.state', `must be one of ${TASK_STATES.join(', ')}`);
   }
   return limit;
+}
+
+/**
+ * The definition of the task to enqueue among `given` (the runtime's), or undefined for a name
+ * none of them has. A definition that is not among them is refused (see `Runtime.enqueue`); an
+ * object without a task name is left to `newTask`, which says what is wrong with it.
+ */
+export function givenDefinition(
+  task: TaskDefinition<never> | string,
+  given: ReadonlyMap<string, TaskDefinition<unknown>>,
+): TaskDefinition<never> | undefined {
+  if (typeof task === 'string') return given.get(task);
+  const name = (task as { name?: unknown } | null)?.name;
+  if (!isTaskName(name)) return undefined;
+  const definition = given.get(name);
+  if (definition === task) return task;
+  throw new InvalidOptionError(
+    'enqueue task',
+    definition === undefined
+      ? `the definition of ${JSON.stringify(name)} was not given to this runtime, so it would not run here; add it to createRuntime({ tasks }), or enqueue it by name (${JSON.stringify(name)}) if another process runs it`
+      : `two definitions are named ${JSON.stringify(name)}; enqueue the one given to createRuntime({ tasks })`,
+  );
 }
 
 /** Checks that `enqueueMany` was given an array. */

@@ -1,11 +1,17 @@
 import { OffloadError } from '../errors/offload-error.js';
-import { InvalidOptionError } from '../options-check.js';
 import type { EnqueueResult, NewTask, Store } from '../store/store.js';
 import type { EnqueueOptions, ListFilter, SqlClient, Task, TaskPage } from '../types.js';
 import { Batcher } from './batcher.js';
-import { isTaskName, type TaskDefinition } from './define-task.js';
+import type { TaskDefinition } from './define-task.js';
 import { Events, type Listener, type RuntimeEventName } from './events.js';
-import { checkListFilter, checkRequest, checkRequests, checkTransaction } from './input-checks.js';
+import {
+  checkListFilter,
+  checkRequest,
+  checkRequests,
+  checkTransaction,
+  givenDefinition,
+} from './input-checks.js';
+import { accepting, stopCalled, stopReached, type Lifecycle } from './lifecycle.js';
 import { attachLogging, logWithError } from './log-listener.js';
 import { Maintenance } from './maintenance.js';
 import { newTask } from './new-task.js';
@@ -21,25 +27,6 @@ export interface TaskRequest<P = unknown> {
   payload: P;
   options?: EnqueueOptions;
 }
-
-/**
- * Where a runtime is in its life. Enqueues, reads and `drain()` work from `idle` on, before
- * `start()`; tasks are claimed on their own only while `running`. `start()` and `stop()` keep
- * their promise here, so that a second call returns the first one's.
- */
-type Lifecycle =
-  /** Made; nothing runs yet. */
-  | { state: 'idle' }
-  /** `start()` opens the store, registers this worker and starts the maintenance. */
-  | { state: 'starting'; started: Promise<void> }
-  /** Claims and runs due tasks. */
-  | { state: 'running'; started: Promise<void> }
-  /** `stop()` was called: nothing more is claimed; running tasks have `shutdownGrace` to end. */
-  | { state: 'stopping'; stopped: Promise<void> }
-  /** Running tasks ended or were handed back; enqueues are refused while the rest is written. */
-  | { state: 'flushing'; stopped: Promise<void> }
-  /** The store is closed or closing: reads are refused too. */
-  | { state: 'stopped'; stopped: Promise<void> };
 
 /**
  * Runs tasks inside this process: claims due tasks from the store, runs them with a concurrency
@@ -73,14 +60,14 @@ export class Runtime {
     this.scheduler = new Scheduler(this.store, this.settings, this.events, {
       mayClaim: () => this.mayClaim(),
       polls: () => this.lifecycle.state === 'running',
-      stopping: () => this.isStopping(),
+      stopping: () => stopCalled(this.lifecycle),
       running: () => this.settler.size,
       run: (task) => this.settler.run(task),
     });
     this.settler = new Settler(this.store, this.settings, this.events, {
       freed: () => this.scheduler.pump(),
       due: (name, at) => this.scheduler.wake(name, at),
-      retries: () => this.isAccepting(),
+      retries: () => accepting(this.lifecycle),
     });
     this.maintenance = new Maintenance(this.store, this.settings, this.events, {
       leases: () => this.settler.leases(),
@@ -235,7 +222,7 @@ export class Runtime {
    * that assert what tasks did. Works whether or not the runtime was started.
    */
   async drain(): Promise<void> {
-    if (this.isStopping()) throw stopped();
+    if (stopCalled(this.lifecycle)) throw stopped();
     this.drains += 1;
     try {
       await this.register();
@@ -283,7 +270,7 @@ export class Runtime {
     await this.scheduler.stop();
     if (this.settler.size > 0) await this.settler.noneRunning(this.settings.shutdownGrace);
     this.settler.handBack();
-    this.stopReached('flushing');
+    this.lifecycle = stopReached(this.lifecycle, 'flushing');
     await step('writing pending tasks', () => this.enqueues.flushed());
     await step('writing task results', () => this.settler.settleRemaining());
     await this.maintenance.stop();
@@ -291,33 +278,15 @@ export class Runtime {
       await step('unregistering the worker', () =>
         this.store.unregisterWorker(this.settings.owner),
       );
-    this.stopReached('stopped');
+    this.lifecycle = stopReached(this.lifecycle, 'stopped');
     await step('closing the store', () => this.store.close());
     if (errors.length > 0)
       throw new AggregateError(errors, 'the runtime stopped, but some steps failed');
   }
 
-  /** Moves the stop under way on to `state`. */
-  private stopReached(state: 'flushing' | 'stopped'): void {
-    const { lifecycle } = this;
-    if ('stopped' in lifecycle) this.lifecycle = { state, stopped: lifecycle.stopped };
-  }
-
-  /** Whether `stop()` was called. */
-  private isStopping(): boolean {
-    const { state } = this.lifecycle;
-    return state === 'stopping' || state === 'flushing' || state === 'stopped';
-  }
-
-  /** Whether tasks are taken: until the stop has handed back the running ones. */
-  private isAccepting(): boolean {
-    const { state } = this.lifecycle;
-    return state !== 'flushing' && state !== 'stopped';
-  }
-
   /** Whether tasks may be claimed: while running, or draining before the stop. */
   private mayClaim(): boolean {
-    return this.lifecycle.state === 'running' || (this.drains > 0 && !this.isStopping());
+    return this.lifecycle.state === 'running' || (this.drains > 0 && !stopCalled(this.lifecycle));
   }
 
   /** Checks the request; throws on bad input so nothing bad is stored. */
@@ -326,29 +295,11 @@ export class Runtime {
     payload: unknown,
     options: EnqueueOptions,
   ): NewTask {
-    if (!this.isAccepting()) throw stopped();
-    return newTask(task, this.definitionOf(task), payload, options, {
+    if (!accepting(this.lifecycle)) throw stopped();
+    return newTask(task, givenDefinition(task, this.settings.tasks), payload, options, {
       now: this.settings.clock.now(),
       maxAttempts: this.settings.maxAttempts,
     });
-  }
-
-  /**
-   * This runtime's definition of `task`, or undefined for a name it does not run. A definition it
-   * was not given is refused (see `enqueue`); an object with no task name is left to `newTask`.
-   */
-  private definitionOf(task: TaskDefinition<never> | string): TaskDefinition<never> | undefined {
-    if (typeof task === 'string') return this.settings.tasks.get(task);
-    const name = (task as { name?: unknown } | null)?.name;
-    if (!isTaskName(name)) return undefined;
-    const given = this.settings.tasks.get(name);
-    if (given === task) return given;
-    throw new InvalidOptionError(
-      'enqueue task',
-      given === undefined
-        ? `the definition of ${JSON.stringify(name)} was not given to this runtime, so it would not run here; add it to createRuntime({ tasks }), or enqueue it by name (${JSON.stringify(name)}) if another process runs it`
-        : `two definitions are named ${JSON.stringify(name)}; enqueue the one given to createRuntime({ tasks })`,
-    );
   }
 
   private async write(tasks: NewTask[]): Promise<EnqueueResult[]> {
