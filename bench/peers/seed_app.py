@@ -1,9 +1,9 @@
-"""The seed's notify endpoint on FastAPI, as the user's program has it, for bench/http.ts.
+"""FastAPI's BackgroundTasks notify endpoint, as the reference for bench/http.ts.
 
-Taken from the seed (api/backend_app/api/notifications.py): the endpoint schedules
+The endpoint schedules
 `send_notification` with FastAPI's `BackgroundTasks` and answers at once; the task logs, sleeps
-2 s (the seed's demo work, after the response) and logs again. The router is mounted under
-/api/notifications as in the seed's backend. Logging stays at Python's default level (WARNING),
+2 s (the demo work, after the response) and logs again. The router is mounted under
+/api/notifications. Logging stays at Python's default level (WARNING),
 as the Offload service runs with LOG_LEVEL=warn in the same benchmark.
 
     python3 -m uvicorn --app-dir bench/peers seed_app:app --host 127.0.0.1 --port PORT

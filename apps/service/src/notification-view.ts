@@ -24,7 +24,7 @@ export interface DeliveryView {
 
 export interface NotificationView {
   id: string;
-  /** `webhook`, `email`, `push`, `log`, or `demo` for the seed's demo notification. */
+  /** `webhook`, `email`, `push`, `log`, or `demo` for the demo notification (no body). */
   channel: string;
   createdAt: string | null;
   deliveries: DeliveryView[];

@@ -19,7 +19,7 @@ export interface NotificationRequest {
   data: { [key: string]: Json } | null;
 }
 
-/** What a request asks for: the seed's demo notification, or a real one. */
+/** What a request asks for: the demo notification, or a real one. */
 export type NotifyRequest =
   { kind: 'demo' } | { kind: 'notification'; notification: NotificationRequest };
 

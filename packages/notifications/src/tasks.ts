@@ -41,7 +41,7 @@ export const LOG_TASK = deliveryTaskName('log');
 export const MAX_NOTIFICATION_BYTES = 64 * 1024;
 
 export interface NotificationTaskOptions {
-  /** How long the demo notification "works", in ms; the seed's is 2 s. */
+  /** How long the demo notification "works", in ms; 2 s, as in FastAPI's example. */
   demoDelay?: number;
   /** The channels' configuration; by default only `log` is on. */
   channels?: ChannelSettings;
@@ -51,7 +51,7 @@ export interface NotificationTaskOptions {
   onCall?: (call: DeliveryCall) => void;
 }
 
-/** The seed's demo: logs, does `delay` ms of (abortable) async work (none at 0), logs again. */
+/** The demo notification: logs, does `delay` ms of (abortable) async work (none at 0), logs again. */
 export function demoNotificationTask(delay = 2 * SECOND): TaskDefinition<Record<string, never>> {
   return defineTask<Record<string, never>>({
     name: DEMO_TASK,

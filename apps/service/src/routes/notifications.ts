@@ -44,7 +44,7 @@ const TASK_ID = /^[A-Za-z0-9_-]{1,100}$/;
 const KEY_OF_DELIVERY = /^notification:(ntf_[A-Za-z0-9_-]{22}):\d+$/;
 
 /**
- * `POST /notifications/notify` (the seed's endpoint) and `POST /notifications`: one delivery task
+ * `POST /notifications/notify` (FastAPI's example endpoint) and `POST /notifications`: one delivery task
  * per recipient, answered once they are stored. `GET /notifications/:id`: every delivery of a
  * notification.
  */

@@ -14,7 +14,7 @@ import { checkEnvelope } from '../fixtures/hostile.js';
 import { testService, type TestService } from '../fixtures/service-harness.js';
 
 const NOTIFY = '/api/notifications/notify';
-/** The seed's example, with a subject that is not ASCII. */
+/** FastAPI's example request, with a subject that is not ASCII. */
 const CAFE = '{"channel":"log","to":"ops","subject":"café"}';
 
 /** `response` is the envelope with `code` and its status; returns the message. */

@@ -45,7 +45,7 @@ afterEach(async () => {
   await Promise.all(services.splice(0).map((s) => s.close()));
 });
 
-/** The seed's checks, against any way of sending a request. */
+/** The checks of FastAPI's example, against any way of sending a request. */
 async function seedChecks(
   s: TestService,
   post: () => Promise<{ status: number; body: unknown }>,
@@ -72,7 +72,7 @@ async function seedChecks(
 }
 
 describe('the notify endpoint', () => {
-  it('passes the seed checks over inject', async () => {
+  it('passes the checks of FastAPI\'s example over inject', async () => {
     const s = await service({ notifyDemoDelay: 150 });
     await seedChecks(s, async () => {
       const response = await s.app.inject({ method: 'POST', url: '/api/notifications/notify' });
@@ -80,7 +80,7 @@ describe('the notify endpoint', () => {
     });
   });
 
-  it('passes the seed checks over a real socket, with and without an empty JSON body', async () => {
+  it('passes the checks of FastAPI\'s example over a real socket, with and without an empty JSON body', async () => {
     const s = await service({ notifyDemoDelay: 150 });
     const url = await s.listen();
     for (const init of [{}, { headers: { 'content-type': 'application/json' }, body: '{}' }]) {

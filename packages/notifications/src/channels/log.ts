@@ -1,6 +1,6 @@
 import type { OutgoingDelivery, SendContext, Sender } from '../delivery.js';
 
-/** Delivers a notification as one structured log line: the seed's demo channel. */
+/** Delivers a notification as one structured log line: for trying the service out, and for tests. */
 export class LogSender implements Sender {
   readonly channel = 'log';
   readonly providers = ['log'];

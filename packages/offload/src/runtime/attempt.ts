@@ -75,7 +75,7 @@ type Level = 'debug' | 'info' | 'warn' | 'error';
 
 /**
  * A task's logger: lines carry its id, name and attempt. The child logger that adds them is made
- * on the first line actually written, so lines below the log level (the seed's demo logs at info,
+ * on the first line actually written, so lines below the log level (the demo notification logs at info,
  * the service runs at warn in production) cost no child per attempt.
  */
 class AttemptLogger implements Logger {

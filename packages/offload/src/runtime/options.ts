@@ -23,7 +23,7 @@ export interface RuntimeOptions {
   tasks?: readonly TaskDefinition<never>[];
   /** Tasks run at once in this process. Default 100: tasks mostly wait on I/O; lower it for CPU-bound ones. */
   concurrency?: number;
-  /** Default timeout of one attempt, in ms. Default 60 s (the seed's REQUEST_TIMEOUT). */
+  /** Default timeout of one attempt, in ms. Default 60 s, as FastAPI's request timeout. */
   timeout?: number;
   /** Default attempts before a task fails for good. Default 5. */
   maxAttempts?: number;
