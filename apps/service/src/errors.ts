@@ -7,8 +7,7 @@ import type {
   FastifyReply,
   FastifyRequest,
 } from 'fastify';
-import { OffloadError } from 'offload';
-import { storeFaultHint } from 'offload';
+import { OffloadError, StoreUnavailableError } from 'offload';
 import { StoreFaultLog, type StoreFaultLogOptions } from './store-fault-log.js';
 
 /**
@@ -116,6 +115,12 @@ export function compressedBodyError(contentEncoding: string | undefined): ApiErr
 /** Maps anything thrown while handling a request to one catalogue entry. */
 export function toApiError(error: unknown): ApiError {
   if (error instanceof ApiError) return error;
+  // A store that cannot serve now says what to check; its driver's message is for the log.
+  if (error instanceof StoreUnavailableError) {
+    return new ApiError('STORE_UNAVAILABLE', `the task store cannot answer now: ${error.hint}`, {
+      cause: error,
+    });
+  }
   if (error instanceof OffloadError && error.code in ERROR_CODES) {
     return new ApiError(error.code as ErrorCode, error.message, { cause: error });
   }
@@ -137,13 +142,6 @@ export function toApiError(error: unknown): ApiError {
       fastifyError.message ?? 'bad request',
       { cause: error },
     );
-  }
-  // Checked after the client errors: a request the client aborted is an ECONNRESET too.
-  const hint = storeFaultHint(error);
-  if (hint !== null) {
-    return new ApiError('STORE_UNAVAILABLE', `the task store cannot answer now: ${hint}`, {
-      cause: error,
-    });
   }
   return new ApiError(
     'INTERNAL_ERROR',

@@ -1,12 +1,19 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify';
-import { SECOND, systemClock, type Clock } from 'offload';
-import { findStoreFault, type StoreFault } from 'offload';
+import { SECOND, StoreUnavailableError, systemClock, type Clock } from 'offload';
 
 export interface StoreFaultLogOptions {
   /** Where the time is read; default the system clock. */
   clock?: Clock;
   /** How often (ms) the answers counted for a fault are summed up in one line. Default 10 s. */
   interval?: number;
+}
+
+/** A store that cannot serve now, as logged: its driver's code (or the store's reason) and why. */
+interface StoreFault {
+  /** The driver's code (`SQLITE_FULL`, `ECONNREFUSED`), or the store's reason when it gave none. */
+  code: string;
+  hint: string;
+  message: string;
 }
 
 /** Answers for one fault since its last line. */
@@ -18,10 +25,11 @@ interface Episode {
 }
 
 /**
- * Logs the 503s of a store that cannot serve (a full disk, a database server away) without
- * flooding the log, which is often on the very disk that is full: the first answer for a fault
- * (by the driver's code) is logged in full, without stacks, as such a fault is no bug; the later
- * ones are counted, and the count is written at most once an interval:
+ * Logs the 503s of a store that cannot serve (a full disk, a database server away: the store
+ * throws a `StoreUnavailableError`) without flooding the log, which is often on the very disk that
+ * is full: the first answer for a fault (by the driver's code the store reports) is logged in
+ * full, without stacks, as such a fault is no bug; the later ones are counted, and the count is
+ * written at most once an interval:
  * "store unavailable: 1,234 more requests answered 503 in the last 10 s (SQLITE_FULL: …)". A fault
  * with no answer for a whole interval is over: its next answer is logged in full again.
  */
@@ -46,7 +54,7 @@ export class StoreFaultLog {
    * when `error` is not a store that cannot serve: the caller logs it as any other error.
    */
   answered(request: FastifyRequest, error: unknown): boolean {
-    const fault = findStoreFault(error);
+    const fault = storeFault(error);
     if (fault === null) return false;
     const now = this.clock.now();
     const episode = this.episodes.get(fault.code);
@@ -108,4 +116,20 @@ export class StoreFaultLog {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
   }
+}
+
+/**
+ * The store's report along `error` and its causes (an error that wraps it, as a commit that failed
+ * or `/readyz` does), or null when the store did not say it cannot serve.
+ */
+function storeFault(error: unknown): StoreFault | null {
+  let current = error;
+  for (let depth = 0; depth < 8 && current instanceof Error; depth++) {
+    if (current instanceof StoreUnavailableError) {
+      const { driverCode, reason, hint, message } = current;
+      return { code: driverCode ?? reason, hint, message };
+    }
+    current = current.cause;
+  }
+  return null;
 }

@@ -17,7 +17,6 @@ export {
   type OpenStoreOptions,
   type StoreUrl,
 } from './store/open.js';
-export { findStoreFault, storeFaultHint, type StoreFault } from './store/faults.js';
 export type { Store } from './store/store.js';
 export * from './errors/index.js';
 export { encodeJson, MAX_JSON_DEPTH } from './json.js';

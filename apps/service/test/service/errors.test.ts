@@ -9,6 +9,11 @@ import {
   type ErrorCode,
 } from '../../src/errors.js';
 import { testService, type TestService } from '../fixtures/service-harness.js';
+import { postgresStoreError } from '../../../../packages/offload/src/postgres/errors.js';
+import {
+  fileMovedError,
+  sqliteStoreError,
+} from '../../../../packages/offload/src/sqlite/errors.js';
 
 const NOTIFY = '/api/notifications/notify';
 const json = { 'content-type': 'application/json' };
@@ -342,31 +347,45 @@ describe('auth', () => {
 });
 
 describe('errors of the store, as answers', () => {
-  const fault = (code: string, message: string) => Object.assign(new Error(message), { code });
+  /** An error as a driver (better-sqlite3, node-postgres) throws it. */
+  const driverError = (code: string, message = 'the driver says') =>
+    Object.assign(new Error(message), { code });
 
-  for (const [code, hint] of [
-    ['SQLITE_FULL', /disk .* is full: free space/],
-    ['SQLITE_READONLY', /mounted read-write/],
-    ['SQLITE_READONLY_DBMOVED', /mounted read-write/],
-    ['SQLITE_IOERR_WRITE', /I\/O error/],
-    ['SQLITE_CANTOPEN', /exist and are writable/],
-    ['SQLITE_BUSY', /locked by another process/],
-    ['STORE_FILE_MOVED', /deleted or replaced/],
-    ['ECONNREFUSED', /cannot be reached/],
-    ['57P01', /shutting down/],
+  for (const [what, error, hint] of [
+    ['SQLITE_FULL', sqliteStoreError(driverError('SQLITE_FULL')), /disk .* is full: free space/],
+    ['SQLITE_READONLY', sqliteStoreError(driverError('SQLITE_READONLY')), /mounted read-write/],
+    [
+      'SQLITE_READONLY_DBMOVED',
+      sqliteStoreError(driverError('SQLITE_READONLY_DBMOVED')),
+      /mounted read-write/,
+    ],
+    ['SQLITE_IOERR_WRITE', sqliteStoreError(driverError('SQLITE_IOERR_WRITE')), /I\/O error/],
+    ['SQLITE_CANTOPEN', sqliteStoreError(driverError('SQLITE_CANTOPEN')), /exist and are writable/],
+    ['SQLITE_BUSY', sqliteStoreError(driverError('SQLITE_BUSY')), /locked by another process/],
+    [
+      'a SQLite file deleted or replaced',
+      fileMovedError('the SQLite database file /data/offload.db was deleted'),
+      /deleted or replaced/,
+    ],
+    ['ECONNREFUSED', postgresStoreError(driverError('ECONNREFUSED')), /cannot be reached/],
+    ['57P01', postgresStoreError(driverError('57P01')), /shutting down/],
   ] as const) {
-    it(`answers ${code} (on a read, say) with 503 STORE_UNAVAILABLE and what to check`, () => {
-      const error = toApiError(fault(code, 'the driver says'));
-      assert.equal(error.code, 'STORE_UNAVAILABLE');
-      assert.equal(error.statusCode, 503);
-      assert.match(error.message, hint);
+    it(`answers ${what} (on a read, say) with 503 STORE_UNAVAILABLE and what to check`, () => {
+      const answer = toApiError(error);
+      assert.equal(answer.code, 'STORE_UNAVAILABLE');
+      assert.equal(answer.statusCode, 503);
+      assert.match(answer.message, hint);
+      assert.doesNotMatch(answer.message, /the driver says/, "the driver's message is for the log");
     });
   }
 
   it('keeps other errors a 500, and a request the client aborted a 400', () => {
-    assert.equal(toApiError(fault('SQLITE_ERROR', 'no such table')).code, 'INTERNAL_ERROR');
+    assert.equal(
+      toApiError(sqliteStoreError(driverError('SQLITE_ERROR', 'no such table'))).code,
+      'INTERNAL_ERROR',
+    );
     assert.equal(toApiError(new TypeError('x is undefined')).code, 'INTERNAL_ERROR');
-    const aborted = Object.assign(fault('ECONNRESET', 'aborted'), { statusCode: 400 });
+    const aborted = Object.assign(driverError('ECONNRESET', 'aborted'), { statusCode: 400 });
     assert.equal(toApiError(aborted).code, 'BAD_REQUEST');
   });
 });

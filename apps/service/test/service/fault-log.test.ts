@@ -9,14 +9,15 @@ import { describe, it } from 'node:test';
 import type { FastifyRequest } from 'fastify';
 import { pino } from 'pino';
 import { memoryStore, SECOND } from '../../../../packages/offload/src/index.js';
+import { sqliteStoreError } from '../../../../packages/offload/src/sqlite/errors.js';
 import { StoreFaultLog } from '../../src/store-fault-log.js';
 import { testService } from '../fixtures/service-harness.js';
 
 const NOTIFY = '/api/notifications/notify';
 
-/** A driver error as better-sqlite3 throws it. */
+/** A driver error as better-sqlite3 throws it, and the SQLite store reports it. */
 function sqliteError(code: string, message: string): Error {
-  return Object.assign(new Error(message), { code });
+  return sqliteStoreError(Object.assign(new Error(message), { code })) as Error;
 }
 
 describe('the log under a store fault', () => {

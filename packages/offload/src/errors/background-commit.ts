@@ -1,5 +1,5 @@
-import { storeFaultHint } from '../store/faults.js';
 import { OffloadError } from './offload-error.js';
+import { StoreUnavailableError } from './store-unavailable.js';
 
 /**
  * Thrown when the tasks of a request could not be stored: the store failed (`STORE_UNAVAILABLE`)
@@ -21,10 +21,9 @@ export class BackgroundCommitError extends OffloadError {
   }
 }
 
-/** What an operator should check, when the store's error says. */
+/** What an operator should check, when the store says. */
 function hint(error: unknown): string {
-  const what = storeFaultHint(error);
-  return what === null ? '' : `; ${what}`;
+  return error instanceof StoreUnavailableError ? `; ${error.hint}` : '';
 }
 
 function describe(error: unknown): string {

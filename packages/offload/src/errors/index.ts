@@ -6,3 +6,8 @@ export { TaskAbortedError, type AbortReason } from './task-aborted.js';
 export { InvalidOptionError } from './invalid-option.js';
 export { InvalidPayloadError } from './invalid-payload.js';
 export { BackgroundCommitError } from './background-commit.js';
+export {
+  StoreUnavailableError,
+  type StoreUnavailableOptions,
+  type StoreUnavailableReason,
+} from './store-unavailable.js';

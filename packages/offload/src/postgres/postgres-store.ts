@@ -15,7 +15,8 @@ import {
   type StoreStats,
 } from '../store/store.js';
 import { AbsentOwners } from './absent-owners.js';
-import { enqueueTasks } from './enqueue.js';
+import { enqueueTasks, type EnqueueStatement } from './enqueue.js';
+import { postgresStoreError } from './errors.js';
 import { listQuery } from './list-query.js';
 import { Liveness } from './liveness.js';
 import { handBack, inMaintenance, type MaintenanceContext } from './maintenance.js';
@@ -137,7 +138,7 @@ export class PostgresStore implements Store {
   }
 
   async ping(): Promise<void> {
-    await this.connected().query('SELECT 1');
+    await this.use((pool) => pool.query('SELECT 1'));
   }
 
   /**
@@ -145,43 +146,49 @@ export class PostgresStore implements Store {
    * alive while the session lasts. Refuses an owner that another live process holds.
    */
   async registerWorker(owner: string): Promise<void> {
-    this.connected();
-    await this.liveness!.register(owner);
+    await this.use(() => this.liveness!.register(owner));
     this.owners.add(owner);
   }
 
   async unregisterWorker(owner: string): Promise<void> {
-    this.connected();
-    this.owners.delete(owner);
-    await this.liveness!.unregister(owner);
+    await this.use(() => {
+      this.owners.delete(owner);
+      return this.liveness!.unregister(owner);
+    });
   }
 
   /** Calls `listener` when any process added tasks (LISTEN/NOTIFY). */
   async watch(listener: () => void): Promise<void> {
-    this.connected();
-    await this.liveness!.watch(listener);
+    await this.use(() => this.liveness!.watch(listener));
   }
 
   async enqueue(tasks: readonly NewTask[], transaction?: SqlClient): Promise<EnqueueResult[]> {
-    this.connected();
-    if (tasks.length === 0) return [];
-    return enqueueTasks(tasks, (name, values) => this.write(transaction, name, values));
+    return this.use(async (pool) => {
+      if (tasks.length === 0) return [];
+      // On the caller's connection, in their transaction, as plain statements (nothing of ours
+      // is left prepared on it); else on the pool, prepared.
+      const run: EnqueueStatement = transaction
+        ? (name, values) => transaction.query(this.sql[name], values)
+        : (name, values) => pool.query(this.prepared(name, values));
+      return enqueueTasks(tasks, run);
+    });
   }
 
   async claim(request: ClaimRequest): Promise<ClaimedTask[]> {
     const { owner, names, limit, now, leaseExpiresAt } = request;
-    const pool = this.connected();
-    if (!this.owners.has(owner)) {
-      throw new Error(
-        `PostgresStore.claim: the worker "${owner}" is not registered in this store; call registerWorker("${owner}") first, or other processes would take its tasks as abandoned`,
+    return this.use(async (pool) => {
+      if (!this.owners.has(owner)) {
+        throw new Error(
+          `PostgresStore.claim: the worker "${owner}" is not registered in this store; call registerWorker("${owner}") first, or other processes would take its tasks as abandoned`,
+        );
+      }
+      if (names.length === 0 || limit <= 0) return [];
+      const { rows } = await pool.query<TaskRow>(
+        this.prepared('claim', [now, names, limit, owner, leaseExpiresAt]),
       );
-    }
-    if (names.length === 0 || limit <= 0) return [];
-    const { rows } = await pool.query<TaskRow>(
-      this.prepared('claim', [now, names, limit, owner, leaseExpiresAt]),
-    );
-    rows.sort(byClaimOrder);
-    return rows.map(toClaimedTask);
+      rows.sort(byClaimOrder);
+      return rows.map(toClaimedTask);
+    });
   }
 
   /**
@@ -189,27 +196,30 @@ export class PostgresStore implements Store {
    * answer must still be exact) takes one statement per occurrence, in order.
    */
   async settle(settlements: readonly Settlement[]): Promise<boolean[]> {
-    const pool = this.connected();
-    const applied: boolean[] = [];
-    for (const round of rounds(settlements)) {
-      const batch = round.map((i) => settlements[i]!);
-      const { rows } = await pool.query<{ id: string }>(
-        this.prepared('settle', endAttempts(batch)),
-      );
-      const settled = new Set(rows.map((row) => row.id));
-      for (const i of round) applied[i] = settled.has(settlements[i]!.id);
-    }
-    return applied;
+    return this.use(async (pool) => {
+      const applied: boolean[] = [];
+      for (const round of rounds(settlements)) {
+        const batch = round.map((i) => settlements[i]!);
+        const { rows } = await pool.query<{ id: string }>(
+          this.prepared('settle', endAttempts(batch)),
+        );
+        const settled = new Set(rows.map((row) => row.id));
+        for (const i of round) applied[i] = settled.has(settlements[i]!.id);
+      }
+      return applied;
+    });
   }
 
   async renew(leases: readonly Lease[], expiresAt: number): Promise<string[]> {
     if (leases.length === 0) return [];
-    const { rows } = await this.connected().query<{ id: string }>(
-      this.prepared('renew', [
-        leases.map((l) => checkId(l.id)),
-        leases.map((l) => l.lease),
-        expiresAt,
-      ]),
+    const { rows } = await this.use((pool) =>
+      pool.query<{ id: string }>(
+        this.prepared('renew', [
+          leases.map((l) => checkId(l.id)),
+          leases.map((l) => l.lease),
+          expiresAt,
+        ]),
+      ),
     );
     const renewed = new Set(rows.map((row) => row.id));
     return leases.filter((l) => !renewed.has(l.id)).map((l) => l.id);
@@ -224,48 +234,51 @@ export class PostgresStore implements Store {
    * nothing.
    */
   async rescue(now: number): Promise<Rescue[]> {
-    this.connected();
-    const liveness = this.liveness!;
-    if (this.rescuing) return [];
-    this.rescuing = true;
-    try {
-      const session = await liveness.session();
-      const rescued = await this.maintenance<Rescue[] | null>(null, async (client) => {
-        const free = await client.query<{ owner: string }>(this.sql.unlockedOwners, [
-          this.lockClass,
-        ]);
-        const others = free.rows.map((row) => row.owner).filter((o) => !this.owners.has(o));
-        // The look counts only if this process's own session lasted through it.
-        let gone: string[] = [];
-        if (liveness.currentSession === session) gone = this.absent.observe(others, session);
-        else this.absent.forget();
-        return handBack(client, this.maintenanceContext, now, gone);
-      });
-      if (rescued === null) this.absent.forget();
-      return rescued ?? [];
-    } catch (error) {
-      this.absent.forget();
-      throw error;
-    } finally {
-      this.rescuing = false;
-    }
+    return this.use(async (pool) => {
+      const liveness = this.liveness!;
+      if (this.rescuing) return [];
+      this.rescuing = true;
+      try {
+        const session = await liveness.session();
+        const rescued = await this.maintenance<Rescue[] | null>(pool, null, async (client) => {
+          const free = await client.query<{ owner: string }>(this.sql.unlockedOwners, [
+            this.lockClass,
+          ]);
+          const others = free.rows.map((row) => row.owner).filter((o) => !this.owners.has(o));
+          // The look counts only if this process's own session lasted through it.
+          let gone: string[] = [];
+          if (liveness.currentSession === session) gone = this.absent.observe(others, session);
+          else this.absent.forget();
+          return handBack(client, this.maintenanceContext, now, gone);
+        });
+        if (rescued === null) this.absent.forget();
+        return rescued ?? [];
+      } catch (error) {
+        this.absent.forget();
+        throw error;
+      } finally {
+        this.rescuing = false;
+      }
+    });
   }
 
   async get(id: string): Promise<Task | null> {
-    const pool = this.connected();
-    if (!isTaskId(id)) return null;
-    const { rows } = await pool.query<TaskRow>(this.prepared('byId', [id]));
-    return rows[0] ? toTask(rows[0]) : null;
+    return this.use(async (pool) => {
+      if (!isTaskId(id)) return null;
+      const { rows } = await pool.query<TaskRow>(this.prepared('byId', [id]));
+      return rows[0] ? toTask(rows[0]) : null;
+    });
   }
 
   async list(filter: ListFilter & { limit: number }): Promise<TaskPage> {
-    const pool = this.connected();
-    const [query, parameters] = listQuery(this.sql, filter);
-    const { rows } = await pool.query<TaskRow>(query, parameters);
-    const more = rows.length > filter.limit;
-    if (more) rows.length = filter.limit;
-    const tasks = rows.map((row) => toTask(row));
-    return { tasks, nextCursor: more ? tasks[tasks.length - 1]!.id : null };
+    return this.use(async (pool) => {
+      const [query, parameters] = listQuery(this.sql, filter);
+      const { rows } = await pool.query<TaskRow>(query, parameters);
+      const more = rows.length > filter.limit;
+      if (more) rows.length = filter.limit;
+      const tasks = rows.map((row) => toTask(row));
+      return { tasks, nextCursor: more ? tasks[tasks.length - 1]!.id : null };
+    });
   }
 
   async cancel(id: string, now: number): Promise<Change | null> {
@@ -278,27 +291,32 @@ export class PostgresStore implements Store {
 
   /** Runs on one process at a time: a process that finds another one at it deletes nothing. */
   async prune(before: number, limit: number): Promise<number> {
-    return this.maintenance(0, async (client) => {
-      const { rowCount } = await client.query(this.sql.prune, [before, limit]);
-      return rowCount ?? 0;
-    });
+    return this.use((pool) =>
+      this.maintenance(pool, 0, async (client) => {
+        const { rowCount } = await client.query(this.sql.prune, [before, limit]);
+        return rowCount ?? 0;
+      }),
+    );
   }
 
   async stats(now: number): Promise<StoreStats> {
-    const pool = this.connected();
-    const [counts, oldest] = await Promise.all([
-      pool.query<{ name: string; state: Task['state']; count: number }>(this.sql.counts),
-      pool.query<{ at: string | null }>(this.sql.oldestDue, [now]),
-    ]);
+    const [counts, oldest] = await this.use((pool) =>
+      Promise.all([
+        pool.query<{ name: string; state: Task['state']; count: number }>(this.sql.counts),
+        pool.query<{ at: string | null }>(this.sql.oldestDue, [now]),
+      ]),
+    );
     const at = oldest.rows[0]?.at ?? null;
     return { counts: counts.rows, oldestDue: at === null ? null : Number(at) };
   }
 
   /** A state change of one task: the task as it is after the change, or as it was. */
   private async change(query: string, id: string, now: number): Promise<Change | null> {
-    const pool = this.connected();
-    if (!isTaskId(id)) return null;
-    const { rows } = await pool.query<TaskRow>(query, [id, now]);
+    const rows = await this.use(async (pool) => {
+      if (!isTaskId(id)) return null;
+      return (await pool.query<TaskRow>(query, [id, now])).rows;
+    });
+    if (rows === null) return null;
     if (rows[0]) return { task: toTask(rows[0]), changed: true };
     const task = await this.get(id);
     return task ? { task, changed: false } : null;
@@ -308,8 +326,12 @@ export class PostgresStore implements Store {
    * Runs `work` in a transaction holding this schema's maintenance lock, or returns `skipped`
    * when another process holds it.
    */
-  private maintenance<T>(skipped: T, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    return inMaintenance(this.connected(), this.maintenanceContext, skipped, work);
+  private maintenance<T>(
+    pool: pg.Pool,
+    skipped: T,
+    work: (client: pg.PoolClient) => Promise<T>,
+  ): Promise<T> {
+    return inMaintenance(pool, this.maintenanceContext, skipped, work);
   }
 
   /**
@@ -321,17 +343,16 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * Runs an enqueue statement on the caller's connection, in their transaction, as a plain
-   * statement (nothing of ours is left prepared on it), or on the pool, prepared.
+   * Runs `work` on the open pool; what the driver throws comes out as the store reports it (see
+   * errors.ts).
    */
-  private write<R extends object>(
-    transaction: SqlClient | undefined,
-    name: 'enqueue' | 'byKeys',
-    values: unknown[],
-  ): Promise<{ rows: R[] }> {
-    return transaction
-      ? transaction.query<R>(this.sql[name], values)
-      : this.connected().query<R>(this.prepared(name, values));
+  private async use<T>(work: (pool: pg.Pool) => Promise<T>): Promise<T> {
+    const pool = this.connected();
+    try {
+      return await work(pool);
+    } catch (error) {
+      throw postgresStoreError(error);
+    }
   }
 
   private connected(): pg.Pool {

@@ -1,6 +1,6 @@
 import { closeSync, openSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { OffloadError } from '../errors/offload-error.js';
+import { fileMovedError } from './errors.js';
 
 /** The files of a database in WAL mode, as `suffix` of the database's path. */
 const FILES = [
@@ -57,14 +57,16 @@ export class DatabaseFiles {
     this.watcher = this.watchDirectory();
   }
 
-  /** Throws `STORE_FILE_MOVED` when a file at its path is no longer the one opened. */
+  /**
+   * Throws a `StoreUnavailableError` (reason `file-moved`) when a file at its path is no longer
+   * the one opened.
+   */
   check(): void {
     if (this.watcher !== null && !this.suspect) return;
     for (const file of this.files) {
       const now = statSync(file.path, { throwIfNoEntry: false });
       if (now?.ino === file.ino && now.dev === file.dev) continue;
-      throw new OffloadError(
-        'STORE_FILE_MOVED',
+      throw fileMovedError(
         `the SQLite ${file.what} ${file.path} was ${now ? 'replaced by another file' : 'deleted'} while this process had it open; nothing more is written to the database, as it would be lost. Restart the process to open the database now at that path`,
       );
     }

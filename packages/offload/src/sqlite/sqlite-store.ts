@@ -26,6 +26,7 @@ import {
 import { Checkpointer } from './checkpointer.js';
 import { makeDirectory } from './directory.js';
 import { DatabaseFiles } from './database-files.js';
+import { sqliteStoreError } from './errors.js';
 import { checkOwner, WorkerLocks } from './liveness.js';
 import { migrate } from './migrations.js';
 import { byClaimOrder, toClaimedTask, toTask } from './rows.js';
@@ -194,10 +195,11 @@ export class SqliteStore implements Store {
   }
 
   async ping(): Promise<void> {
-    const { db, files, health } = this.connected();
-    files?.check();
-    health.check();
-    db.prepare('SELECT 1').get();
+    this.use(({ db, files, health }) => {
+      files?.check();
+      health.check();
+      db.prepare('SELECT 1').get();
+    });
   }
 
   /**
@@ -206,26 +208,31 @@ export class SqliteStore implements Store {
    */
   async registerWorker(owner: string): Promise<void> {
     checkOwner(owner);
-    const { locks } = this.connected();
-    if (locks) locks.register(owner);
-    else this.memoryOwners.add(owner);
+    this.use(({ locks }) => {
+      if (locks) locks.register(owner);
+      else this.memoryOwners.add(owner);
+    });
   }
 
   /** Releases and deletes the lock file of `owner`; its running tasks may then be rescued. */
   async unregisterWorker(owner: string): Promise<void> {
-    const { locks } = this.connected();
-    if (locks) locks.unregister(owner);
-    else this.memoryOwners.delete(owner);
+    this.use(({ locks }) => {
+      if (locks) locks.unregister(owner);
+      else this.memoryOwners.delete(owner);
+    });
   }
 
   async enqueue(tasks: readonly NewTask[], transaction?: SqlClient): Promise<EnqueueResult[]> {
     if (transaction !== undefined) throw transactionsUnsupported(this.kind);
-    return this.connected().transactions.enqueue(tasks);
+    return this.use(({ transactions }) => transactions.enqueue(tasks));
   }
 
   async claim(request: ClaimRequest): Promise<ClaimedTask[]> {
+    return this.use((connection) => this.claimOn(connection, request));
+  }
+
+  private claimOn(connection: Connection, request: ClaimRequest): ClaimedTask[] {
     const { owner, names, limit } = request;
-    const connection = this.connected();
     if (connection.locks && !connection.locks.has(owner)) {
       throw new Error(
         `SqliteStore.claim: the worker "${owner}" is not registered in this store; call registerWorker("${owner}") first, or other processes would take its tasks as abandoned`,
@@ -246,74 +253,48 @@ export class SqliteStore implements Store {
   }
 
   async settle(settlements: readonly Settlement[]): Promise<boolean[]> {
-    return this.connected().transactions.settle(settlements);
+    return this.use(({ transactions }) => transactions.settle(settlements));
   }
 
   async renew(leases: readonly Lease[], expiresAt: number): Promise<string[]> {
-    return this.connected().transactions.renew(leases, expiresAt);
+    return this.use(({ transactions }) => transactions.renew(leases, expiresAt));
   }
 
   async rescue(now: number): Promise<Rescue[]> {
-    const { statements, locks, transactions } = this.connected();
-    // Probing touches other files, so it happens before the transaction; the lease fence in it
-    // keeps a task that changed hands meanwhile from being rescued twice.
-    const deadOwners = locks
-      ? statements.runningOwners.all().filter((owner) => !locks.isAlive(owner))
-      : [];
-    return transactions.rescue(now, deadOwners);
+    return this.use(({ statements, locks, transactions }) => {
+      // Probing touches other files, so it happens before the transaction; the lease fence in it
+      // keeps a task that changed hands meanwhile from being rescued twice.
+      const deadOwners = locks
+        ? statements.runningOwners.all().filter((owner) => !locks.isAlive(owner))
+        : [];
+      return transactions.rescue(now, deadOwners);
+    });
   }
 
   async get(id: string): Promise<Task | null> {
-    const row = this.connected().statements.byId.get(rowId(id));
+    const row = this.use(({ statements }) => statements.byId.get(rowId(id)));
     return row ? toTask(row) : null;
   }
 
-  async list({
-    state,
-    name,
-    keyPrefix,
-    limit,
-    cursor,
-  }: ListFilter & { limit: number }): Promise<TaskPage> {
-    const { statements } = this.connected();
-    const below = cursor === undefined ? NO_CURSOR : parseCursor(cursor);
-    const parameters = { below, name: name ?? null, limit: limit + 1 };
-    const rows =
-      keyPrefix !== undefined
-        ? statements.listByKey.all({
-            ...parameters,
-            from: keyPrefix,
-            to: prefixEnd(keyPrefix) ?? ABOVE_ALL_TEXT,
-            state: state ?? null,
-          })
-        : state === undefined
-          ? statements.list.all(parameters)
-          : state === 'queued'
-            ? statements.listQueued.all(parameters)
-            : state === 'running'
-              ? statements.listRunning.all(parameters)
-              : statements.listFinished.all({ ...parameters, state });
-    const more = rows.length > limit;
-    if (more) rows.length = limit;
-    const tasks = rows.map((row) => toTask(row));
-    return { tasks, nextCursor: more ? tasks[tasks.length - 1]!.id : null };
+  async list(filter: ListFilter & { limit: number }): Promise<TaskPage> {
+    return this.use(({ statements }) => listPage(statements, filter));
   }
 
   async cancel(id: string, now: number): Promise<Change | null> {
-    return this.connected().transactions.cancel(rowId(id), now);
+    return this.use(({ transactions }) => transactions.cancel(rowId(id), now));
   }
 
   async retry(id: string, now: number): Promise<Change | null> {
-    return this.connected().transactions.retry(rowId(id), now);
+    return this.use(({ transactions }) => transactions.retry(rowId(id), now));
   }
 
   async prune(before: number, limit: number): Promise<number> {
-    return this.connected().transactions.prune(before, limit);
+    return this.use(({ transactions }) => transactions.prune(before, limit));
   }
 
   /** Counts every task (a scan of the table: about 0.25 s per million tasks). */
   async stats(now: number): Promise<StoreStats> {
-    return this.connected().transactions.stats(now);
+    return this.use(({ transactions }) => transactions.stats(now));
   }
 
   /** Reads one pragma of this store's connection, e.g. `synchronous`: for tests and diagnostics. */
@@ -321,6 +302,19 @@ export class SqliteStore implements Store {
     if (!/^[a-z_]+$/.test(name))
       throw new TypeError(`readPragma: ${JSON.stringify(name)} is not a pragma name`);
     return this.connected().db.pragma(name, { simple: true });
+  }
+
+  /**
+   * Runs `work` on the open connection; what the driver throws comes out as the store reports it
+   * (see errors.ts).
+   */
+  private use<T>(work: (connection: Connection) => T): T {
+    const connection = this.connected();
+    try {
+      return work(connection);
+    } catch (error) {
+      throw sqliteStoreError(error);
+    }
   }
 
   private connected(): Connection {
@@ -361,6 +355,34 @@ export class SqliteStore implements Store {
       { cause: error },
     );
   }
+}
+
+/** A page of `list`: the newest tasks first, below the cursor. */
+function listPage(
+  statements: Statements,
+  { state, name, keyPrefix, limit, cursor }: ListFilter & { limit: number },
+): TaskPage {
+  const below = cursor === undefined ? NO_CURSOR : parseCursor(cursor);
+  const parameters = { below, name: name ?? null, limit: limit + 1 };
+  const rows =
+    keyPrefix !== undefined
+      ? statements.listByKey.all({
+          ...parameters,
+          from: keyPrefix,
+          to: prefixEnd(keyPrefix) ?? ABOVE_ALL_TEXT,
+          state: state ?? null,
+        })
+      : state === undefined
+        ? statements.list.all(parameters)
+        : state === 'queued'
+          ? statements.listQueued.all(parameters)
+          : state === 'running'
+            ? statements.listRunning.all(parameters)
+            : statements.listFinished.all({ ...parameters, state });
+  const more = rows.length > limit;
+  if (more) rows.length = limit;
+  const tasks = rows.map((row) => toTask(row));
+  return { tasks, nextCursor: more ? tasks[tasks.length - 1]!.id : null };
 }
 
 /** Creates the SQLite store; call `open()` before using it. */

@@ -14,6 +14,7 @@ import {
   type StoreStats,
 } from '../store/store.js';
 import { encodeError } from '../store/stored-error.js';
+import { sqliteStoreError } from './errors.js';
 import { toTask, type ClaimedRow, type TaskRow } from './rows.js';
 import {
   MAX_INSERT_ROWS,
@@ -40,7 +41,10 @@ export interface Transactions {
   stats(now: number): StoreStats;
 }
 
-/** What the store does around each write transaction. */
+/**
+ * What the store does around each write transaction. A write that fails throws, and is passed to
+ * `failed`, as the store reports it (see errors.ts).
+ */
 export interface WriteGuard {
   /** Throws when writing would be wrong (a file of the database is no longer the one opened). */
   before(): void;
@@ -60,7 +64,8 @@ export function createTransactions(
       let result: R;
       try {
         result = transaction.immediate(...args);
-      } catch (error) {
+      } catch (thrown) {
+        const error = sqliteStoreError(thrown);
         guard.failed(error);
         throw error;
       }

@@ -1,21 +1,28 @@
 import type Database from 'better-sqlite3';
-import { OffloadError } from '../errors/offload-error.js';
+import { StoreUnavailableError, type StoreUnavailableReason } from '../errors/store-unavailable.js';
 import type { Logger } from '../types.js';
+import { sqliteStoreError } from './errors.js';
 
 /**
- * SQLite's result codes (extended ones start with them) for a database that cannot be written
- * now, whatever is written: a full disk, an I/O error, a read-only file system, a file it can no
- * longer open (no descriptors left) or read. Not SQLITE_BUSY: another process holding the lock is
- * contention, not a fault.
+ * Why a database cannot be written now, whatever is written: a full disk, an I/O error, a
+ * read-only file system, a file it can no longer open (no descriptors left) or read. Not `locked`:
+ * another process holding the lock is contention, not a fault.
  */
-const WRITE_FAULT = /^SQLITE_(FULL|IOERR|READONLY|CANTOPEN|CORRUPT|NOTADB)/;
+const WRITE_FAULTS: ReadonlySet<StoreUnavailableReason> = new Set([
+  'disk-full',
+  'io-error',
+  'read-only',
+  'cannot-open',
+  'corrupt',
+  'not-a-database',
+]);
 
 /** The shortest time (ms) between two attempts to shrink the log. */
 export const RECOVERY_INTERVAL_MS = 1000;
 
-export function isWriteFault(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && WRITE_FAULT.test(code);
+/** Whether `error`, as the store reports it (see errors.ts), is a write fault (see above). */
+export function isWriteFault(error: unknown): error is StoreUnavailableError {
+  return error instanceof StoreUnavailableError && WRITE_FAULTS.has(error.reason);
 }
 
 /**
@@ -36,7 +43,7 @@ export function isWriteFault(error: unknown): boolean {
  */
 export class WriteHealth {
   /** The error of the last write, while it failed on a fault and none has succeeded since. */
-  private failure: unknown = null;
+  private failure: StoreUnavailableError | null = null;
   private lastRecovery = Number.NEGATIVE_INFINITY;
 
   constructor(
@@ -61,18 +68,22 @@ export class WriteHealth {
     this.recover();
   }
 
-  /** Throws `STORE_UNAVAILABLE` while writes fail on a fault (see above). */
+  /**
+   * Throws a `StoreUnavailableError` while writes fail on a fault (see above). `failed` takes
+   * errors as the store reports them (see errors.ts).
+   */
   check(): void {
     if (this.failure === null) return;
     try {
       if (!this.recover()) throw this.failure;
       this.probe();
-    } catch (error) {
+    } catch (thrown) {
+      const error = sqliteStoreError(thrown);
+      if (!(error instanceof StoreUnavailableError)) throw error;
       if (isWriteFault(error)) this.failure = error;
-      throw new OffloadError(
-        'STORE_UNAVAILABLE',
-        `the SQLite database ${this.path} cannot be written: ${(error as Error).message}`,
-        { cause: error },
+      throw new StoreUnavailableError(
+        `the SQLite database ${this.path} cannot be written: ${error.message}`,
+        { reason: error.reason, hint: error.hint, driverCode: error.driverCode, cause: error },
       );
     }
     this.succeeded();
@@ -92,8 +103,9 @@ export class WriteHealth {
       this.db.pragma('busy_timeout = 0');
       const [{ busy }] = this.db.pragma('wal_checkpoint(TRUNCATE)') as [{ busy: number }];
       return busy === 0;
-    } catch (error) {
+    } catch (thrown) {
       // Still full: the next failed write or check tries again.
+      const error = sqliteStoreError(thrown);
       if (isWriteFault(error)) this.failure = error;
       return false;
     } finally {

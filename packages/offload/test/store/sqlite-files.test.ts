@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { StoreUnavailableError } from '../../src/errors/store-unavailable.js';
 import { sqliteStore } from '../../src/sqlite/index.js';
 import { tempDir } from '../../../../apps/service/test/fixtures/service-harness.js';
 import { newStoredTask } from '../helpers.js';
@@ -28,8 +29,10 @@ describe('sqlite store: the -wal and -shm files under the open store', () => {
             writeFileSync(`${path}.other`, '');
             renameSync(`${path}.other`, path + suffix);
           }
-          const moved = (error: Error & { code?: string }) => {
-            assert.equal(error.code, 'STORE_FILE_MOVED');
+          const moved = (error: Error & { code?: string; reason?: string }) => {
+            assert.ok(error instanceof StoreUnavailableError);
+            assert.equal(error.code, 'STORE_UNAVAILABLE');
+            assert.equal(error.reason, 'file-moved');
             assert.ok(error.message.includes(path + suffix), error.message);
             assert.match(
               error.message,

@@ -84,7 +84,11 @@ describe('sqlite store', () => {
     try {
       const claim = { owner: 'poller', names: ['job'], limit: 10, leaseExpiresAt: T0 + 2 * HOUR };
       assert.deepEqual(await store.claim({ ...claim, now: T0 }), [], 'nothing due: no lock needed');
-      await assert.rejects(store.claim({ ...claim, now: T0 + HOUR }), { code: 'SQLITE_BUSY' });
+      await assert.rejects(store.claim({ ...claim, now: T0 + HOUR }), {
+        code: 'STORE_UNAVAILABLE',
+        reason: 'locked',
+        driverCode: 'SQLITE_BUSY',
+      });
     } finally {
       writer.exec('ROLLBACK');
       writer.close();
