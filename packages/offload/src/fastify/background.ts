@@ -2,7 +2,14 @@ import { BackgroundCommitError } from '../errors/background-commit.js';
 import { InvalidOptionError } from '../errors/invalid-option.js';
 import { InvalidPayloadError } from '../errors/invalid-payload.js';
 import { OffloadError } from '../errors/offload-error.js';
-import type { EnqueueOptions, Runtime, Task, TaskDefinition, TaskRequest } from '../index.js';
+import {
+  isTaskName,
+  type EnqueueOptions,
+  type Runtime,
+  type Task,
+  type TaskDefinition,
+  type TaskRequest,
+} from '../index.js';
 
 type State = 'open' | 'discarded' | 'closed';
 
@@ -23,10 +30,12 @@ export class Background {
   }
 
   /**
-   * Schedules `task` with `payload` (JSON) for after the response. `task` is a definition, or the
-   * name of one that another process runs. Options are those of `runtime.enqueue`.
+   * Schedules `task` with `payload` (JSON) for after the response. `task` is a definition made by
+   * `defineTask`, or the name of one that another process runs; anything else, a plain function
+   * say, throws an `InvalidOptionError` here. Options are those of `runtime.enqueue`.
    */
   add<P>(task: TaskDefinition<P> | string, payload: P, options?: EnqueueOptions): void {
+    checkTask(task);
     if (this.state !== 'open') {
       throw new OffloadError(
         'BACKGROUND_CLOSED',
@@ -74,4 +83,30 @@ export class Background {
     this.state = 'closed';
     return this.pending.length > 0 ? this.commit() : null;
   }
+}
+
+/**
+ * Refuses, at the call, what is neither a definition nor a task name. A task is stored by its
+ * name and run by the definition of that name in whichever process claims it, so a function
+ * cannot be one: it is not stored anywhere.
+ */
+function checkTask(task: unknown): void {
+  if (typeof task === 'string' ? isTaskName(task) : isDefinition(task)) return;
+  throw new InvalidOptionError(
+    'request.background.add task',
+    `must be a defineTask(...) definition, or the name of one, got ${describeTask(task)}. Define the task once with defineTask({ name, run }), give it to createRuntime({ tasks }), and add that definition`,
+  );
+}
+
+function isDefinition(task: unknown): boolean {
+  if (typeof task !== 'object' || task === null) return false;
+  const { name, run } = task as { name?: unknown; run?: unknown };
+  return isTaskName(name) && typeof run === 'function';
+}
+
+function describeTask(task: unknown): string {
+  if (typeof task === 'function') return task.name ? `a function (${task.name})` : 'a function';
+  if (typeof task === 'string') return `the string ${JSON.stringify(task)}, which is no task name`;
+  if (typeof task === 'object' && task !== null) return 'an object that is not a task definition';
+  return String(task);
 }

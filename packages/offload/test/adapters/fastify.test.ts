@@ -6,12 +6,14 @@ import { pino } from 'pino';
 import {
   createRuntime,
   defineTask,
+  InvalidOptionError,
   InvalidPayloadError,
   memoryStore,
+  StoreUnavailableError,
   type Runtime,
   type Store,
 } from '../../src/index.js';
-import { BackgroundCommitError, offload } from '../../src/fastify/index.js';
+import { Background, BackgroundCommitError, offload } from '../../src/fastify/index.js';
 import { kAnsweredRequest } from '../../src/runtime/runtime.js';
 import { captureLogger, nextEvent, waitUntil } from '../helpers.js';
 
@@ -191,6 +193,66 @@ describe('offload/fastify', () => {
     assert.match(error.message, /disk full/);
     await runtime.drain();
     assert.deepEqual(seen, []);
+  });
+
+  it('says what to check when the store reports it cannot serve', async () => {
+    const store = memoryStore();
+    const { app } = await appWith({ store });
+    const hint = 'the disk of the SQLite database is full: free space on it';
+    store.enqueue = () =>
+      Promise.reject(
+        new StoreUnavailableError('database or disk is full', {
+          reason: 'disk-full',
+          hint,
+          driverCode: 'SQLITE_FULL',
+        }),
+      );
+    app.post('/', async (request) => {
+      request.background.add(record, { n: 1 });
+      return { ok: true };
+    });
+    const response = await app.inject({ method: 'POST', url: '/' });
+    assert.equal(response.statusCode, 503);
+    const { message } = response.json<{ message: string }>();
+    assert.ok(message.endsWith(`(database or disk is full); ${hint}`), message);
+  });
+
+  it('refuses at the call a task that is neither a defineTask definition nor a task name', async () => {
+    const { app, runtime } = await appWith();
+    app.post('/', async (request) => {
+      request.background.add((async () => {}) as never, { n: 1 });
+      return { ok: true };
+    });
+    const response = await app.inject({ method: 'POST', url: '/' });
+    assert.equal(response.statusCode, 500);
+    assert.match(
+      response.json<{ message: string }>().message,
+      /^request\.background\.add task: must be a defineTask\(\.\.\.\) definition, or the name of one, got a function\. Define the task once/,
+    );
+
+    const background = new Background(runtime);
+    for (const [task, got] of [
+      [function sendWelcome() {}, 'a function (sendWelcome)'],
+      [{ name: 'record' }, 'an object that is not a task definition'],
+      [{ run: () => {} }, 'an object that is not a task definition'],
+      [undefined, 'undefined'],
+      [null, 'null'],
+      [42, '42'],
+      ['', 'the string "", which is no task name'],
+    ] as const) {
+      assert.throws(
+        () => background.add(task as never, { n: 1 }),
+        (error: unknown) =>
+          error instanceof InvalidOptionError &&
+          error.message.includes(`definition, or the name of one, got ${got}. Define`),
+        String(got),
+      );
+    }
+    background.add(record, { n: 1 });
+    background.add('record', { n: 2 });
+    assert.equal(background.size, 2, 'a definition and a task name are taken');
+    await background.commit();
+    assert.equal(await stateCounts(runtime), 2);
   });
 
   it('stores several tasks of one request all or none, and refuses a payload that is not JSON', async () => {
