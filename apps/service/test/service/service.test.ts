@@ -72,7 +72,7 @@ async function seedChecks(
 }
 
 describe('the notify endpoint', () => {
-  it('passes the checks of FastAPI\'s example over inject', async () => {
+  it("passes the checks of FastAPI's example over inject", async () => {
     const s = await service({ notifyDemoDelay: 150 });
     await seedChecks(s, async () => {
       const response = await s.app.inject({ method: 'POST', url: '/api/notifications/notify' });
@@ -80,7 +80,7 @@ describe('the notify endpoint', () => {
     });
   });
 
-  it('passes the checks of FastAPI\'s example over a real socket, with and without an empty JSON body', async () => {
+  it("passes the checks of FastAPI's example over a real socket, with and without an empty JSON body", async () => {
     const s = await service({ notifyDemoDelay: 150 });
     const url = await s.listen();
     for (const init of [{}, { headers: { 'content-type': 'application/json' }, body: '{}' }]) {

@@ -1,4 +1,9 @@
-import { integerOption, InvalidOptionError, rejectUnknownKeys } from '../options-check.js';
+import {
+  describe,
+  integerOption,
+  InvalidOptionError,
+  rejectUnknownKeys,
+} from '../options-check.js';
 import { TASK_STATES, type ListFilter, type SqlClient } from '../types.js';
 import { isStorableText, isTaskName, type TaskDefinition } from './define-task.js';
 
@@ -38,7 +43,13 @@ export function givenDefinition(
   given: ReadonlyMap<string, TaskDefinition<unknown>>,
 ): TaskDefinition<never> | undefined {
   if (typeof task === 'string') return given.get(task);
-  const name = (task as { name?: unknown } | null)?.name;
+  if (typeof task !== 'object' || task === null) {
+    throw new InvalidOptionError(
+      'enqueue task',
+      `must be a defineTask(...) definition, or the name of one, got ${typeof task === 'function' ? 'a function' : describe(task)}: define the task once with defineTask({ name, run }), give it to createRuntime({ tasks }), and enqueue that definition`,
+    );
+  }
+  const name = (task as { name?: unknown }).name;
   if (!isTaskName(name)) return undefined;
   const definition = given.get(name);
   if (definition === task) return task;

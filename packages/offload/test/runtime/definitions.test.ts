@@ -32,6 +32,27 @@ describe('enqueue by definition and by name', () => {
   const listed = defineTask({ name: 'listed', run: () => {} });
   const unlisted = defineTask({ name: 'unlisted', run: () => {} });
 
+  it('refuses a function or any other value that is not a definition, saying what a task is', async () => {
+    const runtime = runtimeWith({ tasks: [listed] });
+    const sendWelcome = () => {};
+    for (const [task, what] of [
+      [sendWelcome, 'a function'],
+      [42, '42'],
+      [null, 'null'],
+    ] as const) {
+      await assert.rejects(runtime.enqueue(task as never, {}), (error: unknown) => {
+        assert.ok(error instanceof InvalidOptionError);
+        assert.match(
+          error.message,
+          /must be a defineTask\(\.\.\.\) definition, or the name of one/,
+        );
+        assert.ok(error.message.includes(`got ${what}`), error.message);
+        return true;
+      });
+    }
+    assert.equal((await runtime.list()).tasks.length, 0);
+  });
+
   it('refuses a definition the runtime was not given, saying how to fix it, and stores nothing', async () => {
     const runtime = runtimeWith({ tasks: [listed] });
     await assert.rejects(runtime.enqueue(unlisted, {}), (error: unknown) => {
