@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { createRequire } from 'node:module';
-import { OffloadError } from 'offload';
+import { closestName, OffloadError } from 'offload';
 import { generateVapidKeys } from '@offload/notifications';
 import { serve, work } from './serve.js';
 
@@ -47,7 +47,7 @@ async function main(argv: string[]): Promise<number | undefined> {
   }
   const spec = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
   if (spec === undefined) {
-    const guess = closest(command, [...Object.keys(COMMANDS), 'help']);
+    const guess = closestName(command, [...Object.keys(COMMANDS), 'help']);
     throw new UsageError(
       `unknown command ${JSON.stringify(command)}${guess === undefined ? '' : `; did you mean ${guess}?`}`,
     );
@@ -83,43 +83,15 @@ function checkArgument(
   const name = arg.split('=')[0]!;
   if (options.includes(name)) throw new UsageError(`${name} takes no value`);
   const known = [...options, HELP[0]!, VERSION[0]!];
-  const guess = name.startsWith('--') ? closest(name, known) : undefined;
+  const guess = name.startsWith('--')
+    ? closestName(
+        name.slice(2),
+        known.map((option) => option.slice(2)),
+      )
+    : undefined;
   throw new UsageError(
-    `unknown option ${name}${guess === undefined ? '' : `; did you mean ${guess}?`}`,
+    `unknown option ${name}${guess === undefined ? '' : `; did you mean --${guess}?`}`,
   );
-}
-
-/**
- * The known word a typo most likely meant: one it begins (3 letters at least), or the nearest in
- * edits, up to a third of its length (2 at least). Undefined when none is that near.
- */
-function closest(word: string, known: readonly string[]): string | undefined {
-  const lower = word.toLowerCase().replace(/^--/, '');
-  let best: string | undefined;
-  let bestDistance = Math.max(2, Math.floor(lower.length / 3)) + 1;
-  for (const candidate of known) {
-    const plain = candidate.toLowerCase().replace(/^--/, '');
-    if (lower.length >= 3 && plain.startsWith(lower)) return candidate;
-    const distance = editDistance(lower, plain);
-    if (distance < bestDistance) {
-      best = candidate;
-      bestDistance = distance;
-    }
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const substitution = previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1);
-      current.push(Math.min(previous[j]! + 1, current[j - 1]! + 1, substitution));
-    }
-    previous = current;
-  }
-  return previous[b.length]!;
 }
 
 main(process.argv.slice(2)).then(

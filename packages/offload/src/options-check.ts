@@ -14,7 +14,7 @@ export function rejectUnknownKeys(where: string, given: unknown, known: readonly
   }
   for (const key of Object.keys(given)) {
     if (known.includes(key)) continue;
-    const guess = closest(key, known);
+    const guess = closestName(key, known);
     throw new InvalidOptionError(
       `${where}.${key}`,
       `is not an option${guess ? `; did you mean "${guess}"?` : '.'} Known options: ${known.join(', ')}`,
@@ -67,13 +67,17 @@ export function describe(value: unknown): string {
   return typeof value;
 }
 
-function closest(word: string, candidates: readonly string[]): string | undefined {
+/**
+ * The name a typo most likely meant: one it begins (3 letters at least, any case), or the nearest
+ * in edits, up to a third of its length (2 at least). Undefined when none is that near.
+ */
+export function closestName(word: string, candidates: readonly string[]): string | undefined {
+  const lower = word.toLowerCase();
   let best: string | undefined;
   let bestDistance = Math.max(2, Math.floor(word.length / 3)) + 1;
   for (const candidate of candidates) {
-    if (word.length >= 3 && candidate.toLowerCase().startsWith(word.toLowerCase()))
-      return candidate;
-    const distance = editDistance(word.toLowerCase(), candidate.toLowerCase());
+    if (lower.length >= 3 && candidate.toLowerCase().startsWith(lower)) return candidate;
+    const distance = editDistance(lower, candidate.toLowerCase());
     if (distance < bestDistance) {
       best = candidate;
       bestDistance = distance;

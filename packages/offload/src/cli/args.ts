@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { closestName } from '../options-check.js';
 
 /** A mistake in how a command was called: exit code 2, with the usage of that command. */
 export class UsageError extends Error {}
@@ -72,44 +73,12 @@ export function parseCommandArgs<O extends Record<string, OptionSpec>>(
 
 /** "unknown option --stat; did you mean --state?" */
 export function unknownOption(given: string, known: readonly string[]): string {
-  const guess = given.startsWith('--') ? closest(given.slice(2), known) : undefined;
+  const guess = given.startsWith('--') ? closestName(given.slice(2), known) : undefined;
   return `unknown option ${given}${guess === undefined ? '' : `; did you mean --${guess}?`}`;
 }
 
 /** `unknown command "taks"; did you mean tasks?` and the like, for a word out of `known`. */
 export function unknownWord(what: string, given: string, known: readonly string[]): string {
-  const guess = closest(given, known);
+  const guess = closestName(given, known);
   return `unknown ${what} ${JSON.stringify(given)}${guess === undefined ? '' : `; did you mean ${guess}?`}`;
-}
-
-/**
- * The known word a typo most likely meant: one it begins (3 letters at least), or the nearest in
- * edits, up to a third of its length (2 at least). Undefined when none is that near.
- */
-export function closest(word: string, known: readonly string[]): string | undefined {
-  const lower = word.toLowerCase();
-  let best: string | undefined;
-  let bestDistance = Math.max(2, Math.floor(word.length / 3)) + 1;
-  for (const candidate of known) {
-    if (lower.length >= 3 && candidate.toLowerCase().startsWith(lower)) return candidate;
-    const distance = editDistance(lower, candidate.toLowerCase());
-    if (distance < bestDistance) {
-      best = candidate;
-      bestDistance = distance;
-    }
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const substitution = previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1);
-      current.push(Math.min(previous[j]! + 1, current[j - 1]! + 1, substitution));
-    }
-    previous = current;
-  }
-  return previous[b.length]!;
 }
