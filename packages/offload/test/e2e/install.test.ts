@@ -19,11 +19,21 @@ const NOT_BROUGHT = ['fastify', 'nodemailer', 'prom-client', 'pg', 'better-sqlit
 const temp = tempDir();
 after(() => temp.remove());
 
+/**
+ * npm in `cwd`. Installs run no package scripts: the packages linked from this checkout's
+ * node_modules (better-sqlite3, typescript) are built already, and a rebuild in place would pull
+ * the native driver from under the tests running beside this one.
+ */
 async function npm(cwd: string, ...args: string[]): Promise<string> {
-  const { stdout } = await run('npm', [...args, '--no-audit', '--no-fund', '--prefer-offline'], {
-    cwd,
-    timeout: 120_000,
-  });
+  const flags = args[0] === 'install' ? ['--ignore-scripts'] : [];
+  const { stdout } = await run(
+    'npm',
+    [...args, ...flags, '--no-audit', '--no-fund', '--prefer-offline'],
+    {
+      cwd,
+      timeout: 120_000,
+    },
+  );
   return stdout;
 }
 
