@@ -50,9 +50,10 @@ export function givenDefinition(
     );
   }
   const name = (task as { name?: unknown }).name;
-  if (!isTaskName(name)) return undefined;
-  const definition = given.get(name);
+  const definition = typeof name === 'string' ? given.get(name) : undefined;
+  // The hot path: the definition given to this runtime, found by its name without checking it.
   if (definition === task) return task;
+  if (!isTaskName(name)) return undefined;
   throw new InvalidOptionError(
     'enqueue task',
     definition === undefined

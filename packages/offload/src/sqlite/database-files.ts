@@ -1,6 +1,16 @@
-import { closeSync, openSync, statSync, watch, type FSWatcher } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import {
+  closeSync,
+  openSync,
+  statSync,
+  unwatchFile,
+  watch,
+  watchFile,
+  type FSWatcher,
+} from 'node:fs';
 import { fileMovedError } from './errors.js';
+
+/** How often (ms) the `-wal` and `-shm` files are checked, see `watchFiles`. */
+const POLL_MS = 200;
 
 /** The files of a database in WAL mode, as `suffix` of the database's path. */
 const FILES = [
@@ -23,9 +33,9 @@ interface Identity {
  * handles SQLite has open, but what is written there is lost once the process ends, and other
  * processes see another file: so `check` throws before a write when any of the three is no longer
  * the file the connection opened. A `stat` costs about a tenth of a small write transaction, so
- * the files are stat'ed only after the file system reported an entry of theirs created, deleted
- * or renamed in their directory (inotify, through `fs.watch`), or before every write where
- * watching is not available.
+ * the files are stat'ed only once something reported a change (see `watchFiles`; a `-wal` or
+ * `-shm` deleted or replaced is seen within 200 ms), or before every write where the database file
+ * cannot be watched. `ping` (`/readyz`) stats them every time.
  *
  * **One descriptor, closed last.** SQLite's locks are POSIX record locks, which the kernel drops
  * for the whole process when *any* descriptor of the file is closed. A process that opened and
@@ -41,9 +51,9 @@ export class DatabaseFiles {
   readonly ino: number;
   readonly dev: number;
   private readonly files: Identity[];
-  /** Null where the directory cannot be watched, or its watcher failed: a stat before every write. */
+  /** Null where the database file cannot be watched, or its watcher failed: a stat before every write. */
   private watcher: FSWatcher | null;
-  /** An entry of the files changed in their directory since the last check. */
+  /** One of the files may have changed since the last check. */
   private suspect = false;
 
   /** Call once the connection has opened the database in WAL mode (all three files exist). */
@@ -54,15 +64,16 @@ export class DatabaseFiles {
     });
     ({ ino: this.ino, dev: this.dev } = this.files[0]!);
     this.fd = openSync(path, 'r');
-    this.watcher = this.watchDirectory();
+    this.watcher = this.watchFiles();
   }
 
   /**
    * Throws a `StoreUnavailableError` (reason `file-moved`) when a file at its path is no longer
-   * the one opened.
+   * the one opened. Before a write it stats them only when something reported a change; `always`
+   * stats them now.
    */
-  check(): void {
-    if (this.watcher !== null && !this.suspect) return;
+  check(always = false): void {
+    if (!always && this.watcher !== null && !this.suspect) return;
     for (const file of this.files) {
       const now = statSync(file.path, { throwIfNoEntry: false });
       if (now?.ino === file.ino && now.dev === file.dev) continue;
@@ -76,16 +87,24 @@ export class DatabaseFiles {
   /** Stops watching and closes the descriptor: only once the store's connection is closed. */
   close(): void {
     this.watcher?.close();
+    for (const file of this.files.slice(1)) unwatchFile(file.path);
     closeSync(this.fd);
   }
 
-  private watchDirectory(): FSWatcher | null {
-    const names = new Set(this.files.map((file) => basename(file.path)));
-    try {
-      const watcher = watch(dirname(this.path), { persistent: false }, (event, name) => {
-        // 'change' is a write to a file of the directory: every commit writes the log.
-        if (event === 'rename' && (name === null || names.has(name))) this.suspect = true;
+  /**
+   * The database file through inotify: it changes only when a checkpoint writes it, so events are
+   * rare. The `-wal` is written by every commit, so an inotify watch on it (or on the directory)
+   * would wake the event loop once a commit, about 15% of a small write transaction's cost: it and
+   * the `-shm` are stat'ed every POLL_MS instead, on libuv's threads (`fs.watchFile`).
+   */
+  private watchFiles(): FSWatcher | null {
+    for (const file of this.files.slice(1)) {
+      watchFile(file.path, { persistent: false, interval: POLL_MS }, (now) => {
+        if (now.ino !== file.ino || now.dev !== file.dev) this.suspect = true;
       });
+    }
+    try {
+      const watcher = watch(this.path, { persistent: false }, () => (this.suspect = true));
       watcher.on('error', () => {
         watcher.close();
         this.watcher = null;

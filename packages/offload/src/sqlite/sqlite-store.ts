@@ -196,7 +196,7 @@ export class SqliteStore implements Store {
 
   async ping(): Promise<void> {
     this.use(({ db, files, health }) => {
-      files?.check();
+      files?.check(true);
       health.check();
       db.prepare('SELECT 1').get();
     });
