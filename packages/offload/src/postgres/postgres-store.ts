@@ -95,7 +95,7 @@ export class PostgresStore implements Store {
         ? error
         : new OffloadError(
             'STORE_OPEN_FAILED',
-            `could not open the PostgreSQL store (schema ${this.schema}): ${(error as Error).message}. Check DATABASE_URL, that the server is running and that this user may create the schema`,
+            `could not open the PostgreSQL store (schema ${this.schema}): ${(error as Error).message}. Check the connection string, that the server is running and that this user may create the schema`,
             { cause: error },
           );
     }

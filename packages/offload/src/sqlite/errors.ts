@@ -39,7 +39,7 @@ const FAULTS: [code: string, reason: StoreUnavailableReason, hint: string][] = [
   [
     'SQLITE_NOTADB',
     'not-a-database',
-    'the file at the SQLite database path is not a database (replaced?): check DATABASE_URL and the file',
+    'the file at the SQLite database path is not a database (replaced?): check the path and the file',
   ],
   [
     'SQLITE_PROTOCOL',

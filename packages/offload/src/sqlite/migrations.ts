@@ -137,7 +137,7 @@ export function migrate(db: Database.Database, path: string): void {
     if (current > SCHEMA_VERSION) {
       throw new OffloadError(
         'STORE_SCHEMA_TOO_NEW',
-        `the SQLite database ${path} has schema version ${current}, but this version of Offload only knows up to ${SCHEMA_VERSION}: it was written by a newer Offload. Upgrade Offload, or point DATABASE_URL at another file`,
+        `the SQLite database ${path} has schema version ${current}, but this version of Offload only knows up to ${SCHEMA_VERSION}: it was written by a newer Offload. Upgrade Offload, or open another file`,
       );
     }
     for (let version = current; version < SCHEMA_VERSION; version++) {

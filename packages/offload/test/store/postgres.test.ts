@@ -85,7 +85,7 @@ describe('postgres store', () => {
     });
     await assert.rejects(store.open(), (error: Error & { code?: string }) => {
       assert.equal(error.code, 'STORE_OPEN_FAILED');
-      assert.match(error.message, /Check DATABASE_URL, that the server is running/);
+      assert.match(error.message, /Check the connection string, that the server is running/);
       return true;
     });
     await store.close();
