@@ -87,6 +87,6 @@ describe('postgres roles: API processes and workers apart', () => {
     const child = start(['worker', '--fast']);
     assert.equal(await child.exited(), 2);
     assert.match(child.stderr(), /^offload-service: unknown option --fast\n/);
-    assert.match(child.stderr(), /offload-service worker      run tasks/, 'with the usage');
+    assert.match(child.stderr(), /offload-service worker {6}run tasks/, 'with the usage');
   });
 });
