@@ -44,7 +44,7 @@ const CHUNK = 1_000;
 const CONCURRENCY = 100;
 const RUNS = args.quick ? 1 : 3;
 const TARGET = 50_000;
-/** Issue 7: Offload on SQLite drains ≥ 3× plainjob and ≥ 4× BullMQ. */
+/** The targets: Offload on SQLite drains ≥ 3× plainjob and ≥ 4× BullMQ. */
 const TARGET_PLAINJOB = 3;
 const TARGET_BULLMQ = 4;
 const DRAIN_TIMEOUT = 120_000;

@@ -1,5 +1,5 @@
 /**
- * HTTP benchmark of the notification service (issue 3, "Performance"): `POST
+ * HTTP benchmark of the notification service: `POST
  * /api/notifications/notify` with no body (FastAPI's example request), each server in a child process of
  * its own on 127.0.0.1 (bench/http-server.ts), the load from another child process
  * (bench/http-client.ts, autocannon's API or an evenly paced node:http client). With two or more
