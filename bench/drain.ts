@@ -259,7 +259,7 @@ if (!args.values.has('no-peer')) {
       .sort(([, a], [, b]) => b.drain - a.drain)[0];
     if (plainjob) {
       checks.push({
-        target: `sqlite drain ≥ ${TARGET_PLAINJOB}× plainjob (its faster configuration, same run) (#7)`,
+        target: `sqlite drain ≥ ${TARGET_PLAINJOB}× plainjob (its faster configuration, same run)`,
         measured: `${(sqlite.drain / plainjob[1].drain).toFixed(2)}× (${plainjob[0]}, ${int(plainjob[1].drain)}/s)`,
         met: sqlite.drain >= TARGET_PLAINJOB * plainjob[1].drain,
       });
@@ -267,7 +267,7 @@ if (!args.values.has('no-peer')) {
     const bullmq = results.get(BULLMQ);
     if (bullmq) {
       checks.push({
-        target: `sqlite drain ≥ ${TARGET_BULLMQ}× BullMQ on Redis (same run) (#7)`,
+        target: `sqlite drain ≥ ${TARGET_BULLMQ}× BullMQ on Redis(same run)`,
         measured: `${(sqlite.drain / bullmq.drain).toFixed(2)}× (${int(bullmq.drain)}/s)`,
         met: sqlite.drain >= TARGET_BULLMQ * bullmq.drain,
       });

@@ -419,13 +419,13 @@ async function main(): Promise<void> {
   const batched = med.get('graphile-batched');
   if (ours) {
     checks.push({
-      target: `enqueue + drain ${int(N)}, postgres, end to end: ≥ ${int(TARGET)}/s (#4)`,
+      target: `enqueue + drain ${int(N)}, postgres, end to end: ≥ ${int(TARGET)}/s`,
       measured: `${int(ours.endToEnd)}/s`,
       met: ours.endToEnd >= TARGET,
     });
     if (batched) {
       checks.push({
-        target: 'postgres drain, end to end ≥ graphile-worker with batching (#4, #7)',
+        target: 'postgres drain, end to end ≥ graphile-worker with batching',
         measured: `${(ours.endToEnd / batched.endToEnd).toFixed(2)}× (${int(batched.endToEnd)}/s)`,
         met: ours.endToEnd >= batched.endToEnd,
       });

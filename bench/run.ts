@@ -98,7 +98,7 @@ const summary = [
   machineMarkdown(),
   `- command: \`node --conditions=source --import tsx bench/run.ts${args.quick ? ' --quick' : ''}\` (each script in its own process; ${((Date.now() - started) / 1000).toFixed(0)} s in all)`,
   '',
-  '## Targets (issues 2, 3, 4 and 7)',
+  '## Targets',
   '',
   targetsMarkdown(checks),
   '',
