@@ -267,7 +267,7 @@ if (!args.values.has('no-peer')) {
     const bullmq = results.get(BULLMQ);
     if (bullmq) {
       checks.push({
-        target: `sqlite drain ≥ ${TARGET_BULLMQ}× BullMQ on Redis(same run)`,
+        target: `sqlite drain ≥ ${TARGET_BULLMQ}× BullMQ on Redis (same run)`,
         measured: `${(sqlite.drain / bullmq.drain).toFixed(2)}× (${int(bullmq.drain)}/s)`,
         met: sqlite.drain >= TARGET_BULLMQ * bullmq.drain,
       });
