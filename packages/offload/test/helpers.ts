@@ -1,10 +1,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterEach } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NewTask } from '../src/store/store.js';
 import type { Logger, Task } from '../src/types.js';
-import type { Runtime } from '../src/runtime/runtime.js';
+import type { RuntimeOptions } from '../src/runtime/options.js';
+import { createRuntime, type Runtime } from '../src/runtime/runtime.js';
+import { memoryStore } from '../src/store/memory.js';
 import type { RuntimeEventName, RuntimeEvents } from '../src/runtime/events.js';
 
 export interface LogEntry {
@@ -147,3 +150,24 @@ export function tempDir(): { dir: string; remove(): void } {
 /** The root of the repository, and the library's tests and their fixtures in it. */
 export const ROOT = join(import.meta.dirname, '../../..');
 export const FIXTURES = join(import.meta.dirname, 'fixtures');
+
+/**
+ * For a test file: makes runtimes on fresh memory stores with a capturing logger and no shutdown
+ * grace, and stops them after each test, in the order made.
+ */
+export function memoryRuntimes(): (options: Partial<RuntimeOptions>) => Runtime {
+  const runtimes: Runtime[] = [];
+  afterEach(async () => {
+    for (const runtime of runtimes.splice(0)) await runtime.stop();
+  });
+  return (options) => {
+    const runtime = createRuntime({
+      store: memoryStore(),
+      logger: captureLogger(),
+      shutdownGrace: 0,
+      ...options,
+    });
+    runtimes.push(runtime);
+    return runtime;
+  };
+}

@@ -1,32 +1,9 @@
 import assert from 'node:assert/strict';
-import { afterEach, describe, it } from 'node:test';
-import {
-  createRuntime,
-  defineTask,
-  InvalidOptionError,
-  memoryStore,
-  type Runtime,
-  type RuntimeOptions,
-} from '../../src/index.js';
-import { captureLogger } from '../helpers.js';
+import { describe, it } from 'node:test';
+import { defineTask, InvalidOptionError, memoryStore } from '../../src/index.js';
+import { memoryRuntimes } from '../helpers.js';
 
-const runtimes: Runtime[] = [];
-
-/** A runtime with a capturing logger, stopped after each test (in the order made). */
-function runtimeWith(options: Partial<RuntimeOptions>): Runtime {
-  const runtime = createRuntime({
-    store: memoryStore(),
-    logger: captureLogger(),
-    shutdownGrace: 0,
-    ...options,
-  });
-  runtimes.push(runtime);
-  return runtime;
-}
-
-afterEach(async () => {
-  for (const runtime of runtimes.splice(0)) await runtime.stop();
-});
+const runtimeWith = memoryRuntimes();
 
 describe('enqueue by definition and by name', () => {
   const listed = defineTask({ name: 'listed', run: () => {} });

@@ -1,34 +1,10 @@
 import assert from 'node:assert/strict';
-import { afterEach, describe, it } from 'node:test';
-import {
-  createRuntime,
-  defineTask,
-  MemoryStore,
-  memoryStore,
-  type Runtime,
-  type RuntimeOptions,
-  type TaskContext,
-} from '../../src/index.js';
+import { describe, it } from 'node:test';
+import { defineTask, MemoryStore, type TaskContext } from '../../src/index.js';
 import type { ClaimedTask, ClaimRequest } from '../../src/store/store.js';
-import { barrier, captureLogger, nextEvent } from '../helpers.js';
+import { barrier, memoryRuntimes, nextEvent } from '../helpers.js';
 
-const runtimes: Runtime[] = [];
-
-/** A runtime on a fresh memory store with a capturing logger, stopped after each test. */
-function runtimeWith(options: Partial<RuntimeOptions>): Runtime {
-  const runtime = createRuntime({
-    store: memoryStore(),
-    logger: captureLogger(),
-    shutdownGrace: 0,
-    ...options,
-  });
-  runtimes.push(runtime);
-  return runtime;
-}
-
-afterEach(async () => {
-  await Promise.all(runtimes.splice(0).map((r) => r.stop()));
-});
+const runtimeWith = memoryRuntimes();
 
 /** A memory store that counts its claims. */
 class CountingStore extends MemoryStore {
