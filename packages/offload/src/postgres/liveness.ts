@@ -186,7 +186,7 @@ export class Liveness {
       if (!(await this.lock(client, owner))) continue;
       if (client !== this.client) return; // a lock of a session that ended: nothing held
       if (!this.unheld.delete(owner)) {
-        // Unregistered meanwhile: this session must not keep the owner's lock.
+        // Unregistered meanwhile: this connection must not keep the owner's lock.
         await client.query('SELECT pg_advisory_unlock($1, hashtext($2))', [this.lockClass, owner]);
         continue;
       }
