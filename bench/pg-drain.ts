@@ -30,6 +30,16 @@ import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createRuntime, defineTask, type TaskRequest } from '../packages/offload/src/index.js';
 import { postgresStore } from '../packages/offload/src/postgres/index.js';
+import {
+  chunks,
+  GRAPHILE_LOCAL_QUEUE,
+  GRAPHILE_POOL,
+  graphileRun,
+  PGBOSS_WORKERS,
+  pgbossRun,
+  type DrainRun,
+  type Rates,
+} from './peers/pg-queues.js';
 import { sidequestRun } from './peers/sidequest.js';
 import { svgBarChart } from './svg.js';
 import {
@@ -47,11 +57,9 @@ import {
   postgresVersion,
   publish,
   rate,
-  settle,
   table,
   uniqueSchema,
   watchdog,
-  withPgClient,
   type Check,
 } from './lib.js';
 
@@ -66,24 +74,14 @@ const RUNS = quick ? 1 : 3;
 const TARGET = 20_000;
 /** Longest one run may take, enqueue and drain. pg-boss v10 drains a few hundred jobs/s. */
 const RUN_TIMEOUT = quick ? 60_000 : 240_000;
-/** pg-boss: `work()` calls × `batchSize` = CONCURRENCY. */
-const PGBOSS_WORKERS = 10;
+/** What every system's run drains. */
+const RUN: DrainRun = { n: N, chunk: CHUNK, concurrency: CONCURRENCY, timeoutMs: RUN_TIMEOUT };
 const PGBOSS_BATCH = CONCURRENCY / PGBOSS_WORKERS;
-/** graphile-worker's pool. Its docs suggest concurrentJobs + 2, but the server allows 100 connections in all. */
-const GRAPHILE_POOL = 20;
-/** graphile-worker's local queue, as on its performance page. */
-const GRAPHILE_LOCAL_QUEUE = 500;
 /** Sidequest has no bulk enqueue: this many `enqueue` calls at once. */
 const SIDEQUEST_CHUNK = 100;
 const LATENCY_SAMPLES = quick ? 200 : 500;
 const LATENCY_WARM_UP = 50;
 const LATENCY_GAP_MS = 3;
-
-interface Rates {
-  enqueue: number;
-  drain: number;
-  endToEnd: number;
-}
 
 interface Latency {
   samples: number[];
@@ -110,32 +108,6 @@ const LABELS: Record<System, string> = {
   'offload-latency': 'Offload, enqueue-to-start latency',
 };
 
-/** Polls `count` until it reaches `expected`, or throws after `timeoutMs`. */
-async function untilCount(
-  count: () => Promise<number>,
-  expected: number,
-  timeoutMs: number,
-  what: string,
-): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const seen = await count();
-    if (seen === expected) return;
-    if (performance.now() > deadline) throw new Error(`${what}: ${seen} of ${expected} done`);
-    await settle(2);
-  }
-}
-
-function chunks<T>(make: (i: number) => T): T[][] {
-  const all: T[][] = [];
-  for (let from = 0; from < N; from += CHUNK) {
-    const chunk: T[] = [];
-    for (let i = from; i < Math.min(N, from + CHUNK); i++) chunk.push(make(i));
-    all.push(chunk);
-  }
-  return all;
-}
-
 // ---------------------------------------------------------------------------------------------
 // The children: one run of one system each.
 
@@ -154,7 +126,7 @@ async function offloadRun(): Promise<Rates> {
   runtime.on('task:success', successes.tick);
   try {
     await store.open(); // migrations, outside the timing
-    const requests = chunks<TaskRequest>((i) => ({ task: noop, payload: { i } }));
+    const requests = chunks<TaskRequest>(RUN, (i) => ({ task: noop, payload: { i } }));
     const t0 = performance.now();
     for (const chunk of requests) await runtime.enqueueMany(chunk);
     const t1 = performance.now();
@@ -164,111 +136,6 @@ async function offloadRun(): Promise<Rates> {
     return { enqueue: rate(N, t1 - t0), drain: rate(N, t2 - t1), endToEnd: rate(N, t2 - t0) };
   } finally {
     await runtime.stop();
-    await dropSchema(schema);
-  }
-}
-
-async function graphileRun(batched: boolean): Promise<Rates> {
-  const { Logger, makeWorkerUtils, run } = await import('graphile-worker');
-  const schema = uniqueSchema(batched ? 'graphile_batched' : 'graphile');
-  const logger = new Logger(() => (level, message) => {
-    if (level === 'error') process.stderr.write(`graphile-worker: ${message}\n`);
-  });
-  const worker = {
-    connectionString: BENCH_DATABASE_URL,
-    schema,
-    concurrentJobs: CONCURRENCY,
-    maxPoolSize: GRAPHILE_POOL,
-    ...(batched
-      ? {
-          localQueue: { size: GRAPHILE_LOCAL_QUEUE },
-          completeJobBatchDelay: 0,
-          failJobBatchDelay: 0,
-          useNodeTime: true,
-        }
-      : {}),
-  };
-  const utils = await makeWorkerUtils({ preset: { worker }, logger });
-  let runner: Awaited<ReturnType<typeof run>> | undefined;
-  try {
-    await utils.migrate(); // outside the timing
-    const handled = counter(N, RUN_TIMEOUT, 'graphile-worker drain');
-    const specs = chunks((i) => ({ identifier: 'bench_noop', payload: { i } }));
-    const t0 = performance.now();
-    for (const chunk of specs) await utils.addJobs(chunk);
-    const t1 = performance.now();
-    runner = await run({
-      preset: { worker },
-      logger,
-      noHandleSignals: true,
-      taskList: { bench_noop: async () => handled.tick() },
-    });
-    await handled.done;
-    // Done means deleted from the jobs table (completions may still be batched).
-    await untilCount(
-      async () => {
-        const { rows } = await utils.withPgClient((client) =>
-          client.query<{ left: number }>(
-            `SELECT count(*)::integer AS left FROM "${schema}"._private_jobs`,
-          ),
-        );
-        return N - rows[0]!.left;
-      },
-      N,
-      RUN_TIMEOUT,
-      'graphile-worker completions',
-    );
-    const t2 = performance.now();
-    return { enqueue: rate(N, t1 - t0), drain: rate(N, t2 - t1), endToEnd: rate(N, t2 - t0) };
-  } finally {
-    await runner?.stop();
-    await utils.release();
-    await dropSchema(schema);
-  }
-}
-
-async function pgbossRun(): Promise<Rates> {
-  const { default: PgBoss } = await import('pg-boss');
-  const schema = uniqueSchema('pgboss');
-  const queue = 'bench_noop';
-  const boss = new PgBoss({ connectionString: BENCH_DATABASE_URL, schema });
-  boss.on('error', (error: Error) => process.stderr.write(`pg-boss: ${error.message}\n`));
-  try {
-    await boss.start(); // creates the schema, outside the timing
-    await boss.createQueue(queue);
-    const handled = counter(N, RUN_TIMEOUT, 'pg-boss drain');
-    const jobs = chunks((i) => ({ name: queue, data: { i } }));
-    const t0 = performance.now();
-    for (const chunk of jobs) await boss.insert(chunk);
-    const t1 = performance.now();
-    for (let w = 0; w < PGBOSS_WORKERS; w++) {
-      await boss.work<{ i: number }>(
-        queue,
-        { batchSize: PGBOSS_BATCH, pollingIntervalSeconds: 0.5 },
-        async (batch) => {
-          for (let j = 0; j < batch.length; j++) handled.tick();
-        },
-      );
-    }
-    await handled.done;
-    await untilCount(
-      async () => {
-        const { rows } = await withPgClient((client) =>
-          client.query<{ done: number }>(
-            `SELECT count(*)::integer AS done FROM "${schema}".job WHERE name = $1 AND state = 'completed'`,
-            [queue],
-          ),
-        );
-        return rows[0]!.done;
-      },
-      N,
-      RUN_TIMEOUT,
-      'pg-boss completions',
-    );
-    const t2 = performance.now();
-    return { enqueue: rate(N, t1 - t0), drain: rate(N, t2 - t1), endToEnd: rate(N, t2 - t0) };
-  } finally {
-    await boss.stop({ graceful: false, wait: true, timeout: 5_000 });
     await dropSchema(schema);
   }
 }
@@ -323,10 +190,10 @@ async function runChild(system: System): Promise<void> {
         system === 'offload'
           ? await offloadRun()
           : system === 'pgboss'
-            ? await pgbossRun()
+            ? await pgbossRun(RUN)
             : system === 'sidequest'
               ? await sidequestChild()
-              : await graphileRun(system === 'graphile-batched');
+              : await graphileRun(RUN, system === 'graphile-batched');
       outcome = { ok: true, rates };
     }
   } catch (error) {
