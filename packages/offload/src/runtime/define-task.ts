@@ -4,7 +4,7 @@ import {
   InvalidOptionError,
   rejectUnknownKeys,
 } from '../options-check.js';
-import type { Logger } from '../types.js';
+import type { Json, Logger } from '../types.js';
 import { checkBackoff, type Backoff } from './retry-policy.js';
 
 /** What a task's `run` gets besides its payload. */
@@ -21,6 +21,13 @@ export interface TaskContext {
   signal: AbortSignal;
   /** A logger bound to this task's id, name and attempt. */
   logger: Logger;
+  /**
+   * Records how far the task got, shown as `task.progress` and told to `task:progress`
+   * listeners: any JSON value, up to 16 KiB of it, such as `{ done: 40, total: 100 }`. Cheap to
+   * call on every item: the latest value is written at most once a second, and with the attempt's
+   * outcome. Throws an `InvalidPayloadError` for a value that is not JSON or is too large.
+   */
+  progress(value: Json): void;
 }
 
 /** The durable identity of a task (its `name`), the code that runs it and its policy. */

@@ -15,6 +15,7 @@ import { Batcher } from './batcher.js';
 import type { Events } from './events.js';
 import { logWithError } from './log-listener.js';
 import type { Settings } from './options.js';
+import { ProgressReports } from './progress.js';
 import type { Backoff } from './retry-policy.js';
 import { RunningAttempts } from './running.js';
 import { runInThread } from './thread.js';
@@ -52,6 +53,7 @@ export class Settler {
   /** Each definition's backoff, merged over the runtime's. */
   private readonly backoffs = new Map<string, Required<Backoff>>();
   private noneRunningWaiters: (() => void)[] = [];
+  private readonly progress: ProgressReports;
 
   constructor(
     private readonly store: Store,
@@ -66,6 +68,7 @@ export class Settler {
       cooldown: SETTLE_COOLDOWN,
       maxBatch: SETTLE_BATCH,
     });
+    this.progress = new ProgressReports(store, settings, events);
   }
 
   /** How many attempts run here. */
@@ -104,8 +107,8 @@ export class Settler {
     try {
       result =
         definition.isolate === 'thread'
-          ? runInThread(definition.module!, attempt, this.settings.logger)
-          : definition.run(task.payload, new Context(attempt, this.settings.logger));
+          ? runInThread(definition.module!, attempt, this.settings.logger, this.progress)
+          : definition.run(task.payload, new Context(attempt, this.settings.logger, this.progress));
       if (isThenable(result)) {
         result.then(
           (value) => this.finish(attempt, Success.of(value)),
@@ -151,6 +154,7 @@ export class Settler {
    * stop: the process can still exit cleanly.
    */
   async settleRemaining(): Promise<void> {
+    await this.progress.stop();
     await this.settlements.flushed();
     if (this.unsettled.size === 0) return;
     const outcomes = [...this.unsettled.values()];
@@ -196,7 +200,9 @@ export class Settler {
           this.backoffs.get(task.name)!,
           this.settings.random(),
         );
+    this.progress.end(attempt, settlement);
     this.settle(settlement, () => {
+      this.progress.stored(attempt, settlement);
       if (isInstance(outcome, Success)) {
         if (!this.events.has('task:success')) return;
         applySettlement(task, settlement);
@@ -230,7 +236,7 @@ export class Settler {
   private abandonAttempt(attempt: Attempt, reason: AbortReason): void {
     this.release(attempt);
     attempt.abort(new TaskAbortedError(reason));
-    if (reason !== 'shutdown') return;
+    if (reason !== 'shutdown') return this.progress.end(attempt);
     const { task } = attempt;
     const now = this.settings.clock.now();
     const settlement: Settlement = {
@@ -241,7 +247,9 @@ export class Settler {
       runAt: now,
       refund: true,
     };
+    this.progress.end(attempt, settlement);
     this.settle(settlement, () => {
+      this.progress.stored(attempt, settlement);
       applySettlement(task, settlement);
       this.events.emit('task:release', { task });
     });
