@@ -3,6 +3,7 @@ export type { RuntimeOptions } from './runtime/options.js';
 export {
   defineTask,
   isTaskName,
+  type PayloadOf,
   type TaskContext,
   type TaskDefinition,
 } from './runtime/define-task.js';

@@ -16,6 +16,7 @@ import type { Events } from './events.js';
 import { logWithError } from './log-listener.js';
 import type { Settings } from './options.js';
 import { ProgressReports } from './progress.js';
+import { parseStored } from './payload-schema.js';
 import type { Backoff } from './retry-policy.js';
 import { RunningAttempts } from './running.js';
 import { runInThread } from './thread.js';
@@ -105,10 +106,17 @@ export class Settler {
     let result: unknown;
     // Inside the try, too: reading `then` of what `run` returned may throw (a revoked Proxy).
     try {
-      result =
-        definition.isolate === 'thread'
-          ? runInThread(definition.module!, attempt, this.settings.logger, this.progress)
-          : definition.run(task.payload, new Context(attempt, this.settings.logger, this.progress));
+      if (definition.isolate === 'thread') {
+        // The thread checks the payload against the schema of the definition it loads.
+        result = runInThread(definition.module!, attempt, this.settings.logger, this.progress);
+      } else if (definition.schema === undefined) {
+        result = definition.run(task.payload, this.context(attempt));
+      } else {
+        const parsed = parseStored(definition, task.payload);
+        result = isThenable(parsed)
+          ? parsed.then(({ value }) => definition.run(value, this.context(attempt)))
+          : definition.run(parsed.value, this.context(attempt));
+      }
       if (isThenable(result)) {
         result.then(
           (value) => this.finish(attempt, Success.of(value)),
@@ -120,6 +128,10 @@ export class Settler {
       return this.finish(attempt, error);
     }
     this.finish(attempt, Success.of(result));
+  }
+
+  private context(attempt: Attempt): Context {
+    return new Context(attempt, this.settings.logger, this.progress);
   }
 
   /** Stops an attempt here without an outcome of its own: canceled, or its lease lost. */

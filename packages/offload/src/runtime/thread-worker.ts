@@ -9,6 +9,7 @@ import { encodeProgress } from '../json.js';
 import { retryLaterDelay } from '../errors/retry-later.js';
 import { describeThrown } from '../store/stored-error.js';
 import type { TaskContext, TaskDefinition } from './define-task.js';
+import { parseStored } from './payload-schema.js';
 import type { ThreadAttempt, ThreadError, ThreadMessage } from './thread.js';
 
 const attempt = workerData as ThreadAttempt;
@@ -42,7 +43,8 @@ try {
       post({ kind: 'progress', value });
     },
   };
-  const value: unknown = await definition.run(attempt.payload as never, context);
+  const { value: payload } = await parseStored(definition, attempt.payload);
+  const value: unknown = await definition.run(payload as never, context);
   post({ kind: 'success', value });
 } catch (error) {
   post({ kind: 'failure', error: describe(error) });
