@@ -109,11 +109,12 @@ export class Runtime {
       if (options?.transaction === undefined) {
         // The hot path: no copy of the options.
         const prepared = this.prepare(task, payload, options ?? {});
-        const add = (newTask: NewTask) =>
-          this.enqueues.add(newTask, (result) => resolve(result.task as Stored), reject);
+        const stored = (result: EnqueueResult) => resolve(result.task as Stored);
         // A definition whose schema checks the payload asynchronously.
-        if (prepared instanceof Promise) return void prepared.then(add, reject);
-        return add(prepared);
+        if (prepared instanceof Promise) {
+          return void prepared.then((ready) => this.enqueues.add(ready, stored, reject), reject);
+        }
+        return this.enqueues.add(prepared, stored, reject);
       }
       const { transaction, ...rest } = options;
       const client = checkTransaction(transaction);
