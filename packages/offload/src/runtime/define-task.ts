@@ -25,9 +25,10 @@ export interface TaskContext {
   logger: Logger;
   /**
    * Records how far the task got, shown as `task.progress` and told to `task:progress`
-   * listeners: any JSON value, up to 16 KiB of it, such as `{ done: 40, total: 100 }`. Cheap to
-   * call on every item: the latest value is written at most once a second, and with the attempt's
-   * outcome. Throws an `InvalidPayloadError` for a value that is not JSON or is too large.
+   * listeners: any JSON value, up to MAX_PROGRESS_LENGTH characters as JSON, such as
+   * `{ done: 40, total: 100 }`. Cheap to call on every item: the latest value is written at most
+   * once a second, and with the attempt's outcome. Throws an `InvalidPayloadError` for a value
+   * that is not JSON or is too large.
    */
   progress(value: Json): void;
 }
