@@ -15,8 +15,8 @@ import { Batcher } from './batcher.js';
 import type { Events } from './events.js';
 import { logWithError } from './log-listener.js';
 import type { Settings } from './options.js';
-import { ProgressReports } from './progress.js';
 import { parseStored } from './payload-schema.js';
+import { ProgressReports } from './progress.js';
 import type { Backoff } from './retry-policy.js';
 import { RunningAttempts } from './running.js';
 import { runInThread } from './thread.js';
@@ -113,8 +113,11 @@ export class Settler {
         result = definition.run(task.payload, this.context(attempt));
       } else {
         const parsed = parseStored(definition, task.payload);
+        // An async schema may answer after the attempt timed out: it does not start then.
         result = isThenable(parsed)
-          ? parsed.then(({ value }) => definition.run(value, this.context(attempt)))
+          ? parsed.then(({ value }) =>
+              attempt.done ? undefined : definition.run(value, this.context(attempt)),
+            )
           : definition.run(parsed.value, this.context(attempt));
       }
       if (isThenable(result)) {
@@ -128,10 +131,6 @@ export class Settler {
       return this.finish(attempt, error);
     }
     this.finish(attempt, Success.of(result));
-  }
-
-  private context(attempt: Attempt): Context {
-    return new Context(attempt, this.settings.logger, this.progress);
   }
 
   /** Stops an attempt here without an outcome of its own: canceled, or its lease lost. */
@@ -230,6 +229,10 @@ export class Settler {
         this.events.emit('task:failed', { task, error: outcome });
       }
     });
+  }
+
+  private context(attempt: Attempt): Context {
+    return new Context(attempt, this.settings.logger, this.progress);
   }
 
   /** Frees the attempt's slot; the next task may start from the next turn. */
