@@ -1,10 +1,10 @@
+import type { StandardSchemaV1 } from '@standard-schema/spec';
 import {
   durationOption,
   integerOption,
   InvalidOptionError,
   rejectUnknownKeys,
 } from '../options-check.js';
-import type { StandardSchemaV1 } from '@standard-schema/spec';
 import type { Json, Logger } from '../types.js';
 import { checkSchema } from './payload-schema.js';
 import { checkBackoff, type Backoff } from './retry-policy.js';
