@@ -51,12 +51,14 @@ export class ProgressReports {
 
   /** The attempt ended: adds its latest report, if it made any, to its outcome. */
   end(attempt: Attempt, settlement?: Settlement): void {
+    // Most attempts never report: they cost one check here.
+    if (attempt.progress === undefined) return;
+    if (settlement) settlement.progress = attempt.progress;
     if (this.pending.get(attempt.task.id) === attempt) this.pending.delete(attempt.task.id);
-    if (this.pending.size === 0) {
+    if (this.pending.size === 0 && this.timer !== undefined) {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    if (settlement && attempt.progress !== undefined) settlement.progress = attempt.progress;
   }
 
   /**
