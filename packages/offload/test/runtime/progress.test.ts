@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { after } from 'node:test';
+import { join } from 'node:path';
 import { defineTask, InvalidPayloadError, MemoryStore, type Json } from '../../src/index.js';
+import { sqliteStore } from '../../src/sqlite/index.js';
 import type { ProgressUpdate } from '../../src/store/store.js';
-import { barrier, fakeClock, finished, memoryRuntimes } from '../helpers.js';
+import { barrier, fakeClock, finished, memoryRuntimes, nextEvent, tempDir } from '../helpers.js';
 
 /** A memory store that keeps each progress write, and lets a test wait for the nth. */
 class RecordingStore extends MemoryStore {
@@ -159,5 +162,34 @@ describe('progress', () => {
     assert.match(bigint!.message, /^progress\.total is a BigInt; send it as a string/);
     assert.match(large!.message, /^progress is 20002 characters of JSON, .* at most 16384/);
     assert.equal((await runtime.get(task.id))?.progress, null);
+  });
+
+  it("on SQLite, shows a running task's progress to another connection, and keeps the last after success", async () => {
+    const temp = tempDir();
+    after(() => temp.remove());
+    const path = join(temp.dir, 'progress.db');
+    const release = barrier();
+    const work = defineTask({
+      name: 'work',
+      async run(_payload, ctx) {
+        ctx.progress({ step: 1 });
+        await release.promise;
+        ctx.progress('done');
+      },
+    });
+    const runtime = runtimeWith({ store: sqliteStore({ path }), tasks: [work] });
+    const reader = sqliteStore({ path });
+    after(() => reader.close());
+    await runtime.start();
+    const reported = nextEvent(runtime, 'task:progress');
+    const task = await runtime.enqueue(work, {});
+    assert.deepEqual((await reported).progress, { step: 1 });
+    await reader.open();
+    const running = await reader.get(task.id);
+    assert.deepEqual([running?.state, running?.progress], ['running', { step: 1 }]);
+    release.open();
+    await finished(runtime, task.id);
+    const done = await reader.get(task.id);
+    assert.deepEqual([done?.state, done?.progress], ['succeeded', 'done']);
   });
 });
