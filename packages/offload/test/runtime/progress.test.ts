@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
-import { after } from 'node:test';
 import { join } from 'node:path';
+import { describe, it } from 'node:test';
 import { defineTask, InvalidPayloadError, MemoryStore, type Json } from '../../src/index.js';
 import { sqliteStore } from '../../src/sqlite/index.js';
 import type { ProgressUpdate } from '../../src/store/store.js';
@@ -166,7 +165,6 @@ describe('progress', () => {
 
   it("on SQLite, shows a running task's progress to another connection, and keeps the last after success", async () => {
     const temp = tempDir();
-    after(() => temp.remove());
     const path = join(temp.dir, 'progress.db');
     const release = barrier();
     const work = defineTask({
@@ -179,17 +177,22 @@ describe('progress', () => {
     });
     const runtime = runtimeWith({ store: sqliteStore({ path }), tasks: [work] });
     const reader = sqliteStore({ path });
-    after(() => reader.close());
-    await runtime.start();
-    const reported = nextEvent(runtime, 'task:progress');
-    const task = await runtime.enqueue(work, {});
-    assert.deepEqual((await reported).progress, { step: 1 });
-    await reader.open();
-    const running = await reader.get(task.id);
-    assert.deepEqual([running?.state, running?.progress], ['running', { step: 1 }]);
-    release.open();
-    await finished(runtime, task.id);
-    const done = await reader.get(task.id);
-    assert.deepEqual([done?.state, done?.progress], ['succeeded', 'done']);
+    try {
+      await runtime.start();
+      const reported = nextEvent(runtime, 'task:progress');
+      const task = await runtime.enqueue(work, {});
+      assert.deepEqual((await reported).progress, { step: 1 });
+      await reader.open();
+      const running = await reader.get(task.id);
+      assert.deepEqual([running?.state, running?.progress], ['running', { step: 1 }]);
+      release.open();
+      await finished(runtime, task.id);
+      const done = await reader.get(task.id);
+      assert.deepEqual([done?.state, done?.progress], ['succeeded', 'done']);
+    } finally {
+      await runtime.stop();
+      await reader.close();
+      temp.remove();
+    }
   });
 });
