@@ -47,6 +47,7 @@ export {
   readChannelSettings,
   type ChannelSettings,
 } from './settings.js';
+export { MAX_SEND_AHEAD } from './send-at.js';
 export { generateVapidKeys } from './channels/web-push-crypto.js';
 export type { Resolver } from './net/host-policy.js';
 export { secondsVariable, wholeNumberVariable } from './env-values.js';

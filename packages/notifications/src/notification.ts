@@ -5,6 +5,7 @@ import { pushMessage } from './channels/push.js';
 import { CHANNELS, type ChannelName, type OutgoingDelivery, type Recipient } from './delivery.js';
 import type { HostPolicy } from './net/host-policy.js';
 import { characters, checkRecipient, MAX_RECIPIENTS, tooLong } from './recipients.js';
+import { readSendAt } from './send-at.js';
 
 /** A notification as a client describes it in `POST /api/notifications/notify`, checked. */
 export interface NotificationRequest {
@@ -19,9 +20,13 @@ export interface NotificationRequest {
   data: { [key: string]: Json } | null;
 }
 
-/** What a request asks for: the demo notification, or a real one. */
-export type NotifyRequest =
-  { kind: 'demo' } | { kind: 'notification'; notification: NotificationRequest };
+/**
+ * What a request asks for: the demo notification, or a real one; delivered from `sendAt` on (at
+ * once for a time in the past, or when it is null).
+ */
+export type NotifyRequest = (
+  { kind: 'demo' } | { kind: 'notification'; notification: NotificationRequest }
+) & { sendAt: Date | null };
 
 export type NotificationErrorCode =
   'INVALID_NOTIFICATION' | 'UNKNOWN_CHANNEL' | 'CHANNEL_NOT_CONFIGURED';
@@ -45,16 +50,20 @@ export interface RequestRules {
   unavailable(channel: ChannelName): string | null;
 }
 
-const FIELDS = ['channel', 'to', 'subject', 'body', 'html', 'data'];
+const FIELDS = ['channel', 'to', 'subject', 'body', 'html', 'data', 'sendAt'];
 const LIMITS = { subject: 200, body: 10_000, html: 50_000 };
 
 /**
- * Reads a notify request body. No body, or `{}`, asks for the demo notification; anything else
- * must describe a notification completely, every recipient included, so that bad input is
- * refused now rather than failing later as a task.
+ * Reads a notify request body, at `now`. No body, or `{}`, asks for the demo notification (and a
+ * body with `sendAt` only, for it later); anything else must describe a notification completely,
+ * every recipient included, so that bad input is refused now rather than failing later as a task.
  */
-export function parseNotifyRequest(body: unknown, rules: RequestRules): NotifyRequest {
-  if (body === undefined) return { kind: 'demo' };
+export function parseNotifyRequest(
+  body: unknown,
+  rules: RequestRules,
+  now = new Date(),
+): NotifyRequest {
+  if (body === undefined) return { kind: 'demo', sendAt: null };
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw invalid(
       'body',
@@ -63,7 +72,6 @@ export function parseNotifyRequest(body: unknown, rules: RequestRules): NotifyRe
   }
   const fields = body as Record<string, unknown>;
   const keys = Object.keys(fields);
-  if (keys.length === 0) return { kind: 'demo' };
   const unknown = keys.find((key) => !FIELDS.includes(key));
   if (unknown !== undefined) {
     throw invalid(
@@ -71,6 +79,10 @@ export function parseNotifyRequest(body: unknown, rules: RequestRules): NotifyRe
       `unknown field ${JSON.stringify(unknown)}; a notification has the fields ${FIELDS.join(', ')}`,
     );
   }
+  const when = readSendAt(fields.sendAt, now);
+  if ('problem' in when) throw invalid('sendAt', when.problem);
+  const sendAt = when.at;
+  if (keys.every((key) => key === 'sendAt')) return { kind: 'demo', sendAt };
   const channel = readChannel(fields.channel, rules);
   const data = fields.data ?? null;
   if (data !== null && (typeof data !== 'object' || Array.isArray(data))) {
@@ -92,7 +104,7 @@ export function parseNotifyRequest(body: unknown, rules: RequestRules): NotifyRe
     throw invalid('subject', 'an email subject must be one line');
   }
   if (channel === 'push') checkPushSize(notification);
-  return { kind: 'notification', notification };
+  return { kind: 'notification', notification, sendAt };
 }
 
 function readChannel(channel: unknown, rules: RequestRules): ChannelName {

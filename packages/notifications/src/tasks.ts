@@ -28,6 +28,7 @@ import { GoneRecipients } from './gone-recipients.js';
 import { HostPolicy, type Resolver } from './net/host-policy.js';
 import { HttpClient } from './net/http-client.js';
 import { NotificationError, type NotifyRequest, type RequestRules } from './notification.js';
+import { dueAt } from './send-at.js';
 import { DEFAULT_CHANNEL_SETTINGS, type ChannelSettings } from './settings.js';
 
 export const DEMO_TASK = 'notifications.demo';
@@ -134,13 +135,15 @@ export class Notifications {
    * and a repeated request (same `id`) adds nothing. With several recipients, the first task is
    * the notification's content task and the deliveries only name it (see content.ts). With `id`
    * null (one recipient and no Idempotency-Key, the common case) the one task has no key: it is
-   * the notification, and a key would only cost its index a write. Throws a NotificationError
-   * when the tasks would store more than MAX_NOTIFICATION_BYTES.
+   * the notification, and a key would only cost its index a write. The deliveries are due at the
+   * request's `sendAt` (`now` for a time in the past). Throws a NotificationError when the tasks
+   * would store more than MAX_NOTIFICATION_BYTES.
    */
   plan(request: NotifyRequest, id: string | null, now: Date): TaskRequest[] {
     const digest = id === null ? null : requestDigest(request);
+    const sendAt = request.sendAt === null ? null : dueAt(request.sendAt, now);
     if (request.kind === 'demo') {
-      return [{ task: DEMO_TASK, payload: {}, ...(id === null ? {} : keyed(id, 0)) }];
+      return [{ task: DEMO_TASK, payload: {}, ...deliveryOptions(id, 0, sendAt) }];
     }
     const { to, channel, ...content } = request.notification;
     const task = deliveryTaskName(channel);
@@ -155,7 +158,7 @@ export class Notifications {
         ...content,
       };
       checkSize([delivery], 1);
-      return [{ task, payload: delivery, ...(id === null ? {} : keyed(id, 0)) }];
+      return [{ task, payload: delivery, ...deliveryOptions(id, 0, sendAt) }];
     }
     if (id === null) throw new Error('a notification to several recipients needs an id');
     const stored: StoredContent = { notification: id, request: digest, createdAt, ...content };
@@ -170,15 +173,39 @@ export class Notifications {
       {
         task: CONTENT_TASK,
         payload: stored,
-        options: { key: contentKey(id), delay: this.keep.get(channel)! },
+        // Kept from when the deliveries start.
+        options: {
+          key: contentKey(id),
+          ...(sendAt === null
+            ? { delay: this.keep.get(channel)! }
+            : { runAt: new Date(sendAt.getTime() + this.keep.get(channel)!) }),
+        },
       },
-      ...deliveries.map((delivery) => ({ task, payload: delivery, ...keyed(id, delivery.index) })),
+      ...deliveries.map((delivery) => ({
+        task,
+        payload: delivery,
+        ...deliveryOptions(id, delivery.index, sendAt),
+      })),
     ];
   }
 }
 
-function keyed(id: string, index: number): Pick<TaskRequest, 'options'> {
-  return { options: { key: deliveryKey(id, index) } };
+/**
+ * The options of delivery `index` of notification `id` (null: a lone delivery, which has no key),
+ * due at `sendAt` (null: now). The common case, neither, has none.
+ */
+function deliveryOptions(
+  id: string | null,
+  index: number,
+  sendAt: Date | null,
+): Pick<TaskRequest, 'options'> {
+  if (id === null && sendAt === null) return {};
+  return {
+    options: {
+      ...(id === null ? {} : { key: deliveryKey(id, index) }),
+      ...(sendAt === null ? {} : { runAt: sendAt }),
+    },
+  };
 }
 
 /** Refuses a notification whose tasks would store more than MAX_NOTIFICATION_BYTES. */
@@ -216,9 +243,15 @@ export function notificationId(idempotencyKey?: string): string {
   return `ntf_${bytes.subarray(0, 16).toString('base64url')}`;
 }
 
-/** A digest of what a request asks for, the same whatever the order of its JSON keys. */
+/**
+ * A digest of what a request asks for, the same whatever the order of its JSON keys. A demo
+ * notification's is the same whenever it is sent: its task stores no digest to compare with.
+ */
 export function requestDigest(request: NotifyRequest): string {
-  const content = request.kind === 'demo' ? 'demo' : request.notification;
+  const content =
+    request.kind === 'demo'
+      ? 'demo'
+      : { ...request.notification, sendAt: request.sendAt?.toISOString() };
   return createHash('sha256').update(canonicalJson(content)).digest('base64url');
 }
 

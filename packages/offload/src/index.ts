@@ -3,6 +3,7 @@ export type { RuntimeOptions } from './runtime/options.js';
 export {
   defineTask,
   isTaskName,
+  type PayloadOf,
   type TaskContext,
   type TaskDefinition,
 } from './runtime/define-task.js';
@@ -19,7 +20,7 @@ export {
 } from './store/open.js';
 export type { Store } from './store/store.js';
 export * from './errors/index.js';
-export { encodeJson, MAX_JSON_DEPTH } from './json.js';
+export { encodeJson, MAX_JSON_DEPTH, MAX_PROGRESS_LENGTH } from './json.js';
 export { closestName } from './options-check.js';
 export { SECOND, MINUTE, HOUR, DAY, systemClock, type Clock } from './time.js';
 export { iso, taskView, type TaskView } from './task-view.js';

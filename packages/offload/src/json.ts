@@ -3,6 +3,11 @@ import type { Json } from './types.js';
 
 /** How deep a payload may nest. */
 export const MAX_JSON_DEPTH = 64;
+/**
+ * The most characters of JSON one progress report may take: progress is written while the task
+ * runs, and read with every task shown, so it is a summary (`{ done: 40, total: 100 }`), not data.
+ */
+export const MAX_PROGRESS_LENGTH = 16 * 1024;
 
 /**
  * Encodes a task payload, refusing anything that would not survive `JSON.stringify` and
@@ -10,6 +15,20 @@ export const MAX_JSON_DEPTH = 64;
  */
 export function encodePayload(payload: unknown): string {
   return encodeJson(payload, 'payload');
+}
+
+/** Encodes what a task reports with `ctx.progress`: JSON, at most MAX_PROGRESS_LENGTH long. */
+export function encodeProgress(progress: unknown): string {
+  const text = encodeJson(progress, 'progress');
+  if (text.length > MAX_PROGRESS_LENGTH) {
+    const problem = `is ${text.length} characters of JSON`;
+    throw new InvalidPayloadError(
+      'progress',
+      problem,
+      `progress ${problem}, and a task's progress may take at most ${MAX_PROGRESS_LENGTH}: report a summary, such as { done: 40, total: 100 }, and return the data`,
+    );
+  }
+  return text;
 }
 
 /**
@@ -101,7 +120,7 @@ export function decodePayload(text: string): { payload: unknown; error: string |
 }
 
 /**
- * Reads a stored task result. Text that is not JSON (a row written by hand) is returned as it is,
+ * Reads a stored task result or progress. Text that is not JSON (a row written by hand) is returned as it is,
  * rather than lost or thrown.
  */
 export function decodeResult(text: string): Json {

@@ -18,6 +18,8 @@ export interface TaskView {
   lastError: { name: string; message: string; attempt: number; at: string | null } | null;
   /** What the task returned once it succeeded (e.g. which provider delivered), or null. */
   result: Task['result'];
+  /** How far the task got, as its run last reported (`ctx.progress`), or null. */
+  progress: Task['progress'];
 }
 
 export function taskView(task: Task): TaskView {
@@ -35,6 +37,7 @@ export function taskView(task: Task): TaskView {
       ? { name: last.name, message: last.message, attempt: last.attempt, at: iso(last.at) }
       : null,
     result: task.result,
+    progress: task.progress,
   };
 }
 

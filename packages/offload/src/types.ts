@@ -56,6 +56,11 @@ export interface Task<P = Json> {
   errors: TaskError[];
   /** What `run` returned, once the task succeeded; null before, or when it returned nothing. */
   result: Json | null;
+  /**
+   * How far the task got, as its `run` last reported with `ctx.progress`; null until it reports.
+   * Kept once the task finishes, and from one attempt to the next until the new one reports.
+   */
+  progress: Json | null;
 }
 
 /** Options of one enqueue. Each one overrides the task definition's. */

@@ -56,12 +56,13 @@ export const notificationRoutes: FastifyPluginCallback<NotificationRoutesOptions
   const runtime = app.offload;
 
   const notify = async (request: FastifyRequest): Promise<NotifyAnswer> => {
-    const parsed = parseNotifyRequest(request.body, notifications.rules);
+    const now = new Date();
+    const parsed = parseNotifyRequest(request.body, notifications.rules, now);
     const key = idempotencyKey(request);
     const lone =
       key === undefined && (parsed.kind === 'demo' || parsed.notification.to.length === 1);
     const id = lone ? null : notificationId(key);
-    const tasks = notifications.plan(parsed, id, new Date());
+    const tasks = notifications.plan(parsed, id, now);
     // Stored now rather than just before the response, to answer with an id. With a key, the
     // notification's first tasks (its content task and first delivery, or its one delivery) are
     // stored first, in one transaction: their keys are the notification's, so the store says
@@ -155,7 +156,7 @@ function isNotificationTask(task: Task): boolean {
  * delivery of a notification to several recipients does not.
  */
 function digestOf(task: Task): string | null {
-  if (task.name === DEMO_TASK) return requestDigest({ kind: 'demo' });
+  if (task.name === DEMO_TASK) return requestDigest({ kind: 'demo', sendAt: null });
   return (task.payload as Partial<InlineDelivery | StoredContent> | null)?.request ?? null;
 }
 

@@ -23,6 +23,7 @@ const TASK_FIELDS = [
   'finishedAt',
   'lastError',
   'result',
+  'progress',
 ];
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
@@ -155,6 +156,7 @@ describe('the status API', () => {
     for (const at of [view.createdAt, view.startedAt, view.finishedAt]) assert.match(at ?? '', ISO);
     assert.equal(view.lastError, null);
     assert.equal(view.result, null);
+    assert.equal(view.progress, null);
   });
 
   it('shows the last recorded error of a task, and retries and cancels it', async () => {

@@ -5,11 +5,13 @@ import { OffloadError } from '../errors/offload-error.js';
 import {
   isTaskName,
   type EnqueueOptions,
+  type PayloadOf,
   type Runtime,
   type Task,
   type TaskDefinition,
   type TaskRequest,
 } from '../index.js';
+import { checkPayload } from '../runtime/payload-schema.js';
 
 type State = 'open' | 'discarded' | 'closed';
 
@@ -33,8 +35,18 @@ export class Background {
    * Schedules `task` with `payload` (JSON) for after the response. `task` is a definition made by
    * `defineTask`, or the name of one that another process runs; anything else, a plain function
    * say, throws an `InvalidOptionError` here. Options are those of `runtime.enqueue`.
+   *
+   * A definition with a `schema` checks the payload here, and one it refuses throws an
+   * `InvalidPayloadError` naming each path, so the handler fails before it answers. A schema that
+   * checks asynchronously (an async refinement) cannot answer in this synchronous call: its
+   * payload is checked when the tasks are stored, right before the response (or at `commit()`),
+   * and a refusal then fails the request with that `InvalidPayloadError`.
    */
-  add<P>(task: TaskDefinition<P> | string, payload: P, options?: EnqueueOptions): void {
+  add<T extends TaskDefinition<never> | string>(
+    task: T,
+    payload: PayloadOf<T>,
+    options?: EnqueueOptions,
+  ): void {
     checkTask(task);
     if (this.state !== 'open') {
       throw new OffloadError(
@@ -44,6 +56,8 @@ export class Background {
           : 'request.background.add() was called after the request failed; its tasks were discarded',
       );
     }
+    // Checked again when stored; an asynchronous check is left to then.
+    if (typeof task !== 'string') void checkPayload(task, payload)?.catch(() => undefined);
     this.pending.push({ task: task as TaskDefinition<unknown> | string, payload, options });
   }
 

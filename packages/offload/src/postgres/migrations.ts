@@ -57,6 +57,10 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TRIGGER tasks_added AFTER INSERT ON {schema}.tasks
     FOR EACH STATEMENT EXECUTE FUNCTION {schema}.notify_tasks();
   `,
+  `
+  -- How far a task got, as its run last reported (JSON text); kept once it finishes.
+  ALTER TABLE {schema}.tasks ADD COLUMN progress text;
+  `,
 ];
 
 /** The schema version this code writes and understands. */

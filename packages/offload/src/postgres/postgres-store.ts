@@ -8,6 +8,7 @@ import {
   type EnqueueResult,
   type Lease,
   type NewTask,
+  type ProgressUpdate,
   type Rescue,
   type Settlement,
   type SqlClient,
@@ -223,6 +224,23 @@ export class PostgresStore implements Store {
     );
     const renewed = new Set(rows.map((row) => row.id));
     return leases.filter((l) => !renewed.has(l.id)).map((l) => l.id);
+  }
+
+  /** One statement; a task given twice takes the last (UPDATE … FROM would take either). */
+  async progress(updates: readonly ProgressUpdate[]): Promise<string[]> {
+    if (updates.length === 0) return [];
+    const latest = [...new Map(updates.map((u) => [u.id, u])).values()];
+    const { rows } = await this.use((pool) =>
+      pool.query<{ id: string }>(
+        this.prepared('progress', [
+          latest.map((u) => checkId(u.id)),
+          latest.map((u) => u.lease),
+          latest.map((u) => u.progress),
+        ]),
+      ),
+    );
+    const written = new Set(rows.map((row) => row.id));
+    return latest.filter((u) => !written.has(u.id)).map((u) => u.id);
   }
 
   /**

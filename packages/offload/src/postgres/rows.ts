@@ -24,13 +24,18 @@ export interface TaskRow {
   /** Parsed from jsonb: an array of stored errors, unless written by hand. */
   errors: unknown;
   result: string | null;
+  /** Absent from what a claim returns (see CLAIMED_COLUMNS). */
+  progress?: string | null;
   lease_owner: string | null;
   lease: number;
 }
 
 /** The columns every task read selects. */
 export const TASK_COLUMNS =
-  'id, name, payload, state, priority, attempts, max_attempts, timeout_ms, key, run_at, created_at, started_at, finished_at, errors, result, lease_owner, lease';
+  'id, name, payload, state, priority, attempts, max_attempts, timeout_ms, key, run_at, created_at, started_at, finished_at, errors, result, lease_owner, lease, progress';
+
+/** What a claim returns of each task: all but `progress` (see ClaimedTask). */
+export const CLAIMED_COLUMNS = TASK_COLUMNS.replace(', progress', '');
 
 function time(value: string | null): Date | null {
   return value === null ? null : new Date(Number(value));
@@ -54,6 +59,7 @@ export function toTask(row: TaskRow, payload: unknown = decodePayload(row.payloa
     finishedAt: time(row.finished_at),
     errors: decodeErrors(row.errors),
     result: row.result === null ? null : decodeResult(row.result),
+    progress: row.progress == null ? null : decodeResult(row.progress),
   };
 }
 

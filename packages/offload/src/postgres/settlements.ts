@@ -26,5 +26,6 @@ export function endAttempts(settlements: readonly Settlement[]): unknown[] {
     settlements.map((s) => (queued(s) ? null : s.at)),
     settlements.map((s) => (s.error ? encodeError(s.error) : null)),
     settlements.map((s) => (s.state === 'succeeded' ? (s.result ?? null) : null)),
+    settlements.map((s) => s.progress ?? null),
   ];
 }

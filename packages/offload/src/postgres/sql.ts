@@ -1,6 +1,6 @@
 import { MAX_ERRORS_KEPT } from '../store/store.js';
 import { quoteIdentifier } from './migrations.js';
-import { TASK_COLUMNS } from './rows.js';
+import { CLAIMED_COLUMNS, TASK_COLUMNS } from './rows.js';
 
 const FINISHED = `('succeeded', 'failed', 'canceled')`;
 
@@ -14,12 +14,14 @@ export interface Sql {
   byId: string;
   /** $1 now, $2 names, $3 limit, $4 owner, $5 lease expiry. */
   claim: string;
-  /** $1 ids, $2 leases, $3 states, $4 refunds, $5 run at, $6 finished at, $7 errors, $8 results. Returns the ids settled. */
+  /** $1 ids, $2 leases, $3 states, $4 refunds, $5 run at, $6 finished at, $7 errors, $8 results, $9 progress (null keeps it). Returns the ids settled. */
   settle: string;
   /** As `settle`, returning the tasks. */
   settleReturning: string;
   /** $1 ids, $2 leases, $3 expiry. Returns the ids renewed. */
   renew: string;
+  /** $1 ids, $2 leases, $3 progress. Returns the ids written. */
+  progress: string;
   /** $1 lock class. The owners of running tasks whose liveness lock no session holds. */
   unlockedOwners: string;
   /**
@@ -85,14 +87,15 @@ export function buildSql(schema: string): Sql {
       run_at = coalesce(u.run_at, t.run_at),
       finished_at = u.finished_at,
       result = u.result,
+      progress = coalesce(u.progress, t.progress),
       lease_owner = NULL,
       lease_expires_at = NULL,
       errors = CASE WHEN u.error IS NULL THEN t.errors ELSE
         (CASE WHEN jsonb_array_length(t.errors) >= ${MAX_ERRORS_KEPT} THEN t.errors - 0 ELSE t.errors END)
         || jsonb_build_array(u.error::jsonb) END
     FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::integer[], $5::bigint[], $6::bigint[],
-                $7::text[], $8::text[])
-      AS u (id, lease, state, refund, run_at, finished_at, error, result)
+                $7::text[], $8::text[], $9::text[])
+      AS u (id, lease, state, refund, run_at, finished_at, error, result, progress)
     WHERE t.id = u.id AND t.state = 'running' AND t.lease = u.lease
     RETURNING ${returning}`;
   const listBy = (where: string) =>
@@ -135,7 +138,7 @@ export function buildSql(schema: string): Sql {
       SET state = 'running', attempts = t.attempts + 1, started_at = $1, lease_owner = $4,
           lease = t.lease + 1, lease_expires_at = $5
       FROM picked, relaxed WHERE t.id = picked.id
-      RETURNING ${TASK_COLUMNS.split(', ')
+      RETURNING ${CLAIMED_COLUMNS.split(', ')
         .map((column) => `t.${column}`)
         .join(', ')}`,
 
@@ -147,6 +150,10 @@ export function buildSql(schema: string): Sql {
     ),
     renew: `UPDATE ${tasks} t SET lease_expires_at = $3
       FROM unnest($1::bigint[], $2::integer[]) AS u (id, lease)
+      WHERE t.id = u.id AND t.state = 'running' AND t.lease = u.lease
+      RETURNING t.id`,
+    progress: `UPDATE ${tasks} t SET progress = u.progress
+      FROM unnest($1::bigint[], $2::integer[], $3::text[]) AS u (id, lease, progress)
       WHERE t.id = u.id AND t.state = 'running' AND t.lease = u.lease
       RETURNING t.id`,
 

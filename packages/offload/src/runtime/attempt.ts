@@ -7,6 +7,7 @@ import { encodeJson } from '../json.js';
 import type { Json, Logger } from '../types.js';
 import type { TaskContext } from './define-task.js';
 import { logWithError } from './log-listener.js';
+import type { ProgressReports } from './progress.js';
 import { retryDelay, type Backoff } from './retry-policy.js';
 
 /** One attempt of one task in this process. */
@@ -18,6 +19,10 @@ export class Attempt {
   done = false;
   /** performance.now() when it started. */
   readonly started = performance.now();
+  /** What it last reported with `ctx.progress`, as JSON text. */
+  progress: string | undefined = undefined;
+  /** The progress `task:progress` listeners were last told of. */
+  progressShown: string | undefined = undefined;
   private controller: AbortController | undefined;
   private abortReason: unknown;
 
@@ -43,6 +48,7 @@ export class Context implements TaskContext {
   constructor(
     private readonly current: Attempt,
     private readonly parentLogger: Logger,
+    private readonly reports: ProgressReports,
   ) {}
 
   get taskId(): string {
@@ -68,6 +74,10 @@ export class Context implements TaskContext {
   /** Made on first use: most tasks never log. */
   get logger(): Logger {
     return (this.scopedLogger ??= new AttemptLogger(this.current.task, this.parentLogger));
+  }
+
+  progress(value: Json): void {
+    this.reports.report(this.current, value);
   }
 }
 
@@ -191,6 +201,7 @@ export function applySettlement(task: ClaimedTask, settlement: Settlement): void
   if (settlement.error) task.errors.push(settlement.error);
   if (settlement.refund) task.attempts -= 1;
   if (settlement.result !== undefined) task.result = JSON.parse(settlement.result) as Json;
+  if (settlement.progress !== undefined) task.progress = JSON.parse(settlement.progress) as Json;
   if (settlement.state === 'queued') task.runAt = new Date(settlement.runAt ?? settlement.at);
   else task.finishedAt = new Date(settlement.at);
 }

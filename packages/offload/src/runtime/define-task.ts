@@ -1,10 +1,12 @@
+import type { StandardSchemaV1 } from '@standard-schema/spec';
 import {
   durationOption,
   integerOption,
   InvalidOptionError,
   rejectUnknownKeys,
 } from '../options-check.js';
-import type { Logger } from '../types.js';
+import type { Json, Logger } from '../types.js';
+import { checkSchema } from './payload-schema.js';
 import { checkBackoff, type Backoff } from './retry-policy.js';
 
 /** What a task's `run` gets besides its payload. */
@@ -21,6 +23,14 @@ export interface TaskContext {
   signal: AbortSignal;
   /** A logger bound to this task's id, name and attempt. */
   logger: Logger;
+  /**
+   * Records how far the task got, shown as `task.progress` and told to `task:progress`
+   * listeners: any JSON value, up to MAX_PROGRESS_LENGTH characters as JSON, such as
+   * `{ done: 40, total: 100 }`. Cheap to call on every item: the latest value is written at most
+   * once a second, and with the attempt's outcome. Throws an `InvalidPayloadError` for a value
+   * that is not JSON or is too large.
+   */
+  progress(value: Json): void;
 }
 
 /** The durable identity of a task (its `name`), the code that runs it and its policy. */
@@ -29,6 +39,15 @@ export interface TaskDefinition<P = unknown> {
   name: string;
   /** Runs one attempt. Resolve to succeed; throw to fail the attempt (see the error classes). */
   run(payload: P, ctx: TaskContext): unknown;
+  /**
+   * A Standard Schema (Zod 4, Valibot 1, ArkType 2, …) of the payload; with `defineTask`, it gives
+   * the payload its types. `enqueue` (and `request.background.add`) check the payload against it
+   * and refuse one that does not match with an `InvalidPayloadError` naming each path; the payload
+   * is stored as given. Before each attempt, the stored payload is checked again and `run` gets the
+   * schema's output (defaults filled in, values transformed); a stored payload that no longer
+   * matches fails the task for good, with a `PermanentError` that says why.
+   */
+  schema?: StandardSchemaV1;
   /** Attempts before the task fails for good; default the runtime's (5). */
   maxAttempts?: number;
   /** Timeout of one attempt, in ms; default the runtime's (60 s). */
@@ -58,10 +77,32 @@ const definitionKeys = [
   'backoff',
   'isolate',
   'module',
+  'schema',
 ];
 
-/** Declares a task. The payload type is yours to give; payloads must be JSON. */
-export function defineTask<P = unknown>(definition: TaskDefinition<P>): TaskDefinition<P> {
+/**
+ * The payload `enqueue` takes for `T`, a definition or a task's name: the input type of the
+ * definition's `schema` (what the schema accepts: a field with a default may be left out), or
+ * else the payload its `run` takes; anything for a name.
+ */
+export type PayloadOf<T> = T extends string
+  ? unknown
+  : T extends { readonly schema: infer S extends StandardSchemaV1 }
+    ? StandardSchemaV1.InferInput<S>
+    : T extends TaskDefinition<infer P>
+      ? P
+      : never;
+
+/**
+ * Declares a task. With a `schema`, the payload's types come from it: `run` gets the schema's
+ * output, and `enqueue` takes its input (see `PayloadOf`). Without one, the payload type is yours
+ * to give. Payloads must be JSON either way.
+ */
+export function defineTask<S extends StandardSchemaV1>(
+  definition: TaskDefinition<StandardSchemaV1.InferOutput<S>> & { schema: S },
+): TaskDefinition<StandardSchemaV1.InferOutput<S>> & { readonly schema: S };
+export function defineTask<P = unknown>(definition: TaskDefinition<P>): TaskDefinition<P>;
+export function defineTask(definition: TaskDefinition<unknown>): TaskDefinition<unknown> {
   checkDefinition(definition);
   return Object.freeze({ ...definition });
 }
@@ -86,6 +127,7 @@ export function checkDefinition(definition: TaskDefinition<never>): void {
   if (definition.priority !== undefined)
     integerOption(`${where}.priority`, definition.priority, -1000, 1000);
   if (definition.backoff !== undefined) checkBackoff(`${where}.backoff`, definition.backoff);
+  if (definition.schema !== undefined) checkSchema(where, definition.schema);
   checkIsolation(where, definition);
 }
 

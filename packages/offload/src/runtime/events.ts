@@ -1,10 +1,16 @@
-import type { Task } from '../types.js';
+import type { Json, Task } from '../types.js';
 
 /** What the runtime tells its listeners. `task` is the task as this attempt left it. */
 export interface RuntimeEvents {
   /** An attempt started. */
   'task:start': { task: Task };
   'task:success': { task: Task; duration: number };
+  /**
+   * A running task's progress (`ctx.progress`) was stored: at most once a second per task, and
+   * with the attempt's outcome (before its `task:success` or `task:error`) when it reported a
+   * value not yet told.
+   */
+  'task:progress': { task: Task; progress: Json };
   /** An attempt failed; `retryAt` is when it runs again, or null when it failed for good. */
   'task:error': { task: Task; error: unknown; duration: number; retryAt: Date | null };
   /** A failed attempt will be retried at `retryAt`. */

@@ -2,7 +2,7 @@ import { OffloadError } from '../errors/offload-error.js';
 import type { EnqueueResult, NewTask, Store } from '../store/store.js';
 import type { EnqueueOptions, ListFilter, SqlClient, Task, TaskPage } from '../types.js';
 import { Batcher } from './batcher.js';
-import type { TaskDefinition } from './define-task.js';
+import type { PayloadOf, TaskDefinition } from './define-task.js';
 import { Events, type Listener, type RuntimeEventName } from './events.js';
 import {
   checkListFilter,
@@ -15,6 +15,7 @@ import { accepting, stopCalled, stopReached, type Lifecycle } from './lifecycle.
 import { attachLogging, logWithError } from './log-listener.js';
 import { Maintenance } from './maintenance.js';
 import { newTask } from './new-task.js';
+import { checkPayload } from './payload-schema.js';
 import { resolveOptions, type RuntimeOptions, type Settings } from './options.js';
 import { kAnsweredRequest, Scheduler } from './scheduler.js';
 import { Settler } from './settler.js';
@@ -94,23 +95,32 @@ export class Runtime {
    * with an `InvalidOptionError` that says to add it to `tasks` (or, if another process runs it,
    * to enqueue it by name), rather than stored to wait for a process that runs it; so is a second
    * definition under the name of one it was given.
+   *
+   * A definition with a `schema` (given, or found by its name) checks the payload first: one it
+   * refuses rejects with an `InvalidPayloadError` naming each path, and nothing is stored.
    */
-  enqueue<P>(
-    task: TaskDefinition<P> | string,
-    payload: P,
+  enqueue<T extends TaskDefinition<never> | string>(
+    task: T,
+    payload: PayloadOf<T>,
     options?: EnqueueOptions,
-  ): Promise<Task<P>> {
+  ): Promise<Task<PayloadOf<T>>> {
+    type Stored = Task<PayloadOf<T>>;
     return new Promise((resolve, reject) => {
       if (options?.transaction === undefined) {
         // The hot path: no copy of the options.
         const prepared = this.prepare(task, payload, options ?? {});
-        return this.enqueues.add(prepared, (result) => resolve(result.task as Task<P>), reject);
+        const stored = (result: EnqueueResult) => resolve(result.task as Stored);
+        // A definition whose schema checks the payload asynchronously.
+        if (prepared instanceof Promise) {
+          return void prepared.then((ready) => this.enqueues.add(ready, stored, reject), reject);
+        }
+        return this.enqueues.add(prepared, stored, reject);
       }
       const { transaction, ...rest } = options;
-      this.writeIn(checkTransaction(transaction), [this.prepare(task, payload, rest)]).then(
-        ([result]) => resolve(result!.task as Task<P>),
-        reject,
-      );
+      const client = checkTransaction(transaction);
+      Promise.resolve(this.prepare(task, payload, rest))
+        .then((prepared) => this.writeIn(client, [prepared]))
+        .then(([result]) => resolve(result!.task as Stored), reject);
     });
   }
 
@@ -123,10 +133,13 @@ export class Runtime {
     { transaction }: { transaction?: SqlClient } = {},
   ): Promise<Task[]> {
     checkRequests(requests);
-    const tasks = requests.map((r, i) => {
+    const prepared = requests.map((r, i) => {
       checkRequest(r, i);
       return this.prepare(r.task, r.payload, r.options ?? {});
     });
+    const tasks = prepared.some((p) => p instanceof Promise)
+      ? await Promise.all(prepared)
+      : (prepared as NewTask[]);
     const results = await (transaction === undefined
       ? this.write(tasks)
       : this.writeIn(checkTransaction(transaction), tasks));
@@ -289,17 +302,23 @@ export class Runtime {
     return this.lifecycle.state === 'running' || (this.drains > 0 && !stopCalled(this.lifecycle));
   }
 
-  /** Checks the request; throws on bad input so nothing bad is stored. */
+  /**
+   * Checks the request; throws on bad input so nothing bad is stored. A promise when the task's
+   * schema checks the payload asynchronously; it rejects when the schema refuses it.
+   */
   private prepare(
     task: TaskDefinition<never> | string,
     payload: unknown,
     options: EnqueueOptions,
-  ): NewTask {
+  ): NewTask | Promise<NewTask> {
     if (!accepting(this.lifecycle)) throw stopped();
-    return newTask(task, givenDefinition(task, this.settings.tasks), payload, options, {
+    const definition = givenDefinition(task, this.settings.tasks);
+    const checked = definition?.schema === undefined ? null : checkPayload(definition, payload);
+    const prepared = newTask(task, definition, payload, options, {
       now: this.settings.clock.now(),
       maxAttempts: this.settings.maxAttempts,
     });
+    return checked === null ? prepared : checked.then(() => prepared);
   }
 
   private async write(tasks: NewTask[]): Promise<EnqueueResult[]> {

@@ -15,6 +15,8 @@ import { Batcher } from './batcher.js';
 import type { Events } from './events.js';
 import { logWithError } from './log-listener.js';
 import type { Settings } from './options.js';
+import { parseStored } from './payload-schema.js';
+import { ProgressReports } from './progress.js';
 import type { Backoff } from './retry-policy.js';
 import { RunningAttempts } from './running.js';
 import { runInThread } from './thread.js';
@@ -52,6 +54,7 @@ export class Settler {
   /** Each definition's backoff, merged over the runtime's. */
   private readonly backoffs = new Map<string, Required<Backoff>>();
   private noneRunningWaiters: (() => void)[] = [];
+  private readonly progress: ProgressReports;
 
   constructor(
     private readonly store: Store,
@@ -66,6 +69,7 @@ export class Settler {
       cooldown: SETTLE_COOLDOWN,
       maxBatch: SETTLE_BATCH,
     });
+    this.progress = new ProgressReports(store, settings, events);
   }
 
   /** How many attempts run here. */
@@ -102,10 +106,20 @@ export class Settler {
     let result: unknown;
     // Inside the try, too: reading `then` of what `run` returned may throw (a revoked Proxy).
     try {
-      result =
-        definition.isolate === 'thread'
-          ? runInThread(definition.module!, attempt, this.settings.logger)
-          : definition.run(task.payload, new Context(attempt, this.settings.logger));
+      if (definition.isolate === 'thread') {
+        // The thread checks the payload against the schema of the definition it loads.
+        result = runInThread(definition.module!, attempt, this.settings.logger, this.progress);
+      } else if (definition.schema === undefined) {
+        result = definition.run(task.payload, this.context(attempt));
+      } else {
+        const parsed = parseStored(definition, task.payload);
+        // An async schema may answer after the attempt timed out: it does not start then.
+        result = isThenable(parsed)
+          ? parsed.then(({ value }) =>
+              attempt.done ? undefined : definition.run(value, this.context(attempt)),
+            )
+          : definition.run(parsed.value, this.context(attempt));
+      }
       if (isThenable(result)) {
         result.then(
           (value) => this.finish(attempt, Success.of(value)),
@@ -151,6 +165,7 @@ export class Settler {
    * stop: the process can still exit cleanly.
    */
   async settleRemaining(): Promise<void> {
+    await this.progress.stop();
     await this.settlements.flushed();
     if (this.unsettled.size === 0) return;
     const outcomes = [...this.unsettled.values()];
@@ -196,7 +211,9 @@ export class Settler {
           this.backoffs.get(task.name)!,
           this.settings.random(),
         );
+    this.progress.end(attempt, settlement);
     this.settle(settlement, () => {
+      this.progress.stored(attempt, settlement);
       if (isInstance(outcome, Success)) {
         if (!this.events.has('task:success')) return;
         applySettlement(task, settlement);
@@ -212,6 +229,10 @@ export class Settler {
         this.events.emit('task:failed', { task, error: outcome });
       }
     });
+  }
+
+  private context(attempt: Attempt): Context {
+    return new Context(attempt, this.settings.logger, this.progress);
   }
 
   /** Frees the attempt's slot; the next task may start from the next turn. */
@@ -230,7 +251,7 @@ export class Settler {
   private abandonAttempt(attempt: Attempt, reason: AbortReason): void {
     this.release(attempt);
     attempt.abort(new TaskAbortedError(reason));
-    if (reason !== 'shutdown') return;
+    if (reason !== 'shutdown') return this.progress.end(attempt);
     const { task } = attempt;
     const now = this.settings.clock.now();
     const settlement: Settlement = {
@@ -241,7 +262,9 @@ export class Settler {
       runAt: now,
       refund: true,
     };
+    this.progress.end(attempt, settlement);
     this.settle(settlement, () => {
+      this.progress.stored(attempt, settlement);
       applySettlement(task, settlement);
       this.events.emit('task:release', { task });
     });

@@ -5,9 +5,11 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { PermanentError } from '../errors/permanent.js';
+import { encodeProgress } from '../json.js';
 import { retryLaterDelay } from '../errors/retry-later.js';
 import { describeThrown } from '../store/stored-error.js';
 import type { TaskContext, TaskDefinition } from './define-task.js';
+import { parseStored } from './payload-schema.js';
 import type { ThreadAttempt, ThreadError, ThreadMessage } from './thread.js';
 
 const attempt = workerData as ThreadAttempt;
@@ -35,8 +37,14 @@ try {
     // Never aborted here: the runtime ends the whole thread instead.
     signal: new AbortController().signal,
     logger,
+    progress(value) {
+      // Checked here, so that a bad value throws in the task's code, as it does outside a thread.
+      encodeProgress(value);
+      post({ kind: 'progress', value });
+    },
   };
-  const value: unknown = await definition.run(attempt.payload as never, context);
+  const { value: payload } = await parseStored(definition, attempt.payload);
+  const value: unknown = await definition.run(payload as never, context);
   post({ kind: 'success', value });
 } catch (error) {
   post({ kind: 'failure', error: describe(error) });

@@ -4,6 +4,8 @@ import type { ClaimedTask } from '../store/store.js';
 import { startThread } from '../threads.js';
 import type { Logger } from '../types.js';
 import type { Attempt } from './attempt.js';
+import { logWithError } from './log-listener.js';
+import type { ProgressReports } from './progress.js';
 
 /** What a task thread is given: one attempt of one task. */
 export interface ThreadAttempt {
@@ -32,6 +34,7 @@ export type ThreadMessage =
       obj: object;
       msg: string | undefined;
     }
+  | { kind: 'progress'; value: unknown }
   | { kind: 'success'; value: unknown }
   | { kind: 'failure'; error: ThreadError };
 
@@ -41,9 +44,15 @@ const ENTRY = new URL('./thread-worker.js', import.meta.url);
  * Runs one attempt in a worker thread of its own that loads `module` (the module exporting the
  * task's definition). Resolves with what `run` returned, rejects with what it threw. When the
  * attempt is aborted (timeout, cancel, shutdown) the thread is terminated at once, whatever it is
- * doing, so the runtime's slot and the process's CPU are free again.
+ * doing, so the runtime's slot and the process's CPU are free again. What the thread reports with
+ * `ctx.progress` (checked there) goes to `reports`.
  */
-export function runInThread(module: string, attempt: Attempt, logger: Logger): Promise<unknown> {
+export function runInThread(
+  module: string,
+  attempt: Attempt,
+  logger: Logger,
+  reports: ProgressReports,
+): Promise<unknown> {
   const { task } = attempt;
   const worker = startThread(ENTRY, {
     workerData: threadAttempt(module, task),
@@ -70,6 +79,14 @@ export function runInThread(module: string, attempt: Attempt, logger: Logger): P
           attempt: task.attempts,
         });
         taskLogger[message.level](message.obj, message.msg);
+      } else if (message.kind === 'progress') {
+        // Checked in the thread already, and structured clone keeps JSON as it is; still, nothing
+        // thrown in this listener may reach the process.
+        try {
+          reports.report(attempt, message.value);
+        } catch (error) {
+          logWithError(logger, 'warn', { taskId: task.id }, error, 'a progress report was refused');
+        }
       } else if (message.kind === 'success') {
         settle(() => resolve(message.value));
       } else {

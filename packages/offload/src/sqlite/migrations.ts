@@ -122,6 +122,10 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX offload_tasks_done ON offload_tasks (state, id, finished_at, name)
     WHERE state = 'succeeded' OR state = 'failed' OR state = 'canceled';
   `,
+  `
+  -- How far a task got, as its run last reported (JSON text); kept once it finishes.
+  ALTER TABLE offload_tasks ADD COLUMN progress TEXT;
+  `,
 ];
 
 /** The schema version this code writes and understands. */

@@ -17,6 +17,7 @@ import {
   type EnqueueResult,
   type Lease,
   type NewTask,
+  type ProgressUpdate,
   type Rescue,
   type Settlement,
   type SqlClient,
@@ -258,6 +259,10 @@ export class SqliteStore implements Store {
 
   async renew(leases: readonly Lease[], expiresAt: number): Promise<string[]> {
     return this.use(({ transactions }) => transactions.renew(leases, expiresAt));
+  }
+
+  async progress(updates: readonly ProgressUpdate[]): Promise<string[]> {
+    return this.use(({ transactions }) => transactions.progress(updates));
   }
 
   async rescue(now: number): Promise<Rescue[]> {

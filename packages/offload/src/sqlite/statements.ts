@@ -24,6 +24,7 @@ const END_ATTEMPT = `UPDATE offload_tasks SET
     run_at = coalesce(@runAt, run_at),
     finished_at = @finishedAt,
     result = @result,
+    progress = coalesce(@progress, progress),
     lease_owner = NULL,
     lease_expires_at = NULL,
     errors = ${APPEND_ERROR}
@@ -39,6 +40,8 @@ export interface EndAttempt {
   finishedAt: number | null;
   error: string | null;
   result: string | null;
+  /** Null keeps what is stored. */
+  progress: string | null;
 }
 
 type Statement<P extends unknown[] | object, R = unknown> = Database.Statement<P, R>;
@@ -87,6 +90,8 @@ export interface Statements {
   succeed: Statement<[string | null, number, number, number]>;
   rescue: Statement<[EndAttempt], TaskRow>;
   renew: Statement<[number, number, number]>;
+  /** Parameters: progress, id, lease. */
+  progress: Statement<[string, number, number]>;
   expired: Statement<[number], TaskRow>;
   runningOwners: Statement<[], string>;
   runningOf: Statement<[string], TaskRow>;
@@ -196,6 +201,9 @@ export function prepareStatements(db: Database.Database): Statements {
     rescue: db.prepare<[EndAttempt], TaskRow>(`${END_ATTEMPT} RETURNING ${TASK_COLUMNS}`),
     renew: db.prepare<[number, number, number]>(
       `UPDATE offload_tasks SET lease_expires_at = ? WHERE id = ? AND state = 'running' AND lease = ?`,
+    ),
+    progress: db.prepare<[string, number, number]>(
+      `UPDATE offload_tasks SET progress = ? WHERE id = ? AND state = 'running' AND lease = ?`,
     ),
 
     expired: one<[number]>(

@@ -9,6 +9,7 @@ import {
   type EnqueueResult,
   type Lease,
   type NewTask,
+  type ProgressUpdate,
   type Rescue,
   type Settlement,
   type StoreStats,
@@ -33,6 +34,7 @@ export interface Transactions {
   claim(statement: ClaimStatement, request: ClaimRequest): ClaimedRow[];
   settle(settlements: readonly Settlement[]): boolean[];
   renew(leases: readonly Lease[], expiresAt: number): string[];
+  progress(updates: readonly ProgressUpdate[]): string[];
   rescue(now: number, deadOwners: readonly string[]): Rescue[];
   cancel(id: number, now: number): Change | null;
   retry(id: number, now: number): Change | null;
@@ -110,7 +112,7 @@ export function createTransactions(
 
     settle: write((settlements: readonly Settlement[]) =>
       settlements.map((s) => {
-        if (s.state === 'succeeded' && !s.error && !s.refund) {
+        if (s.state === 'succeeded' && !s.error && !s.refund && s.progress === undefined) {
           return statements.succeed.run(s.result ?? null, s.at, rowId(s.id), s.lease).changes === 1;
         }
         const queued = s.state === 'queued';
@@ -123,6 +125,7 @@ export function createTransactions(
           finishedAt: queued ? null : s.at,
           error: s.error ? encodeError(s.error) : null,
           result: s.state === 'succeeded' ? (s.result ?? null) : null,
+          progress: s.progress ?? null,
         };
         return statements.settle.run(parameters).changes === 1;
       }),
@@ -132,6 +135,14 @@ export function createTransactions(
       const lost: string[] = [];
       for (const { id, lease } of leases) {
         if (statements.renew.run(expiresAt, rowId(id), lease).changes === 0) lost.push(id);
+      }
+      return lost;
+    }),
+
+    progress: write((updates: readonly ProgressUpdate[]) => {
+      const lost: string[] = [];
+      for (const { id, lease, progress } of updates) {
+        if (statements.progress.run(progress, rowId(id), lease).changes === 0) lost.push(id);
       }
       return lost;
     }),
@@ -154,6 +165,7 @@ export function createTransactions(
           finishedAt: failed ? now : null,
           error: encodeError(interruptedError(row.attempts, now, row.lease_owner)),
           result: null,
+          progress: null,
         });
         if (updated) rescued.push({ task: toTask(updated), owner: row.lease_owner });
       }

@@ -19,6 +19,7 @@ import {
   type EnqueueResult,
   type Lease,
   type NewTask,
+  type ProgressUpdate,
   type Rescue,
   type Settlement,
   type SqlClient,
@@ -43,6 +44,7 @@ interface Row {
   errors: TaskError[];
   /** JSON text, as the durable stores keep it. */
   result: string | null;
+  progress: string | null;
   owner: string | null;
   lease: number;
   leaseExpiresAt: number | null;
@@ -110,6 +112,7 @@ export class MemoryStore implements Store {
         finishedAt: null,
         errors: [],
         result: null,
+        progress: null,
         owner: null,
         lease: 0,
         leaseExpiresAt: null,
@@ -147,7 +150,14 @@ export class MemoryStore implements Store {
       row.lease += 1;
       row.leaseExpiresAt = leaseExpiresAt;
       const { payload, error } = decodePayload(row.payload);
-      claimed.push(Object.assign(toTask(row, payload), { lease: row.lease, payloadError: error }));
+      // As the durable stores: the claim does not read progress back (see ClaimedTask).
+      claimed.push(
+        Object.assign(toTask(row, payload), {
+          progress: null,
+          lease: row.lease,
+          payloadError: error,
+        }),
+      );
     }
     for (const entry of skipped) this.due.push(entry);
     return claimed;
@@ -161,6 +171,7 @@ export class MemoryStore implements Store {
       if (s.error) pushError(row, s.error);
       if (s.refund) row.attempts -= 1;
       if (s.state === 'succeeded') row.result = s.result ?? null;
+      if (s.progress !== undefined) row.progress = s.progress;
       row.owner = null;
       row.leaseExpiresAt = null;
       this.setState(row, s.state);
@@ -181,6 +192,17 @@ export class MemoryStore implements Store {
     for (const { id, lease } of leases) {
       const row = this.rows.get(parseRowId(id) ?? -1);
       if (row && row.state === 'running' && row.lease === lease) row.leaseExpiresAt = expiresAt;
+      else lost.push(id);
+    }
+    return lost;
+  }
+
+  async progress(updates: readonly ProgressUpdate[]): Promise<string[]> {
+    this.assertOpen();
+    const lost: string[] = [];
+    for (const { id, lease, progress } of updates) {
+      const row = this.rows.get(parseRowId(id) ?? -1);
+      if (row && row.state === 'running' && row.lease === lease) row.progress = progress;
       else lost.push(id);
     }
     return lost;
@@ -376,6 +398,7 @@ function toTask(row: Row, payload: unknown = decodePayload(row.payload).payload)
     finishedAt: row.finishedAt === null ? null : new Date(row.finishedAt),
     errors: row.errors.map((e) => ({ ...e, at: new Date(e.at) })),
     result: row.result === null ? null : decodeResult(row.result),
+    progress: row.progress === null ? null : decodeResult(row.progress),
   };
 }
 

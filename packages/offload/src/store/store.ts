@@ -59,6 +59,13 @@ export interface Store {
   renew(leases: readonly Lease[], expiresAt: number): Promise<string[]>;
 
   /**
+   * Records how far running tasks got, in one transaction, fenced as `renew` is: an update
+   * applies only while its task is `running` under the same lease token. Returns the ids of the
+   * tasks whose lease was lost (nothing is written for them). A task given twice takes the last.
+   */
+  progress(updates: readonly ProgressUpdate[]): Promise<string[]>;
+
+  /**
    * Hands back running tasks whose owner is gone or whose lease expired before `now`: `queued`
    * again, or `failed` when no attempt is left. The interrupted attempt stays counted.
    */
@@ -112,9 +119,18 @@ export interface Lease {
   lease: number;
 }
 
+/**
+ * A claimed task. Its `progress` is null whatever an earlier attempt reported: the claim does not
+ * read it back (claims are the hot path, and the attempt reports its own).
+ */
 export interface ClaimedTask extends Task, Lease {
   /** Set when the stored payload could not be read; the task cannot run. */
   payloadError: string | null;
+}
+
+export interface ProgressUpdate extends Lease {
+  /** How far the task got, as JSON text. */
+  progress: string;
 }
 
 export interface Settlement extends Lease {
@@ -129,6 +145,12 @@ export interface Settlement extends Lease {
   refund?: boolean;
   /** For `succeeded`: what `run` returned, as JSON text; absent when it returned nothing. */
   result?: string;
+  /**
+   * The attempt's latest progress, as JSON text, written with the outcome (a separate write could
+   * land after it and be refused by the fence); absent when the attempt reported none, which
+   * keeps what is stored.
+   */
+  progress?: string;
 }
 
 export interface Rescue {
@@ -193,5 +215,6 @@ export function insertedTask(id: string, input: NewTask): Task {
     finishedAt: null,
     errors: [],
     result: null,
+    progress: null,
   };
 }

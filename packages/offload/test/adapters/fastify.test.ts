@@ -220,7 +220,7 @@ describe('offload/fastify', () => {
   it('refuses at the call a task that is neither a defineTask definition nor a task name', async () => {
     const { app, runtime } = await appWith();
     app.post('/', async (request) => {
-      request.background.add((async () => {}) as never, { n: 1 });
+      request.background.add((async () => {}) as never, { n: 1 } as never);
       return { ok: true };
     });
     const response = await app.inject({ method: 'POST', url: '/' });
@@ -241,7 +241,7 @@ describe('offload/fastify', () => {
       ['', 'the string "", which is no task name'],
     ] as const) {
       assert.throws(
-        () => background.add(task as never, { n: 1 }),
+        () => background.add(task as never, { n: 1 } as never),
         (error: unknown) =>
           error instanceof InvalidOptionError &&
           error.message.includes(`definition, or the name of one, got ${got}. Define`),

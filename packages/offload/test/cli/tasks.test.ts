@@ -48,7 +48,10 @@ describe('offload tasks', () => {
   before(async () => {
     const broken = defineTask({
       name: 'broken',
-      run: () => Promise.reject(new PermanentError('the SMTP server said no')),
+      run: (_payload, ctx) => {
+        ctx.progress({ sent: 0, of: 1 });
+        return Promise.reject(new PermanentError('the SMTP server said no'));
+      },
     });
     const runtime = createRuntime({
       store: sqliteStore({ path: join(temp.dir, 'cli.db') }),
@@ -83,7 +86,7 @@ describe('offload tasks', () => {
     assert.equal(page.nextCursor, null);
   });
 
-  it('shows one task with its payload and errors', async () => {
+  it('shows one task with its payload, errors and progress', async () => {
     const { code, stdout } = await cli('tasks', 'show', failed.id);
     assert.equal(code, 0);
     const task = JSON.parse(stdout) as {
@@ -91,8 +94,10 @@ describe('offload tasks', () => {
       payload: unknown;
       errors: { name: string }[];
       lastError: { message: string };
+      progress: unknown;
     };
     assert.equal(task.state, 'failed');
+    assert.deepEqual(task.progress, { sent: 0, of: 1 });
     assert.deepEqual(task.payload, { to: 'ada@example.com' });
     assert.equal(task.errors[0]?.name, 'PermanentError');
     assert.equal(task.lastError.message, 'the SMTP server said no');

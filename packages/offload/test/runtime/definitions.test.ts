@@ -17,7 +17,7 @@ describe('enqueue by definition and by name', () => {
       [42, '42'],
       [null, 'null'],
     ] as const) {
-      await assert.rejects(runtime.enqueue(task as never, {}), (error: unknown) => {
+      await assert.rejects(runtime.enqueue(task as never, {} as never), (error: unknown) => {
         assert.ok(error instanceof InvalidOptionError);
         assert.match(
           error.message,

@@ -14,8 +14,8 @@ import {
   type RuntimeOptions,
 } from '../../src/index.js';
 import { sqliteStore } from '../../src/sqlite/index.js';
-import { exit, refuse, spin, sum } from '../fixtures/thread-tasks.js';
-import { captureLogger, nextEvent, waitUntil } from '../helpers.js';
+import { count, exit, greet, refuse, spin, sum } from '../fixtures/thread-tasks.js';
+import { captureLogger, newStoredTask, nextEvent, waitUntil } from '../helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'offload-thread-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -28,7 +28,7 @@ function runtimeWith(options: Partial<RuntimeOptions> = {}) {
   const logger = captureLogger();
   const runtime = createRuntime({
     store: memoryStore(),
-    tasks: [sum, spin, refuse, exit],
+    tasks: [sum, spin, refuse, exit, count, greet],
     logger,
     shutdownGrace: 0,
     ...options,
@@ -50,6 +50,43 @@ async function sizeOnceStill(file: string, quiet = 150): Promise<number> {
 }
 
 describe("isolate: 'thread'", () => {
+  it("checks the stored payload against the schema in the thread, and runs it with the schema's output", async () => {
+    const store = memoryStore();
+    await store.open();
+    // Stored by an older version of the task: no longer what the schema takes.
+    const [old] = await store.enqueue([
+      newStoredTask({ name: 'thread.greet', payload: '{"name":7}', runAt: 0, createdAt: 0 }),
+    ]);
+    const { runtime } = runtimeWith({ store });
+    const task = await runtime.enqueue(greet, { name: 'Ada' });
+    await runtime.drain();
+    assert.equal((await runtime.get(task.id))?.result, 'Hello, Ada');
+    const failed = await runtime.get(old!.task.id);
+    assert.deepEqual([failed?.state, failed?.attempts], ['failed', 1]);
+    assert.equal(failed?.errors[0]?.name, 'PermanentError');
+    assert.match(
+      failed?.errors[0]?.message ?? '',
+      /^payload\.name: Invalid input: expected string/,
+    );
+  });
+
+  it('takes the progress a thread reports, checked in the thread, and stores the last with the outcome', async () => {
+    const { runtime } = runtimeWith();
+    const reported: unknown[] = [];
+    runtime.on('task:progress', ({ progress }) => reported.push(progress));
+    const task = await runtime.enqueue(count, { count: 500 });
+    await runtime.drain();
+    const done = await runtime.get(task.id);
+    assert.equal(done?.state, 'succeeded');
+    assert.deepEqual(done?.progress, { done: 500, total: 500 });
+    assert.match(
+      (done?.result as { refused: string }).refused,
+      /^progress\.at is a Date, not a plain object/,
+    );
+    assert.deepEqual(reported.at(-1), { done: 500, total: 500 });
+    assert.ok(reported.length < 500, `reports are coalesced, got ${reported.length} events`);
+  });
+
   it('runs the attempt in a thread: the payload goes in, the result and the logs come back', async () => {
     const { runtime, logger } = runtimeWith();
     await runtime.start();

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, describe, it } from 'node:test';
 import pg from 'pg';
-import { createRuntime, defineTask, type Runtime } from '../../src/index.js';
+import { createRuntime, defineTask, type Runtime, type TaskDefinition } from '../../src/index.js';
 import { AbsentOwners } from '../../src/postgres/absent-owners.js';
 import { lockClassOf } from '../../src/postgres/options.js';
 import { postgresStore, type PostgresStore } from '../../src/postgres/postgres-store.js';
@@ -47,7 +47,7 @@ describe('postgres: a live process keeps its running tasks when its liveness con
   async function startRuntime(options: {
     owner: string;
     url?: string;
-    tasks?: ReturnType<typeof defineTask<{ n: number }>>[];
+    tasks?: TaskDefinition<{ n: number }>[];
     concurrency?: number;
     entries?: LogEntry[];
   }): Promise<{ runtime: Runtime; store: PostgresStore; logs: LogEntry[] }> {

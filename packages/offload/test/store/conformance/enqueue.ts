@@ -43,6 +43,7 @@ export function describeEnqueue(makeStore: MakeStore): void {
         finishedAt: null,
         errors: [],
         result: null,
+        progress: null,
       });
       assert.deepEqual(await store.get(first.id), first);
       assert.deepEqual(await store.get(second.id), second);

@@ -6,6 +6,7 @@ import { describeGet, describeList } from './get-list.js';
 import type { MakeStore } from './harness.js';
 import { describeLifecycle } from './lifecycle.js';
 import { describePayloads } from './payloads.js';
+import { describeProgress } from './progress.js';
 import { describePrune } from './prune.js';
 import { describeRenew } from './renew.js';
 import { describeRescue } from './rescue.js';
@@ -25,6 +26,7 @@ export function storeConformance(name: string, makeStore: MakeStore): void {
     describeClaim(makeStore);
     describeSettle(makeStore);
     describeRenew(makeStore);
+    describeProgress(makeStore);
     describeRescue(makeStore);
     describeGet(makeStore);
     describeList(makeStore);
