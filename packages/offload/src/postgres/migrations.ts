@@ -57,6 +57,27 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TRIGGER tasks_added AFTER INSERT ON {schema}.tasks
     FOR EACH STATEMENT EXECUTE FUNCTION {schema}.notify_tasks();
   `,
+  `
+  -- Schedules: named rules that enqueue a task at due times. The runtime writes rule and options
+  -- as JSON text and reads them back; the store never interprets them.
+  CREATE TABLE {schema}.schedules (
+    name         text    COLLATE "C" PRIMARY KEY,
+    rule         text    NOT NULL,
+    task         text    NOT NULL,
+    payload      text    NOT NULL,
+    options      text    NOT NULL,
+    paused       boolean NOT NULL DEFAULT false,
+    next_run_at  bigint,
+    last_run_at  bigint,
+    last_task_id text,
+    created_at   bigint  NOT NULL,
+    updated_at   bigint  NOT NULL
+  );
+
+  -- The firing loop: the earliest due time, and the due schedules in due order.
+  CREATE INDEX schedules_due ON {schema}.schedules (next_run_at)
+    WHERE NOT paused AND next_run_at IS NOT NULL;
+  `,
 ];
 
 /** The schema version this code writes and understands. */
