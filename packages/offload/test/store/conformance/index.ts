@@ -9,6 +9,7 @@ import { describePayloads } from './payloads.js';
 import { describePrune } from './prune.js';
 import { describeRenew } from './renew.js';
 import { describeRescue } from './rescue.js';
+import { describeSchedules } from './schedules.js';
 import { describeSettle } from './settle.js';
 import { describeStats } from './stats.js';
 
@@ -33,5 +34,6 @@ export function storeConformance(name: string, makeStore: MakeStore): void {
     describePrune(makeStore);
     describeStats(makeStore);
     describePayloads(makeStore);
+    describeSchedules(makeStore);
   });
 }
