@@ -67,10 +67,13 @@ export function planFiring(schedule: StoredSchedule, now: number): Firing {
   const from = schedule.nextRunAt;
   const clock = clockworkOf(schedule.rule);
   const options = JSON.parse(schedule.options) as StoredOptions;
-  const next = clock.next(now);
   if (from === null || from > now) {
-    return { plan: { tasks: [], lastRunAt: null, nextRunAt: from ?? next }, missed: null };
+    return {
+      plan: { tasks: [], lastRunAt: null, nextRunAt: from ?? clock.next(now) },
+      missed: null,
+    };
   }
+  const next = clock.following(from, now);
   // One more than may run: the one before the runs, if not run, is the last missed.
   const { times, overflow } = clock.dueTimes(from, now, options.maxCatchUp + 1);
   const onTime = times.filter((time) => time >= now - MISSED_AFTER);

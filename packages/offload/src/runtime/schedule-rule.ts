@@ -149,6 +149,11 @@ export interface Clockwork {
   /** The first due time strictly after `after`, or null when there is none. */
   next(after: number): number | null;
   /**
+   * The first due time strictly after `now` of the series that `from` is a due time of: an
+   * interval keeps the times it started with rather than starting over from `now`.
+   */
+  following(from: number, now: number): number | null;
+  /**
    * Due times from `from` (a due time) to `now`, in order: all of them when there are at most
    * `max`, else the last `max` with `overflow` set (earlier ones exist).
    */
@@ -160,6 +165,8 @@ export function clockwork(timing: Timing): Clockwork {
     const { every } = timing;
     return {
       next: (after) => after + every,
+      following: (from, now) =>
+        from > now ? from : from + (Math.floor((now - from) / every) + 1) * every,
       dueTimes(from, now, max) {
         if (from > now) return { times: [], overflow: false };
         const count = Math.floor((now - from) / every) + 1;
@@ -173,6 +180,7 @@ export function clockwork(timing: Timing): Clockwork {
   const next = (after: number) => cron.nextRun(new Date(after))?.getTime() ?? null;
   return {
     next,
+    following: (_from, now) => next(now),
     dueTimes(from, now, max) {
       const times: number[] = [];
       for (let t: number | null = from; t !== null && t <= now; t = next(t)) {
