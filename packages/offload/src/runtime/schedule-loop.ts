@@ -65,11 +65,14 @@ export class ScheduleLoop {
     this.underWay = look;
   }
 
-  private delayAfter({ more, nextRunAt }: FireOutcome): number {
+  private delayAfter({ more, nextRunAt, now }: FireOutcome): number {
     const { pollInterval, clock } = this.settings;
     if (more) return 0;
     if (nextRunAt === null) return pollInterval;
-    const wait = nextRunAt - clock.now();
-    return Math.min(wait > 0 ? wait : FIRED_ELSEWHERE_WAIT, pollInterval);
+    // Due when the look began, yet not fired by it (it fired every due schedule it could take):
+    // another process is firing it.
+    if (nextRunAt <= now) return Math.min(FIRED_ELSEWHERE_WAIT, pollInterval);
+    // Due since the look began, or later.
+    return Math.min(Math.max(nextRunAt - clock.now(), 0), pollInterval);
   }
 }

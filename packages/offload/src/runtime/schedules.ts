@@ -77,6 +77,8 @@ export interface FireOutcome {
   more: boolean;
   /** The earliest due time of the schedules that are not paused, or null. */
   nextRunAt: number | null;
+  /** The time the look fired by. */
+  now: number;
 }
 
 /**
@@ -259,7 +261,7 @@ export class Schedules {
         this.events.emit('schedule:fire', { schedule: schedule.name, task });
       }
     }
-    return { fired, more: result.fired.length === FIRE_BATCH, nextRunAt: result.nextRunAt };
+    return { fired, more: result.fired.length === FIRE_BATCH, nextRunAt: result.nextRunAt, now };
   }
 
   private definitionOf(task: unknown): TaskDefinition<never> | undefined {
