@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import Database from 'better-sqlite3';
 import {
   createRuntime,
   defineTask,
@@ -198,6 +199,53 @@ describe('schedules: firing', () => {
     const second = await nextEvent(runtime, 'schedule:fire', 5000);
     assert.ok(second.task.runAt > task.runAt);
     await runtime.stop();
+  });
+
+  it('fires a schedule another process set in the store, looking at least every pollInterval', async () => {
+    const temp = tempDir();
+    const path = join(temp.dir, 'offload.db');
+    const firing = createRuntime({ store: sqliteStore({ path }), logger: captureLogger() });
+    const setting = createRuntime({ store: sqliteStore({ path }), logger: captureLogger() });
+    try {
+      await firing.start();
+      const fired = nextEvent(firing, 'schedule:fire', 5000);
+      await setting.schedules.set('from-elsewhere', { cron: '* * * * * *' }, 'job', null);
+      assert.equal((await fired).schedule, 'from-elsewhere');
+    } finally {
+      await setting.stop();
+      await firing.stop();
+      temp.remove();
+    }
+  });
+
+  it('reports a stored rule it cannot read, and goes on firing the others', async () => {
+    const temp = tempDir();
+    const path = join(temp.dir, 'offload.db');
+    const clock = clockAt(Date.UTC(2026, 0, 1));
+    const runtime = createRuntime({ store: sqliteStore({ path }), clock, logger: captureLogger() });
+    try {
+      const errors: RuntimeEvents['runtime:error'][] = [];
+      runtime.on('runtime:error', (event) => void errors.push(event));
+      await runtime.schedules.set('good', { every: MINUTE }, 'job', null);
+      await runtime.schedules.set('bad', { every: MINUTE }, 'job', null);
+      const raw = new Database(path);
+      raw
+        .prepare(`UPDATE offload_schedules SET rule = ? WHERE name = 'bad'`)
+        .run('{"cron":"not cron","timezone":"UTC"}');
+      raw.close();
+      clock.advance(MINUTE);
+      assert.equal(await runtime.schedules.fireDue(), 1);
+      assert.deepEqual(
+        errors.map((e) => e.during),
+        ['firing schedule "bad" (its stored rule cannot be read; set it again)'],
+      );
+      assert.equal((await runtime.schedules.get('bad'))?.nextRunAt, null, 'it fires no more');
+      const fixed = await runtime.schedules.set('bad', { every: MINUTE }, 'job', null);
+      assert.deepEqual(fixed.nextRunAt, new Date(clock.now() + MINUTE), 'until it is set again');
+    } finally {
+      await runtime.stop();
+      temp.remove();
+    }
   });
 });
 
