@@ -61,10 +61,16 @@ function scheduleSql(schema: string) {
     due: `SELECT ${COLUMNS} FROM ${schedules}
       WHERE ${DUE} AND next_run_at <= $1 ORDER BY next_run_at LIMIT $2
       FOR UPDATE SKIP LOCKED`,
-    // $1 next run at, $2 last run at, $3 last task id, $4 name.
-    advance: `UPDATE ${schedules} SET next_run_at = $1,
-        last_run_at = coalesce($2, last_run_at), last_task_id = coalesce($3, last_task_id)
-      WHERE name = $4 RETURNING ${COLUMNS}`,
+    // $1 names, $2 next run at, $3 last run at, $4 last task ids: the schedules of one firing.
+    advance: `UPDATE ${schedules} s SET next_run_at = u.next_run_at,
+        last_run_at = coalesce(u.last_run_at, s.last_run_at),
+        last_task_id = coalesce(u.last_task_id, s.last_task_id)
+      FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[])
+        AS u (name, next_run_at, last_run_at, last_task_id)
+      WHERE s.name = u.name
+      RETURNING ${COLUMNS.split(', ')
+        .map((column) => `s.${column}`)
+        .join(', ')}`,
   };
 }
 
@@ -133,22 +139,29 @@ export class PostgresSchedules {
     if (first === null || first > now) return { fired: [], nextRunAt: first };
     return this.inTransaction(pool, async (client) => {
       const { rows } = await client.query<ScheduleRow>(this.sql.due, [now, limit]);
-      const fired = [];
-      for (const row of rows) {
-        const { tasks, lastRunAt, nextRunAt } = plan(toSchedule(row));
-        const results: EnqueueResult[] =
-          tasks.length === 0
-            ? []
-            : await enqueueTasks(tasks, (name, values) => client.query(this.tasks[name], values));
-        const last = results.length > 0 ? results[results.length - 1]!.task.id : null;
-        const advanced = await client.query<ScheduleRow>(this.sql.advance, [
-          nextRunAt,
-          last === null ? null : lastRunAt,
-          last,
-          row.name,
-        ]);
-        fired.push({ schedule: toSchedule(advanced.rows[0]!), results });
-      }
+      if (rows.length === 0) return { fired: [], nextRunAt: await this.firstDue(client) };
+      // The same few statements however many schedules are due: their tasks in one insert, their
+      // next times in one update.
+      const plans = rows.map((row) => plan(toSchedule(row)));
+      const tasks = plans.flatMap((p) => p.tasks);
+      const enqueued: EnqueueResult[] =
+        tasks.length === 0
+          ? []
+          : await enqueueTasks(tasks, (name, values) => client.query(this.tasks[name], values));
+      let next = 0;
+      const results = plans.map((p) => enqueued.slice(next, (next += p.tasks.length)));
+      const lastIds = results.map((r) => r.at(-1)?.task.id ?? null);
+      const advanced = await client.query<ScheduleRow>(this.sql.advance, [
+        rows.map((row) => row.name),
+        plans.map((p) => p.nextRunAt),
+        plans.map((p, i) => (lastIds[i] === null ? null : p.lastRunAt)),
+        lastIds,
+      ]);
+      const byName = new Map(advanced.rows.map((row) => [row.name, toSchedule(row)]));
+      const fired = rows.map((row, i) => ({
+        schedule: byName.get(row.name)!,
+        results: results[i]!,
+      }));
       return { fired, nextRunAt: await this.firstDue(client) };
     });
   }
