@@ -106,11 +106,12 @@ export interface Store {
   /** Deletes the schedule; false when the name is unknown. Tasks it fired stay. */
   removeSchedule(name: string): Promise<boolean>;
   /**
-   * Fires up to `limit` schedules that are not paused and due by `now`, each in the same
-   * transaction as the tasks it enqueues, so that a due time fires once however many processes
-   * call this at once: a schedule another call is firing is skipped, not waited for. `plan` (which
-   * must not throw) says, per schedule, what to enqueue and when it is due next; the tasks carry
-   * keys, so a task already stored under its key is returned rather than stored twice.
+   * Fires up to `limit` schedules that are not paused and due by `now`, earliest first, in one
+   * transaction with the tasks they enqueue, so that a due time fires once however many processes
+   * call this at once: a schedule another call is firing is skipped (PostgreSQL), or read again as
+   * that call left it (SQLite, whose write transactions take turns). `plan` (which must not throw)
+   * says, per schedule, what to enqueue and when it is due next; the tasks carry keys, so a task
+   * already stored under its key is returned rather than stored twice.
    */
   fireSchedules(request: FireRequest): Promise<FireResult>;
 }
