@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger as PinoLogger } from 'pino';
-import { createRuntime, openStore, type Runtime, type Store } from 'offload';
+import { createRuntime, openStore, type Runtime, type Store, type TaskDefinition } from 'offload';
 import { Notifications, type DeliveryCall, type Resolver } from '@offload/notifications';
 import { buildApp } from './app.js';
 import { describeConfig, type ServiceConfig } from './config.js';
@@ -8,6 +8,7 @@ import { limitConnections } from './connections.js';
 import { gracefulClose } from './drain.js';
 import { listenError } from './listen-error.js';
 import { ServiceMetrics } from './metrics.js';
+import { scheduledNotificationTask } from './scheduled-notification.js';
 
 export interface ServiceOptions {
   logger: PinoLogger;
@@ -63,9 +64,13 @@ export function createServiceRuntime(
     ...(options.resolve ? { resolve: options.resolve } : {}),
     ...(options.onCall ? { onCall: options.onCall } : {}),
   });
+  // Defined before the runtime it enqueues on (which needs it among its tasks); runs after.
+  const scheduled = scheduledNotificationTask(notifications, (requests) =>
+    runtime.enqueueMany(requests),
+  );
   const runtime = createRuntime({
     store,
-    tasks: notifications.tasks,
+    tasks: [...notifications.tasks, scheduled as TaskDefinition<never>],
     timeout: config.taskTimeout,
     shutdownGrace: config.shutdownGrace,
     ...(config.concurrency === undefined ? {} : { concurrency: config.concurrency }),

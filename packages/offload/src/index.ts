@@ -9,6 +9,8 @@ export {
 } from './runtime/define-task.js';
 export type { Backoff } from './runtime/retry-policy.js';
 export type { RuntimeEvents, RuntimeEventName } from './runtime/events.js';
+export type { Schedule, ScheduleOptions, Schedules, StoredRule } from './runtime/schedules.js';
+export type { CatchUp, CronRule, IntervalRule, ScheduleRule } from './runtime/schedule-rule.js';
 export { memoryStore, MemoryStore } from './store/memory.js';
 export {
   DEFAULT_DATABASE_URL,

@@ -4,10 +4,13 @@ import { OffloadError } from '../errors/offload-error.js';
 import { unknownOption, unknownWord, UsageError } from './args.js';
 import { MIGRATE_USAGE, migrateCommand } from './migrate.js';
 import { tasksCommand, TASKS_USAGE } from './tasks.js';
+import { schedulesCommand, SCHEDULES_USAGE } from './schedules.js';
 
 const USAGE = `offload — durable background tasks for Node.js
 
 ${TASKS_USAGE}
+
+${SCHEDULES_USAGE}
 
 ${MIGRATE_USAGE}
 
@@ -15,6 +18,7 @@ offload --help | --version`;
 
 const COMMANDS = {
   tasks: { run: tasksCommand, usage: TASKS_USAGE },
+  schedules: { run: schedulesCommand, usage: SCHEDULES_USAGE },
   migrate: { run: migrateCommand, usage: MIGRATE_USAGE },
 } as const;
 

@@ -61,6 +61,27 @@ export const MIGRATIONS: readonly string[] = [
   -- How far a task got, as its run last reported (JSON text); kept once it finishes.
   ALTER TABLE {schema}.tasks ADD COLUMN progress text;
   `,
+  `
+  -- Schedules: named rules that enqueue a task at due times. The runtime writes rule and options
+  -- as JSON text and reads them back; the store never interprets them.
+  CREATE TABLE {schema}.schedules (
+    name         text    COLLATE "C" PRIMARY KEY,
+    rule         text    NOT NULL,
+    task         text    NOT NULL,
+    payload      text    NOT NULL,
+    options      text    NOT NULL,
+    paused       boolean NOT NULL DEFAULT false,
+    next_run_at  bigint,
+    last_run_at  bigint,
+    last_task_id text,
+    created_at   bigint  NOT NULL,
+    updated_at   bigint  NOT NULL
+  );
+
+  -- The firing loop: the earliest due time, and the due schedules in due order.
+  CREATE INDEX schedules_due ON {schema}.schedules (next_run_at)
+    WHERE NOT paused AND next_run_at IS NOT NULL;
+  `,
 ];
 
 /** The schema version this code writes and understands. */

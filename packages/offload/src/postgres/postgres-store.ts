@@ -6,7 +6,10 @@ import {
   type ClaimedTask,
   type ClaimRequest,
   type EnqueueResult,
+  type FireRequest,
+  type FireResult,
   type Lease,
+  type NewSchedule,
   type NewTask,
   type ProgressUpdate,
   type Rescue,
@@ -14,6 +17,7 @@ import {
   type SqlClient,
   type Store,
   type StoreStats,
+  type StoredSchedule,
 } from '../store/store.js';
 import { AbsentOwners } from './absent-owners.js';
 import { enqueueTasks, type EnqueueStatement } from './enqueue.js';
@@ -25,6 +29,7 @@ import { migrate, quoteIdentifier } from './migrations.js';
 import { postgresSettings, type PostgresStoreOptions } from './options.js';
 import { byClaimOrder, toClaimedTask, toTask, type TaskRow } from './rows.js';
 import { endAttempts, rounds } from './settlements.js';
+import { PostgresSchedules } from './schedules.js';
 import { buildSql, type Sql } from './sql.js';
 import { checkId, isTaskId } from './task-ids.js';
 
@@ -57,6 +62,7 @@ export class PostgresStore implements Store {
   /** A rescue of this store is under way (another one at once would find the lock taken). */
   private rescuing = false;
   private readonly maintenanceContext: MaintenanceContext;
+  private readonly schedules: PostgresSchedules;
 
   constructor(options: PostgresStoreOptions) {
     const settings = postgresSettings(options);
@@ -68,6 +74,7 @@ export class PostgresStore implements Store {
     this.logger = settings.logger;
     this.mustExist = settings.mustExist;
     this.maintenanceContext = { sql: this.sql, lockClass: this.lockClass, logger: this.logger };
+    this.schedules = new PostgresSchedules(this.schema, this.sql, this.logger);
   }
 
   open(): Promise<void> {
@@ -326,6 +333,42 @@ export class PostgresStore implements Store {
     );
     const at = oldest.rows[0]?.at ?? null;
     return { counts: counts.rows, oldestDue: at === null ? null : Number(at) };
+  }
+
+  async setSchedule(schedule: NewSchedule, now: number): Promise<StoredSchedule> {
+    return this.use((pool) => this.schedules.set(pool, schedule, now));
+  }
+
+  async getSchedule(name: string): Promise<StoredSchedule | null> {
+    return this.use((pool) => this.schedules.get(pool, name));
+  }
+
+  async listSchedules(): Promise<StoredSchedule[]> {
+    return this.use((pool) => this.schedules.list(pool));
+  }
+
+  async pauseSchedule(name: string, now: number): Promise<StoredSchedule | null> {
+    return this.use((pool) => this.schedules.pause(pool, name, now));
+  }
+
+  async resumeSchedule(
+    name: string,
+    now: number,
+    next: (schedule: StoredSchedule) => number | null,
+  ): Promise<StoredSchedule | null> {
+    return this.use((pool) => this.schedules.resume(pool, name, now, next));
+  }
+
+  async removeSchedule(name: string): Promise<boolean> {
+    return this.use((pool) => this.schedules.remove(pool, name));
+  }
+
+  /**
+   * One transaction: the due schedules are locked with `FOR UPDATE SKIP LOCKED`, so processes
+   * firing at once each take other schedules, and a due time fires once.
+   */
+  async fireSchedules(request: FireRequest): Promise<FireResult> {
+    return this.use((pool) => this.schedules.fire(pool, request));
   }
 
   /** A state change of one task: the task as it is after the change, or as it was. */

@@ -24,6 +24,10 @@ export interface RuntimeEvents {
   'task:release': { task: Task };
   /** Queued tasks whose name no loaded definition knows: they wait. */
   'task:unknown': { name: string; count: number };
+  /** A schedule enqueued `task`, due at `task.runAt`. */
+  'schedule:fire': { schedule: string; task: Task };
+  /** Due times of a schedule, from `since` to `until`, were not run (its catch-up policy). */
+  'schedule:missed': { schedule: string; since: Date; until: Date };
   /** The store or a listener failed; the runtime goes on. */
   'runtime:error': { error: unknown; during: string };
 }

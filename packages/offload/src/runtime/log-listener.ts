@@ -69,6 +69,12 @@ export function attachLogging(events: Events, logger: Logger): void {
       'queued tasks have a name that no loaded task definition knows; they wait until a process that defines it runs',
     ),
   );
+  events.on('schedule:missed', ({ schedule, since, until }) =>
+    logger.warn(
+      { schedule, since, until },
+      'a schedule missed due times while no process fired it; its catch-up policy did not run them',
+    ),
+  );
   events.on('runtime:error', ({ error, during }) =>
     logWithError(logger, 'error', { during }, error, `error while ${during}`),
   );

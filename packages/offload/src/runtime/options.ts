@@ -31,7 +31,7 @@ export interface RuntimeOptions {
   backoff?: Backoff;
   /** On stop, how long running tasks may finish before they are aborted and handed back, in ms. Default 25 s. */
   shutdownGrace?: number;
-  /** How often to look for due tasks when nothing woke the runtime, in ms. Default 1 s. */
+  /** How often to look for due tasks, and for schedules other processes set, when nothing woke the runtime, in ms. Default 1 s. */
   pollInterval?: number;
   /** A claimed task's lease, renewed while it runs, in ms. Default 30 s. */
   leaseDuration?: number;

@@ -16,6 +16,8 @@ import { attachLogging, logWithError } from './log-listener.js';
 import { Maintenance } from './maintenance.js';
 import { newTask } from './new-task.js';
 import { checkPayload } from './payload-schema.js';
+import { ScheduleLoop } from './schedule-loop.js';
+import { Schedules } from './schedules.js';
 import { resolveOptions, type RuntimeOptions, type Settings } from './options.js';
 import { kAnsweredRequest, Scheduler } from './scheduler.js';
 import { Settler } from './settler.js';
@@ -41,6 +43,9 @@ export class Runtime {
   private readonly scheduler: Scheduler;
   private readonly settler: Settler;
   private readonly maintenance: Maintenance;
+  /** Named rules that enqueue a task at due times; see docs/schedules.md. */
+  readonly schedules: Schedules;
+  private readonly scheduleLoop: ScheduleLoop;
 
   private lifecycle: Lifecycle = { state: 'idle' };
   /** `drain()` calls under way: they let tasks be claimed whether or not the runtime started. */
@@ -75,6 +80,19 @@ export class Runtime {
       rescued: (task) => this.scheduler.wake(task.name, task.runAt.getTime()),
       leaseLost: (id) => this.settler.abandon(id, 'lease-lost'),
     });
+    this.schedules = new Schedules(this.store, this.settings, this.events, {
+      whenOpen: (read) => this.whenOpen(read),
+      checkAccepting: () => {
+        if (!accepting(this.lifecycle)) throw stopped();
+      },
+      fired: (task) => this.scheduler.wake(task.name, task.runAt.getTime()),
+      changed: () => this.scheduleLoop.wake(),
+    });
+    this.scheduleLoop = new ScheduleLoop(
+      () => this.schedules.fireOnce(),
+      this.settings,
+      this.events,
+    );
   }
 
   [kAnsweredRequest](): void {
@@ -265,6 +283,7 @@ export class Runtime {
       this.lifecycle = { state: 'running', started: lifecycle.started };
     }
     await this.maintenance.start();
+    if (this.lifecycle.state === 'running') this.scheduleLoop.start();
     this.scheduler.pump();
   }
 
@@ -280,6 +299,7 @@ export class Runtime {
       }
     };
     await started?.catch(() => undefined);
+    await this.scheduleLoop.stop();
     await this.scheduler.stop();
     if (this.settler.size > 0) await this.settler.noneRunning(this.settings.shutdownGrace);
     this.settler.handBack();

@@ -126,6 +126,27 @@ export const MIGRATIONS: readonly string[] = [
   -- How far a task got, as its run last reported (JSON text); kept once it finishes.
   ALTER TABLE offload_tasks ADD COLUMN progress TEXT;
   `,
+  `
+  -- Schedules: named rules that enqueue a task at due times. The runtime writes rule and options
+  -- as JSON text and reads them back; the store never interprets them.
+  CREATE TABLE offload_schedules (
+    name         TEXT    PRIMARY KEY,
+    rule         TEXT    NOT NULL,
+    task         TEXT    NOT NULL,
+    payload      TEXT    NOT NULL,
+    options      TEXT    NOT NULL,
+    paused       INTEGER NOT NULL DEFAULT 0 CHECK (paused = 0 OR paused = 1),
+    next_run_at  INTEGER,
+    last_run_at  INTEGER,
+    last_task_id TEXT,
+    created_at   INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL
+  ) WITHOUT ROWID;
+
+  -- The firing loop: the earliest due time, and the due schedules in due order.
+  CREATE INDEX offload_schedules_due ON offload_schedules (next_run_at)
+    WHERE paused = 0 AND next_run_at IS NOT NULL;
+  `,
 ];
 
 /** The schema version this code writes and understands. */

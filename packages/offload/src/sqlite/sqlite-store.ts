@@ -15,7 +15,10 @@ import {
   type ClaimedTask,
   type ClaimRequest,
   type EnqueueResult,
+  type FireRequest,
+  type FireResult,
   type Lease,
+  type NewSchedule,
   type NewTask,
   type ProgressUpdate,
   type Rescue,
@@ -23,6 +26,7 @@ import {
   type SqlClient,
   type Store,
   type StoreStats,
+  type StoredSchedule,
 } from '../store/store.js';
 import { Checkpointer } from './checkpointer.js';
 import { makeDirectory } from './directory.js';
@@ -39,6 +43,7 @@ import {
 } from './statements.js';
 import { parseCursor, prefixEnd } from '../store/ids.js';
 import { createTransactions, rowId, type Transactions, type WriteGuard } from './transactions.js';
+import { createScheduleTransactions, type ScheduleTransactions } from './schedules.js';
 import { WriteHealth } from './write-health.js';
 
 /** Options of `sqliteStore`. */
@@ -68,6 +73,7 @@ interface Connection {
   statements: Statements;
   claims: Map<number, ClaimStatement>;
   transactions: Transactions;
+  schedules: ScheduleTransactions;
   locks: WorkerLocks | null;
   /** Null for `:memory:`. */
   files: DatabaseFiles | null;
@@ -160,6 +166,7 @@ export class SqliteStore implements Store {
         statements,
         claims: new Map(),
         transactions: createTransactions(db, statements, guard),
+        schedules: createScheduleTransactions(db, statements, guard),
         files,
         checkpointer,
         health,
@@ -300,6 +307,39 @@ export class SqliteStore implements Store {
   /** Counts every task (a scan of the table: about 0.25 s per million tasks). */
   async stats(now: number): Promise<StoreStats> {
     return this.use(({ transactions }) => transactions.stats(now));
+  }
+
+  async setSchedule(schedule: NewSchedule, now: number): Promise<StoredSchedule> {
+    return this.use(({ schedules }) => schedules.set(schedule, now));
+  }
+
+  async getSchedule(name: string): Promise<StoredSchedule | null> {
+    return this.use(({ schedules }) => schedules.get(name));
+  }
+
+  async listSchedules(): Promise<StoredSchedule[]> {
+    return this.use(({ schedules }) => schedules.list());
+  }
+
+  async pauseSchedule(name: string, now: number): Promise<StoredSchedule | null> {
+    return this.use(({ schedules }) => schedules.pause(name, now));
+  }
+
+  async resumeSchedule(
+    name: string,
+    now: number,
+    next: (schedule: StoredSchedule) => number | null,
+  ): Promise<StoredSchedule | null> {
+    return this.use(({ schedules }) => schedules.resume(name, now, next));
+  }
+
+  async removeSchedule(name: string): Promise<boolean> {
+    return this.use(({ schedules }) => schedules.remove(name));
+  }
+
+  /** One IMMEDIATE transaction: processes sharing the file fire each due time once. */
+  async fireSchedules(request: FireRequest): Promise<FireResult> {
+    return this.use(({ schedules }) => schedules.fire(request));
   }
 
   /** Reads one pragma of this store's connection, e.g. `synchronous`: for tests and diagnostics. */

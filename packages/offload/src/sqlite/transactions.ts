@@ -54,12 +54,11 @@ export interface WriteGuard {
   failed(error: unknown): void;
 }
 
-export function createTransactions(
-  db: Database.Database,
-  statements: Statements,
-  guard: WriteGuard,
-): Transactions {
-  const write = <A extends unknown[], R>(body: (...args: A) => R): ((...args: A) => R) => {
+/** Wraps a function in an IMMEDIATE transaction, with `guard` around each call. */
+export type Write = <A extends unknown[], R>(body: (...args: A) => R) => (...args: A) => R;
+
+export function writer(db: Database.Database, guard: WriteGuard): Write {
+  return <A extends unknown[], R>(body: (...args: A) => R): ((...args: A) => R) => {
     const transaction = db.transaction(body);
     return (...args: A) => {
       guard.before();
@@ -75,6 +74,14 @@ export function createTransactions(
       return result;
     };
   };
+}
+
+export function createTransactions(
+  db: Database.Database,
+  statements: Statements,
+  guard: WriteGuard,
+): Transactions {
+  const write = writer(db, guard);
 
   return {
     enqueue: write((tasks: readonly NewTask[]) => {
@@ -234,7 +241,7 @@ function insertKeyless(
   return id;
 }
 
-function enqueueKeyed(statements: Statements, id: number, input: NewTask): EnqueueResult {
+export function enqueueKeyed(statements: Statements, id: number, input: NewTask): EnqueueResult {
   const { changes } = statements.insert.run(
     id,
     input.name,

@@ -9,6 +9,7 @@ import {
 } from '../types.js';
 import { Heap } from './heap.js';
 import { parseCursor, parseRowId } from './ids.js';
+import { MemorySchedules } from './memory-schedules.js';
 import {
   interruptedError,
   MAX_ERRORS_KEPT,
@@ -17,7 +18,10 @@ import {
   type ClaimedTask,
   type ClaimRequest,
   type EnqueueResult,
+  type FireRequest,
+  type FireResult,
   type Lease,
+  type NewSchedule,
   type NewTask,
   type ProgressUpdate,
   type Rescue,
@@ -25,6 +29,7 @@ import {
   type SqlClient,
   type Store,
   type StoreStats,
+  type StoredSchedule,
 } from './store.js';
 
 interface Row {
@@ -80,6 +85,7 @@ export class MemoryStore implements Store {
   private readonly counts = new StateCounts();
   private nextId = 1;
   private closed = false;
+  private readonly schedules = new MemorySchedules((tasks) => this.insert(tasks));
 
   async open(): Promise<void> {
     this.closed = false;
@@ -100,6 +106,10 @@ export class MemoryStore implements Store {
   async enqueue(tasks: readonly NewTask[], transaction?: SqlClient): Promise<EnqueueResult[]> {
     this.assertOpen();
     if (transaction !== undefined) throw transactionsUnsupported(this.kind);
+    return this.insert(tasks);
+  }
+
+  private insert(tasks: readonly NewTask[]): EnqueueResult[] {
     return tasks.map((input) => {
       const existing = input.key === null ? undefined : this.keys.get(input.key);
       if (existing) return { task: toTask(existing), created: false };
@@ -322,6 +332,45 @@ export class MemoryStore implements Store {
       }
     }
     return { counts: this.counts.list(), oldestDue };
+  }
+
+  async setSchedule(schedule: NewSchedule, now: number): Promise<StoredSchedule> {
+    this.assertOpen();
+    return this.schedules.set(schedule, now);
+  }
+
+  async getSchedule(name: string): Promise<StoredSchedule | null> {
+    this.assertOpen();
+    return this.schedules.get(name);
+  }
+
+  async listSchedules(): Promise<StoredSchedule[]> {
+    this.assertOpen();
+    return this.schedules.list();
+  }
+
+  async pauseSchedule(name: string, now: number): Promise<StoredSchedule | null> {
+    this.assertOpen();
+    return this.schedules.pause(name, now);
+  }
+
+  async resumeSchedule(
+    name: string,
+    now: number,
+    next: (schedule: StoredSchedule) => number | null,
+  ): Promise<StoredSchedule | null> {
+    this.assertOpen();
+    return this.schedules.resume(name, now, next);
+  }
+
+  async removeSchedule(name: string): Promise<boolean> {
+    this.assertOpen();
+    return this.schedules.remove(name);
+  }
+
+  async fireSchedules(request: FireRequest): Promise<FireResult> {
+    this.assertOpen();
+    return this.schedules.fire(request);
   }
 
   /** Moves the queued tasks whose `runAt` has come from `waiting` to `due`. */

@@ -85,6 +85,42 @@ export interface Store {
 
   /** How many tasks there are per name and state, and when the oldest due queued task was due. */
   stats(now: number): Promise<StoreStats>;
+
+  // Schedules: named rules that enqueue a task at due times (see store/schedules.ts). The runtime
+  // reads their rule and options; a store keeps them as JSON text and never interprets them.
+
+  /**
+   * Creates the schedule `name`, or replaces its rule, task, payload and options. A replacement
+   * keeps `nextRunAt` when `rule` is unchanged (so a deploy that sets its schedules again moves
+   * nothing), takes `schedule.nextRunAt` when it changed, and keeps a paused schedule paused.
+   */
+  setSchedule(schedule: NewSchedule, now: number): Promise<StoredSchedule>;
+  getSchedule(name: string): Promise<StoredSchedule | null>;
+  /** Every schedule, by name. */
+  listSchedules(): Promise<StoredSchedule[]>;
+  /** Stops firing: `paused`, `nextRunAt` null. Null when the name is unknown. */
+  pauseSchedule(name: string, now: number): Promise<StoredSchedule | null>;
+  /**
+   * Fires again from `next(schedule)` on, computed inside the write so that a rule replaced
+   * meanwhile cannot be resumed with the old rule's time. A schedule that is not paused is
+   * returned unchanged; null when the name is unknown.
+   */
+  resumeSchedule(
+    name: string,
+    now: number,
+    next: (schedule: StoredSchedule) => number | null,
+  ): Promise<StoredSchedule | null>;
+  /** Deletes the schedule; false when the name is unknown. Tasks it fired stay. */
+  removeSchedule(name: string): Promise<boolean>;
+  /**
+   * Fires up to `limit` schedules that are not paused and due by `now`, earliest first, in one
+   * transaction with the tasks they enqueue, so that a due time fires once however many processes
+   * call this at once: a schedule another call is firing is skipped (PostgreSQL), or read again as
+   * that call left it (SQLite, whose write transactions take turns). `plan` (which must not throw)
+   * says, per schedule, what to enqueue and when it is due next; the tasks carry keys, so a task
+   * already stored under its key is returned rather than stored twice.
+   */
+  fireSchedules(request: FireRequest): Promise<FireResult>;
 }
 
 export interface NewTask {
@@ -169,6 +205,76 @@ export interface StoreStats {
   counts: { name: string; state: TaskState; count: number }[];
   /** `runAt` of the oldest queued task that is due, or null when none is. */
   oldestDue: number | null;
+}
+
+/** A schedule as the stores keep it; times are epoch milliseconds. */
+export interface StoredSchedule {
+  name: string;
+  /** JSON text, as the runtime wrote it: when the schedule fires. */
+  rule: string;
+  /** The name of the task it enqueues. */
+  task: string;
+  /** The payload of the tasks it enqueues, as JSON text. */
+  payload: string;
+  /** JSON text, as the runtime wrote it: the tasks' options and the catch-up policy. */
+  options: string;
+  paused: boolean;
+  /** When it is due next; null while paused. */
+  nextRunAt: number | null;
+  /** The due time of the latest task it fired. */
+  lastRunAt: number | null;
+  /** The latest task it fired. */
+  lastTaskId: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface NewSchedule {
+  name: string;
+  rule: string;
+  task: string;
+  payload: string;
+  options: string;
+  /** Its first due time, used unless a stored schedule of that name has the same rule. */
+  nextRunAt: number;
+}
+
+/** What one firing of a schedule enqueues, and when the schedule is due next. */
+export interface FirePlan {
+  /** Each with a key (see `scheduleTaskKey`), in due order; may be empty (all skipped). */
+  tasks: NewTask[];
+  /** The due time of the last of `tasks`, or null when it fires none. */
+  lastRunAt: number | null;
+  /** Null: the rule has no later time; the schedule stays, but fires no more. */
+  nextRunAt: number | null;
+}
+
+export interface FireRequest {
+  now: number;
+  limit: number;
+  /** Called inside the transaction, once per due schedule. */
+  plan(schedule: StoredSchedule): FirePlan;
+}
+
+export interface FiredSchedule {
+  /** The schedule as the firing left it. */
+  schedule: StoredSchedule;
+  /** What enqueueing `plan.tasks` gave, in their order. */
+  results: EnqueueResult[];
+}
+
+export interface FireResult {
+  fired: FiredSchedule[];
+  /** The earliest `nextRunAt` of the schedules that are not paused, after this firing. */
+  nextRunAt: number | null;
+}
+
+/**
+ * The de-duplication key of the task a schedule fires for a due time: a second guard, after the
+ * schedule's own row, against firing one due time twice.
+ */
+export function scheduleTaskKey(name: string, dueAt: number): string {
+  return `schedule:${name}:${dueAt}`;
 }
 
 /** Errors kept per task; older ones are dropped. */

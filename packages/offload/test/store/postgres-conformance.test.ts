@@ -7,5 +7,6 @@ storeConformance('postgres', async () => {
   return {
     store: postgresStore({ connectionString: TEST_DATABASE_URL, schema, poolSize: 4 }),
     cleanup: () => dropSchema(schema),
+    connect: () => postgresStore({ connectionString: TEST_DATABASE_URL, schema, poolSize: 4 }),
   };
 });

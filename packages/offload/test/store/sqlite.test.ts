@@ -28,6 +28,7 @@ storeConformance('sqlite file', async () => {
   return {
     store: sqliteStore({ path: join(dir, 'offload.db') }),
     cleanup: async () => rmSync(dir, { recursive: true, force: true }),
+    connect: () => sqliteStore({ path: join(dir, 'offload.db') }),
   };
 });
 

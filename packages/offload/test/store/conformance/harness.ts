@@ -5,9 +5,14 @@ import type { Json, Task, TaskError } from '../../../src/types.js';
 import { newStoredTask, T0 } from '../../helpers.js';
 
 /**
- * Gives a fresh, empty store (not yet opened) and a cleanup that removes whatever it left behind.
+ * Gives a fresh, empty store (not yet opened) and a cleanup that removes whatever it left behind;
+ * with `connect`, a second store (not yet opened) on the same database, as another process opens.
  */
-export type MakeStore = () => Promise<{ store: Store; cleanup(): Promise<void> }>;
+export type MakeStore = () => Promise<{
+  store: Store;
+  cleanup(): Promise<void>;
+  connect?(): Store;
+}>;
 
 export const LEASE = 30_000;
 export const OWNER = 'worker-a';

@@ -10,6 +10,7 @@ import { describeProgress } from './progress.js';
 import { describePrune } from './prune.js';
 import { describeRenew } from './renew.js';
 import { describeRescue } from './rescue.js';
+import { describeSchedules } from './schedules.js';
 import { describeSettle } from './settle.js';
 import { describeStats } from './stats.js';
 
@@ -35,5 +36,6 @@ export function storeConformance(name: string, makeStore: MakeStore): void {
     describePrune(makeStore);
     describeStats(makeStore);
     describePayloads(makeStore);
+    describeSchedules(makeStore);
   });
 }
