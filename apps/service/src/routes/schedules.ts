@@ -76,7 +76,8 @@ export const scheduleRoutes: FastifyPluginCallback<ScheduleRoutesOptions> = (
       });
     }
     try {
-      return view(await schedules.set(name, rule, SCHEDULED_NOTIFICATION_TASK, notification));
+      const schedule = await schedules.set(name, rule, SCHEDULED_NOTIFICATION_TASK, notification);
+      return view(schedule as Schedule);
     } catch (error) {
       if (!(error instanceof InvalidOptionError)) throw error;
       // The library names `schedule rule.cron`; the client sent `cron`.

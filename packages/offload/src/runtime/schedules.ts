@@ -9,9 +9,15 @@ import {
 } from '../options-check.js';
 import type { StoredSchedule, Store } from '../store/store.js';
 import type { Json, Task } from '../types.js';
-import { isTaskName, MAX_ATTEMPTS_LIMIT, type TaskDefinition } from './define-task.js';
+import {
+  isTaskName,
+  MAX_ATTEMPTS_LIMIT,
+  type PayloadOf,
+  type TaskDefinition,
+} from './define-task.js';
 import type { Events } from './events.js';
 import type { Settings } from './options.js';
+import { checkPayload } from './payload-schema.js';
 import {
   clockworkOf,
   encodeTiming,
@@ -102,13 +108,13 @@ export class Schedules {
    * `task` is a definition given to `createRuntime({ tasks })`, or a task's name (which another
    * process may run). Options not given take the definition's, when this runtime has it.
    */
-  async set<P>(
+  async set<T extends TaskDefinition<never> | string>(
     name: string,
     rule: ScheduleRule,
-    task: TaskDefinition<P> | string,
-    payload: P,
+    task: T,
+    payload: PayloadOf<T>,
     options: ScheduleOptions = {},
-  ): Promise<Schedule<P>> {
+  ): Promise<Schedule<PayloadOf<T>>> {
     checkScheduleName(name);
     const { timing, catchUp, maxCatchUp } = checkRule(rule);
     const definition = this.definitionOf(task);
@@ -135,6 +141,8 @@ export class Schedules {
       maxCatchUp,
     };
     const encoded = encodePayload(payload);
+    // Every fire enqueues this payload: a schema refuses it now, not at each due time.
+    if (definition !== undefined) await checkPayload(definition, payload);
     this.host.checkAccepting();
     const ruleText = encodeTiming(timing);
     const now = this.settings.clock.now();
@@ -159,7 +167,7 @@ export class Schedules {
       ),
     );
     this.host.changed();
-    return scheduleView(schedule) as Schedule<P>;
+    return scheduleView(schedule) as Schedule<PayloadOf<T>>;
   }
 
   /** The schedule `name`, or null. */

@@ -2,10 +2,12 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
+import { z } from 'zod';
 import {
   createRuntime,
   defineTask,
   InvalidOptionError,
+  InvalidPayloadError,
   MINUTE,
   SECOND,
   memoryStore,
@@ -158,6 +160,22 @@ describe('schedules: set, get, list, pause, resume, remove', () => {
       code: 'INVALID_PAYLOAD',
     });
     assert.deepEqual(await runtime.schedules.list(), [], 'nothing bad was stored');
+  });
+
+  it("checks the payload against the task's schema when the schedule is set", async () => {
+    const digest = defineTask({
+      name: 'digest',
+      schema: z.object({ team: z.string().min(1) }),
+      run: () => undefined,
+    });
+    const runtime = makeRuntime({ tasks: [digest] });
+    await assert.rejects(
+      runtime.schedules.set('daily', { cron: '0 8 * * *' }, digest, { team: '' }),
+      (error: Error) => error instanceof InvalidPayloadError && /payload\.team/.test(error.message),
+    );
+    assert.equal(await runtime.schedules.get('daily'), null);
+    const set = await runtime.schedules.set('daily', { cron: '0 8 * * *' }, digest, { team: 'a' });
+    assert.deepEqual(set.payload, { team: 'a' });
   });
 });
 
