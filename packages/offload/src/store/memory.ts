@@ -4,9 +4,11 @@ import {
   type ListFilter,
   type Task,
   type TaskError,
+  type TaskGroup,
   type TaskPage,
   type TaskState,
 } from '../types.js';
+import { keyAllows, tatAfter } from './group-limits.js';
 import { Heap } from './heap.js';
 import { parseCursor, parseRowId } from './ids.js';
 import {
@@ -19,6 +21,7 @@ import {
   type EnqueueResult,
   type Lease,
   type NewTask,
+  type PausedName,
   type Rescue,
   type Settlement,
   type SqlClient,
@@ -36,6 +39,7 @@ interface Row {
   maxAttempts: number;
   timeout: number | null;
   key: string | null;
+  group: TaskGroup | null;
   runAt: number;
   createdAt: number;
   startedAt: number | null;
@@ -76,6 +80,10 @@ export class MemoryStore implements Store {
   private readonly waiting = new Heap<Entry>(byRunAt);
   /** Tasks per state and name, kept as tasks change: stats reads no row. */
   private readonly counts = new StateCounts();
+  /** Per group key: running tasks, rate schedule and throttle (see group-limits.ts). */
+  private readonly groups = new Map<string, GroupState>();
+  /** Paused names, with when they were paused. */
+  private readonly pausedNames = new Map<string, number>();
   private nextId = 1;
   private closed = false;
 
@@ -104,6 +112,7 @@ export class MemoryStore implements Store {
       const row: Row = {
         id: this.nextId++,
         ...input,
+        group: copyGroup(input.group),
         state: 'queued',
         attempts: 0,
         startedAt: null,
@@ -134,7 +143,12 @@ export class MemoryStore implements Store {
       if (!entry) break;
       if (!isCurrent(entry)) continue;
       // A clock that stepped back since an earlier claim moved this entry to `due`: not yet due.
-      if (!wanted.has(entry.row.name) || entry.row.runAt > now) {
+      if (
+        !wanted.has(entry.row.name) ||
+        entry.row.runAt > now ||
+        this.pausedNames.has(entry.row.name) ||
+        (entry.row.group !== null && !this.startInGroup(entry.row.group, now))
+      ) {
         skipped.push(entry);
         continue;
       }
@@ -302,6 +316,45 @@ export class MemoryStore implements Store {
     return { counts: this.counts.list(), oldestDue };
   }
 
+  async pause(name: string, now: number): Promise<boolean> {
+    this.assertOpen();
+    if (this.pausedNames.has(name)) return false;
+    this.pausedNames.set(name, now);
+    return true;
+  }
+
+  async resume(name: string): Promise<boolean> {
+    this.assertOpen();
+    return this.pausedNames.delete(name);
+  }
+
+  async paused(): Promise<PausedName[]> {
+    this.assertOpen();
+    return [...this.pausedNames]
+      .map(([name, pausedAt]) => ({ name, pausedAt }))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  async throttle(key: string, until: number): Promise<void> {
+    this.assertOpen();
+    const state = this.group(key);
+    state.throttledUntil = Math.max(state.throttledUntil, until);
+  }
+
+  /** Whether a task of `group` may start at `now`; if so, counts its start in the rate. */
+  private startInGroup(group: TaskGroup, now: number): boolean {
+    const state = this.group(group.key);
+    if (keyAllows(group, state, now, 1) === 0) return false;
+    if (group.rate !== null) state.tat = tatAfter(group.rate, state.tat, now, 1);
+    return true;
+  }
+
+  private group(key: string): GroupState {
+    let state = this.groups.get(key);
+    if (!state) this.groups.set(key, (state = { running: 0, tat: 0, throttledUntil: 0 }));
+    return state;
+  }
+
   /** Moves the queued tasks whose `runAt` has come from `waiting` to `due`. */
   private promote(now: number): void {
     for (let top = this.waiting.peek(); top && top.row.runAt <= now; top = this.waiting.peek()) {
@@ -313,6 +366,9 @@ export class MemoryStore implements Store {
   private setState(row: Row, state: TaskState): void {
     this.counts.add(row.name, row.state, -1);
     this.counts.add(row.name, state, 1);
+    if (row.group !== null && (row.state === 'running') !== (state === 'running')) {
+      this.group(row.group.key).running += state === 'running' ? 1 : -1;
+    }
     row.state = state;
   }
 
@@ -324,6 +380,12 @@ export class MemoryStore implements Store {
   private assertOpen(): void {
     if (this.closed) throw new Error('the memory store is closed');
   }
+}
+
+interface GroupState {
+  running: number;
+  tat: number;
+  throttledUntil: number;
 }
 
 /** How many tasks there are per state and name; a group that empties is dropped. */
@@ -370,6 +432,7 @@ function toTask(row: Row, payload: unknown = decodePayload(row.payload).payload)
     maxAttempts: row.maxAttempts,
     timeout: row.timeout,
     key: row.key,
+    group: copyGroup(row.group),
     runAt: new Date(row.runAt),
     createdAt: new Date(row.createdAt),
     startedAt: row.startedAt === null ? null : new Date(row.startedAt),
@@ -377,6 +440,10 @@ function toTask(row: Row, payload: unknown = decodePayload(row.payload).payload)
     errors: row.errors.map((e) => ({ ...e, at: new Date(e.at) })),
     result: row.result === null ? null : decodeResult(row.result),
   };
+}
+
+function copyGroup(group: TaskGroup | null): TaskGroup | null {
+  return group === null ? null : { ...group, rate: group.rate && { ...group.rate } };
 }
 
 export function memoryStore(): MemoryStore {

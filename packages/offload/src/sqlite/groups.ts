@@ -1,0 +1,162 @@
+import type Database from 'better-sqlite3';
+import { keyAllows, tatAfter, toGroup } from '../store/group-limits.js';
+import type { ClaimRequest, PausedName } from '../store/store.js';
+import { CLAIMED_COLUMNS, type ClaimedRow } from './rows.js';
+import { GROUPED } from './statements.js';
+
+type Statement<P extends unknown[] | object, R = unknown> = Database.Statement<P, R>;
+
+/** The statements of groups and paused names (schema 5), prepared once per connection. */
+export interface GroupStatements {
+  /** Whether a queued task with a group is due at the given time: for the idle poll. */
+  due: Statement<[number], number>;
+  /** The first key above the given one that has queued tasks. */
+  nextKey: Statement<[string], string>;
+  /** How many tasks of the key run. */
+  running: Statement<[string], number>;
+  /** The key's throttle and rate schedule, if it has a row. */
+  state: Statement<[string], { throttled_until: number; rate_tat: number }>;
+  /** Parameters: key, rate_tat. */
+  setTat: Statement<[string, number]>;
+  /** Parameters: key, until. */
+  throttle: Statement<[string, number]>;
+  pausedNames: Statement<[], string>;
+  /** Parameters: name, paused_at. */
+  pause: Statement<[string, number]>;
+  resume: Statement<[string]>;
+  paused: Statement<[], { name: string; paused_at: number }>;
+  /** Per number of names, the statements that read and take a key's due tasks. */
+  ofKey: Map<number, KeyStatements>;
+}
+
+interface KeyStatements {
+  /** The limits of the key's next due task. Parameters: key, now, ...names. */
+  head: Statement<unknown[], [number | null, number | null, number | null]>;
+  /** Takes the key's first due tasks. Parameters: now, owner, expiry, key, now, ...names, limit. */
+  take: Statement<unknown[], ClaimedRow>;
+}
+
+export function prepareGroupStatements(db: Database.Database): GroupStatements {
+  return {
+    due: db
+      .prepare<[number], number>(
+        `SELECT 1 FROM offload_tasks INDEXED BY offload_tasks_grouped
+         WHERE ${GROUPED} AND run_at <= ? LIMIT 1`,
+      )
+      .pluck(),
+    nextKey: db
+      .prepare<[string], string>(
+        `SELECT min(group_key) FROM offload_tasks INDEXED BY offload_tasks_grouped
+         WHERE ${GROUPED} AND group_key > ?`,
+      )
+      .pluck(),
+    running: db
+      .prepare<[string], number>(
+        `SELECT count(*) FROM offload_tasks INDEXED BY offload_tasks_group_running
+         WHERE state = 'running' AND group_key IS NOT NULL AND group_key = ?`,
+      )
+      .pluck(),
+    state: db.prepare(`SELECT throttled_until, rate_tat FROM offload_groups WHERE key = ?`),
+    setTat: db.prepare(
+      `INSERT INTO offload_groups (key, rate_tat) VALUES (?, ?)
+       ON CONFLICT (key) DO UPDATE SET rate_tat = excluded.rate_tat`,
+    ),
+    throttle: db.prepare(
+      `INSERT INTO offload_groups (key, throttled_until) VALUES (?, ?)
+       ON CONFLICT (key) DO UPDATE SET throttled_until = max(throttled_until, excluded.throttled_until)`,
+    ),
+    pausedNames: db.prepare<[], string>(`SELECT name FROM offload_paused`).pluck(),
+    pause: db.prepare(
+      `INSERT INTO offload_paused (name, paused_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`,
+    ),
+    resume: db.prepare(`DELETE FROM offload_paused WHERE name = ?`),
+    paused: db.prepare(`SELECT name, paused_at FROM offload_paused ORDER BY name`),
+    ofKey: new Map(),
+  };
+}
+
+export function prepareKeyStatements(db: Database.Database, count: number): KeyStatements {
+  const names = Array.from({ length: count }, () => '?').join(', ');
+  const due = `${GROUPED} AND group_key = ? AND run_at <= ? AND name IN (${names})`;
+  return {
+    head: db
+      .prepare<unknown[], [number | null, number | null, number | null]>(
+        `SELECT group_concurrency, group_rate_max, group_rate_period
+         FROM offload_tasks INDEXED BY offload_tasks_grouped
+         WHERE ${due} ORDER BY priority DESC, run_at, id LIMIT 1`,
+      )
+      .raw(true),
+    take: db
+      .prepare<unknown[], ClaimedRow>(
+        `UPDATE offload_tasks
+         SET state = 'running', attempts = attempts + 1, started_at = ?, lease_owner = ?,
+             lease = lease + 1, lease_expires_at = ?
+         WHERE id IN (
+           SELECT id FROM offload_tasks INDEXED BY offload_tasks_grouped
+           WHERE ${due} ORDER BY priority DESC, run_at, id LIMIT CAST(? AS INTEGER))
+         RETURNING ${CLAIMED_COLUMNS}`,
+      )
+      .raw(true),
+  };
+}
+
+/** The claim's names without the paused ones. */
+export function unpausedNames(statements: GroupStatements, names: readonly string[]): string[] {
+  const paused = statements.pausedNames.all();
+  return paused.length === 0 ? [...names] : names.filter((name) => !paused.includes(name));
+}
+
+/**
+ * Takes up to `limit` due tasks with a group, inside the claim's IMMEDIATE transaction (no other
+ * process claims meanwhile), visiting the keys that have queued tasks in turn from the one after
+ * `after`: each key gives as many of its tasks, in claim order, as its limits allow. A blocked key
+ * costs a few index seeks, whatever number of tasks it holds. Returns the last key taken from.
+ */
+export function claimGrouped(
+  db: Database.Database,
+  statements: GroupStatements,
+  request: ClaimRequest,
+  names: readonly string[],
+  after: string,
+  claimed: ClaimedRow[],
+): string {
+  const { now, owner, leaseExpiresAt, limit } = request;
+  let ofKey = statements.ofKey.get(names.length);
+  if (!ofKey) statements.ofKey.set(names.length, (ofKey = prepareKeyStatements(db, names.length)));
+  let last = after;
+  let key = after;
+  let wrapped = false;
+  while (claimed.length < limit) {
+    const next = statements.nextKey.get(key) ?? null;
+    if (next === null || (wrapped && next > after)) {
+      if (wrapped || after === '') break;
+      wrapped = true;
+      key = '';
+      continue;
+    }
+    key = next;
+    const head = ofKey.head.get(key, now, ...names);
+    if (!head) continue;
+    const group = toGroup(key, head[0], head[1], head[2])!;
+    const stored = statements.state.get(key);
+    const state = {
+      running: group.concurrency === null ? 0 : statements.running.get(key)!,
+      tat: stored?.rate_tat ?? 0,
+      throttledUntil: stored?.throttled_until ?? 0,
+    };
+    const allowed = keyAllows(group, state, now, limit - claimed.length);
+    if (allowed === 0) continue;
+    const rows = ofKey.take.all(now, owner, leaseExpiresAt, key, now, ...names, allowed);
+    if (rows.length === 0) continue;
+    for (const row of rows) claimed.push(row);
+    if (group.rate !== null)
+      statements.setTat.run(key, tatAfter(group.rate, state.tat, now, rows.length));
+    last = key;
+  }
+  return last;
+}
+
+/** The paused names, as the store returns them. */
+export function pausedNames(statements: GroupStatements): PausedName[] {
+  return statements.paused.all().map((row) => ({ name: row.name, pausedAt: row.paused_at }));
+}
