@@ -1,7 +1,9 @@
 import {
   describe,
+  durationOption,
   integerOption,
   InvalidOptionError,
+  MAX_DURATION,
   MAX_TIMER_DELAY,
   rejectUnknownKeys,
 } from '../options-check.js';
@@ -68,4 +70,20 @@ export function taskGroup(where: string, group: unknown): TaskGroup {
         : integerOption(`${where}.concurrency`, concurrency, 1, MAX_GROUP_CONCURRENCY),
     rate: limit,
   };
+}
+
+/** Checks a group key: 1 to 500 characters that every store can hold. */
+export function checkGroupKey(where: string, key: unknown): asserts key is string {
+  if (typeof key !== 'string' || key.length === 0 || key.length > 500 || !isStorableText(key)) {
+    throw new InvalidOptionError(
+      where,
+      `must be a string of 1 to 500 characters without NUL or unpaired surrogates, e.g. "tenant:42", got ${describe(key)}`,
+    );
+  }
+}
+
+/** Checks the arguments of `runtime.throttle`. */
+export function checkThrottle(key: unknown, delay: unknown): void {
+  checkGroupKey('throttle key', key);
+  durationOption('throttle delay', delay, 0, MAX_DURATION);
 }
