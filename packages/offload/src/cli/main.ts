@@ -3,11 +3,14 @@ import { createRequire } from 'node:module';
 import { OffloadError } from '../errors/offload-error.js';
 import { unknownOption, unknownWord, UsageError } from './args.js';
 import { MIGRATE_USAGE, migrateCommand } from './migrate.js';
+import { taskNamesCommand, TASK_NAMES_USAGE } from './task-names.js';
 import { tasksCommand, TASKS_USAGE } from './tasks.js';
 
 const USAGE = `offload — durable background tasks for Node.js
 
 ${TASKS_USAGE}
+
+${TASK_NAMES_USAGE}
 
 ${MIGRATE_USAGE}
 
@@ -15,6 +18,9 @@ offload --help | --version`;
 
 const COMMANDS = {
   tasks: { run: tasksCommand, usage: TASKS_USAGE },
+  pause: { run: taskNamesCommand.bind(null, 'pause'), usage: TASK_NAMES_USAGE },
+  resume: { run: taskNamesCommand.bind(null, 'resume'), usage: TASK_NAMES_USAGE },
+  paused: { run: taskNamesCommand.bind(null, 'paused'), usage: TASK_NAMES_USAGE },
   migrate: { run: migrateCommand, usage: MIGRATE_USAGE },
 } as const;
 
