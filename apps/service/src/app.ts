@@ -18,6 +18,7 @@ import { refuseOtherMethods } from './methods.js';
 import { requestLogger } from './request-logger.js';
 import { healthRoutes } from './routes/health.js';
 import { notificationRoutes } from './routes/notifications.js';
+import { taskNameRoutes } from './routes/task-names.js';
 import { taskRoutes } from './routes/tasks.js';
 
 export interface AppOptions {
@@ -168,6 +169,7 @@ export async function buildApp({
     async (api) => {
       await api.register(notificationRoutes, { notifications });
       await api.register(taskRoutes);
+      await api.register(taskNameRoutes);
     },
     { prefix: '/api' },
   );
