@@ -92,19 +92,20 @@ export const MIGRATIONS: readonly string[] = [
   );
 
   -- Takes up to p_limit due tasks with a group, visiting the keys that have queued tasks in turn
-  -- from the one after p_after: each gives as many of its tasks, in claim order, as its limits
-  -- allow. A key is decided under a transaction lock of its own (claims of other keys go on),
-  -- and its running tasks are counted once the lock is held: every statement of this function
-  -- sees what the claims before it committed. A blocked key costs a few index seeks, whatever
-  -- number of tasks it holds.
+  -- from the one after p_after (two passes: after it, then up to it): each gives as many of its
+  -- tasks, in claim order, as its limits allow. The keys come from one query, a skip-scan of
+  -- tasks_grouped that passes throttled keys by and reads each key's next due task. A key is
+  -- decided under a transaction lock of its own (claims of other keys go on), and its running
+  -- tasks are counted once the lock is held: each statement here sees what the claims before it
+  -- committed. A blocked key costs a few index seeks, whatever number of tasks it holds.
   CREATE FUNCTION {schema}.claim_grouped(
     p_now bigint, p_names text[], p_limit integer, p_owner text, p_expiry bigint, p_after text)
   RETURNS SETOF {schema}.tasks LANGUAGE plpgsql AS $$
   DECLARE
-    k         text := p_after;
-    wrapped   boolean := false;
+    pass      integer;
+    lower_key text;
+    upper_key text;
     head      record;
-    throttled bigint;
     tat       double precision;
     step      double precision;
     running   integer;
@@ -112,55 +113,64 @@ export const MIGRATIONS: readonly string[] = [
     taken     integer;
     wanted    integer := p_limit;
   BEGIN
-    WHILE wanted > 0 LOOP
-      SELECT min(t.group_key) INTO k FROM {schema}.tasks t
-      WHERE t.state = 'queued' AND t.group_key IS NOT NULL AND t.group_key > k;
-      IF k IS NULL OR (wrapped AND k > p_after) THEN
-        EXIT WHEN wrapped OR p_after = '';
-        wrapped := true;
-        k := '';
-        CONTINUE;
-      END IF;
-      SELECT t.group_concurrency AS concurrency, t.group_rate_max AS rate_max,
-             t.group_rate_period AS rate_period
-      INTO head FROM {schema}.tasks t
-      WHERE t.state = 'queued' AND t.group_key IS NOT NULL AND t.group_key = k
-        AND t.run_at <= p_now AND t.name = ANY(p_names)
-      ORDER BY t.priority DESC, t.run_at, t.id LIMIT 1;
-      CONTINUE WHEN NOT FOUND;
-      SELECT g.throttled_until, g.rate_tat INTO throttled, tat FROM {schema}.groups g WHERE g.key = k;
-      CONTINUE WHEN throttled > p_now;
-      CONTINUE WHEN NOT pg_try_advisory_xact_lock(hashtextextended('{schema}.' || k, 0));
-      allowed := wanted;
-      IF head.concurrency IS NOT NULL THEN
-        SELECT count(*) INTO running FROM {schema}.tasks t
-        WHERE t.state = 'running' AND t.group_key IS NOT NULL AND t.group_key = k;
-        allowed := least(allowed, head.concurrency - running);
-      END IF;
-      IF head.rate_max IS NOT NULL THEN
-        -- Read again under the lock: another claim may have started tasks of the key.
-        SELECT g.rate_tat INTO tat FROM {schema}.groups g WHERE g.key = k;
-        tat := greatest(coalesce(tat, 0), p_now);
-        step := head.rate_period::double precision / head.rate_max;
-        allowed := least(allowed, floor((p_now + head.rate_period - tat) / step + 1e-9)::integer);
-      END IF;
-      CONTINUE WHEN allowed <= 0;
-      RETURN QUERY UPDATE {schema}.tasks t
-        SET state = 'running', attempts = t.attempts + 1, started_at = p_now,
-            lease_owner = p_owner, lease = t.lease + 1, lease_expires_at = p_expiry
-        WHERE t.id IN (
-          SELECT d.id FROM {schema}.tasks d
-          WHERE d.state = 'queued' AND d.group_key IS NOT NULL AND d.group_key = k
-            AND d.run_at <= p_now AND d.name = ANY(p_names)
-          ORDER BY d.priority DESC, d.run_at, d.id LIMIT allowed
-          FOR UPDATE SKIP LOCKED)
-        RETURNING t.*;
-      GET DIAGNOSTICS taken = ROW_COUNT;
-      IF taken > 0 AND head.rate_max IS NOT NULL THEN
-        INSERT INTO {schema}.groups (key, rate_tat) VALUES (k, tat + taken * step)
-        ON CONFLICT (key) DO UPDATE SET rate_tat = excluded.rate_tat;
-      END IF;
-      wanted := wanted - taken;
+    FOR pass IN 1..2 LOOP
+      EXIT WHEN wanted <= 0 OR (pass = 2 AND p_after = '');
+      lower_key := CASE WHEN pass = 1 THEN p_after ELSE '' END;
+      upper_key := CASE WHEN pass = 1 THEN NULL ELSE p_after END;
+      FOR head IN
+        WITH RECURSIVE keys (key) AS (
+          (SELECT t.group_key FROM {schema}.tasks t
+           WHERE t.state = 'queued' AND t.group_key IS NOT NULL AND t.group_key > lower_key
+           ORDER BY t.group_key LIMIT 1)
+          UNION ALL
+          SELECT (SELECT t.group_key FROM {schema}.tasks t
+                  WHERE t.state = 'queued' AND t.group_key IS NOT NULL AND t.group_key > keys.key
+                  ORDER BY t.group_key LIMIT 1)
+          FROM keys WHERE keys.key IS NOT NULL AND (upper_key IS NULL OR keys.key < upper_key))
+        SELECT keys.key, h.group_concurrency AS concurrency, h.group_rate_max AS rate_max,
+               h.group_rate_period AS rate_period
+        FROM keys CROSS JOIN LATERAL (
+          SELECT t.group_concurrency, t.group_rate_max, t.group_rate_period
+          FROM {schema}.tasks t
+          WHERE t.state = 'queued' AND t.group_key IS NOT NULL AND t.group_key = keys.key
+            AND t.run_at <= p_now AND t.name = ANY(p_names)
+          ORDER BY t.priority DESC, t.run_at, t.id LIMIT 1) h
+        WHERE keys.key IS NOT NULL AND (upper_key IS NULL OR keys.key <= upper_key)
+          AND NOT EXISTS (SELECT 1 FROM {schema}.groups g
+                          WHERE g.key = keys.key AND g.throttled_until > p_now)
+      LOOP
+        CONTINUE WHEN NOT pg_try_advisory_xact_lock(hashtextextended('{schema}.' || head.key, 0));
+        allowed := wanted;
+        IF head.concurrency IS NOT NULL THEN
+          SELECT count(*) INTO running FROM {schema}.tasks t
+          WHERE t.state = 'running' AND t.group_key IS NOT NULL AND t.group_key = head.key;
+          allowed := least(allowed, head.concurrency - running);
+        END IF;
+        IF head.rate_max IS NOT NULL THEN
+          SELECT g.rate_tat INTO tat FROM {schema}.groups g WHERE g.key = head.key;
+          tat := greatest(coalesce(tat, 0), p_now);
+          step := head.rate_period::double precision / head.rate_max;
+          allowed := least(allowed, floor((p_now + head.rate_period - tat) / step + 1e-9)::integer);
+        END IF;
+        CONTINUE WHEN allowed <= 0;
+        RETURN QUERY UPDATE {schema}.tasks t
+          SET state = 'running', attempts = t.attempts + 1, started_at = p_now,
+              lease_owner = p_owner, lease = t.lease + 1, lease_expires_at = p_expiry
+          WHERE t.id IN (
+            SELECT d.id FROM {schema}.tasks d
+            WHERE d.state = 'queued' AND d.group_key IS NOT NULL AND d.group_key = head.key
+              AND d.run_at <= p_now AND d.name = ANY(p_names)
+            ORDER BY d.priority DESC, d.run_at, d.id LIMIT allowed
+            FOR UPDATE SKIP LOCKED)
+          RETURNING t.*;
+        GET DIAGNOSTICS taken = ROW_COUNT;
+        IF taken > 0 AND head.rate_max IS NOT NULL THEN
+          INSERT INTO {schema}.groups (key, rate_tat) VALUES (head.key, tat + taken * step)
+          ON CONFLICT (key) DO UPDATE SET rate_tat = excluded.rate_tat;
+        END IF;
+        wanted := wanted - taken;
+        EXIT WHEN wanted <= 0;
+      END LOOP;
     END LOOP;
   END $$;
   `,
