@@ -10,8 +10,8 @@ type Statement<P extends unknown[] | object, R = unknown> = Database.Statement<P
 export interface GroupStatements {
   /** Whether a queued task with a group is due at the given time: for the idle poll. */
   due: Statement<[number], number>;
-  /** The first key above the given one that has queued tasks. */
-  nextKey: Statement<[string], string>;
+  /** Whether any key has a row (was ever throttled or rated): if not, none needs reading. */
+  anyState: Statement<[], number>;
   /** How many tasks of the key run. */
   running: Statement<[string], number>;
   /** The key's throttle and rate schedule, if it has a row. */
@@ -25,16 +25,29 @@ export interface GroupStatements {
   pause: Statement<[string, number]>;
   resume: Statement<[string]>;
   paused: Statement<[], { name: string; paused_at: number }>;
-  /** Per number of names, the statements that read and take a key's due tasks. */
+  /** Claims the tasks of the given ids (a JSON array). Parameters: now, owner, expiry, ids. */
+  take: Statement<[number, string, number, string], ClaimedRow>;
+  /** Per number of names, the statements that read a key's due tasks. */
   ofKey: Map<number, KeyStatements>;
 }
 
 interface KeyStatements {
-  /** The limits of the key's next due task. Parameters: key, now, ...names. */
-  head: Statement<unknown[], [number | null, number | null, number | null]>;
-  /** Takes the key's first due tasks. Parameters: now, owner, expiry, key, now, ...names, limit. */
-  take: Statement<unknown[], ClaimedRow>;
+  /**
+   * The first key above the given one with a due task of the names, and the limits and id of its
+   * next due task. Parameters: key, now, ...names.
+   */
+  next: Statement<unknown[], NextKey>;
+  /** The ids of the key's first due tasks. Parameters: key, now, ...names, limit. */
+  ids: Statement<unknown[], number>;
 }
+
+type NextKey = [
+  key: string,
+  concurrency: number | null,
+  rateMax: number | null,
+  ratePeriod: number | null,
+  id: number,
+];
 
 export function prepareGroupStatements(db: Database.Database): GroupStatements {
   return {
@@ -44,12 +57,7 @@ export function prepareGroupStatements(db: Database.Database): GroupStatements {
          WHERE ${GROUPED} AND run_at <= ? LIMIT 1`,
       )
       .pluck(),
-    nextKey: db
-      .prepare<[string], string>(
-        `SELECT min(group_key) FROM offload_tasks INDEXED BY offload_tasks_grouped
-         WHERE ${GROUPED} AND group_key > ?`,
-      )
-      .pluck(),
+    anyState: db.prepare<[], number>(`SELECT 1 FROM offload_groups LIMIT 1`).pluck(),
     running: db
       .prepare<[string], number>(
         `SELECT count(*) FROM offload_tasks INDEXED BY offload_tasks_group_running
@@ -71,6 +79,15 @@ export function prepareGroupStatements(db: Database.Database): GroupStatements {
     ),
     resume: db.prepare(`DELETE FROM offload_paused WHERE name = ?`),
     paused: db.prepare(`SELECT name, paused_at FROM offload_paused ORDER BY name`),
+    take: db
+      .prepare<[number, string, number, string], ClaimedRow>(
+        `UPDATE offload_tasks
+         SET state = 'running', attempts = attempts + 1, started_at = ?, lease_owner = ?,
+             lease = lease + 1, lease_expires_at = ?
+         WHERE id IN (SELECT value FROM json_each(?))
+         RETURNING ${CLAIMED_COLUMNS}`,
+      )
+      .raw(true),
     ofKey: new Map(),
   };
 }
@@ -79,24 +96,20 @@ export function prepareKeyStatements(db: Database.Database, count: number): KeyS
   const names = Array.from({ length: count }, () => '?').join(', ');
   const due = `${GROUPED} AND group_key = ? AND run_at <= ? AND name IN (${names})`;
   return {
-    head: db
-      .prepare<unknown[], [number | null, number | null, number | null]>(
-        `SELECT group_concurrency, group_rate_max, group_rate_period
+    next: db
+      .prepare<unknown[], NextKey>(
+        `SELECT group_key, group_concurrency, group_rate_max, group_rate_period, id
          FROM offload_tasks INDEXED BY offload_tasks_grouped
-         WHERE ${due} ORDER BY priority DESC, run_at, id LIMIT 1`,
+         WHERE ${GROUPED} AND group_key > ? AND run_at <= ? AND name IN (${names})
+         ORDER BY group_key, priority DESC, run_at, id LIMIT 1`,
       )
       .raw(true),
-    take: db
-      .prepare<unknown[], ClaimedRow>(
-        `UPDATE offload_tasks
-         SET state = 'running', attempts = attempts + 1, started_at = ?, lease_owner = ?,
-             lease = lease + 1, lease_expires_at = ?
-         WHERE id IN (
-           SELECT id FROM offload_tasks INDEXED BY offload_tasks_grouped
-           WHERE ${due} ORDER BY priority DESC, run_at, id LIMIT CAST(? AS INTEGER))
-         RETURNING ${CLAIMED_COLUMNS}`,
+    ids: db
+      .prepare<unknown[], number>(
+        `SELECT id FROM offload_tasks INDEXED BY offload_tasks_grouped
+         WHERE ${due} ORDER BY priority DESC, run_at, id LIMIT CAST(? AS INTEGER)`,
       )
-      .raw(true),
+      .pluck(),
   };
 }
 
@@ -123,35 +136,40 @@ export function claimGrouped(
   const { now, owner, leaseExpiresAt, limit } = request;
   let ofKey = statements.ofKey.get(names.length);
   if (!ofKey) statements.ofKey.set(names.length, (ofKey = prepareKeyStatements(db, names.length)));
+  const anyState = statements.anyState.get() !== undefined;
+  // The keys' tasks are picked first and taken with one statement at the end: nothing else
+  // changes them meanwhile, inside the transaction.
+  const ids: number[] = [];
   let last = after;
   let key = after;
   let wrapped = false;
-  while (claimed.length < limit) {
-    const next = statements.nextKey.get(key) ?? null;
-    if (next === null || (wrapped && next > after)) {
+  while (claimed.length + ids.length < limit) {
+    const next = ofKey.next.get(key, now, ...names);
+    if (next === undefined || (wrapped && next[0] > after)) {
       if (wrapped || after === '') break;
       wrapped = true;
       key = '';
       continue;
     }
-    key = next;
-    const head = ofKey.head.get(key, now, ...names);
-    if (!head) continue;
-    const group = toGroup(key, head[0], head[1], head[2])!;
-    const stored = statements.state.get(key);
+    key = next[0];
+    const group = toGroup(key, next[1], next[2], next[3])!;
+    const stored = anyState ? statements.state.get(key) : undefined;
     const state = {
       running: group.concurrency === null ? 0 : statements.running.get(key)!,
       tat: stored?.rate_tat ?? 0,
       throttledUntil: stored?.throttled_until ?? 0,
     };
-    const allowed = keyAllows(group, state, now, limit - claimed.length);
+    const allowed = keyAllows(group, state, now, limit - claimed.length - ids.length);
     if (allowed === 0) continue;
-    const rows = ofKey.take.all(now, owner, leaseExpiresAt, key, now, ...names, allowed);
-    if (rows.length === 0) continue;
-    for (const row of rows) claimed.push(row);
+    const picked = allowed === 1 ? [next[4]] : ofKey.ids.all(key, now, ...names, allowed);
+    for (const id of picked) ids.push(id);
     if (group.rate !== null)
-      statements.setTat.run(key, tatAfter(group.rate, state.tat, now, rows.length));
+      statements.setTat.run(key, tatAfter(group.rate, state.tat, now, picked.length));
     last = key;
+  }
+  if (ids.length > 0) {
+    for (const row of statements.take.all(now, owner, leaseExpiresAt, JSON.stringify(ids)))
+      claimed.push(row);
   }
   return last;
 }

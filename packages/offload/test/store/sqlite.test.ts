@@ -438,14 +438,15 @@ describe('sqlite store', () => {
       ['duePriorities', statements.duePriorities.source, [1]],
       ['oldestDue', statements.oldestDue.source, [1, 1]],
       ['groupsDue', groups.due.source, [1]],
-      ['nextKey', groups.nextKey.source, ['g']],
+      ['anyState', groups.anyState.source, []],
       ['groupRunning', groups.running.source, ['g']],
       ['groupState', groups.state.source, ['g']],
       ['setTat', groups.setTat.source, ['g', 1]],
       ['throttle', groups.throttle.source, ['g', 1]],
       ['pausedNames', groups.pausedNames.source, []],
-      ['keyHead', prepareKeyStatements(db, 2).head.source, ['g', 1, 'a', 'b']],
-      ['keyTake', prepareKeyStatements(db, 2).take.source, [1, 'w', 2, 'g', 1, 'a', 'b', 10]],
+      ['keyNext', prepareKeyStatements(db, 2).next.source, ['g', 1, 'a', 'b']],
+      ['keyIds', prepareKeyStatements(db, 2).ids.source, ['g', 1, 'a', 'b', 10]],
+      ['groupTake', groups.take.source, [1, 'w', 2, '[1]']],
       ['byKey', statements.byKey.source, ['k']],
       ['byId', statements.byId.source, [1]],
       ['settle', statements.settle.source, [end]],
@@ -486,8 +487,9 @@ describe('sqlite store', () => {
     assert.match(plans.get('list')!, /INTEGER PRIMARY KEY \(rowid<\?\)/);
     assert.match(plans.get('listFinished')!, /offload_tasks_done \(state=\? AND id<\?\)/);
     assert.match(plans.get('listQueued')!, /offload_tasks_claim/);
-    assert.match(plans.get('keyTake')!, /offload_tasks_grouped \(group_key=\?\)/);
-    assert.match(plans.get('nextKey')!, /offload_tasks_grouped \(group_key>\?\)/);
+    assert.match(plans.get('keyIds')!, /offload_tasks_grouped \(group_key=\?\)/);
+    assert.match(plans.get('groupTake')!, /INTEGER PRIMARY KEY \(rowid=\?\)/);
+    assert.match(plans.get('keyNext')!, /offload_tasks_grouped \(group_key>\?\)/);
     assert.match(plans.get('groupRunning')!, /offload_tasks_group_running \(group_key=\?\)/);
     assert.match(plans.get('listRunning')!, /offload_tasks_running/);
     assert.match(plans.get('listByKey')!, /offload_tasks_key \(key>\? AND key<\?\)/);
