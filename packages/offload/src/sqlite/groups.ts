@@ -12,6 +12,8 @@ export interface GroupStatements {
   due: Statement<[number], number>;
   /** Whether any key has a row (was ever throttled or rated): if not, none needs reading. */
   anyState: Statement<[], number>;
+  /** The first key above the given one that has queued tasks: one seek. */
+  nextKey: Statement<[string], string>;
   /** How many tasks of the key run. */
   running: Statement<[string], number>;
   /** The key's throttle and rate schedule, if it has a row. */
@@ -32,17 +34,13 @@ export interface GroupStatements {
 }
 
 interface KeyStatements {
-  /**
-   * The first key above the given one with a due task of the names, and the limits and id of its
-   * next due task. Parameters: key, now, ...names.
-   */
-  next: Statement<unknown[], NextKey>;
+  /** The limits and id of the key's next due task of the names. Parameters: key, now, ...names. */
+  head: Statement<unknown[], Head>;
   /** The ids of the key's first due tasks. Parameters: key, now, ...names, limit. */
   ids: Statement<unknown[], number>;
 }
 
-type NextKey = [
-  key: string,
+type Head = [
   concurrency: number | null,
   rateMax: number | null,
   ratePeriod: number | null,
@@ -58,6 +56,12 @@ export function prepareGroupStatements(db: Database.Database): GroupStatements {
       )
       .pluck(),
     anyState: db.prepare<[], number>(`SELECT 1 FROM offload_groups LIMIT 1`).pluck(),
+    nextKey: db
+      .prepare<[string], string>(
+        `SELECT min(group_key) FROM offload_tasks INDEXED BY offload_tasks_grouped
+         WHERE ${GROUPED} AND group_key > ?`,
+      )
+      .pluck(),
     running: db
       .prepare<[string], number>(
         `SELECT count(*) FROM offload_tasks INDEXED BY offload_tasks_group_running
@@ -96,12 +100,11 @@ export function prepareKeyStatements(db: Database.Database, count: number): KeyS
   const names = Array.from({ length: count }, () => '?').join(', ');
   const due = `${GROUPED} AND group_key = ? AND run_at <= ? AND name IN (${names})`;
   return {
-    next: db
-      .prepare<unknown[], NextKey>(
-        `SELECT group_key, group_concurrency, group_rate_max, group_rate_period, id
+    head: db
+      .prepare<unknown[], Head>(
+        `SELECT group_concurrency, group_rate_max, group_rate_period, id
          FROM offload_tasks INDEXED BY offload_tasks_grouped
-         WHERE ${GROUPED} AND group_key > ? AND run_at <= ? AND name IN (${names})
-         ORDER BY group_key, priority DESC, run_at, id LIMIT 1`,
+         WHERE ${due} ORDER BY priority DESC, run_at, id LIMIT 1`,
       )
       .raw(true),
     ids: db
@@ -128,6 +131,7 @@ export function unpausedNames(statements: GroupStatements, names: readonly strin
 export function claimGrouped(
   db: Database.Database,
   statements: GroupStatements,
+  throttled: ThrottledKeys,
   request: ClaimRequest,
   names: readonly string[],
   after: string,
@@ -144,16 +148,23 @@ export function claimGrouped(
   let key = after;
   let wrapped = false;
   while (claimed.length + ids.length < limit) {
-    const next = ofKey.next.get(key, now, ...names);
-    if (next === undefined || (wrapped && next[0] > after)) {
+    const next = statements.nextKey.get(key) ?? null;
+    if (next === null || (wrapped && next > after)) {
       if (wrapped || after === '') break;
       wrapped = true;
       key = '';
       continue;
     }
-    key = next[0];
-    const group = toGroup(key, next[1], next[2], next[3])!;
+    key = next;
+    if (throttled.has(key, now)) continue;
+    const head = ofKey.head.get(key, now, ...names);
+    if (head === undefined) continue;
+    const group = toGroup(key, head[0], head[1], head[2])!;
     const stored = anyState ? statements.state.get(key) : undefined;
+    if (stored !== undefined && stored.throttled_until > now) {
+      throttled.set(key, stored.throttled_until);
+      continue;
+    }
     const state = {
       running: group.concurrency === null ? 0 : statements.running.get(key)!,
       tat: stored?.rate_tat ?? 0,
@@ -161,7 +172,7 @@ export function claimGrouped(
     };
     const allowed = keyAllows(group, state, now, limit - claimed.length - ids.length);
     if (allowed === 0) continue;
-    const picked = allowed === 1 ? [next[4]] : ofKey.ids.all(key, now, ...names, allowed);
+    const picked = allowed === 1 ? [head[3]] : ofKey.ids.all(key, now, ...names, allowed);
     for (const id of picked) ids.push(id);
     if (group.rate !== null)
       statements.setTat.run(key, tatAfter(group.rate, state.tat, now, picked.length));
@@ -172,6 +183,29 @@ export function claimGrouped(
       claimed.push(row);
   }
   return last;
+}
+
+/**
+ * The keys a claim found throttled, and until when, so that later claims pass them by without
+ * reading them: a key's throttle only ever grows, so what was read stays true until then.
+ */
+export class ThrottledKeys {
+  /** Past this many keys, the oldest entries are dropped. */
+  private static readonly MAX = 10_000;
+  private readonly until = new Map<string, number>();
+
+  has(key: string, now: number): boolean {
+    const until = this.until.get(key);
+    if (until === undefined) return false;
+    if (until > now) return true;
+    this.until.delete(key);
+    return false;
+  }
+
+  set(key: string, until: number): void {
+    if (this.until.size >= ThrottledKeys.MAX) this.until.delete(this.until.keys().next().value!);
+    this.until.set(key, until);
+  }
 }
 
 /** The paused names, as the store returns them. */

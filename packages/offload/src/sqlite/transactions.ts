@@ -15,7 +15,7 @@ import {
 } from '../store/store.js';
 import { encodeError } from '../store/stored-error.js';
 import { sqliteStoreError } from './errors.js';
-import { claimGrouped, unpausedNames, type GroupStatements } from './groups.js';
+import { claimGrouped, ThrottledKeys, unpausedNames, type GroupStatements } from './groups.js';
 import { toTask, type ClaimedRow, type TaskRow } from './rows.js';
 import {
   MAX_INSERT_ROWS,
@@ -69,6 +69,7 @@ export function createTransactions(
   groups: GroupStatements,
   guard: WriteGuard,
 ): Transactions {
+  const throttled = new ThrottledKeys();
   const write = <A extends unknown[], R>(body: (...args: A) => R): ((...args: A) => R) => {
     const transaction = db.transaction(body);
     return (...args: A) => {
@@ -114,7 +115,7 @@ export function createTransactions(
         const claimed: ClaimedRow[] = [];
         if (names.length === 0) return { rows: claimed, after };
         if (groups.due.get(now) !== undefined)
-          after = claimGrouped(db, groups, request, names, after, claimed);
+          after = claimGrouped(db, groups, throttled, request, names, after, claimed);
         if (claimed.length >= limit) return { rows: claimed, after };
         const statement = statementFor(names.length);
         const priorities = statements.duePriorities.all(now).sort((a, b) => b - a);

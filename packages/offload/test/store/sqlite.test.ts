@@ -444,7 +444,8 @@ describe('sqlite store', () => {
       ['setTat', groups.setTat.source, ['g', 1]],
       ['throttle', groups.throttle.source, ['g', 1]],
       ['pausedNames', groups.pausedNames.source, []],
-      ['keyNext', prepareKeyStatements(db, 2).next.source, ['g', 1, 'a', 'b']],
+      ['nextKey', groups.nextKey.source, ['g']],
+      ['keyHead', prepareKeyStatements(db, 2).head.source, ['g', 1, 'a', 'b']],
       ['keyIds', prepareKeyStatements(db, 2).ids.source, ['g', 1, 'a', 'b', 10]],
       ['groupTake', groups.take.source, [1, 'w', 2, '[1]']],
       ['byKey', statements.byKey.source, ['k']],
@@ -489,7 +490,8 @@ describe('sqlite store', () => {
     assert.match(plans.get('listQueued')!, /offload_tasks_claim/);
     assert.match(plans.get('keyIds')!, /offload_tasks_grouped \(group_key=\?\)/);
     assert.match(plans.get('groupTake')!, /INTEGER PRIMARY KEY \(rowid=\?\)/);
-    assert.match(plans.get('keyNext')!, /offload_tasks_grouped \(group_key>\?\)/);
+    assert.match(plans.get('nextKey')!, /offload_tasks_grouped \(group_key>\?\)/);
+    assert.match(plans.get('keyHead')!, /offload_tasks_grouped \(group_key=\?/);
     assert.match(plans.get('groupRunning')!, /offload_tasks_group_running \(group_key=\?\)/);
     assert.match(plans.get('listRunning')!, /offload_tasks_running/);
     assert.match(plans.get('listByKey')!, /offload_tasks_key \(key>\? AND key<\?\)/);
