@@ -34,11 +34,17 @@ export interface GroupStatements {
 }
 
 interface KeyStatements {
-  /** The limits and id of the key's next due task of the names. Parameters: key, now, ...names. */
-  head: Statement<unknown[], Head>;
+  /**
+   * The limits and ids of the key's first due tasks of the names, in claim order. Parameters:
+   * key, now, ...names, limit.
+   */
+  firsts: Statement<unknown[], Head>;
   /** The ids of the key's first due tasks. Parameters: key, now, ...names, limit. */
   ids: Statement<unknown[], number>;
 }
+
+/** How many of a key's due tasks a claim reads with their limits, before it knows how many it may take. */
+const FIRSTS = 8;
 
 type Head = [
   concurrency: number | null,
@@ -100,11 +106,11 @@ export function prepareKeyStatements(db: Database.Database, count: number): KeyS
   const names = Array.from({ length: count }, () => '?').join(', ');
   const due = `${GROUPED} AND group_key = ? AND run_at <= ? AND name IN (${names})`;
   return {
-    head: db
+    firsts: db
       .prepare<unknown[], Head>(
         `SELECT group_concurrency, group_rate_max, group_rate_period, id
          FROM offload_tasks INDEXED BY offload_tasks_grouped
-         WHERE ${due} ORDER BY priority DESC, run_at, id LIMIT 1`,
+         WHERE ${due} ORDER BY priority DESC, run_at, id LIMIT CAST(? AS INTEGER)`,
       )
       .raw(true),
     ids: db
@@ -157,7 +163,8 @@ export function claimGrouped(
     }
     key = next;
     if (throttled.has(key, now)) continue;
-    const head = ofKey.head.get(key, now, ...names);
+    const firsts = ofKey.firsts.all(key, now, ...names, Math.min(FIRSTS, limit));
+    const head = firsts[0];
     if (head === undefined) continue;
     const group = toGroup(key, head[0], head[1], head[2])!;
     const stored = anyState ? statements.state.get(key) : undefined;
@@ -172,7 +179,10 @@ export function claimGrouped(
     };
     const allowed = keyAllows(group, state, now, limit - claimed.length - ids.length);
     if (allowed === 0) continue;
-    const picked = allowed === 1 ? [head[3]] : ofKey.ids.all(key, now, ...names, allowed);
+    const picked =
+      allowed <= firsts.length || firsts.length < Math.min(FIRSTS, limit)
+        ? firsts.slice(0, allowed).map((row) => row[3])
+        : ofKey.ids.all(key, now, ...names, allowed);
     for (const id of picked) ids.push(id);
     if (group.rate !== null)
       statements.setTat.run(key, tatAfter(group.rate, state.tat, now, picked.length));

@@ -131,14 +131,16 @@ export const MIGRATIONS: readonly string[] = [
 
   -- The claim index holds the tasks without a group only: the claim of those stays one statement
   -- that never walks past a blocked key's tasks. Tasks with a group have an index by key, which
-  -- the claim visits key by key; the running ones are counted per key from an index of their own
-  -- (a count kept in a row could drift from the tasks). group_key, always null in the claim index,
+  -- the claim visits key by key, reading each key's next tasks and their limits from it alone;
+  -- the running ones are counted per key from an index of their own (a count kept in a row could
+  -- drift from the tasks). group_key, always null in the claim index,
   -- is in it for SQLite to read the claim's WHERE from the index alone (it does not take a column
   -- named in the index's own WHERE as known).
   DROP INDEX offload_tasks_claim;
   CREATE INDEX offload_tasks_claim ON offload_tasks (priority DESC, run_at, id, name, group_key)
     WHERE state = 'queued' AND group_key IS NULL;
-  CREATE INDEX offload_tasks_grouped ON offload_tasks (group_key, priority DESC, run_at, id, name)
+  CREATE INDEX offload_tasks_grouped ON offload_tasks
+    (group_key, priority DESC, run_at, id, name, group_concurrency, group_rate_max, group_rate_period)
     WHERE state = 'queued' AND group_key IS NOT NULL;
   CREATE INDEX offload_tasks_group_running ON offload_tasks (group_key)
     WHERE state = 'running' AND group_key IS NOT NULL;

@@ -445,7 +445,7 @@ describe('sqlite store', () => {
       ['throttle', groups.throttle.source, ['g', 1]],
       ['pausedNames', groups.pausedNames.source, []],
       ['nextKey', groups.nextKey.source, ['g']],
-      ['keyHead', prepareKeyStatements(db, 2).head.source, ['g', 1, 'a', 'b']],
+      ['keyFirsts', prepareKeyStatements(db, 2).firsts.source, ['g', 1, 'a', 'b', 8]],
       ['keyIds', prepareKeyStatements(db, 2).ids.source, ['g', 1, 'a', 'b', 10]],
       ['groupTake', groups.take.source, [1, 'w', 2, '[1]']],
       ['byKey', statements.byKey.source, ['k']],
@@ -491,7 +491,7 @@ describe('sqlite store', () => {
     assert.match(plans.get('keyIds')!, /offload_tasks_grouped \(group_key=\?\)/);
     assert.match(plans.get('groupTake')!, /INTEGER PRIMARY KEY \(rowid=\?\)/);
     assert.match(plans.get('nextKey')!, /offload_tasks_grouped \(group_key>\?\)/);
-    assert.match(plans.get('keyHead')!, /offload_tasks_grouped \(group_key=\?/);
+    assert.match(plans.get('keyFirsts')!, /COVERING INDEX offload_tasks_grouped \(group_key=\?/);
     assert.match(plans.get('groupRunning')!, /offload_tasks_group_running \(group_key=\?\)/);
     assert.match(plans.get('listRunning')!, /offload_tasks_running/);
     assert.match(plans.get('listByKey')!, /offload_tasks_key \(key>\? AND key<\?\)/);
