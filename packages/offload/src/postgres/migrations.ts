@@ -76,6 +76,10 @@ export const MIGRATIONS: readonly string[] = [
     WHERE state = 'queued' AND group_key IS NOT NULL;
   CREATE INDEX tasks_group_running ON {schema}.tasks (group_key)
     WHERE state = 'running' AND group_key IS NOT NULL;
+  -- Whether a task with a group is due, in one seek however many wait for a later run_at (retries
+  -- of grouped tasks do): every claim asks.
+  CREATE INDEX tasks_grouped_due ON {schema}.tasks (run_at)
+    WHERE state = 'queued' AND group_key IS NOT NULL;
 
   -- Per key, only once it was throttled or started a task under a rate: until when it is
   -- throttled, and when its rate's next start is due (see store/group-limits.ts).
@@ -113,6 +117,10 @@ export const MIGRATIONS: readonly string[] = [
     taken     integer;
     wanted    integer := p_limit;
   BEGIN
+    IF NOT EXISTS (SELECT 1 FROM {schema}.tasks t
+                   WHERE t.state = 'queued' AND t.group_key IS NOT NULL AND t.run_at <= p_now) THEN
+      RETURN;
+    END IF;
     FOR pass IN 1..2 LOOP
       EXIT WHEN wanted <= 0 OR (pass = 2 AND p_after = '');
       lower_key := CASE WHEN pass = 1 THEN p_after ELSE '' END;

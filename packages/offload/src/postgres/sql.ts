@@ -146,8 +146,9 @@ export function buildSql(schema: string): Sql {
       active AS MATERIALIZED (
         SELECT array(SELECT unnest($2::text[]) EXCEPT SELECT name FROM ${paused}) AS names),
       grouped AS MATERIALIZED (
-        SELECT ${columnsOf('g')} FROM active,
-          ${quoteIdentifier(schema)}.claim_grouped($1, active.names, $3, $4, $5, $6) g),
+        SELECT ${columnsOf('g')}
+        FROM (SELECT names FROM active WHERE cardinality(names) > 0) a,
+          ${quoteIdentifier(schema)}.claim_grouped($1, a.names, $3, $4, $5, $6) g),
       left_over AS (SELECT $3 - count(*) AS n FROM grouped),
       picked AS (
         SELECT due.id FROM priorities p CROSS JOIN LATERAL (

@@ -57,7 +57,7 @@ export function prepareGroupStatements(db: Database.Database): GroupStatements {
   return {
     due: db
       .prepare<[number], number>(
-        `SELECT 1 FROM offload_tasks INDEXED BY offload_tasks_grouped
+        `SELECT 1 FROM offload_tasks INDEXED BY offload_tasks_grouped_due
          WHERE ${GROUPED} AND run_at <= ? LIMIT 1`,
       )
       .pluck(),

@@ -144,6 +144,10 @@ export const MIGRATIONS: readonly string[] = [
     WHERE state = 'queued' AND group_key IS NOT NULL;
   CREATE INDEX offload_tasks_group_running ON offload_tasks (group_key)
     WHERE state = 'running' AND group_key IS NOT NULL;
+  -- Whether a task with a group is due, in one seek however many wait for a later run_at (retries
+  -- of grouped tasks do): every claim asks.
+  CREATE INDEX offload_tasks_grouped_due ON offload_tasks (run_at)
+    WHERE state = 'queued' AND group_key IS NOT NULL;
 
   -- Per key, only once it was throttled or started a task under a rate: until when it is
   -- throttled, and when its rate's next start is due (see store/group-limits.ts).

@@ -199,7 +199,7 @@ export function prepareStatements(db: Database.Database): Statements {
       `${QUEUED_PRIORITIES} SELECT min(at) FROM (
          SELECT ${FIRST_DUE} AS at FROM priorities
          UNION ALL
-         SELECT min(run_at) FROM offload_tasks INDEXED BY offload_tasks_grouped
+         SELECT min(run_at) FROM offload_tasks INDEXED BY offload_tasks_grouped_due
          WHERE ${GROUPED} AND run_at <= ?)`,
     ),
 

@@ -8,9 +8,9 @@ import {
   type TaskPage,
   type TaskState,
 } from '../types.js';
-import { keyAllows, tatAfter } from './group-limits.js';
 import { Heap } from './heap.js';
 import { parseCursor, parseRowId } from './ids.js';
+import { MemoryLimits } from './memory-limits.js';
 import {
   interruptedError,
   MAX_ERRORS_KEPT,
@@ -80,10 +80,8 @@ export class MemoryStore implements Store {
   private readonly waiting = new Heap<Entry>(byRunAt);
   /** Tasks per state and name, kept as tasks change: stats reads no row. */
   private readonly counts = new StateCounts();
-  /** Per group key: running tasks, rate schedule and throttle (see group-limits.ts). */
-  private readonly groups = new Map<string, GroupState>();
-  /** Paused names, with when they were paused. */
-  private readonly pausedNames = new Map<string, number>();
+  /** Groups and paused names. */
+  private readonly limits = new MemoryLimits();
   private nextId = 1;
   private closed = false;
 
@@ -146,8 +144,7 @@ export class MemoryStore implements Store {
       if (
         !wanted.has(entry.row.name) ||
         entry.row.runAt > now ||
-        this.pausedNames.has(entry.row.name) ||
-        (entry.row.group !== null && !this.startInGroup(entry.row.group, now))
+        !this.limits.mayStart(entry.row.name, entry.row.group, now)
       ) {
         skipped.push(entry);
         continue;
@@ -318,41 +315,22 @@ export class MemoryStore implements Store {
 
   async pause(name: string, now: number): Promise<boolean> {
     this.assertOpen();
-    if (this.pausedNames.has(name)) return false;
-    this.pausedNames.set(name, now);
-    return true;
+    return this.limits.pause(name, now);
   }
 
   async resume(name: string): Promise<boolean> {
     this.assertOpen();
-    return this.pausedNames.delete(name);
+    return this.limits.resume(name);
   }
 
   async paused(): Promise<PausedName[]> {
     this.assertOpen();
-    return [...this.pausedNames]
-      .map(([name, pausedAt]) => ({ name, pausedAt }))
-      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return this.limits.paused();
   }
 
   async throttle(key: string, until: number): Promise<void> {
     this.assertOpen();
-    const state = this.group(key);
-    state.throttledUntil = Math.max(state.throttledUntil, until);
-  }
-
-  /** Whether a task of `group` may start at `now`; if so, counts its start in the rate. */
-  private startInGroup(group: TaskGroup, now: number): boolean {
-    const state = this.group(group.key);
-    if (keyAllows(group, state, now, 1) === 0) return false;
-    if (group.rate !== null) state.tat = tatAfter(group.rate, state.tat, now, 1);
-    return true;
-  }
-
-  private group(key: string): GroupState {
-    let state = this.groups.get(key);
-    if (!state) this.groups.set(key, (state = { running: 0, tat: 0, throttledUntil: 0 }));
-    return state;
+    this.limits.throttle(key, until);
   }
 
   /** Moves the queued tasks whose `runAt` has come from `waiting` to `due`. */
@@ -366,9 +344,7 @@ export class MemoryStore implements Store {
   private setState(row: Row, state: TaskState): void {
     this.counts.add(row.name, row.state, -1);
     this.counts.add(row.name, state, 1);
-    if (row.group !== null && (row.state === 'running') !== (state === 'running')) {
-      this.group(row.group.key).running += state === 'running' ? 1 : -1;
-    }
+    this.limits.moved(row.group, row.state, state);
     row.state = state;
   }
 
@@ -380,12 +356,6 @@ export class MemoryStore implements Store {
   private assertOpen(): void {
     if (this.closed) throw new Error('the memory store is closed');
   }
-}
-
-interface GroupState {
-  running: number;
-  tat: number;
-  throttledUntil: number;
 }
 
 /** How many tasks there are per state and name; a group that empties is dropped. */

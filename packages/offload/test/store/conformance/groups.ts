@@ -17,8 +17,15 @@ export function describeGroups(makeStore: MakeStore): void {
 
     it('stores the group with the task and hands it back', async () => {
       const group: TaskGroup = { key: 'tenant:42', concurrency: 3, rate: { max: 5, period: 1000 } };
-      const task = await enqueueOne({ group });
+      const task = await enqueueOne({ group, runAt: T0 - 5 });
       assert.deepEqual(task.group, group);
+      const stats = await store.stats(T0);
+      assert.deepEqual(stats.counts, [{ name: 'email', state: 'queued', count: 1 }]);
+      assert.equal(stats.oldestDue, T0 - 5);
+      assert.deepEqual(
+        (await store.list({ state: 'queued', limit: 10 })).tasks.map((t) => t.id),
+        [task.id],
+      );
       assert.deepEqual((await mustGet(task.id)).group, group);
       assert.deepEqual((await claimOne()).group, group);
       assert.equal((await enqueueOne()).group, null);
@@ -97,6 +104,22 @@ export function describeGroups(makeStore: MakeStore): void {
       assert.equal((await claimOne()).id, second.id);
       assert.equal((await store.retry(first.id, T0))?.changed, true);
       assert.deepEqual(await claim(), [], 'the retried task waits for the slot');
+    });
+
+    it('takes a task with a group only once it is due, as any task', async () => {
+      const later = await enqueueOne({ group: limited('a', 5), runAt: T0 + 1000 });
+      const due = await enqueueOne({ group: limited('b', 5), runAt: T0 });
+      assert.deepEqual(
+        (await claim({ now: T0 })).map((t) => t.id),
+        [due.id],
+      );
+      assert.deepEqual(await claim({ now: T0 + 999 }), []);
+      assert.deepEqual(
+        (await claim({ now: T0 + 1000 })).map((t) => t.id),
+        [later.id],
+      );
+      const stats = await store.stats(T0 + 1000);
+      assert.equal(stats.oldestDue, null);
     });
 
     it('applies no limit to a key given without one', async () => {
