@@ -48,12 +48,7 @@ export function groupOf(
 export function taskGroup(where: string, group: unknown): TaskGroup {
   rejectUnknownKeys(where, group, ['key', 'concurrency', 'rate']);
   const { key, concurrency, rate } = group as GroupOptions;
-  if (typeof key !== 'string' || key.length === 0 || key.length > 500 || !isStorableText(key)) {
-    throw new InvalidOptionError(
-      `${where}.key`,
-      `must be a string of 1 to 500 characters without NUL or unpaired surrogates, e.g. "tenant:42", got ${describe(key)}`,
-    );
-  }
+  checkGroupKey(`${where}.key`, key);
   let limit: TaskGroup['rate'] = null;
   if (rate !== undefined) {
     rejectUnknownKeys(`${where}.rate`, rate, ['max', 'period']);

@@ -9,7 +9,7 @@ import type {
   TaskPage,
 } from '../types.js';
 import { Batcher } from './batcher.js';
-import type { TaskDefinition } from './define-task.js';
+import { checkTaskName, type TaskDefinition } from './define-task.js';
 import { Events, type Listener, type RuntimeEventName } from './events.js';
 import { checkThrottle } from './groups.js';
 import {
@@ -19,7 +19,6 @@ import {
   checkTransaction,
   givenDefinition,
 } from './input-checks.js';
-import { checkTaskName } from './define-task.js';
 import { accepting, stopCalled, stopReached, type Lifecycle } from './lifecycle.js';
 import { attachLogging, logWithError } from './log-listener.js';
 import { Maintenance } from './maintenance.js';
