@@ -1,6 +1,7 @@
 import {
   defineTask,
   type Backoff,
+  type GroupOptions,
   type Logger,
   type TaskContext,
   type TaskDefinition,
@@ -150,12 +151,7 @@ export function deliveryTask(
     name: deliveryTaskName(sender.channel),
     maxAttempts: attemptsPerProvider * count,
     ...(options.backoff ? { backoff: options.backoff } : {}),
-    group(delivery) {
-      const key = sender.providerKey?.((delivery as Partial<Delivery> | null)?.to as Recipient);
-      if (key == null) return null;
-      const concurrency = options.providerConcurrency;
-      return concurrency === undefined ? { key } : { key, concurrency };
-    },
+    ...(sender.providerKey ? { group: providerGroup(sender, options.providerConcurrency) } : {}),
     async run(stored, ctx): Promise<DeliveryResult> {
       const delivery = isShared(stored)
         ? withContent(stored, await content.read(stored.notification))
@@ -187,6 +183,18 @@ export function deliveryTask(
       }
     },
   });
+}
+
+/** The group of a delivery: its provider's key, with the limit of the provider's channel. */
+function providerGroup(
+  sender: Sender,
+  concurrency: number | undefined,
+): (delivery: Delivery) => GroupOptions | null {
+  return (delivery) => {
+    const key = sender.providerKey!((delivery as Partial<Delivery> | null)?.to as Recipient);
+    if (key === null) return null;
+    return concurrency === undefined ? { key } : { key, concurrency };
+  };
 }
 
 /**

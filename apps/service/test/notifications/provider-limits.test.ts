@@ -28,7 +28,7 @@ afterEach(async () => {
   peers = [];
 });
 
-async function service(webhookConcurrency = 10): Promise<TestService> {
+async function service(webhookConcurrency = 10, providerThrottle = 30_000): Promise<TestService> {
   const settings = readChannelSettings((name) => (name === 'WEBHOOK_SECRET' ? SECRET : undefined));
   const s = await testService({
     channels: {
@@ -42,6 +42,7 @@ async function service(webhookConcurrency = 10): Promise<TestService> {
         ...DEFAULT_CHANNEL_SETTINGS.providerConcurrency,
         webhook: webhookConcurrency,
       },
+      providerThrottle,
     },
   });
   services.push(s);
@@ -104,6 +105,23 @@ describe('provider limits', { timeout: 30_000 }, () => {
       assert.equal(task?.attempts, 0);
     }
     assert.equal(limited.requests.length, 1, 'nothing more was sent to the throttled host');
+  });
+
+  it('throttles a host that answers 429 without Retry-After for PROVIDER_THROTTLE, using no attempt', async () => {
+    const s = await service(10, 50);
+    let calls = 0;
+    const limited = await peer((_request, response) => {
+      calls += 1;
+      response.writeHead(calls === 1 ? 429 : 204).end();
+    });
+    const task = await finished(s.runtime, await notify(s, limited.url));
+    assert.equal(task.state, 'succeeded');
+    assert.equal(task.attempts, 1, 'the 429 gave its attempt back');
+    assert.equal(task.errors[0]?.name, 'RetryLaterError');
+    assert.match(
+      task.errors[0]?.message ?? '',
+      /for 1 s, the default for a 429 without Retry-After/,
+    );
   });
 
   it('sends no more requests at once to one host than WEBHOOK_HOST_CONCURRENCY', async () => {

@@ -26,8 +26,9 @@ export interface AnswerContext {
  * after the notification was created; later, every retry uses up an attempt so that a peer
  * cannot keep a task alive forever). A 429 in that day speaks for the whole provider: it throttles
  * the delivery's group key (the provider's), for as long as Retry-After asks or `throttle` ms
- * without one, so that no process sends it anything before then. 408 and 425 retry; a redirect is not followed and retries
- * (the peer may be mid-deploy); any other 4xx says the request itself is wrong: no retry.
+ * without one, so that no process sends it anything before then. 408 and 425 retry; a redirect
+ * is not followed and retries (the peer may be mid-deploy); any other 4xx says the request itself
+ * is wrong: no retry.
  */
 export function checkAnswer(response: HttpResponse, context: AnswerContext): string {
   const { status } = response;
@@ -49,11 +50,10 @@ export function checkAnswer(response: HttpResponse, context: AnswerContext): str
         { throttle: true },
       );
     }
-    const delay = asked;
-    if (delay !== null && inWindow) {
+    if (asked !== null && inWindow) {
       throw new RetryLaterError(
-        delay,
-        `${answered}; retrying after ${Math.ceil(delay / SECOND)} s as Retry-After asks`,
+        asked,
+        `${answered}; retrying after ${Math.ceil(asked / SECOND)} s as Retry-After asks`,
       );
     }
     throw new Error(answered);
