@@ -147,7 +147,9 @@ export function buildSql(schema: string): Sql {
         SELECT array(SELECT unnest($2::text[]) EXCEPT SELECT name FROM ${paused}) AS names),
       grouped AS MATERIALIZED (
         SELECT ${columnsOf('g')}
-        FROM (SELECT names FROM active WHERE cardinality(names) > 0) a,
+        FROM (SELECT names FROM active WHERE cardinality(names) > 0 AND EXISTS (
+                SELECT 1 FROM ${tasks}
+                WHERE state = 'queued' AND group_key IS NOT NULL AND run_at <= $1)) a,
           ${quoteIdentifier(schema)}.claim_grouped($1, a.names, $3, $4, $5, $6) g),
       left_over AS (SELECT $3 - count(*) AS n FROM grouped),
       picked AS (
