@@ -41,10 +41,17 @@ interface KeyStatements {
   firsts: Statement<unknown[], Head>;
   /** The ids of the key's first due tasks. Parameters: key, now, ...names, limit. */
   ids: Statement<unknown[], number>;
+  /** The keys of the oldest due tasks, one per task. Parameters: now, ...names, limit. */
+  dueKeys: Statement<unknown[], string>;
 }
 
 /** How many of a key's due tasks a claim reads with their limits, before it knows how many it may take. */
 const FIRSTS = 8;
+/**
+ * How many of the oldest due tasks' keys a claim reads, per task it may take, before it visits
+ * the keys in turn instead.
+ */
+const DUE_KEYS_PER_TASK = 4;
 
 type Head = [
   concurrency: number | null,
@@ -113,6 +120,13 @@ export function prepareKeyStatements(db: Database.Database, count: number): KeyS
          WHERE ${due} ORDER BY priority DESC, run_at, id LIMIT CAST(? AS INTEGER)`,
       )
       .raw(true),
+    dueKeys: db
+      .prepare<unknown[], string>(
+        `SELECT group_key FROM offload_tasks INDEXED BY offload_tasks_grouped_due
+         WHERE ${GROUPED} AND run_at <= ? AND name IN (${names})
+         ORDER BY run_at, id LIMIT CAST(? AS INTEGER)`,
+      )
+      .pluck(),
     ids: db
       .prepare<unknown[], number>(
         `SELECT id FROM offload_tasks INDEXED BY offload_tasks_grouped
@@ -130,9 +144,12 @@ export function unpausedNames(statements: GroupStatements, names: readonly strin
 
 /**
  * Takes up to `limit` due tasks with a group, inside the claim's IMMEDIATE transaction (no other
- * process claims meanwhile), visiting the keys that have queued tasks in turn from the one after
- * `after`: each key gives as many of its tasks, in claim order, as its limits allow. A blocked key
- * costs a few index seeks, whatever number of tasks it holds. Returns the last key taken from.
+ * process claims meanwhile). Each key visited gives as many of its due tasks, in claim order, as
+ * its limits allow. The keys of the oldest due tasks are visited first, from a bounded read of
+ * them; when that read is used up with room left (the oldest tasks belong to blocked keys), the
+ * keys that have queued tasks are visited in turn from the one after `after`, so that a blocked
+ * key costs a few index seeks, whatever number of tasks it holds. Returns the last key visited
+ * in turn.
  */
 export function claimGrouped(
   db: Database.Database,
@@ -146,47 +163,64 @@ export function claimGrouped(
   const { now, owner, leaseExpiresAt, limit } = request;
   let ofKey = statements.ofKey.get(names.length);
   if (!ofKey) statements.ofKey.set(names.length, (ofKey = prepareKeyStatements(db, names.length)));
+  const statementsOfKey = ofKey;
   const anyState = statements.anyState.get() !== undefined;
   // The keys' tasks are picked first and taken with one statement at the end: nothing else
   // changes them meanwhile, inside the transaction.
   const ids: number[] = [];
-  let last = after;
-  let key = after;
-  let wrapped = false;
-  while (claimed.length + ids.length < limit) {
-    const next = statements.nextKey.get(key) ?? null;
-    if (next === null || (wrapped && next > after)) {
-      if (wrapped || after === '') break;
-      wrapped = true;
-      key = '';
-      continue;
-    }
-    key = next;
-    if (throttled.has(key, now)) continue;
-    const firsts = ofKey.firsts.all(key, now, ...names, Math.min(FIRSTS, limit));
+  const visited = new Set<string>();
+  const room = () => limit - claimed.length - ids.length;
+
+  const visit = (key: string): void => {
+    visited.add(key);
+    if (throttled.has(key, now)) return;
+    const firsts = statementsOfKey.firsts.all(key, now, ...names, Math.min(FIRSTS, limit));
     const head = firsts[0];
-    if (head === undefined) continue;
+    if (head === undefined) return;
     const group = toGroup(key, head[0], head[1], head[2])!;
     const stored = anyState ? statements.state.get(key) : undefined;
     if (stored !== undefined && stored.throttled_until > now) {
       throttled.set(key, stored.throttled_until);
-      continue;
+      return;
     }
     const state = {
       running: group.concurrency === null ? 0 : statements.running.get(key)!,
       tat: stored?.rate_tat ?? 0,
       throttledUntil: stored?.throttled_until ?? 0,
     };
-    const allowed = keyAllows(group, state, now, limit - claimed.length - ids.length);
-    if (allowed === 0) continue;
+    const allowed = keyAllows(group, state, now, room());
+    if (allowed === 0) return;
     const picked =
       allowed <= firsts.length || firsts.length < Math.min(FIRSTS, limit)
         ? firsts.slice(0, allowed).map((row) => row[3])
-        : ofKey.ids.all(key, now, ...names, allowed);
+        : statementsOfKey.ids.all(key, now, ...names, allowed);
     for (const id of picked) ids.push(id);
     if (group.rate !== null)
       statements.setTat.run(key, tatAfter(group.rate, state.tat, now, picked.length));
-    last = key;
+  };
+
+  const budget = DUE_KEYS_PER_TASK * limit;
+  const oldest = ofKey.dueKeys.all(now, ...names, budget);
+  for (const key of oldest) {
+    if (room() <= 0) break;
+    if (!visited.has(key)) visit(key);
+  }
+  let last = after;
+  if (room() > 0 && oldest.length === budget) {
+    let key = after;
+    let wrapped = false;
+    while (room() > 0) {
+      const next = statements.nextKey.get(key) ?? null;
+      if (next === null || (wrapped && next > after)) {
+        if (wrapped || after === '') break;
+        wrapped = true;
+        key = '';
+        continue;
+      }
+      key = next;
+      last = key;
+      if (!visited.has(key)) visit(key);
+    }
   }
   if (ids.length > 0) {
     for (const row of statements.take.all(now, owner, leaseExpiresAt, JSON.stringify(ids)))

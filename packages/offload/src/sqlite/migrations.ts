@@ -144,9 +144,9 @@ export const MIGRATIONS: readonly string[] = [
     WHERE state = 'queued' AND group_key IS NOT NULL;
   CREATE INDEX offload_tasks_group_running ON offload_tasks (group_key)
     WHERE state = 'running' AND group_key IS NOT NULL;
-  -- Whether a task with a group is due, in one seek however many wait for a later run_at (retries
-  -- of grouped tasks do): every claim asks.
-  CREATE INDEX offload_tasks_grouped_due ON offload_tasks (run_at)
+  -- The due tasks with a group, oldest first: whether one is due, in one seek however many wait
+  -- for a later run_at (retries of grouped tasks do), and which keys a claim visits first.
+  CREATE INDEX offload_tasks_grouped_due ON offload_tasks (run_at, id, group_key, name)
     WHERE state = 'queued' AND group_key IS NOT NULL;
 
   -- Per key, only once it was throttled or started a task under a rate: until when it is

@@ -447,6 +447,7 @@ describe('sqlite store', () => {
       ['nextKey', groups.nextKey.source, ['g']],
       ['keyFirsts', prepareKeyStatements(db, 2).firsts.source, ['g', 1, 'a', 'b', 8]],
       ['keyIds', prepareKeyStatements(db, 2).ids.source, ['g', 1, 'a', 'b', 10]],
+      ['dueKeys', prepareKeyStatements(db, 2).dueKeys.source, [1, 'a', 'b', 10]],
       ['groupTake', groups.take.source, [1, 'w', 2, '[1]']],
       ['byKey', statements.byKey.source, ['k']],
       ['byId', statements.byId.source, [1]],
@@ -492,6 +493,7 @@ describe('sqlite store', () => {
     assert.match(plans.get('groupTake')!, /INTEGER PRIMARY KEY \(rowid=\?\)/);
     assert.match(plans.get('nextKey')!, /offload_tasks_grouped \(group_key>\?\)/);
     assert.match(plans.get('keyFirsts')!, /COVERING INDEX offload_tasks_grouped \(group_key=\?/);
+    assert.match(plans.get('dueKeys')!, /COVERING INDEX offload_tasks_grouped_due \(run_at<\?\)/);
     assert.match(plans.get('groupsDue')!, /offload_tasks_grouped_due \(run_at<\?\)/);
     assert.match(plans.get('groupRunning')!, /offload_tasks_group_running \(group_key=\?\)/);
     assert.match(plans.get('listRunning')!, /offload_tasks_running/);

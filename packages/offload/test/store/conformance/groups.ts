@@ -57,6 +57,16 @@ export function describeGroups(makeStore: MakeStore): void {
       assert.deepEqual(await claim({ limit: 8 }), [], 'every key is at its limit');
     });
 
+    it('reaches a newer key past a blocked key with many more tasks than the batch', async () => {
+      for (let i = 0; i < 60; i++) await enqueueOne({ group: limited('a', 1), runAt: T0 - 1000 });
+      assert.equal((await claim({ limit: 1 })).length, 1);
+      const newer = await enqueueOne({ group: limited('z', 1), runAt: T0 });
+      assert.deepEqual(
+        (await claim({ limit: 2 })).map((t) => t.id),
+        [newer.id],
+      );
+    });
+
     it("takes a key's own tasks in claim order", async () => {
       const late = await enqueueOne({ group: limited('a', 1), runAt: T0 - 10 });
       const high = await enqueueOne({ group: limited('a', 1), priority: 5, runAt: T0 });
