@@ -80,6 +80,7 @@ async function fill(store: Store): Promise<void> {
         maxAttempts: 3,
         timeout: null,
         key: null,
+        group: null,
         runAt: now,
         createdAt: now,
       });

@@ -19,6 +19,7 @@ import { requestLogger } from './request-logger.js';
 import { healthRoutes } from './routes/health.js';
 import { notificationRoutes } from './routes/notifications.js';
 import { scheduleRoutes } from './routes/schedules.js';
+import { taskNameRoutes } from './routes/task-names.js';
 import { taskRoutes } from './routes/tasks.js';
 
 export interface AppOptions {
@@ -170,6 +171,7 @@ export async function buildApp({
       await api.register(notificationRoutes, { notifications });
       await api.register(taskRoutes);
       await api.register(scheduleRoutes, { notifications });
+      await api.register(taskNameRoutes);
     },
     { prefix: '/api' },
   );

@@ -1,6 +1,7 @@
 import {
   defineTask,
   type Backoff,
+  type GroupOptions,
   type Logger,
   type TaskContext,
   type TaskDefinition,
@@ -84,6 +85,12 @@ export interface Sender {
   send(delivery: OutgoingDelivery, context: SendContext): Promise<string>;
   /** The key under which a recipient gone for good is remembered, or null. */
   goneKey?(delivery: OutgoingDelivery): string | null;
+  /**
+   * The group key of the provider that delivers to `to` (a recipient as stored, which may be
+   * anything when written by hand; null when it cannot tell): the provider's concurrency limit
+   * and 429 throttle apply to it, across every process.
+   */
+  providerKey?(to: Recipient): string | null;
 }
 
 /** One outgoing call, as metrics count it. */
@@ -98,6 +105,11 @@ export interface DeliveryCall {
 export interface DeliveryTaskOptions {
   /** Attempts on each provider before the next one is tried. */
   attemptsPerProvider: number;
+  /**
+   * Deliveries sent at once to one provider (see `Sender.providerKey`), across every process;
+   * undefined: no limit, the provider's 429 throttles it all the same.
+   */
+  providerConcurrency?: number;
   backoff?: Backoff;
   gone: GoneRecipients;
   /** Where the content of a `SharedDelivery` is read. */
@@ -139,6 +151,7 @@ export function deliveryTask(
     name: deliveryTaskName(sender.channel),
     maxAttempts: attemptsPerProvider * count,
     ...(options.backoff ? { backoff: options.backoff } : {}),
+    ...(sender.providerKey ? { group: providerGroup(sender, options.providerConcurrency) } : {}),
     async run(stored, ctx): Promise<DeliveryResult> {
       const delivery = isShared(stored)
         ? withContent(stored, await content.read(stored.notification))
@@ -170,6 +183,28 @@ export function deliveryTask(
       }
     },
   });
+}
+
+/** The group of a delivery: its provider's key, with the limit of the provider's channel. */
+function providerGroup(
+  sender: Sender,
+  concurrency: number | undefined,
+): (delivery: Delivery) => GroupOptions | null {
+  return (delivery) => {
+    const key = sender.providerKey!((delivery as Partial<Delivery> | null)?.to as Recipient);
+    if (key === null) return null;
+    return concurrency === undefined ? { key } : { key, concurrency };
+  };
+}
+
+/**
+ * `channel:host` for a URL's host (with its port when given), or null when `url` is not one: each
+ * host is one provider. At most 500 characters, as a group key.
+ */
+export function hostKey(channel: ChannelName, url: string | null): string | null {
+  if (url === null || !URL.canParse(url)) return null;
+  const { host } = new URL(url);
+  return host === '' ? null : `${channel}:${host}`.slice(0, 500);
 }
 
 /**

@@ -18,6 +18,17 @@ export interface ChannelSettings {
   deliveryAttempts: number;
   /** `DELIVERY_BACKOFF` (seconds, default 2): delay before the first retry, doubling after; in ms. */
   deliveryBackoff: number;
+  /**
+   * Deliveries sent at once to one provider, across every process on the store: to one webhook
+   * host (`WEBHOOK_HOST_CONCURRENCY`, default 10), one SMTP server (`SMTP_CONCURRENCY`, default
+   * 5), one push service (`PUSH_CONCURRENCY`, default 50).
+   */
+  providerConcurrency: { webhook: number; email: number; push: number };
+  /**
+   * `PROVIDER_THROTTLE` (seconds, default 30): how long a provider that answers 429 without
+   * Retry-After gets no delivery, in ms. With Retry-After, as long as it asks (at most an hour).
+   */
+  providerThrottle: number;
   /** `WEBHOOK_SECRET`: null leaves the webhook channel off. */
   webhook: { secrets: WebhookSecret[] } | null;
   /** `SMTP_URL` and `EMAIL_FROM`: null leaves the email channel off. */
@@ -31,6 +42,8 @@ export const DEFAULT_CHANNEL_SETTINGS: ChannelSettings = {
   deliveryTimeout: 15 * SECOND,
   deliveryAttempts: 5,
   deliveryBackoff: 2 * SECOND,
+  providerConcurrency: { webhook: 10, email: 5, push: 50 },
+  providerThrottle: 30 * SECOND,
   webhook: null,
   email: null,
   push: null,
@@ -42,6 +55,10 @@ export const CHANNEL_VARIABLES = [
   'DELIVERY_TIMEOUT',
   'DELIVERY_ATTEMPTS',
   'DELIVERY_BACKOFF',
+  'WEBHOOK_HOST_CONCURRENCY',
+  'SMTP_CONCURRENCY',
+  'PUSH_CONCURRENCY',
+  'PROVIDER_THROTTLE',
   'WEBHOOK_SECRET',
   'SMTP_URL',
   'EMAIL_FROM',
@@ -70,6 +87,22 @@ export function readChannelSettings(read: Read): ChannelSettings {
       100,
     ),
     deliveryBackoff: secondsVariable('DELIVERY_BACKOFF', read('DELIVERY_BACKOFF') ?? '2', 0, 3600),
+    providerConcurrency: {
+      webhook: wholeNumberVariable(
+        'WEBHOOK_HOST_CONCURRENCY',
+        read('WEBHOOK_HOST_CONCURRENCY') ?? '10',
+        1,
+        10_000,
+      ),
+      email: wholeNumberVariable('SMTP_CONCURRENCY', read('SMTP_CONCURRENCY') ?? '5', 1, 10_000),
+      push: wholeNumberVariable('PUSH_CONCURRENCY', read('PUSH_CONCURRENCY') ?? '50', 1, 10_000),
+    },
+    providerThrottle: secondsVariable(
+      'PROVIDER_THROTTLE',
+      read('PROVIDER_THROTTLE') ?? '30',
+      0,
+      3600,
+    ),
     webhook: readWebhook(read),
     email: readEmail(read),
     push: readPush(read),
@@ -167,6 +200,8 @@ export function describeChannels(settings: ChannelSettings): Record<string, unkn
     deliveryTimeout: settings.deliveryTimeout,
     deliveryAttempts: settings.deliveryAttempts,
     deliveryBackoff: settings.deliveryBackoff,
+    providerConcurrency: settings.providerConcurrency,
+    providerThrottle: settings.providerThrottle,
     webhook: settings.webhook ? `on, ${settings.webhook.secrets.length} secret(s)` : 'off',
     email: settings.email
       ? settings.email.providers.map((p) => `${p.name} ${p.host}:${p.port}`)

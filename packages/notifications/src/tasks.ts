@@ -89,14 +89,22 @@ export class Notifications {
     if (settings.webhook) {
       this.senders.set(
         'webhook',
-        new WebhookSender({ client, secrets: settings.webhook.secrets, timeout }),
+        new WebhookSender({
+          client,
+          secrets: settings.webhook.secrets,
+          timeout,
+          throttle: settings.providerThrottle,
+        }),
       );
     }
     if (settings.email) {
       this.senders.set('email', new EmailSender({ ...settings.email, timeout }));
     }
     if (settings.push) {
-      this.senders.set('push', new PushSender({ client, ...settings.push, timeout }));
+      this.senders.set(
+        'push',
+        new PushSender({ client, ...settings.push, timeout, throttle: settings.providerThrottle }),
+      );
     }
     const gone = new GoneRecipients();
     const taskOptions = {
@@ -113,7 +121,14 @@ export class Notifications {
     this.tasks = [
       demoNotificationTask(options.demoDelay),
       this.content.task(),
-      ...[...this.senders.values()].map((sender) => deliveryTask(sender, taskOptions)),
+      ...[...this.senders.values()].map((sender) =>
+        deliveryTask(sender, {
+          ...taskOptions,
+          providerConcurrency: (
+            settings.providerConcurrency as Partial<Record<ChannelName, number>>
+          )[sender.channel],
+        }),
+      ),
     ] as TaskDefinition<never>[];
     this.rules = {
       policy,

@@ -29,12 +29,15 @@ export { iso, taskView, type TaskView } from './task-view.js';
 export {
   TASK_STATES,
   type EnqueueOptions,
+  type GroupOptions,
+  type PausedName,
   type SqlClient,
   type Json,
   type ListFilter,
   type Logger,
   type Task,
   type TaskError,
+  type TaskGroup,
   type TaskPage,
   type TaskState,
 } from './types.js';

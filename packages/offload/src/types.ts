@@ -45,6 +45,8 @@ export interface Task<P = Json> {
   timeout: number | null;
   /** The de-duplication key given at enqueue, if any. */
   key: string | null;
+  /** The group the task counts in, with its limits, or null (see docs/limits.md). */
+  group: TaskGroup | null;
   /** When the task may run next: in the future while it waits for a retry or a delay. */
   runAt: Date;
   createdAt: Date;
@@ -79,11 +81,40 @@ export interface EnqueueOptions {
    * another one with the same key returns the stored task instead of adding one.
    */
   key?: string;
+  /** The group the task counts in, with its limits; overrides the definition's `group`. */
+  group?: GroupOptions;
   /**
    * PostgreSQL only: a node-postgres client inside your open transaction. The task is written in
    * that transaction: it exists, and runs, only if you commit.
    */
   transaction?: SqlClient;
+}
+
+/**
+ * Tasks that share a group key share its limits, across every process on the store: at most
+ * `concurrency` of them run at once, and at most `rate.max` start per `rate.period` ms. A handler
+ * can throttle its whole key (`RetryLaterError` with `throttle: true`).
+ */
+export interface GroupOptions {
+  /** 1 to 500 characters, e.g. `tenant:42` or `smtp:mail1`. */
+  key: string;
+  /** Most tasks of the key running at once; default no limit. */
+  concurrency?: number;
+  /** Most starts of the key's tasks per `period` ms; default no limit. */
+  rate?: { max: number; period: number };
+}
+
+/** A task's group as stored: absent limits are null. */
+export interface TaskGroup {
+  key: string;
+  concurrency: number | null;
+  rate: { max: number; period: number } | null;
+}
+
+/** A task name whose tasks are not claimed until it is resumed. */
+export interface PausedName {
+  name: string;
+  pausedAt: Date;
 }
 
 /**

@@ -119,6 +119,7 @@ export function newStoredTask(overrides: Partial<NewTask> = {}): NewTask {
     maxAttempts: 3,
     timeout: null,
     key: null,
+    group: null,
     runAt: T0,
     createdAt: T0,
     ...overrides,

@@ -34,6 +34,8 @@ describe('configuration', () => {
         deliveryTimeout: 15_000,
         deliveryAttempts: 5,
         deliveryBackoff: 2000,
+        providerConcurrency: { webhook: 10, email: 5, push: 50 },
+        providerThrottle: 30_000,
         webhook: null,
         email: null,
         push: null,
@@ -88,6 +90,17 @@ describe('configuration', () => {
     );
   });
 
+  it('reads the limits per provider', () => {
+    const { channels } = loadConfig({
+      WEBHOOK_HOST_CONCURRENCY: '3',
+      SMTP_CONCURRENCY: '2',
+      PUSH_CONCURRENCY: '100',
+      PROVIDER_THROTTLE: '2.5',
+    });
+    assert.deepEqual(channels.providerConcurrency, { webhook: 3, email: 2, push: 100 });
+    assert.equal(channels.providerThrottle, 2500);
+  });
+
   it('reads LOG_FORMAT as json or pretty, and leaves the choice to the terminal when unset', () => {
     assert.equal(loadConfig({ LOG_FORMAT: 'json' }).logFormat, 'json');
     assert.equal(loadConfig({ LOG_FORMAT: ' pretty ' }).logFormat, 'pretty');
@@ -124,6 +137,10 @@ describe('configuration', () => {
     ['DATABASE_URL', 'memory:extra'],
     ['DATABASE_URL', 'postgres://[bad'],
     ['DATABASE_URL', 'postgres://u@127.0.0.1:5432'],
+    ['WEBHOOK_HOST_CONCURRENCY', '0'],
+    ['SMTP_CONCURRENCY', 'many'],
+    ['PUSH_CONCURRENCY', '1.5'],
+    ['PROVIDER_THROTTLE', '-1'],
   ];
   for (const [name, value] of bad) {
     it(`refuses ${name}=${JSON.stringify(value)}, naming it`, () => {

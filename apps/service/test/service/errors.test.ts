@@ -125,6 +125,12 @@ const badInputs: [string, InjectOptions, number, ErrorCode][] = [
     400,
     'INVALID_TASK_ID',
   ],
+  [
+    'a malformed task name',
+    { method: 'POST', url: '/api/task-names/%20padded/pause' },
+    400,
+    'INVALID_TASK_NAME',
+  ],
   ['an unknown task', { method: 'GET', url: '/api/tasks/987654' }, 404, 'TASK_NOT_FOUND'],
   [
     'retrying an unknown task',

@@ -75,6 +75,14 @@ export class EmailSender implements Sender {
     this.providers = options.providers.map((p) => p.name);
   }
 
+  /**
+   * The first server's key: a delivery's group is chosen when it is stored, before any attempt
+   * fails over, so attempts on the next servers count against the first one's limit too.
+   */
+  providerKey(): string {
+    return `smtp:${this.providers[0]}`;
+  }
+
   async send(
     delivery: OutgoingDelivery,
     { provider: index, signal }: SendContext,

@@ -16,14 +16,19 @@ export interface AnswerContext {
   /** When the notification was created, in epoch ms. */
   createdAt: number;
   now: number;
+  /** How long a 429 without Retry-After holds the provider back, in ms. */
+  throttle: number;
 }
 
 /**
  * Turns an HTTP answer into the outcome of the attempt: returns on 2xx, throws otherwise.
  * Gone → `RecipientGoneError`; 429 and 5xx → retry, after `Retry-After` when given (for a day
  * after the notification was created; later, every retry uses up an attempt so that a peer
- * cannot keep a task alive forever); 408 and 425 retry; a redirect is not followed and retries
- * (the peer may be mid-deploy); any other 4xx says the request itself is wrong: no retry.
+ * cannot keep a task alive forever). A 429 in that day speaks for the whole provider: it throttles
+ * the delivery's group key (the provider's), for as long as Retry-After asks or `throttle` ms
+ * without one, so that no process sends it anything before then. 408 and 425 retry; a redirect
+ * is not followed and retries (the peer may be mid-deploy); any other 4xx says the request itself
+ * is wrong: no retry.
  */
 export function checkAnswer(response: HttpResponse, context: AnswerContext): string {
   const { status } = response;
@@ -35,11 +40,20 @@ export function checkAnswer(response: HttpResponse, context: AnswerContext): str
       `${answered}: the recipient is gone; no more deliveries are sent to it`,
     );
   if (status === 429 || status >= 500) {
-    const delay = retryAfter(response.headers['retry-after'], context.now);
-    if (delay !== null && context.now - context.createdAt < RETRY_AFTER_WINDOW) {
+    const asked = retryAfter(response.headers['retry-after'], context.now);
+    const inWindow = context.now - context.createdAt < RETRY_AFTER_WINDOW;
+    if (status === 429 && inWindow) {
+      const delay = asked ?? context.throttle;
       throw new RetryLaterError(
         delay,
-        `${answered}; retrying after ${Math.ceil(delay / SECOND)} s as Retry-After asks`,
+        `${answered}; no delivery goes to ${context.target} for ${Math.ceil(delay / SECOND)} s, ${asked === null ? 'the default for a 429 without Retry-After' : 'as Retry-After asks'}`,
+        { throttle: true },
+      );
+    }
+    if (asked !== null && inWindow) {
+      throw new RetryLaterError(
+        asked,
+        `${answered}; retrying after ${Math.ceil(asked / SECOND)} s as Retry-After asks`,
       );
     }
     throw new Error(answered);

@@ -1,5 +1,12 @@
 import { HOUR } from 'offload';
-import type { OutgoingDelivery, PushSubscription, SendContext, Sender } from '../delivery.js';
+import {
+  hostKey,
+  type OutgoingDelivery,
+  type PushSubscription,
+  type Recipient,
+  type SendContext,
+  type Sender,
+} from '../delivery.js';
 import type { HttpClient } from '../net/http-client.js';
 import { checkAnswer } from './http-answer.js';
 import { encryptPushMessage, vapidAuthorization, type VapidKeys } from './web-push-crypto.js';
@@ -13,6 +20,8 @@ export interface PushSenderOptions {
   ttl: number;
   /** Timeout of one request, in ms. */
   timeout: number;
+  /** How long a 429 without Retry-After holds the push service back, in ms. */
+  throttle: number;
   now?: () => number;
 }
 
@@ -53,6 +62,12 @@ export class PushSender implements Sender {
     return `push ${(delivery.to as PushSubscription).endpoint}`;
   }
 
+  /** One key per push service host (FCM, Mozilla's, Apple's). */
+  providerKey(to: Recipient): string | null {
+    const endpoint = (to as Partial<PushSubscription> | null)?.endpoint;
+    return hostKey('push', typeof endpoint === 'string' ? endpoint : null);
+  }
+
   async send(delivery: OutgoingDelivery, { signal }: SendContext): Promise<string> {
     const subscription = delivery.to as PushSubscription;
     const url = new URL(subscription.endpoint);
@@ -79,6 +94,7 @@ export class PushSender implements Sender {
       gone: [404, 410],
       createdAt: Date.parse(delivery.createdAt),
       now: this.now(),
+      throttle: this.options.throttle,
     });
   }
 }

@@ -1,4 +1,10 @@
-import type { OutgoingDelivery, SendContext, Sender } from '../delivery.js';
+import {
+  hostKey,
+  type OutgoingDelivery,
+  type Recipient,
+  type SendContext,
+  type Sender,
+} from '../delivery.js';
 import type { HttpClient } from '../net/http-client.js';
 import { checkAnswer } from './http-answer.js';
 import { signWebhook, type WebhookSecret } from './webhook-signature.js';
@@ -9,6 +15,8 @@ export interface WebhookSenderOptions {
   secrets: readonly WebhookSecret[];
   /** Timeout of one request, in ms. */
   timeout: number;
+  /** How long a 429 without Retry-After holds the host back, in ms. */
+  throttle: number;
   now?: () => number;
 }
 
@@ -42,6 +50,11 @@ export class WebhookSender implements Sender {
     return `webhook ${String(delivery.to)}`;
   }
 
+  /** One key per host (and port): each receiving server has its own limit and throttle. */
+  providerKey(to: Recipient): string | null {
+    return hostKey('webhook', typeof to === 'string' ? to : null);
+  }
+
   async send(delivery: OutgoingDelivery, { signal }: SendContext): Promise<string> {
     const url = new URL(String(delivery.to));
     const message: WebhookMessage = {
@@ -73,6 +86,7 @@ export class WebhookSender implements Sender {
       gone: [410],
       createdAt: Date.parse(delivery.createdAt),
       now: this.now(),
+      throttle: this.options.throttle,
     });
   }
 }

@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { OffloadError } from '../errors/offload-error.js';
 import { unknownOption, unknownWord, UsageError } from './args.js';
 import { MIGRATE_USAGE, migrateCommand } from './migrate.js';
+import { taskNamesCommand, TASK_NAMES_USAGE } from './task-names.js';
 import { tasksCommand, TASKS_USAGE } from './tasks.js';
 import { schedulesCommand, SCHEDULES_USAGE } from './schedules.js';
 
@@ -12,6 +13,8 @@ ${TASKS_USAGE}
 
 ${SCHEDULES_USAGE}
 
+${TASK_NAMES_USAGE}
+
 ${MIGRATE_USAGE}
 
 offload --help | --version`;
@@ -19,6 +22,9 @@ offload --help | --version`;
 const COMMANDS = {
   tasks: { run: tasksCommand, usage: TASKS_USAGE },
   schedules: { run: schedulesCommand, usage: SCHEDULES_USAGE },
+  pause: { run: taskNamesCommand.bind(null, 'pause'), usage: TASK_NAMES_USAGE },
+  resume: { run: taskNamesCommand.bind(null, 'resume'), usage: TASK_NAMES_USAGE },
+  paused: { run: taskNamesCommand.bind(null, 'paused'), usage: TASK_NAMES_USAGE },
   migrate: { run: migrateCommand, usage: MIGRATE_USAGE },
 } as const;
 

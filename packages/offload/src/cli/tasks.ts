@@ -117,7 +117,7 @@ export async function tasksCommand(args: string[], env: NodeJS.ProcessEnv): Prom
 }
 
 /** A store that could not be opened, named by where its URL came from and what to check. */
-function storeError(error: unknown, source: string, kind: StoreUrl['kind']): unknown {
+export function storeError(error: unknown, source: string, kind: StoreUrl['kind']): unknown {
   const named = namingSource(error, source);
   if (!(named instanceof OffloadError) || named.code !== 'STORE_NOT_FOUND') return named;
   const check =

@@ -1,5 +1,5 @@
 export { OffloadError } from './offload-error.js';
-export { RetryLaterError } from './retry-later.js';
+export { RetryLaterError, type RetryLaterOptions } from './retry-later.js';
 export { PermanentError } from './permanent.js';
 export { TaskTimeoutError } from './task-timeout.js';
 export { TaskAbortedError, type AbortReason } from './task-aborted.js';

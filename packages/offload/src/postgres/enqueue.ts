@@ -26,6 +26,10 @@ export async function enqueueTasks(
     column('key'),
     column('runAt'),
     column('createdAt'),
+    tasks.map((task) => task.group?.key ?? null),
+    tasks.map((task) => task.group?.concurrency ?? null),
+    tasks.map((task) => task.group?.rate?.max ?? null),
+    tasks.map((task) => task.group?.rate?.period ?? null),
   ];
   const { rows } = await run<{ id: string; key: string | null }>('enqueue', values);
   // Ids grow in request order; rows skipped for a stored key are the only gaps.

@@ -82,6 +82,131 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX schedules_due ON {schema}.schedules (next_run_at)
     WHERE NOT paused AND next_run_at IS NOT NULL;
   `,
+  `
+  -- Groups (docs/limits.md): the key a task counts in, and the limits it carries.
+  ALTER TABLE {schema}.tasks
+    ADD COLUMN group_key         text COLLATE "C",
+    ADD COLUMN group_concurrency integer,
+    ADD COLUMN group_rate_max    integer,
+    ADD COLUMN group_rate_period integer;
+
+  -- The claim index holds the tasks without a group only: their claim stays one statement that
+  -- never walks past a blocked key's tasks. Tasks with a group have an index by key, which
+  -- claim_grouped visits key by key; the running ones are counted per key from an index of their
+  -- own (a count kept in a row could drift from the tasks).
+  DROP INDEX {schema}.tasks_claim;
+  CREATE INDEX tasks_claim ON {schema}.tasks (priority DESC, run_at, id)
+    WHERE state = 'queued' AND group_key IS NULL;
+  CREATE INDEX tasks_grouped ON {schema}.tasks (group_key, priority DESC, run_at, id)
+    WHERE state = 'queued' AND group_key IS NOT NULL;
+  CREATE INDEX tasks_group_running ON {schema}.tasks (group_key)
+    WHERE state = 'running' AND group_key IS NOT NULL;
+  -- Whether a task with a group is due, in one seek however many wait for a later run_at (retries
+  -- of grouped tasks do): every claim asks.
+  CREATE INDEX tasks_grouped_due ON {schema}.tasks (run_at)
+    WHERE state = 'queued' AND group_key IS NOT NULL;
+
+  -- Per key, only once it was throttled or started a task under a rate: until when it is
+  -- throttled, and when its rate's next start is due (see store/group-limits.ts).
+  CREATE TABLE {schema}.groups (
+    key             text COLLATE "C" PRIMARY KEY,
+    throttled_until bigint           NOT NULL DEFAULT 0,
+    rate_tat        double precision NOT NULL DEFAULT 0
+  );
+
+  -- Task names whose tasks are not claimed.
+  CREATE TABLE {schema}.paused (
+    name      text   PRIMARY KEY,
+    paused_at bigint NOT NULL
+  );
+
+  -- Takes up to p_limit due tasks with a group, visiting the keys that have queued tasks in turn
+  -- from the one after p_after (two passes: after it, then up to it): each gives as many of its
+  -- tasks, in claim order, as its limits allow. The keys come from one query, a skip-scan of
+  -- tasks_grouped that passes throttled keys by and reads each key's next due task. A key is
+  -- decided under a transaction lock of its own (claims of other keys go on), and its running
+  -- tasks are counted once the lock is held: each statement here sees what the claims before it
+  -- committed. A blocked key costs a few index seeks, whatever number of tasks it holds.
+  CREATE FUNCTION {schema}.claim_grouped(
+    p_now bigint, p_names text[], p_limit integer, p_owner text, p_expiry bigint, p_after text)
+  RETURNS SETOF {schema}.tasks LANGUAGE plpgsql AS $$
+  DECLARE
+    pass      integer;
+    lower_key text;
+    upper_key text;
+    head      record;
+    tat       double precision;
+    step      double precision;
+    running   integer;
+    allowed   integer;
+    taken     integer;
+    wanted    integer := p_limit;
+  BEGIN
+    IF NOT EXISTS (SELECT 1 FROM {schema}.tasks t
+                   WHERE t.state = 'queued' AND t.group_key IS NOT NULL AND t.run_at <= p_now) THEN
+      RETURN;
+    END IF;
+    FOR pass IN 1..2 LOOP
+      EXIT WHEN wanted <= 0 OR (pass = 2 AND p_after = '');
+      lower_key := CASE WHEN pass = 1 THEN p_after ELSE '' END;
+      upper_key := CASE WHEN pass = 1 THEN NULL ELSE p_after END;
+      FOR head IN
+        WITH RECURSIVE keys (key) AS (
+          (SELECT t.group_key FROM {schema}.tasks t
+           WHERE t.state = 'queued' AND t.group_key IS NOT NULL AND t.group_key > lower_key
+           ORDER BY t.group_key LIMIT 1)
+          UNION ALL
+          SELECT (SELECT t.group_key FROM {schema}.tasks t
+                  WHERE t.state = 'queued' AND t.group_key IS NOT NULL AND t.group_key > keys.key
+                  ORDER BY t.group_key LIMIT 1)
+          FROM keys WHERE keys.key IS NOT NULL AND (upper_key IS NULL OR keys.key < upper_key))
+        SELECT keys.key, h.group_concurrency AS concurrency, h.group_rate_max AS rate_max,
+               h.group_rate_period AS rate_period
+        FROM keys CROSS JOIN LATERAL (
+          SELECT t.group_concurrency, t.group_rate_max, t.group_rate_period
+          FROM {schema}.tasks t
+          WHERE t.state = 'queued' AND t.group_key IS NOT NULL AND t.group_key = keys.key
+            AND t.run_at <= p_now AND t.name = ANY(p_names)
+          ORDER BY t.priority DESC, t.run_at, t.id LIMIT 1) h
+        WHERE keys.key IS NOT NULL AND (upper_key IS NULL OR keys.key <= upper_key)
+          AND NOT EXISTS (SELECT 1 FROM {schema}.groups g
+                          WHERE g.key = keys.key AND g.throttled_until > p_now)
+      LOOP
+        CONTINUE WHEN NOT pg_try_advisory_xact_lock(hashtextextended('{schema}.' || head.key, 0));
+        allowed := wanted;
+        IF head.concurrency IS NOT NULL THEN
+          SELECT count(*) INTO running FROM {schema}.tasks t
+          WHERE t.state = 'running' AND t.group_key IS NOT NULL AND t.group_key = head.key;
+          allowed := least(allowed, head.concurrency - running);
+        END IF;
+        IF head.rate_max IS NOT NULL THEN
+          SELECT g.rate_tat INTO tat FROM {schema}.groups g WHERE g.key = head.key;
+          tat := greatest(coalesce(tat, 0), p_now);
+          step := head.rate_period::double precision / head.rate_max;
+          allowed := least(allowed, floor((p_now + head.rate_period - tat) / step + 1e-9)::integer);
+        END IF;
+        CONTINUE WHEN allowed <= 0;
+        RETURN QUERY UPDATE {schema}.tasks t
+          SET state = 'running', attempts = t.attempts + 1, started_at = p_now,
+              lease_owner = p_owner, lease = t.lease + 1, lease_expires_at = p_expiry
+          WHERE t.id IN (
+            SELECT d.id FROM {schema}.tasks d
+            WHERE d.state = 'queued' AND d.group_key IS NOT NULL AND d.group_key = head.key
+              AND d.run_at <= p_now AND d.name = ANY(p_names)
+            ORDER BY d.priority DESC, d.run_at, d.id LIMIT allowed
+            FOR UPDATE SKIP LOCKED)
+          RETURNING t.*;
+        GET DIAGNOSTICS taken = ROW_COUNT;
+        IF taken > 0 AND head.rate_max IS NOT NULL THEN
+          INSERT INTO {schema}.groups (key, rate_tat) VALUES (head.key, tat + taken * step)
+          ON CONFLICT (key) DO UPDATE SET rate_tat = excluded.rate_tat;
+        END IF;
+        wanted := wanted - taken;
+        EXIT WHEN wanted <= 0;
+      END LOOP;
+    END LOOP;
+  END $$;
+  `,
 ];
 
 /** The schema version this code writes and understands. */

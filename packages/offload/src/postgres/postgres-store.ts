@@ -12,6 +12,7 @@ import {
   type NewSchedule,
   type NewTask,
   type ProgressUpdate,
+  type PausedName,
   type Rescue,
   type Settlement,
   type SqlClient,
@@ -59,6 +60,8 @@ export class PostgresStore implements Store {
   /** Workers registered through this store: the only owners `claim` accepts. */
   private readonly owners = new Set<string>();
   private readonly absent = new AbsentOwners();
+  /** The group key the last claim took from: the next one visits the keys after it first. */
+  private lastKey = '';
   /** A rescue of this store is under way (another one at once would find the lock taken). */
   private rescuing = false;
   private readonly maintenanceContext: MaintenanceContext;
@@ -192,8 +195,11 @@ export class PostgresStore implements Store {
       }
       if (names.length === 0 || limit <= 0) return [];
       const { rows } = await pool.query<TaskRow>(
-        this.prepared('claim', [now, names, limit, owner, leaseExpiresAt]),
+        this.prepared('claim', [now, names, limit, owner, leaseExpiresAt, this.lastKey]),
       );
+      // The tasks with a group come first, in the order their keys were visited.
+      const lastKey = rows.findLast((row) => row.group_key !== null)?.group_key;
+      if (lastKey != null) this.lastKey = lastKey;
       rows.sort(byClaimOrder);
       return rows.map(toClaimedTask);
     });
@@ -369,6 +375,27 @@ export class PostgresStore implements Store {
    */
   async fireSchedules(request: FireRequest): Promise<FireResult> {
     return this.use((pool) => this.schedules.fire(pool, request));
+  }
+
+  async pause(name: string, now: number): Promise<boolean> {
+    const { rows } = await this.use((pool) => pool.query(this.sql.pause, [name, now]));
+    return rows.length === 1;
+  }
+
+  async resume(name: string): Promise<boolean> {
+    const { rows } = await this.use((pool) => pool.query(this.sql.resume, [name]));
+    return rows.length === 1;
+  }
+
+  async paused(): Promise<PausedName[]> {
+    const { rows } = await this.use((pool) =>
+      pool.query<{ name: string; paused_at: string }>(this.sql.paused),
+    );
+    return rows.map((row) => ({ name: row.name, pausedAt: Number(row.paused_at) }));
+  }
+
+  async throttle(key: string, until: number): Promise<void> {
+    await this.use((pool) => pool.query(this.sql.throttle, [key, until]));
   }
 
   /** A state change of one task: the task as it is after the change, or as it was. */

@@ -1,6 +1,7 @@
 import { decodePayload, decodeResult } from '../json.js';
 import type { Task, TaskState } from '../types.js';
 import { decodeErrors } from '../store/stored-error.js';
+import { toGroup } from '../store/group-limits.js';
 import type { ClaimedTask } from '../store/store.js';
 
 /**
@@ -28,11 +29,15 @@ export interface TaskRow {
   progress?: string | null;
   lease_owner: string | null;
   lease: number;
+  group_key: string | null;
+  group_concurrency: number | null;
+  group_rate_max: number | null;
+  group_rate_period: number | null;
 }
 
 /** The columns every task read selects. */
 export const TASK_COLUMNS =
-  'id, name, payload, state, priority, attempts, max_attempts, timeout_ms, key, run_at, created_at, started_at, finished_at, errors, result, lease_owner, lease, progress';
+  'id, name, payload, state, priority, attempts, max_attempts, timeout_ms, key, run_at, created_at, started_at, finished_at, errors, result, lease_owner, lease, progress, group_key, group_concurrency, group_rate_max, group_rate_period';
 
 /** What a claim returns of each task: all but `progress` (see ClaimedTask). */
 export const CLAIMED_COLUMNS = TASK_COLUMNS.replace(', progress', '');
@@ -53,6 +58,7 @@ export function toTask(row: TaskRow, payload: unknown = decodePayload(row.payloa
     maxAttempts: row.max_attempts,
     timeout: row.timeout_ms,
     key: row.key,
+    group: toGroup(row.group_key, row.group_concurrency, row.group_rate_max, row.group_rate_period),
     runAt: new Date(Number(row.run_at)),
     createdAt: new Date(Number(row.created_at)),
     startedAt: time(row.started_at),

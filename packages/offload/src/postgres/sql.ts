@@ -6,13 +6,13 @@ const FINISHED = `('succeeded', 'failed', 'canceled')`;
 
 /** Every statement the store runs, for one schema. Parameters are numbered as each one says. */
 export interface Sql {
-  /** $1 names, $2 payloads, $3 priorities, $4 max attempts, $5 timeouts, $6 keys, $7 run at, $8 created at. Returns the ids and keys created. */
+  /** $1 names, $2 payloads, $3 priorities, $4 max attempts, $5 timeouts, $6 keys, $7 run at, $8 created at, $9 group keys, $10 group concurrencies, $11 rate maxima, $12 rate periods. Returns the ids and keys created. */
   enqueue: string;
   /** $1 keys. */
   byKeys: string;
   /** $1 id. */
   byId: string;
-  /** $1 now, $2 names, $3 limit, $4 owner, $5 lease expiry. */
+  /** $1 now, $2 names, $3 limit, $4 owner, $5 lease expiry, $6 the group key taken from last. */
   claim: string;
   /** $1 ids, $2 leases, $3 states, $4 refunds, $5 run at, $6 finished at, $7 errors, $8 results, $9 progress (null keeps it). Returns the ids settled. */
   settle: string;
@@ -47,18 +47,28 @@ export interface Sql {
   counts: string;
   /** $1 now. */
   oldestDue: string;
+  /** $1 name, $2 now. Returns a row when the name was not paused yet. */
+  pause: string;
+  /** $1 name. Returns a row when the name was paused. */
+  resume: string;
+  paused: string;
+  /** $1 key, $2 until. */
+  throttle: string;
 }
 
+/** Queued tasks without a group: the WHERE of tasks_claim (schema 4). */
+const UNGROUPED = `state = 'queued' AND group_key IS NULL`;
+
 /**
- * The distinct priorities of queued tasks, as a table `priorities`: a skip-scan of the claim
- * index, one seek per priority (highest first), however many tasks each holds.
+ * The distinct priorities of queued tasks without a group, as a table `priorities`: a skip-scan
+ * of the claim index, one seek per priority (highest first), however many tasks each holds.
  */
 function queuedPriorities(tasks: string): string {
   return `WITH RECURSIVE priorities (priority) AS (
-    (SELECT priority FROM ${tasks} WHERE state = 'queued' ORDER BY priority DESC LIMIT 1)
+    (SELECT priority FROM ${tasks} WHERE ${UNGROUPED} ORDER BY priority DESC LIMIT 1)
     UNION ALL
     SELECT (SELECT t.priority FROM ${tasks} t
-            WHERE t.state = 'queued' AND t.priority < p.priority
+            WHERE t.state = 'queued' AND t.group_key IS NULL AND t.priority < p.priority
             ORDER BY t.priority DESC LIMIT 1)
     FROM priorities p WHERE p.priority IS NOT NULL)`;
 }
@@ -80,6 +90,14 @@ const UNLOCKED = `(hashtext(lease_owner)::bigint & 4294967295)::oid NOT IN (SELE
 
 export function buildSql(schema: string): Sql {
   const tasks = `${quoteIdentifier(schema)}.tasks`;
+  const groups = `${quoteIdentifier(schema)}.groups`;
+  const paused = `${quoteIdentifier(schema)}.paused`;
+  const columnsOf = (alias: string, columns = TASK_COLUMNS) =>
+    columns
+      .split(', ')
+      .map((column) => `${alias}.${column}`)
+      .join(', ');
+  const claimedOf = (alias: string) => columnsOf(alias, CLAIMED_COLUMNS);
   const OF_NAME = `($2::text IS NULL OR name = $2)`;
   const endAttempts = (returning: string) => `UPDATE ${tasks} t SET
       state = u.state,
@@ -106,48 +124,60 @@ export function buildSql(schema: string): Sql {
     // line the created tasks up with the request. Only ids and keys come back: the store has the
     // rest, and reading whole rows back took a third of the statement's time.
     enqueue: `INSERT INTO ${tasks}
-        (name, payload, state, priority, max_attempts, timeout_ms, key, run_at, created_at)
-      SELECT name, payload, 'queued', priority, max_attempts, timeout_ms, key, run_at, created_at
+        (name, payload, state, priority, max_attempts, timeout_ms, key, run_at, created_at,
+         group_key, group_concurrency, group_rate_max, group_rate_period)
+      SELECT name, payload, 'queued', priority, max_attempts, timeout_ms, key, run_at, created_at,
+             group_key, group_concurrency, group_rate_max, group_rate_period
       FROM unnest($1::text[], $2::text[], $3::integer[], $4::integer[], $5::integer[], $6::text[],
-                  $7::bigint[], $8::bigint[]) WITH ORDINALITY
-        AS u (name, payload, priority, max_attempts, timeout_ms, key, run_at, created_at, ord)
+                  $7::bigint[], $8::bigint[], $9::text[], $10::integer[], $11::integer[],
+                  $12::integer[]) WITH ORDINALITY
+        AS u (name, payload, priority, max_attempts, timeout_ms, key, run_at, created_at,
+              group_key, group_concurrency, group_rate_max, group_rate_period, ord)
       ORDER BY ord
       ON CONFLICT (key) WHERE key IS NOT NULL DO NOTHING
       RETURNING id, key`,
     byKeys: `SELECT ${TASK_COLUMNS} FROM ${tasks} WHERE key = ANY($1::text[])`,
     byId: `SELECT ${TASK_COLUMNS} FROM ${tasks} WHERE id = $1`,
 
-    // Per priority, highest first, the first due tasks in (run_at, id) order; locked rows are
-    // someone else's claim in flight and are skipped, not waited for.
+    // Names paused are left out; tasks with a group are taken first, as their keys allow (see
+    // claim_grouped, schema 4), and the batch is filled with the others: per priority, highest
+    // first, the first due tasks in (run_at, id) order; locked rows are someone else's claim in
+    // flight and are skipped, not waited for.
     // The claim commits without waiting for the WAL flush (synchronous_commit off for this
     // transaction only): a claim lost in a server crash only puts its tasks back in the queue to
     // run again, as a crash does anyway, and the settle that ends the attempt (a synchronous
     // commit) flushes the claim before it. This halves the time of a claim (BENCHMARKS.md).
     claim: `${queuedPriorities(tasks)},
+      active AS MATERIALIZED (
+        SELECT array(SELECT unnest($2::text[]) EXCEPT SELECT name FROM ${paused}) AS names),
+      grouped AS MATERIALIZED (
+        SELECT ${claimedOf('g')}
+        FROM (SELECT names FROM active WHERE cardinality(names) > 0 AND EXISTS (
+                SELECT 1 FROM ${tasks}
+                WHERE state = 'queued' AND group_key IS NOT NULL AND run_at <= $1)) a,
+          ${quoteIdentifier(schema)}.claim_grouped($1, a.names, $3, $4, $5, $6) g),
+      left_over AS (SELECT $3 - count(*) AS n FROM grouped),
       picked AS (
         SELECT due.id FROM priorities p CROSS JOIN LATERAL (
           SELECT id FROM ${tasks}
-          WHERE state = 'queued' AND priority = p.priority AND run_at <= $1 AND name = ANY($2::text[])
+          WHERE ${UNGROUPED} AND priority = p.priority AND run_at <= $1
+            AND name = ANY((SELECT names FROM active)::text[])
           ORDER BY run_at, id
-          LIMIT $3
+          LIMIT (SELECT n FROM left_over)
           FOR UPDATE SKIP LOCKED) due
         WHERE p.priority IS NOT NULL
-        LIMIT $3),
-      relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS setting)
-      UPDATE ${tasks} t
-      SET state = 'running', attempts = t.attempts + 1, started_at = $1, lease_owner = $4,
-          lease = t.lease + 1, lease_expires_at = $5
-      FROM picked, relaxed WHERE t.id = picked.id
-      RETURNING ${CLAIMED_COLUMNS.split(', ')
-        .map((column) => `t.${column}`)
-        .join(', ')}`,
+        LIMIT (SELECT n FROM left_over)),
+      relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS setting),
+      claimed AS (
+        UPDATE ${tasks} t
+        SET state = 'running', attempts = t.attempts + 1, started_at = $1, lease_owner = $4,
+            lease = t.lease + 1, lease_expires_at = $5
+        FROM picked, relaxed WHERE t.id = picked.id
+        RETURNING ${claimedOf('t')})
+      SELECT * FROM grouped UNION ALL SELECT * FROM claimed`,
 
     settle: endAttempts('t.id'),
-    settleReturning: endAttempts(
-      TASK_COLUMNS.split(', ')
-        .map((column) => `t.${column}`)
-        .join(', '),
-    ),
+    settleReturning: endAttempts(columnsOf('t')),
     renew: `UPDATE ${tasks} t SET lease_expires_at = $3
       FROM unnest($1::bigint[], $2::integer[]) AS u (id, lease)
       WHERE t.id = u.id AND t.state = 'running' AND t.lease = u.lease
@@ -190,8 +220,18 @@ export function buildSql(schema: string): Sql {
       SELECT id FROM ${tasks} WHERE state IN ${FINISHED} AND finished_at < $1 LIMIT $2)`,
     counts: `SELECT name, state, count(*)::integer AS count FROM ${tasks} GROUP BY name, state`,
     oldestDue: `${queuedPriorities(tasks)}
-      SELECT min((SELECT min(run_at) FROM ${tasks}
-                  WHERE state = 'queued' AND priority = p.priority AND run_at <= $1)) AS at
-      FROM priorities p WHERE p.priority IS NOT NULL`,
+      SELECT least(
+        (SELECT min((SELECT min(run_at) FROM ${tasks}
+                     WHERE ${UNGROUPED} AND priority = p.priority AND run_at <= $1))
+         FROM priorities p WHERE p.priority IS NOT NULL),
+        (SELECT min(run_at) FROM ${tasks}
+         WHERE state = 'queued' AND group_key IS NOT NULL AND run_at <= $1)) AS at`,
+
+    pause: `INSERT INTO ${paused} (name, paused_at) VALUES ($1, $2)
+      ON CONFLICT (name) DO NOTHING RETURNING name`,
+    resume: `DELETE FROM ${paused} WHERE name = $1 RETURNING name`,
+    paused: `SELECT name, paused_at FROM ${paused} ORDER BY name COLLATE "C"`,
+    throttle: `INSERT INTO ${groups} (key, throttled_until) VALUES ($1, $2)
+      ON CONFLICT (key) DO UPDATE SET throttled_until = greatest(${groups}.throttled_until, $2)`,
   };
 }

@@ -7,6 +7,7 @@ import {
 } from '../options-check.js';
 import type { Json, Logger } from '../types.js';
 import { checkSchema } from './payload-schema.js';
+import { checkGroupOption, type GroupOption } from './groups.js';
 import { checkBackoff, type Backoff } from './retry-policy.js';
 
 /** What a task's `run` gets besides its payload. */
@@ -56,6 +57,11 @@ export interface TaskDefinition<P = unknown> {
   priority?: number;
   backoff?: Backoff;
   /**
+   * The group its tasks count in, with the key's limits (concurrency, rate), or a function that
+   * chooses it from the payload (null: no group). An enqueue's `group` overrides it.
+   */
+  group?: GroupOption<P>;
+  /**
    * `'thread'`: run each attempt in a worker thread of its own, which the runtime terminates at
    * the attempt's timeout, on cancel and on shutdown — for CPU-bound work, or code that may block
    * or ignore its signal. The thread loads `module` and calls the `run` of the definition it
@@ -75,6 +81,7 @@ const definitionKeys = [
   'timeout',
   'priority',
   'backoff',
+  'group',
   'isolate',
   'module',
   'schema',
@@ -128,6 +135,7 @@ export function checkDefinition(definition: TaskDefinition<never>): void {
     integerOption(`${where}.priority`, definition.priority, -1000, 1000);
   if (definition.backoff !== undefined) checkBackoff(`${where}.backoff`, definition.backoff);
   if (definition.schema !== undefined) checkSchema(where, definition.schema);
+  if (definition.group !== undefined) checkGroupOption(`${where}.group`, definition.group);
   checkIsolation(where, definition);
 }
 

@@ -14,8 +14,9 @@ import {
   MAX_ATTEMPTS_LIMIT,
   type TaskDefinition,
 } from './define-task.js';
+import { groupOf } from './groups.js';
 
-const enqueueOptionKeys = ['delay', 'runAt', 'priority', 'maxAttempts', 'timeout', 'key'];
+const enqueueOptionKeys = ['delay', 'runAt', 'priority', 'maxAttempts', 'timeout', 'key', 'group'];
 
 /**
  * What one enqueue stores: options checked and merged over `definition`'s (the definition of
@@ -76,6 +77,7 @@ export function newTask(
         ? null
         : durationOption('enqueue options.timeout', options.timeout),
     key: key ?? null,
+    group: groupOf(options.group, definition?.group, payload),
     runAt,
     createdAt: now,
   };

@@ -1,9 +1,17 @@
 import { OffloadError } from '../errors/offload-error.js';
 import type { EnqueueResult, NewTask, Store } from '../store/store.js';
-import type { EnqueueOptions, ListFilter, SqlClient, Task, TaskPage } from '../types.js';
+import type {
+  EnqueueOptions,
+  ListFilter,
+  PausedName,
+  SqlClient,
+  Task,
+  TaskPage,
+} from '../types.js';
 import { Batcher } from './batcher.js';
-import type { PayloadOf, TaskDefinition } from './define-task.js';
+import { checkTaskName, type PayloadOf, type TaskDefinition } from './define-task.js';
 import { Events, type Listener, type RuntimeEventName } from './events.js';
+import { checkThrottle } from './groups.js';
 import {
   checkListFilter,
   checkRequest,
@@ -200,6 +208,41 @@ export class Runtime {
     }
     this.scheduler.wake(change.task.name, change.task.runAt.getTime());
     return change.task;
+  }
+
+  /**
+   * Stops claiming tasks of `name` in every process on the store, until `resume(name)`; the
+   * pause is stored, so it outlasts restarts. Running tasks finish. Returns false when the name
+   * was paused already.
+   */
+  async pause(name: string): Promise<boolean> {
+    checkTaskName(name);
+    return this.whenOpen(() => this.store.pause(name, this.settings.clock.now()));
+  }
+
+  /** Claims tasks of `name` again; returns false when it was not paused. */
+  async resume(name: string): Promise<boolean> {
+    checkTaskName(name);
+    const resumed = await this.whenOpen(() => this.store.resume(name));
+    if (resumed) this.scheduler.wake(name, this.settings.clock.now());
+    return resumed;
+  }
+
+  /** The paused task names, in name order. */
+  async paused(): Promise<PausedName[]> {
+    const paused = await this.whenOpen(() => this.store.paused());
+    return paused.map(({ name, pausedAt }) => ({ name, pausedAt: new Date(pausedAt) }));
+  }
+
+  /**
+   * Starts no task of the group `key` for `delay` ms, in every process on the store, as a task
+   * throwing `RetryLaterError(delay, { throttle: true })` does. A longer throttle already set
+   * stays.
+   */
+  async throttle(key: string, delay: number): Promise<void> {
+    checkThrottle(key, delay);
+    const until = this.settings.clock.now() + delay;
+    await this.whenOpen(() => this.store.throttle(key, until));
   }
 
   /**

@@ -1,4 +1,5 @@
 import { scheduleTaskKey, type FirePlan, type StoredSchedule } from '../store/store.js';
+import type { TaskGroup } from '../types.js';
 import {
   clockwork,
   MISSED_AFTER,
@@ -14,6 +15,8 @@ export interface StoredOptions {
   maxAttempts: number;
   /** Null: the definition's timeout, or the runtime's. */
   timeout: number | null;
+  /** Absent in a schedule stored without one. */
+  group?: TaskGroup | null;
   catchUp: CatchUp;
   maxCatchUp: number;
 }
@@ -93,6 +96,7 @@ export function planFiring(schedule: StoredSchedule, now: number): Firing {
     maxAttempts: options.maxAttempts,
     timeout: options.timeout,
     key: scheduleTaskKey(schedule.name, dueAt),
+    group: options.group ?? null,
     runAt: dueAt,
     createdAt: now,
   }));

@@ -253,7 +253,14 @@ export class Scheduler {
       return 0;
     }
     const starting = performance.now();
-    for (const task of tasks) this.runtime.run(task);
+    let nextStart = Infinity;
+    for (const task of tasks) {
+      // A key under a rate allows its next start one step later: look again then, not at the poll.
+      const rate = task.group?.rate;
+      if (rate) nextStart = Math.min(nextStart, rate.period / rate.max);
+      this.runtime.run(task);
+    }
+    if (nextStart !== Infinity) this.wakeLater(Math.ceil(nextStart));
     const ended = performance.now();
     const hold = held + (ended - starting);
     this.yieldUntil = ended + hold;

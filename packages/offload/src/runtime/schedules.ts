@@ -8,7 +8,7 @@ import {
   rejectUnknownKeys,
 } from '../options-check.js';
 import type { StoredSchedule, Store } from '../store/store.js';
-import type { Json, Task } from '../types.js';
+import type { GroupOptions, Json, Task, TaskGroup } from '../types.js';
 import {
   isTaskName,
   MAX_ATTEMPTS_LIMIT,
@@ -17,6 +17,7 @@ import {
 } from './define-task.js';
 import type { Events } from './events.js';
 import type { Settings } from './options.js';
+import { groupOf } from './groups.js';
 import { checkPayload } from './payload-schema.js';
 import {
   clockworkOf,
@@ -36,6 +37,8 @@ export interface ScheduleOptions {
   maxAttempts?: number;
   /** Timeout of one attempt in milliseconds; default the definition's, else the runtime's. */
   timeout?: number;
+  /** The group of its tasks (docs/limits.md); default the definition's, chosen from the payload. */
+  group?: GroupOptions;
 }
 
 /** A schedule's rule as it is stored, defaults filled in. */
@@ -48,7 +51,12 @@ export interface Schedule<P = Json> {
   /** The name of the task it enqueues. */
   task: string;
   payload: P;
-  options: { priority: number; maxAttempts: number; timeout: number | null };
+  options: {
+    priority: number;
+    maxAttempts: number;
+    timeout: number | null;
+    group: TaskGroup | null;
+  };
   paused: boolean;
   /** When it is due next; null while paused (or when its rule has no later time). */
   nextRunAt: Date | null;
@@ -119,7 +127,7 @@ export class Schedules {
     const { timing, catchUp, maxCatchUp } = checkRule(rule);
     const definition = this.definitionOf(task);
     const taskName = typeof task === 'string' ? task : definition!.name;
-    rejectUnknownKeys('schedule options', options, ['priority', 'maxAttempts', 'timeout']);
+    rejectUnknownKeys('schedule options', options, ['priority', 'maxAttempts', 'timeout', 'group']);
     const stored: StoredOptions = {
       priority: integerOption(
         'schedule options.priority',
@@ -137,6 +145,7 @@ export class Schedules {
         options.timeout === undefined
           ? null
           : durationOption('schedule options.timeout', options.timeout),
+      group: groupOf(options.group, definition?.group, payload),
       catchUp,
       maxCatchUp,
     };
@@ -307,6 +316,7 @@ export function scheduleView(stored: StoredSchedule): Schedule {
       priority: options.priority,
       maxAttempts: options.maxAttempts,
       timeout: options.timeout,
+      group: options.group ?? null,
     },
     paused: stored.paused,
     nextRunAt: date(stored.nextRunAt),

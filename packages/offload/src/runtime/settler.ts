@@ -1,5 +1,6 @@
 import { isInstance } from '../errors/is-instance.js';
 import { PermanentError } from '../errors/permanent.js';
+import { throttles } from '../errors/retry-later.js';
 import { TaskAbortedError, type AbortReason } from '../errors/task-aborted.js';
 import { TaskTimeoutError } from '../errors/task-timeout.js';
 import type { ClaimedTask, Lease, Settlement, Store } from '../store/store.js';
@@ -212,8 +213,12 @@ export class Settler {
           this.settings.random(),
         );
     this.progress.end(attempt, settlement);
+    if (settlement.state === 'queued' && task.group !== null && throttles(outcome))
+      this.throttle(task, settlement.runAt!);
     this.settle(settlement, () => {
       this.progress.stored(attempt, settlement);
+      // A slot of the key is free in the store now: this process may take the key's next task.
+      if (task.group?.concurrency != null) this.runtime.due(task.name, now);
       if (isInstance(outcome, Success)) {
         if (!this.events.has('task:success')) return;
         applySettlement(task, settlement);
@@ -233,6 +238,23 @@ export class Settler {
 
   private context(attempt: Attempt): Context {
     return new Context(attempt, this.settings.logger, this.progress);
+  }
+
+  /**
+   * Holds back every task of the attempt's group key until `until`, in every process: written
+   * along with the attempt's outcome, which queues the task itself for then.
+   */
+  private throttle(task: ClaimedTask, until: number): void {
+    const key = task.group!.key;
+    this.store.throttle(key, until).then(
+      () =>
+        this.settings.logger.info(
+          { taskId: task.id, task: task.name, group: key, until: new Date(until).toISOString() },
+          'a task throttled its group key: none of its tasks start before then',
+        ),
+      (error: unknown) =>
+        this.events.emit('runtime:error', { error, during: `throttling the group key ${key}` }),
+    );
   }
 
   /** Frees the attempt's slot; the next task may start from the next turn. */

@@ -6,7 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { PermanentError } from '../errors/permanent.js';
 import { encodeProgress } from '../json.js';
-import { retryLaterDelay } from '../errors/retry-later.js';
+import { retryLaterDelay, throttles } from '../errors/retry-later.js';
 import { describeThrown } from '../store/stored-error.js';
 import type { TaskContext, TaskDefinition } from './define-task.js';
 import { parseStored } from './payload-schema.js';
@@ -74,7 +74,7 @@ async function loadDefinition(): Promise<TaskDefinition<unknown>> {
 
 /** What the task threw, as plain data that crosses to the runtime's thread; never throws. */
 function describe(error: unknown): ThreadError {
-  return { ...describeThrown(error), delay: retryLaterDelay(error) };
+  return { ...describeThrown(error), delay: retryLaterDelay(error), throttle: throttles(error) };
 }
 
 /** Log fields as they survive postMessage: errors and the like become plain objects. */

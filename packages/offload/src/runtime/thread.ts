@@ -24,6 +24,8 @@ export interface ThreadError {
   stack: string | null;
   /** A RetryLaterError's delay; null for any other error. */
   delay: number | null;
+  /** Whether a RetryLaterError throttles its group key. */
+  throttle: boolean;
 }
 
 /** What a task thread posts back. */
@@ -118,7 +120,7 @@ function rebuild(error: ThreadError): Error {
   let rebuilt: Error;
   if (error.name === 'PermanentError') rebuilt = new PermanentError(error.message);
   else if (error.name === 'RetryLaterError' && error.delay !== null)
-    rebuilt = new RetryLaterError(error.delay, error.message);
+    rebuilt = new RetryLaterError(error.delay, error.message, { throttle: error.throttle });
   else {
     rebuilt = new Error(error.message);
     rebuilt.name = error.name;

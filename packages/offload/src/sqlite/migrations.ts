@@ -147,6 +147,47 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX offload_schedules_due ON offload_schedules (next_run_at)
     WHERE paused = 0 AND next_run_at IS NOT NULL;
   `,
+  `
+  -- Groups (docs/limits.md): the key a task counts in, and the limits it carries.
+  ALTER TABLE offload_tasks ADD COLUMN group_key TEXT;
+  ALTER TABLE offload_tasks ADD COLUMN group_concurrency INTEGER;
+  ALTER TABLE offload_tasks ADD COLUMN group_rate_max INTEGER;
+  ALTER TABLE offload_tasks ADD COLUMN group_rate_period INTEGER;
+
+  -- The claim index holds the tasks without a group only: the claim of those stays one statement
+  -- that never walks past a blocked key's tasks. Tasks with a group have an index by key, which
+  -- the claim visits key by key, reading each key's next tasks and their limits from it alone;
+  -- the running ones are counted per key from an index of their own (a count kept in a row could
+  -- drift from the tasks). group_key, always null in the claim index,
+  -- is in it for SQLite to read the claim's WHERE from the index alone (it does not take a column
+  -- named in the index's own WHERE as known).
+  DROP INDEX offload_tasks_claim;
+  CREATE INDEX offload_tasks_claim ON offload_tasks (priority DESC, run_at, id, name, group_key)
+    WHERE state = 'queued' AND group_key IS NULL;
+  CREATE INDEX offload_tasks_grouped ON offload_tasks
+    (group_key, priority DESC, run_at, id, name, group_concurrency, group_rate_max, group_rate_period)
+    WHERE state = 'queued' AND group_key IS NOT NULL;
+  CREATE INDEX offload_tasks_group_running ON offload_tasks (group_key)
+    WHERE state = 'running' AND group_key IS NOT NULL;
+  -- The due tasks with a group, oldest first: whether one is due, in one seek however many wait
+  -- for a later run_at (retries of grouped tasks do), and which keys a claim visits first.
+  CREATE INDEX offload_tasks_grouped_due ON offload_tasks (run_at, id, group_key, name)
+    WHERE state = 'queued' AND group_key IS NOT NULL;
+
+  -- Per key, only once it was throttled or started a task under a rate: until when it is
+  -- throttled, and when its rate's next start is due (see store/group-limits.ts).
+  CREATE TABLE offload_groups (
+    key             TEXT    PRIMARY KEY,
+    throttled_until INTEGER NOT NULL DEFAULT 0,
+    rate_tat        REAL    NOT NULL DEFAULT 0
+  ) WITHOUT ROWID;
+
+  -- Task names whose tasks are not claimed.
+  CREATE TABLE offload_paused (
+    name      TEXT    PRIMARY KEY,
+    paused_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ];
 
 /** The schema version this code writes and understands. */

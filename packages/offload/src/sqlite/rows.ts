@@ -1,5 +1,6 @@
 import { decodePayload, decodeResult } from '../json.js';
 import type { Task, TaskState } from '../types.js';
+import { toGroup } from '../store/group-limits.js';
 import { parseErrors } from '../store/stored-error.js';
 import type { ClaimedTask } from '../store/store.js';
 
@@ -24,11 +25,15 @@ export interface TaskRow {
   lease_expires_at: number | null;
   result: string | null;
   progress: string | null;
+  group_key: string | null;
+  group_concurrency: number | null;
+  group_rate_max: number | null;
+  group_rate_period: number | null;
 }
 
 /** The columns every task read selects, in `TaskRow` order. */
 export const TASK_COLUMNS =
-  'id, name, payload, state, priority, attempts, max_attempts, timeout_ms, key, run_at, created_at, started_at, finished_at, errors, lease_owner, lease, lease_expires_at, result, progress';
+  'id, name, payload, state, priority, attempts, max_attempts, timeout_ms, key, run_at, created_at, started_at, finished_at, errors, lease_owner, lease, lease_expires_at, result, progress, group_key, group_concurrency, group_rate_max, group_rate_period';
 
 /** Maps a row to a task; `payload` is passed when the caller has decoded it already. */
 export function toTask(row: TaskRow, payload: unknown = decodePayload(row.payload).payload): Task {
@@ -42,6 +47,7 @@ export function toTask(row: TaskRow, payload: unknown = decodePayload(row.payloa
     maxAttempts: row.max_attempts,
     timeout: row.timeout_ms,
     key: row.key,
+    group: toGroup(row.group_key, row.group_concurrency, row.group_rate_max, row.group_rate_period),
     runAt: new Date(row.run_at),
     createdAt: new Date(row.created_at),
     startedAt: row.started_at === null ? null : new Date(row.started_at),
@@ -54,12 +60,12 @@ export function toTask(row: TaskRow, payload: unknown = decodePayload(row.payloa
 
 /**
  * What a claim returns of each task, as an array rather than an object (better-sqlite3's `raw`):
- * claiming 50 at a time from a file, 6.0–6.8 µs a task with the 18 columns as objects, 4.7–4.8 µs
- * with these 14 as arrays (most of it from the arrays). The claim sets the other four itself,
+ * claiming 50 at a time from a file, 6.0–6.8 µs a task with every column as objects, 4.7–4.8 µs
+ * with those it needs as arrays (most of it from the arrays). The claim sets the others itself,
  * and leaves out `progress` (see ClaimedTask).
  */
 export const CLAIMED_COLUMNS =
-  'id, name, payload, priority, attempts, max_attempts, timeout_ms, key, run_at, created_at, finished_at, errors, lease, result';
+  'id, name, payload, priority, attempts, max_attempts, timeout_ms, key, run_at, created_at, finished_at, errors, lease, result, group_key, group_concurrency, group_rate_max, group_rate_period';
 
 /** A row of `CLAIMED_COLUMNS`. */
 export type ClaimedRow = [
@@ -77,6 +83,10 @@ export type ClaimedRow = [
   errors: string,
   lease: number,
   result: string | null,
+  groupKey: string | null,
+  groupConcurrency: number | null,
+  groupRateMax: number | null,
+  groupRatePeriod: number | null,
 ];
 
 /** Maps a row just claimed, at `startedAt`, to the task its attempt runs (the hot path). */
@@ -96,6 +106,10 @@ export function toClaimedTask(row: ClaimedRow, startedAt: number): ClaimedTask {
     errors,
     lease,
     result,
+    groupKey,
+    groupConcurrency,
+    groupRateMax,
+    groupRatePeriod,
   ] = row;
   const { payload, error } = decodePayload(text);
   return {
@@ -108,6 +122,7 @@ export function toClaimedTask(row: ClaimedRow, startedAt: number): ClaimedTask {
     maxAttempts,
     timeout,
     key,
+    group: toGroup(groupKey, groupConcurrency, groupRateMax, groupRatePeriod),
     runAt: new Date(runAt),
     createdAt: new Date(createdAt),
     startedAt: new Date(startedAt),
@@ -124,6 +139,8 @@ export function toClaimedTask(row: ClaimedRow, startedAt: number): ClaimedTask {
 const ID = 0;
 const PRIORITY = 3;
 const RUN_AT = 8;
+/** Where a `ClaimedRow` holds its group key. */
+export const GROUP_KEY = 14;
 
 /** Claim order: highest priority first, then earliest due, then first stored. */
 export function byClaimOrder(a: ClaimedRow, b: ClaimedRow): number {

@@ -21,6 +21,7 @@ import {
   type NewSchedule,
   type NewTask,
   type ProgressUpdate,
+  type PausedName,
   type Rescue,
   type Settlement,
   type SqlClient,
@@ -32,6 +33,7 @@ import { Checkpointer } from './checkpointer.js';
 import { makeDirectory } from './directory.js';
 import { DatabaseFiles } from './database-files.js';
 import { sqliteStoreError } from './errors.js';
+import { pausedNames, prepareGroupStatements, type GroupStatements } from './groups.js';
 import { checkOwner, WorkerLocks } from './liveness.js';
 import { migrate } from './migrations.js';
 import { byClaimOrder, toClaimedTask, toTask } from './rows.js';
@@ -71,7 +73,10 @@ const ABOVE_ALL_TEXT = Buffer.alloc(0);
 interface Connection {
   db: Database.Database;
   statements: Statements;
+  groups: GroupStatements;
   claims: Map<number, ClaimStatement>;
+  /** The group key the last claim took from: the next one visits the keys after it first. */
+  lastKey: string;
   transactions: Transactions;
   schedules: ScheduleTransactions;
   locks: WorkerLocks | null;
@@ -150,6 +155,7 @@ export class SqliteStore implements Store {
       db.pragma('synchronous = NORMAL');
       migrate(db, this.path);
       const statements = prepareStatements(db);
+      const groups = prepareGroupStatements(db);
       files = inMemory ? null : new DatabaseFiles(resolve(this.path));
       const checkpointer = files ? new Checkpointer(db, files, this.logger) : null;
       const health = new WriteHealth(db, this.path, this.logger);
@@ -164,8 +170,10 @@ export class SqliteStore implements Store {
       this.connection = {
         db,
         statements,
+        groups,
         claims: new Map(),
-        transactions: createTransactions(db, statements, guard),
+        lastKey: '',
+        transactions: createTransactions(db, statements, groups, guard),
         schedules: createScheduleTransactions(db, statements, guard),
         files,
         checkpointer,
@@ -247,17 +255,30 @@ export class SqliteStore implements Store {
       );
     }
     if (names.length === 0 || limit <= 0) return [];
-    let statement = connection.claims.get(names.length);
-    if (!statement) {
-      statement = prepareClaim(connection.db, names.length);
-      connection.claims.set(names.length, statement);
-    }
     // A read first: an idle poll finds nothing due without taking the write lock, which other
     // processes on the file would have to wait for.
-    if (connection.statements.duePriorities.get(request.now) === undefined) return [];
-    const rows = connection.transactions.claim(statement, request);
+    if (
+      connection.statements.duePriorities.get(request.now) === undefined &&
+      connection.groups.due.get(request.now) === undefined
+    )
+      return [];
+    const { rows, after } = connection.transactions.claim(
+      (count) => this.claimStatement(connection, count),
+      request,
+      connection.lastKey,
+    );
+    connection.lastKey = after;
     rows.sort(byClaimOrder);
     return rows.map((row) => toClaimedTask(row, request.now));
+  }
+
+  private claimStatement(connection: Connection, count: number): ClaimStatement {
+    let statement = connection.claims.get(count);
+    if (!statement) {
+      statement = prepareClaim(connection.db, count);
+      connection.claims.set(count, statement);
+    }
+    return statement;
   }
 
   async settle(settlements: readonly Settlement[]): Promise<boolean[]> {
@@ -340,6 +361,22 @@ export class SqliteStore implements Store {
   /** One IMMEDIATE transaction: processes sharing the file fire each due time once. */
   async fireSchedules(request: FireRequest): Promise<FireResult> {
     return this.use(({ schedules }) => schedules.fire(request));
+  }
+
+  async pause(name: string, now: number): Promise<boolean> {
+    return this.use(({ transactions }) => transactions.pause(name, now));
+  }
+
+  async resume(name: string): Promise<boolean> {
+    return this.use(({ transactions }) => transactions.resume(name));
+  }
+
+  async paused(): Promise<PausedName[]> {
+    return this.use(({ groups }) => pausedNames(groups));
+  }
+
+  async throttle(key: string, until: number): Promise<void> {
+    this.use(({ transactions }) => transactions.throttle(key, until));
   }
 
   /** Reads one pragma of this store's connection, e.g. `synchronous`: for tests and diagnostics. */

@@ -6,6 +6,11 @@ import { CLAIMED_COLUMNS, TASK_COLUMNS, type ClaimedRow, type TaskRow } from './
  * planner can prove that index holds every row a query asks for. */
 const FINISHED = `(state = 'succeeded' OR state = 'failed' OR state = 'canceled')`;
 
+/** Queued tasks without a group: the WHERE of offload_tasks_claim (schema 7). */
+const UNGROUPED = `state = 'queued' AND group_key IS NULL`;
+/** Queued tasks with a group: the WHERE of offload_tasks_grouped (schema 7). */
+export const GROUPED = `state = 'queued' AND group_key IS NOT NULL`;
+
 /**
  * `errors` with `@error` (JSON text or null) appended, dropping the oldest beyond
  * MAX_ERRORS_KEPT.
@@ -69,10 +74,12 @@ export interface KeyRangeParameters extends ListParameters {
 export interface Statements {
   /** The id the next task takes: above every stored id and every pruned one. */
   nextId: Statement<[], number>;
-  /** One task, with a key: stores nothing when a task with that key exists. */
-  insert: Statement<
-    [number, string, string, number, number, number | null, string | null, number, number]
-  >;
+  /**
+   * One task, with a key or a group: stores nothing when a task with that key exists. Parameters:
+   * id, name, payload, priority, max_attempts, timeout_ms, key, run_at, created_at, group_key,
+   * group_concurrency, group_rate_max, group_rate_period.
+   */
+  insert: Statement<unknown[]>;
   /**
    * Tasks without a key, none of which can be refused: `insertRows[k]` inserts 2^k rows, up to
    * `MAX_INSERT_ROWS`, each with the parameters id, name, payload, priority, max_attempts,
@@ -81,10 +88,13 @@ export interface Statements {
   insertRows: Statement<unknown[]>[];
   byKey: Statement<[string], TaskRow>;
   byId: Statement<[number], TaskRow>;
-  /** The priorities that have a queued task due at the given time, in no particular order. */
+  /**
+   * The priorities that have a queued task without a group due at the given time, in no
+   * particular order.
+   */
   duePriorities: Statement<[number], number>;
-  /** The earliest `run_at` of the queued tasks due at the given time, or null. */
-  oldestDue: Statement<[number], number | null>;
+  /** The earliest `run_at` of the queued tasks due at the given time (given twice), or null. */
+  oldestDue: Statement<[number, number], number | null>;
   settle: Statement<[EndAttempt]>;
   /** The common case of settle, with fewer columns to write: success. Parameters: result, at, id, lease. */
   succeed: Statement<[string | null, number, number, number]>;
@@ -137,15 +147,16 @@ export type ClaimStatement = Statement<unknown[], ClaimedRow>;
  * index, one seek per priority (highest first), however many tasks each priority holds.
  */
 const QUEUED_PRIORITIES = `WITH RECURSIVE priorities (priority) AS (
-    SELECT max(priority) FROM offload_tasks INDEXED BY offload_tasks_claim WHERE state = 'queued'
+    SELECT max(priority) FROM offload_tasks INDEXED BY offload_tasks_claim
+    WHERE ${UNGROUPED}
     UNION ALL
     SELECT (SELECT max(priority) FROM offload_tasks INDEXED BY offload_tasks_claim
-            WHERE state = 'queued' AND priority < priorities.priority)
+            WHERE ${UNGROUPED} AND priority < priorities.priority)
     FROM priorities WHERE priority IS NOT NULL)`;
 
 /** The earliest `run_at` of the tasks of `priorities.priority` due at `?`: one seek. */
 const FIRST_DUE = `(SELECT min(run_at) FROM offload_tasks INDEXED BY offload_tasks_claim
-    WHERE state = 'queued' AND priority = priorities.priority AND run_at <= ?)`;
+    WHERE ${UNGROUPED} AND priority = priorities.priority AND run_at <= ?)`;
 
 /**
  * A LIMIT taken from a parameter. SQLite's planner reads a bare `LIMIT ?` and marks the statement
@@ -169,11 +180,10 @@ export function prepareStatements(db: Database.Database): Statements {
       `SELECT max(coalesce((SELECT max(id) FROM offload_tasks), 0),
                   (SELECT id FROM offload_id_floor WHERE one = 1)) + 1`,
     ) as Statement<[], number>,
-    insert: db.prepare<
-      [number, string, string, number, number, number | null, string | null, number, number]
-    >(
-      `INSERT INTO offload_tasks (id, name, payload, state, priority, max_attempts, timeout_ms, key, run_at, created_at)
-       VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)
+    insert: db.prepare<unknown[]>(
+      `INSERT INTO offload_tasks (id, name, payload, state, priority, max_attempts, timeout_ms, key, run_at, created_at,
+                                 group_key, group_concurrency, group_rate_max, group_rate_period)
+       VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (key) WHERE key IS NOT NULL DO NOTHING`,
     ),
     insertRows: Array.from({ length: Math.log2(MAX_INSERT_ROWS) + 1 }, (_, k) =>
@@ -190,7 +200,13 @@ export function prepareStatements(db: Database.Database): Statements {
         `${QUEUED_PRIORITIES} SELECT priority FROM priorities WHERE ${FIRST_DUE} IS NOT NULL`,
       )
       .pluck(),
-    oldestDue: value<[number]>(`${QUEUED_PRIORITIES} SELECT min(${FIRST_DUE}) FROM priorities`),
+    oldestDue: value<[number, number]>(
+      `${QUEUED_PRIORITIES} SELECT min(at) FROM (
+         SELECT ${FIRST_DUE} AS at FROM priorities
+         UNION ALL
+         SELECT min(run_at) FROM offload_tasks INDEXED BY offload_tasks_grouped_due
+         WHERE ${GROUPED} AND run_at <= ?)`,
+    ),
 
     settle: db.prepare<[EndAttempt]>(END_ATTEMPT),
     succeed: db.prepare<[string | null, number, number, number]>(
@@ -232,8 +248,13 @@ export function prepareStatements(db: Database.Database): Statements {
        ORDER BY id DESC ${limit('@limit')}`,
     ),
     listQueued: list<ListParameters>(
-      `SELECT ${TASK_COLUMNS} FROM offload_tasks INDEXED BY offload_tasks_claim
-       WHERE state = 'queued' AND id < @below AND ${OF_NAME} ORDER BY id DESC ${limit('@limit')}`,
+      `SELECT ${TASK_COLUMNS} FROM offload_tasks WHERE id IN (
+         SELECT id FROM offload_tasks INDEXED BY offload_tasks_claim
+         WHERE ${UNGROUPED} AND id < @below AND ${OF_NAME}
+         UNION ALL
+         SELECT id FROM offload_tasks INDEXED BY offload_tasks_grouped
+         WHERE ${GROUPED} AND id < @below AND ${OF_NAME})
+       ORDER BY id DESC ${limit('@limit')}`,
     ),
     listRunning: list<ListParameters>(
       `SELECT ${TASK_COLUMNS} FROM offload_tasks INDEXED BY offload_tasks_running
@@ -270,8 +291,13 @@ export function prepareStatements(db: Database.Database): Statements {
     ),
 
     counts: db.prepare<[], { name: string; state: TaskRow['state']; count: number }>(
-      `SELECT name, 'queued' AS state, count(*) AS count
-         FROM offload_tasks INDEXED BY offload_tasks_claim WHERE state = 'queued' GROUP BY name
+      `SELECT name, 'queued' AS state, sum(count) AS count FROM (
+         SELECT name, count(*) AS count
+           FROM offload_tasks INDEXED BY offload_tasks_claim WHERE ${UNGROUPED} GROUP BY name
+         UNION ALL
+         SELECT name, count(*)
+           FROM offload_tasks INDEXED BY offload_tasks_grouped WHERE ${GROUPED} GROUP BY name)
+       GROUP BY name
        UNION ALL
        SELECT name, 'running', count(*)
          FROM offload_tasks INDEXED BY offload_tasks_running WHERE state = 'running' GROUP BY name
@@ -284,7 +310,7 @@ export function prepareStatements(db: Database.Database): Statements {
 
 /**
  * The claim statement for `count` task names: one UPDATE that takes the first `limit` due queued
- * tasks of one priority, in claim order, and returns them. With the priority fixed, the claim
+ * tasks without a group of one priority, in claim order, and returns them. With the priority fixed, the claim
  * index is read from (priority, first run_at) to the last due task only, and never walks the
  * tasks due later, however many wait. Parameters: now, owner, lease expiry, priority, now,
  * ...names, limit.
@@ -298,7 +324,7 @@ export function prepareClaim(db: Database.Database, count: number): ClaimStateme
            lease = lease + 1, lease_expires_at = ?
        WHERE id IN (
          SELECT id FROM offload_tasks INDEXED BY offload_tasks_claim
-         WHERE state = 'queued' AND priority = ? AND run_at <= ? AND name IN (${names})
+         WHERE ${UNGROUPED} AND priority = ? AND run_at <= ? AND name IN (${names})
          ORDER BY run_at, id
          ${limit('?')})
        RETURNING ${CLAIMED_COLUMNS}`,

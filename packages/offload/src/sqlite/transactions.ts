@@ -16,6 +16,7 @@ import {
 } from '../store/store.js';
 import { encodeError } from '../store/stored-error.js';
 import { sqliteStoreError } from './errors.js';
+import { claimGrouped, ThrottledKeys, unpausedNames, type GroupStatements } from './groups.js';
 import { toTask, type ClaimedRow, type TaskRow } from './rows.js';
 import {
   MAX_INSERT_ROWS,
@@ -30,8 +31,15 @@ import {
  */
 export interface Transactions {
   enqueue(tasks: readonly NewTask[]): EnqueueResult[];
-  /** Claims in claim order; `statement` is `prepareClaim` for `request.names.length` names. */
-  claim(statement: ClaimStatement, request: ClaimRequest): ClaimedRow[];
+  /**
+   * Claims tasks with a group (see `claimGrouped`, from the key after `after`), then the others in
+   * claim order; `statementFor(n)` is `prepareClaim` for n names. Returns the last key taken from.
+   */
+  claim(
+    statementFor: (count: number) => ClaimStatement,
+    request: ClaimRequest,
+    after: string,
+  ): { rows: ClaimedRow[]; after: string };
   settle(settlements: readonly Settlement[]): boolean[];
   renew(leases: readonly Lease[], expiresAt: number): string[];
   progress(updates: readonly ProgressUpdate[]): string[];
@@ -41,6 +49,9 @@ export interface Transactions {
   prune(before: number, limit: number): number;
   /** A read transaction: counts and oldest due from one snapshot. */
   stats(now: number): StoreStats;
+  pause(name: string, now: number): boolean;
+  resume(name: string): boolean;
+  throttle(key: string, until: number): void;
 }
 
 /**
@@ -79,8 +90,10 @@ export function writer(db: Database.Database, guard: WriteGuard): Write {
 export function createTransactions(
   db: Database.Database,
   statements: Statements,
+  groups: GroupStatements,
   guard: WriteGuard,
 ): Transactions {
+  const throttled = new ThrottledKeys();
   const write = writer(db, guard);
 
   return {
@@ -89,7 +102,7 @@ export function createTransactions(
       const results: EnqueueResult[] = [];
       while (results.length < tasks.length) {
         const next = tasks[results.length]!;
-        if (next.key === null) {
+        if (next.key === null && next.group === null) {
           id = insertKeyless(statements, id, tasks, results);
           continue;
         }
@@ -104,18 +117,26 @@ export function createTransactions(
     // each), then, highest first, take the due tasks of each until the limit is reached. A single
     // query ordered by (priority DESC, run_at, id) cannot stop at the first task due later, so it
     // would walk every queued task, however far in the future, on every claim and idle poll.
-    claim: write((statement: ClaimStatement, request: ClaimRequest) => {
-      const { now, owner, leaseExpiresAt, names, limit } = request;
-      const priorities = statements.duePriorities.all(now).sort((a, b) => b - a);
-      const claimed: ClaimedRow[] = [];
-      for (const priority of priorities) {
-        const left = limit - claimed.length;
-        const rows = statement.all(now, owner, leaseExpiresAt, priority, now, ...names, left);
-        for (const row of rows) claimed.push(row);
-        if (claimed.length >= limit) break;
-      }
-      return claimed;
-    }),
+    claim: write(
+      (statementFor: (count: number) => ClaimStatement, request: ClaimRequest, after: string) => {
+        const { now, owner, leaseExpiresAt, limit } = request;
+        const names = unpausedNames(groups, request.names);
+        const claimed: ClaimedRow[] = [];
+        if (names.length === 0) return { rows: claimed, after };
+        if (groups.due.get(now) !== undefined)
+          after = claimGrouped(db, groups, throttled, request, names, after, claimed);
+        if (claimed.length >= limit) return { rows: claimed, after };
+        const statement = statementFor(names.length);
+        const priorities = statements.duePriorities.all(now).sort((a, b) => b - a);
+        for (const priority of priorities) {
+          const left = limit - claimed.length;
+          const rows = statement.all(now, owner, leaseExpiresAt, priority, now, ...names, left);
+          for (const row of rows) claimed.push(row);
+          if (claimed.length >= limit) break;
+        }
+        return { rows: claimed, after };
+      },
+    ),
 
     settle: write((settlements: readonly Settlement[]) =>
       settlements.map((s) => {
@@ -204,15 +225,21 @@ export function createTransactions(
       return changes;
     }),
 
+    pause: write((name: string, now: number) => groups.pause.run(name, now).changes === 1),
+    resume: write((name: string) => groups.resume.run(name).changes === 1),
+    throttle: write((key: string, until: number) => {
+      groups.throttle.run(key, until);
+    }),
+
     stats: db.transaction((now: number) => ({
       counts: statements.counts.all(),
-      oldestDue: statements.oldestDue.get(now) ?? null,
+      oldestDue: statements.oldestDue.get(now, now) ?? null,
     })),
   };
 }
 
 /**
- * Inserts tasks without a key from `tasks[results.length]` on, as many rows a statement as the
+ * Inserts tasks without a key or group from `tasks[results.length]` on, as many rows a statement as the
  * run allows (a power of two up to MAX_INSERT_ROWS): none can be refused, so each is created. Adds
  * their results and returns the next id.
  */
@@ -224,7 +251,13 @@ function insertKeyless(
 ): number {
   const start = results.length;
   let end = start;
-  while (end < tasks.length && end - start < MAX_INSERT_ROWS && tasks[end]!.key === null) end += 1;
+  while (
+    end < tasks.length &&
+    end - start < MAX_INSERT_ROWS &&
+    tasks[end]!.key === null &&
+    tasks[end]!.group === null
+  )
+    end += 1;
   const k = Math.floor(Math.log2(end - start));
   const parameters: unknown[] = [];
   let id = firstId;
@@ -241,7 +274,9 @@ function insertKeyless(
   return id;
 }
 
+/** Inserts a task with a key or a group, one statement each. */
 export function enqueueKeyed(statements: Statements, id: number, input: NewTask): EnqueueResult {
+  const { group } = input;
   const { changes } = statements.insert.run(
     id,
     input.name,
@@ -252,6 +287,10 @@ export function enqueueKeyed(statements: Statements, id: number, input: NewTask)
     input.key,
     input.runAt,
     input.createdAt,
+    group?.key ?? null,
+    group?.concurrency ?? null,
+    group?.rate?.max ?? null,
+    group?.rate?.period ?? null,
   );
   if (changes === 0) return { task: toTask(statements.byKey.get(input.key!)!), created: false };
   return { task: insertedTask(String(id), input), created: true };

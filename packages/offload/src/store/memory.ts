@@ -4,12 +4,14 @@ import {
   type ListFilter,
   type Task,
   type TaskError,
+  type TaskGroup,
   type TaskPage,
   type TaskState,
 } from '../types.js';
 import { Heap } from './heap.js';
 import { parseCursor, parseRowId } from './ids.js';
 import { MemorySchedules } from './memory-schedules.js';
+import { MemoryLimits } from './memory-limits.js';
 import {
   interruptedError,
   MAX_ERRORS_KEPT,
@@ -24,6 +26,7 @@ import {
   type NewSchedule,
   type NewTask,
   type ProgressUpdate,
+  type PausedName,
   type Rescue,
   type Settlement,
   type SqlClient,
@@ -42,6 +45,7 @@ interface Row {
   maxAttempts: number;
   timeout: number | null;
   key: string | null;
+  group: TaskGroup | null;
   runAt: number;
   createdAt: number;
   startedAt: number | null;
@@ -83,6 +87,8 @@ export class MemoryStore implements Store {
   private readonly waiting = new Heap<Entry>(byRunAt);
   /** Tasks per state and name, kept as tasks change: stats reads no row. */
   private readonly counts = new StateCounts();
+  /** Groups and paused names. */
+  private readonly limits = new MemoryLimits();
   private nextId = 1;
   private closed = false;
   private readonly schedules = new MemorySchedules((tasks) => this.insert(tasks));
@@ -116,6 +122,7 @@ export class MemoryStore implements Store {
       const row: Row = {
         id: this.nextId++,
         ...input,
+        group: copyGroup(input.group),
         state: 'queued',
         attempts: 0,
         startedAt: null,
@@ -147,7 +154,11 @@ export class MemoryStore implements Store {
       if (!entry) break;
       if (!isCurrent(entry)) continue;
       // A clock that stepped back since an earlier claim moved this entry to `due`: not yet due.
-      if (!wanted.has(entry.row.name) || entry.row.runAt > now) {
+      if (
+        !wanted.has(entry.row.name) ||
+        entry.row.runAt > now ||
+        !this.limits.mayStart(entry.row.name, entry.row.group, now)
+      ) {
         skipped.push(entry);
         continue;
       }
@@ -373,6 +384,26 @@ export class MemoryStore implements Store {
     return this.schedules.fire(request);
   }
 
+  async pause(name: string, now: number): Promise<boolean> {
+    this.assertOpen();
+    return this.limits.pause(name, now);
+  }
+
+  async resume(name: string): Promise<boolean> {
+    this.assertOpen();
+    return this.limits.resume(name);
+  }
+
+  async paused(): Promise<PausedName[]> {
+    this.assertOpen();
+    return this.limits.paused();
+  }
+
+  async throttle(key: string, until: number): Promise<void> {
+    this.assertOpen();
+    this.limits.throttle(key, until);
+  }
+
   /** Moves the queued tasks whose `runAt` has come from `waiting` to `due`. */
   private promote(now: number): void {
     for (let top = this.waiting.peek(); top && top.row.runAt <= now; top = this.waiting.peek()) {
@@ -384,6 +415,7 @@ export class MemoryStore implements Store {
   private setState(row: Row, state: TaskState): void {
     this.counts.add(row.name, row.state, -1);
     this.counts.add(row.name, state, 1);
+    this.limits.moved(row.group, row.state, state);
     row.state = state;
   }
 
@@ -441,6 +473,7 @@ function toTask(row: Row, payload: unknown = decodePayload(row.payload).payload)
     maxAttempts: row.maxAttempts,
     timeout: row.timeout,
     key: row.key,
+    group: copyGroup(row.group),
     runAt: new Date(row.runAt),
     createdAt: new Date(row.createdAt),
     startedAt: row.startedAt === null ? null : new Date(row.startedAt),
@@ -449,6 +482,10 @@ function toTask(row: Row, payload: unknown = decodePayload(row.payload).payload)
     result: row.result === null ? null : decodeResult(row.result),
     progress: row.progress === null ? null : decodeResult(row.progress),
   };
+}
+
+function copyGroup(group: TaskGroup | null): TaskGroup | null {
+  return group === null ? null : { ...group, rate: group.rate && { ...group.rate } };
 }
 
 export function memoryStore(): MemoryStore {

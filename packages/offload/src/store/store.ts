@@ -1,6 +1,14 @@
 import { decodePayload } from '../json.js';
 import { InvalidOptionError } from '../options-check.js';
-import type { ListFilter, SqlClient, Task, TaskError, TaskPage, TaskState } from '../types.js';
+import type {
+  ListFilter,
+  SqlClient,
+  Task,
+  TaskError,
+  TaskGroup,
+  TaskPage,
+  TaskState,
+} from '../types.js';
 
 export type { SqlClient };
 
@@ -45,6 +53,12 @@ export interface Store {
    * Moves up to `limit` due queued tasks with one of `names` to `running` for `owner`: highest
    * priority first, then earliest `runAt`, then oldest. Each claim counts an attempt, sets
    * `startedAt` and a fresh lease token.
+   *
+   * Names that are paused are skipped. A task with a group is taken only while its key allows:
+   * fewer than `concurrency` of the key's tasks running (across every process), a start left in
+   * its `rate`, and the key not throttled; the limits of the key's next task apply. The key's own
+   * tasks go in claim order; across keys, and between grouped and other tasks, a store may take
+   * them in another order, so that a blocked key never holds up the rest of the batch.
    */
   claim(request: ClaimRequest): Promise<ClaimedTask[]>;
 
@@ -121,6 +135,20 @@ export interface Store {
    * already stored under its key is returned rather than stored twice.
    */
   fireSchedules(request: FireRequest): Promise<FireResult>;
+
+  /** Stops claiming tasks of `name` until `resume`; false when it was paused already. */
+  pause(name: string, now: number): Promise<boolean>;
+  /** Claims tasks of `name` again; false when it was not paused. */
+  resume(name: string): Promise<boolean>;
+  /** The paused names, in name order. */
+  paused(): Promise<PausedName[]>;
+  /** Claims no task of the group `key` before `until` (a later throttle of the key stays). */
+  throttle(key: string, until: number): Promise<void>;
+}
+
+export interface PausedName {
+  name: string;
+  pausedAt: number;
 }
 
 export interface NewTask {
@@ -131,6 +159,7 @@ export interface NewTask {
   maxAttempts: number;
   timeout: number | null;
   key: string | null;
+  group: TaskGroup | null;
   runAt: number;
   createdAt: number;
 }
@@ -315,6 +344,7 @@ export function insertedTask(id: string, input: NewTask): Task {
     maxAttempts: input.maxAttempts,
     timeout: input.timeout,
     key: input.key,
+    group: input.group,
     runAt: new Date(input.runAt),
     createdAt: new Date(input.createdAt),
     startedAt: null,

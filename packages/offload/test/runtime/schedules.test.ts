@@ -59,7 +59,7 @@ describe('schedules: set, get, list, pause, resume, remove', () => {
       rule: { cron: '0 9 * * 1-5', timezone: 'Europe/Berlin', catchUp: 'skip', maxCatchUp: 100 },
       task: 'report',
       payload: { kind: 'daily' },
-      options: { priority: 3, maxAttempts: 2, timeout: null },
+      options: { priority: 3, maxAttempts: 2, timeout: null, group: null },
       paused: false,
       nextRunAt: new Date(Date.UTC(2026, 0, 5, 8, 0)),
       lastRunAt: null,
@@ -160,6 +160,23 @@ describe('schedules: set, get, list, pause, resume, remove', () => {
       code: 'INVALID_PAYLOAD',
     });
     assert.deepEqual(await runtime.schedules.list(), [], 'nothing bad was stored');
+  });
+
+  it("enqueues its tasks in the definition's group, chosen from the payload", async () => {
+    const clock = clockAt(Date.UTC(2026, 0, 1));
+    const sync = defineTask<{ tenant: number }>({
+      name: 'sync',
+      group: ({ tenant }) => ({ key: `tenant:${tenant}`, concurrency: 1 }),
+      run: () => undefined,
+    });
+    const runtime = makeRuntime({ clock, tasks: [sync] });
+    const set = await runtime.schedules.set('sync-7', { every: MINUTE }, sync, { tenant: 7 });
+    const group = { key: 'tenant:7', concurrency: 1, rate: null };
+    assert.deepEqual(set.options.group, group);
+    clock.advance(MINUTE);
+    assert.equal(await runtime.schedules.fireDue(), 1);
+    const [task] = (await runtime.list({ name: 'sync' })).tasks;
+    assert.deepEqual(task?.group, group);
   });
 
   it("checks the payload against the task's schema when the schedule is set", async () => {

@@ -37,6 +37,7 @@ export function describeEnqueue(makeStore: MakeStore): void {
         maxAttempts: 7,
         timeout: 1500,
         key: 'k1',
+        group: null,
         runAt: new Date(T0 + 10),
         createdAt: new Date(T0),
         startedAt: null,

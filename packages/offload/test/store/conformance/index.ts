@@ -3,8 +3,10 @@ import { describeCancel, describeRetry } from './cancel-retry.js';
 import { describeClaim } from './claim.js';
 import { describeEnqueue } from './enqueue.js';
 import { describeGet, describeList } from './get-list.js';
+import { describeGroups } from './groups.js';
 import type { MakeStore } from './harness.js';
 import { describeLifecycle } from './lifecycle.js';
+import { describePause } from './pause.js';
 import { describePayloads } from './payloads.js';
 import { describeProgress } from './progress.js';
 import { describePrune } from './prune.js';
@@ -37,5 +39,7 @@ export function storeConformance(name: string, makeStore: MakeStore): void {
     describeStats(makeStore);
     describePayloads(makeStore);
     describeSchedules(makeStore);
+    describeGroups(makeStore);
+    describePause(makeStore);
   });
 }
