@@ -1,0 +1,82 @@
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { describe, it } from 'node:test';
+import { withBackground } from '../../src/node/index.js';
+import { adapterTable } from './table.js';
+import { listening, thrown, writeReply } from './servers.js';
+import { createRuntime, memoryStore } from '../../src/index.js';
+import { captureLogger } from '../helpers.js';
+
+adapterTable({
+  name: 'offload/node',
+  serve: ({ runtime, start, routes }) =>
+    listening(
+      createServer(
+        withBackground(
+          runtime,
+          async (req, res, background) => {
+            const route = routes[new URL(req.url!, 'http://x').pathname];
+            if (!route) return res.writeHead(404).end();
+            const reply = await route(background);
+            if ('throws' in reply) throw thrown(reply, 'statusCode');
+            writeReply(res, reply);
+          },
+          { start, logger: captureLogger() },
+        ),
+      ),
+    ),
+});
+
+describe('offload/node', () => {
+  it('logs what the handler threw, and answers the envelope without its message', async () => {
+    const logger = captureLogger();
+    const runtime = createRuntime({ store: memoryStore(), logger: captureLogger() });
+    const served = await listening(
+      createServer(
+        withBackground(
+          runtime,
+          () => {
+            throw new Error('secret detail');
+          },
+          { start: false, logger },
+        ),
+      ),
+    );
+    try {
+      const response = await fetch(`${served.url}/x?y=1`);
+      assert.equal(response.status, 500);
+      assert.deepEqual(await response.json(), {
+        ok: false,
+        error: { code: 'INTERNAL_ERROR', message: 'the server failed to answer this request' },
+      });
+      const [entry] = logger.entries;
+      assert.equal(entry?.level, 'error');
+      assert.equal(entry?.fields.url, '/x?y=1');
+      assert.match((entry?.fields.err as Error).message, /secret detail/);
+    } finally {
+      await served.close();
+      await runtime.stop();
+    }
+  });
+
+  it('answers 503 to every request when the runtime cannot start', async () => {
+    const store = memoryStore();
+    store.open = () => Promise.reject(new Error('no disk'));
+    const runtime = createRuntime({ store, logger: captureLogger() });
+    const listener = withBackground(runtime, (_req, res) => void res.end('ok'), {
+      logger: captureLogger(),
+    });
+    await runtime.start().catch(() => {});
+    const served = await listening(createServer(listener));
+    try {
+      const response = await fetch(served.url);
+      assert.equal(response.status, 503);
+      const { error } = (await response.json()) as { error: { code: string; message: string } };
+      assert.equal(error.code, 'STORE_UNAVAILABLE');
+      assert.match(error.message, /no disk/);
+    } finally {
+      await served.close();
+      await runtime.stop().catch(() => {});
+    }
+  });
+});
