@@ -1,11 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Background } from './background.js';
-import { errorAnswer, writeAnswer } from './answers.js';
-
-/** The methods that write a response's head or body: the first call of any of them is held. */
-const WRITES = ['writeHead', 'write', 'end', 'flushHeaders'] as const;
-type Write = (typeof WRITES)[number];
-type AnyWrite = (this: ServerResponse, ...args: unknown[]) => unknown;
+import { errorAnswer } from './answers.js';
 
 /**
  * Where the response of a request stands: nothing written yet; its first write held while the
@@ -20,6 +15,36 @@ export interface Hold {
   readonly ended: boolean;
 }
 
+type AnyWrite = (this: ServerResponse, ...args: unknown[]) => unknown;
+
+/** One response's hold: its state, and the write methods it had before (to call through). */
+class ResponseHold implements Hold {
+  state: HoldState = 'open';
+  ended = false;
+  /** The calls made while held, in order: [method, arguments]. */
+  held: [AnyWrite, unknown[]][] | null = null;
+  readonly writeHead: AnyWrite;
+  readonly write: AnyWrite;
+  readonly end: AnyWrite;
+  readonly flushHeaders: AnyWrite;
+
+  constructor(
+    readonly res: ServerResponse,
+    readonly background: Background,
+    readonly answered: () => void,
+  ) {
+    const own = res as unknown as Record<Write, AnyWrite>;
+    this.writeHead = own.writeHead;
+    this.write = own.write;
+    this.end = own.end;
+    this.flushHeaders = own.flushHeaders;
+  }
+}
+
+type Write = 'writeHead' | 'write' | 'end' | 'flushHeaders';
+const kHold = Symbol('offload.hold');
+type HeldResponse = ServerResponse & { [kHold]: ResponseHold };
+
 /**
  * Makes `res` store the tasks of `background` before anything of it is written: the first call
  * of `writeHead`, `write`, `end` or `flushHeaders` closes `background` and, if it has tasks to
@@ -27,82 +52,100 @@ export interface Hold {
  * they cannot be stored, the response becomes the error answer (a 503 for a store that failed)
  * and what the handler writes is dropped. `answered` is called at the first write of every
  * response.
+ *
+ * The methods stay in place afterwards and call through, so that a wrapper another middleware
+ * puts around them later (compression, say) keeps working.
  */
 export function holdFirstWrite(
   res: ServerResponse,
   background: Background,
   answered: () => void,
 ): Hold {
+  const hold = new ResponseHold(res, background, answered);
+  (res as HeldResponse)[kHold] = hold;
   const own = res as unknown as Record<Write, AnyWrite>;
-  const originals = WRITES.map((name) => own[name]);
-  const held: [AnyWrite, unknown[]][] = [];
-  let state: HoldState = 'open';
-  let ended = false;
+  own.writeHead = heldWriteHead;
+  own.write = heldWrite;
+  own.end = heldEnd;
+  own.flushHeaders = heldFlushHeaders;
+  return hold;
+}
 
-  const restore = () => {
-    for (let i = 0; i < WRITES.length; i++) own[WRITES[i]!] = originals[i]!;
-  };
-  const release = () => {
-    state = 'written';
-    restore();
-    for (const [write, args] of held) write.apply(res, args);
-    held.length = 0;
-  };
-  const refuse = (error: unknown) => {
-    state = 'refused';
-    held.length = 0;
-    // The handler's writes, now and later, go nowhere: the answer is the error.
-    restore();
-    for (const [name, value] of Object.entries(res.getHeaders())) {
-      if (value !== undefined) res.removeHeader(name);
-    }
-    writeAnswer(res, errorAnswer(error));
-    for (const name of WRITES) own[name] = dropped(name, res);
-  };
+// One function of each for every response (they find theirs through `this`), so that holding a
+// response allocates no closure.
+function heldWriteHead(this: ServerResponse, ...args: unknown[]): unknown {
+  return call((this as HeldResponse)[kHold], 'writeHead', args);
+}
+function heldWrite(this: ServerResponse, ...args: unknown[]): unknown {
+  return call((this as HeldResponse)[kHold], 'write', args);
+}
+function heldEnd(this: ServerResponse, ...args: unknown[]): unknown {
+  const hold = (this as HeldResponse)[kHold];
+  hold.ended = true;
+  return call(hold, 'end', args);
+}
+function heldFlushHeaders(this: ServerResponse): unknown {
+  return call((this as HeldResponse)[kHold], 'flushHeaders', []);
+}
 
-  for (let i = 0; i < WRITES.length; i++) {
-    const name = WRITES[i]!;
-    const original = originals[i]!;
-    own[name] = function (this: ServerResponse, ...args: unknown[]) {
-      if (name === 'end') ended = true;
-      if (state === 'held') {
-        held.push([original, args]);
-        return heldResult(name, res);
-      }
-      answered();
-      const committing = background.close();
-      if (!committing) {
-        state = 'written';
-        restore();
-        return original.apply(res, args);
-      }
-      state = 'held';
-      held.push([original, args]);
-      committing.then(release, refuse);
-      return heldResult(name, res);
-    };
+function call(hold: ResponseHold, name: Write, args: unknown[]): unknown {
+  const original = hold[name];
+  switch (hold.state) {
+    case 'written':
+      return original.apply(hold.res, args);
+    case 'refused':
+      return dropped(hold.res, name, args);
+    case 'held':
+      hold.held!.push([original, args]);
+      return heldResult(hold.res, name);
   }
-  return {
-    get state() {
-      return state;
-    },
-    get ended() {
-      return ended;
-    },
-  };
+  hold.answered();
+  const committing = hold.background.close();
+  if (!committing) {
+    hold.state = 'written';
+    return original.apply(hold.res, args);
+  }
+  hold.state = 'held';
+  hold.held = [[original, args]];
+  committing.then(
+    () => release(hold),
+    (error: unknown) => refuse(hold, error),
+  );
+  return heldResult(hold.res, name);
+}
+
+/** The tasks are stored: the held calls are made, in order. */
+function release(hold: ResponseHold): void {
+  hold.state = 'written';
+  const calls = hold.held!;
+  hold.held = null;
+  for (const [write, args] of calls) write.apply(hold.res, args);
+}
+
+/** The tasks could not be stored: the answer is the error, and the handler's writes go nowhere. */
+function refuse(hold: ResponseHold, error: unknown): void {
+  hold.state = 'refused';
+  hold.held = null;
+  const { res } = hold;
+  for (const name of res.getHeaderNames()) res.removeHeader(name);
+  const answer = errorAnswer(error);
+  const body = JSON.stringify(answer.body);
+  hold.writeHead.call(res, answer.status, {
+    ...answer.headers,
+    'content-length': String(Buffer.byteLength(body)),
+  });
+  hold.end.call(res, body);
 }
 
 /** What a held write returns: `write` that more may come (it is buffered), the others `res`. */
-function heldResult(name: Write, res: ServerResponse): unknown {
+function heldResult(res: ServerResponse, name: Write): unknown {
   if (name === 'write') return true;
   return name === 'flushHeaders' ? undefined : res;
 }
 
 /** A write after the error answer: dropped, its callback called, so a stream piped in ends. */
-function dropped(name: Write, res: ServerResponse): AnyWrite {
-  return (...args: unknown[]) => {
-    const callback = args.findLast((arg) => typeof arg === 'function') as (() => void) | undefined;
-    if (callback && name !== 'writeHead') queueMicrotask(callback);
-    return heldResult(name, res);
-  };
+function dropped(res: ServerResponse, name: Write, args: unknown[]): unknown {
+  const callback = args.findLast((arg) => typeof arg === 'function') as (() => void) | undefined;
+  if (callback && name !== 'writeHead') queueMicrotask(callback);
+  return heldResult(res, name);
 }

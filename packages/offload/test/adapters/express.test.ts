@@ -91,4 +91,43 @@ describe('offload/express', () => {
       await runtime.stop();
     }
   });
+
+  it('keeps a wrapper that a later middleware puts around res.write and res.end', async () => {
+    const runtime = createRuntime({
+      store: memoryStore(),
+      tasks: [record],
+      logger: captureLogger(),
+    });
+    const app = express();
+    app.use(offload({ runtime, start: false }));
+    // As compression does: the response's methods, wrapped per request after offload's.
+    app.use((_req, res, next) => {
+      const write = res.write;
+      const end = res.end;
+      const upper = (chunk: unknown) => (typeof chunk === 'string' ? chunk.toUpperCase() : chunk);
+      res.write = function (this: typeof res, chunk: unknown, ...rest: unknown[]) {
+        return (write as (...args: unknown[]) => boolean).call(this, upper(chunk), ...rest);
+      } as typeof res.write;
+      res.end = function (this: typeof res, chunk: unknown, ...rest: unknown[]) {
+        return (end as (...args: unknown[]) => typeof res).call(this, upper(chunk), ...rest);
+      } as typeof res.end;
+      next();
+    });
+    app.get('/', (req, res) => {
+      req.background.add(record, { n: 1 });
+      res.write('a');
+      setImmediate(() => {
+        res.write('b');
+        res.end('c');
+      });
+    });
+    const served = await listening(createServer(app));
+    try {
+      assert.equal(await (await fetch(served.url)).text(), 'ABC');
+      assert.equal((await runtime.list()).tasks.length, 1);
+    } finally {
+      await served.close();
+      await runtime.stop();
+    }
+  });
 });
