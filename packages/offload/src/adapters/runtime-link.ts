@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { BackgroundCommitError } from '../errors/background-commit.js';
+import { describe, InvalidOptionError, rejectUnknownKeys } from '../options-check.js';
 import { kAnsweredRequest, type Runtime } from '../runtime/runtime.js';
 
 /** The options every adapter takes. */
@@ -32,12 +33,33 @@ export class RuntimeLink {
   /** Tells the runtime a request was answered (a runtime from another copy has no such hook). */
   readonly answered: () => void;
 
-  constructor(options: AdapterOptions, adapter: string) {
-    const { runtime, start = true, stop = true } = options ?? ({} as AdapterOptions);
+  /**
+   * Checks `options` once, naming the field at fault (`known`: the options this adapter takes,
+   * for the suggestion on a typo).
+   */
+  constructor(
+    options: AdapterOptions,
+    adapter: string,
+    known: readonly string[] = ['runtime', 'start', 'stop'],
+  ) {
+    rejectUnknownKeys(`${adapter} options`, options, known);
+    const { runtime, start = true, stop = true } = options;
     if (!runtime || typeof runtime.enqueue !== 'function') {
-      throw new TypeError(
-        `${adapter}: options.runtime must be a runtime made by createRuntime(), got ${typeof runtime}`,
+      throw new InvalidOptionError(
+        `${adapter} options.runtime`,
+        `must be a runtime made by createRuntime(), got ${describe(runtime)}`,
       );
+    }
+    for (const [name, value] of [
+      ['start', start],
+      ['stop', stop],
+    ] as const) {
+      if (typeof value !== 'boolean') {
+        throw new InvalidOptionError(
+          `${adapter} options.${name}`,
+          `must be true or false, got ${describe(value)}`,
+        );
+      }
     }
     this.runtime = runtime;
     this.watching = stop;

@@ -69,7 +69,12 @@ export function withBackground<
   if (typeof handler !== 'function') {
     throw new TypeError('offload/node: withBackground(runtime, handler) needs a handler function');
   }
-  const link = new RuntimeLink({ ...options, runtime }, 'offload/node');
+  const link = new RuntimeLink({ ...options, runtime }, 'offload/node', [
+    'runtime',
+    'start',
+    'stop',
+    'logger',
+  ]);
   let logger = options.logger;
   const failed = (req: Req, res: Res, background: Background, hold: Hold, error: unknown) => {
     logger ??= pino({ name: 'offload' });

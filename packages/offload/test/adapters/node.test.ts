@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { withBackground } from '../../src/node/index.js';
 import { adapterTable } from './table.js';
 import { listening, thrown, writeReply } from './servers.js';
-import { createRuntime, memoryStore } from '../../src/index.js';
+import { createRuntime, InvalidOptionError, memoryStore } from '../../src/index.js';
 import { captureLogger } from '../helpers.js';
 
 adapterTable({
@@ -78,5 +78,25 @@ describe('offload/node', () => {
       await served.close();
       await runtime.stop().catch(() => {});
     }
+  });
+
+  it('refuses an unknown option at once, naming it and the one meant', () => {
+    const runtime = createRuntime({ store: memoryStore(), logger: captureLogger() });
+    assert.throws(
+      () => withBackground(runtime, () => {}, { strat: false } as never),
+      (error: unknown) =>
+        error instanceof InvalidOptionError &&
+        /offload\/node options\.strat: is not an option; did you mean "start"\?/.test(
+          error.message,
+        ),
+    );
+    assert.throws(
+      () => withBackground({} as never, () => {}),
+      /offload\/node options\.runtime: must be a runtime made by createRuntime\(\)/,
+    );
+    assert.throws(
+      () => withBackground(runtime, () => {}, { stop: 'yes' } as never),
+      /offload\/node options\.stop: must be true or false, got "yes"/,
+    );
   });
 });
