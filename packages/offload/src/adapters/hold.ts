@@ -114,12 +114,21 @@ function call(hold: ResponseHold, name: Write, args: unknown[]): unknown {
   return heldResult(hold.res, name);
 }
 
-/** The tasks are stored: the held calls are made, in order. */
+/**
+ * The tasks are stored: the held calls are made, in order. One that throws (a second
+ * `writeHead`, say) would have thrown to the handler; now that it is too late for that, it cuts
+ * off a response left unfinished, and the calls after it are dropped.
+ */
 function release(hold: ResponseHold): void {
   hold.state = 'written';
   const calls = hold.held!;
   hold.held = null;
-  for (const [write, args] of calls) write.apply(hold.res, args);
+  const { res } = hold;
+  try {
+    for (const [write, args] of calls) write.apply(res, args);
+  } catch (error) {
+    if (!res.writableEnded) res.destroy(error as Error);
+  }
 }
 
 /** The tasks could not be stored: the answer is the error, and the handler's writes go nowhere. */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { describe, it } from 'node:test';
 import { withBackground } from '../../src/node/index.js';
-import { adapterTable } from './table.js';
+import { adapterTable, record } from './table.js';
 import { listening, thrown, writeReply } from './servers.js';
 import { createRuntime, InvalidOptionError, memoryStore } from '../../src/index.js';
 import { captureLogger } from '../helpers.js';
@@ -98,5 +98,38 @@ describe('offload/node', () => {
       () => withBackground(runtime, () => {}, { stop: 'yes' } as never),
       /offload\/node options\.stop: must be true or false, got "yes"/,
     );
+  });
+
+  it('cuts off a held response whose later write throws, without an unhandled rejection', async () => {
+    const runtime = createRuntime({
+      store: memoryStore(),
+      tasks: [record],
+      logger: captureLogger(),
+    });
+    const served = await listening(
+      createServer(
+        withBackground(
+          runtime,
+          (_req, res, background) => {
+            background.add(record, { n: 1 });
+            res.writeHead(200);
+            res.write('partial');
+            res.writeHead(500); // throws once replayed: the head is out
+            res.end();
+          },
+          { start: false, logger: captureLogger() },
+        ),
+      ),
+    );
+    try {
+      await assert.rejects(
+        async () => (await fetch(served.url)).text(),
+        'the response is cut off before its end',
+      );
+      assert.equal((await runtime.list()).tasks.length, 1);
+    } finally {
+      await served.close();
+      await runtime.stop();
+    }
   });
 });
