@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http';
+import { IncomingMessage, ServerResponse } from 'node:http';
 import type { Background } from './background.js';
 import { errorAnswer } from './answers.js';
 
@@ -10,12 +10,18 @@ import { errorAnswer } from './answers.js';
 export type HoldState = 'open' | 'held' | 'written' | 'refused';
 
 export interface Hold {
+  /** The tasks of the request whose response this is. */
+  readonly background: Background;
   readonly state: HoldState;
   /** Whether the handler called `end()` (perhaps held). */
   readonly ended: boolean;
 }
 
 type AnyWrite = (this: ServerResponse, ...args: unknown[]) => unknown;
+type Write = 'writeHead' | 'write' | 'end' | 'flushHeaders';
+const WRITES: readonly Write[] = ['writeHead', 'write', 'end', 'flushHeaders'];
+/** The write methods a response had before it was held, which a hold calls through to. */
+type Writes = Record<Write, AnyWrite>;
 
 /** One response's hold: its state, and the write methods it had before (to call through). */
 class ResponseHold implements Hold {
@@ -32,16 +38,15 @@ class ResponseHold implements Hold {
     readonly res: ServerResponse,
     readonly background: Background,
     readonly answered: () => void,
+    writes: Writes,
   ) {
-    const own = res as unknown as Record<Write, AnyWrite>;
-    this.writeHead = own.writeHead;
-    this.write = own.write;
-    this.end = own.end;
-    this.flushHeaders = own.flushHeaders;
+    this.writeHead = writes.writeHead;
+    this.write = writes.write;
+    this.end = writes.end;
+    this.flushHeaders = writes.flushHeaders;
   }
 }
 
-type Write = 'writeHead' | 'write' | 'end' | 'flushHeaders';
 const kHold = Symbol('offload.hold');
 type HeldResponse = ServerResponse & { [kHold]: ResponseHold };
 
@@ -53,17 +58,17 @@ type HeldResponse = ServerResponse & { [kHold]: ResponseHold };
  * and what the handler writes is dropped. `answered` is called at the first write of every
  * response.
  *
- * The methods stay in place afterwards and call through, so that a wrapper another middleware
- * puts around them later (compression, say) keeps working.
+ * The methods are put on `res` itself and stay in place afterwards, calling through, so that a
+ * wrapper another middleware puts around them later (compression, say) keeps working.
  */
 export function holdFirstWrite(
   res: ServerResponse,
   background: Background,
   answered: () => void,
 ): Hold {
-  const hold = new ResponseHold(res, background, answered);
+  const hold = new ResponseHold(res, background, answered, res as unknown as Writes);
   (res as HeldResponse)[kHold] = hold;
-  const own = res as unknown as Record<Write, AnyWrite>;
+  const own = res as unknown as Writes;
   own.writeHead = heldWriteHead;
   own.write = heldWrite;
   own.end = heldEnd;
@@ -80,15 +85,103 @@ function heldWrite(this: ServerResponse, ...args: unknown[]): unknown {
   return call((this as HeldResponse)[kHold], 'write', args);
 }
 function heldEnd(this: ServerResponse, ...args: unknown[]): unknown {
-  const hold = (this as HeldResponse)[kHold];
-  hold.ended = true;
-  return call(hold, 'end', args);
+  return call((this as HeldResponse)[kHold], 'end', args);
 }
 function heldFlushHeaders(this: ServerResponse): unknown {
   return call((this as HeldResponse)[kHold], 'flushHeaders', []);
 }
 
+/** Responses held through their prototype (see holdThroughPrototype), and their holds. */
+const holds = new WeakMap<object, ResponseHold>();
+/** The prototypes prepared so, and the write methods they had before. */
+const prepared = new WeakMap<object, Writes>();
+
+/**
+ * As `holdFirstWrite`, for responses that a framework gives prototypes of its own between theirs
+ * and `ServerResponse.prototype` (Express: each app's `app.response`, over one shared by every
+ * app and sub-app). The write methods are put once on the lowest of these, the shared one, where
+ * they call through for a response that is not held, and the hold is found by the response:
+ * adding properties to a response whose prototype was set as Express sets it costs microseconds
+ * each in V8, where this costs one WeakMap entry. A response with no such prototype is held as
+ * `holdFirstWrite` holds it.
+ */
+export function holdThroughPrototype(
+  res: ServerResponse,
+  background: Background,
+  answered: () => void,
+): Hold {
+  const prototype = lowestOwnPrototype(res, ServerResponse.prototype);
+  if (!prototype) return holdFirstWrite(res, background, answered);
+  const writes = prepared.get(prototype) ?? prepare(prototype);
+  const hold = new ResponseHold(res, background, answered, writes);
+  holds.set(res, hold);
+  return hold;
+}
+
+/**
+ * Defines `name` on the framework's lowest prototype of `req` (as `holdThroughPrototype` does for
+ * responses), as a getter of `read(req)`; once per prototype. False when `req` has none.
+ */
+export function defineOnRequests(
+  req: IncomingMessage,
+  name: string,
+  read: (req: IncomingMessage) => unknown,
+): boolean {
+  const prototype = lowestOwnPrototype(req, IncomingMessage.prototype);
+  if (!prototype) return false;
+  if (!Object.prototype.hasOwnProperty.call(prototype, name)) {
+    Object.defineProperty(prototype, name, {
+      configurable: true,
+      get(this: IncomingMessage) {
+        return read(this);
+      },
+    });
+  }
+  return true;
+}
+
+/** The prototype of `object` right above `base` in its chain, unless that is `base` itself. */
+function lowestOwnPrototype(object: object, base: object): object | null {
+  let prototype = Object.getPrototypeOf(object) as object | null;
+  if (prototype === base) return null;
+  while (prototype) {
+    const above = Object.getPrototypeOf(prototype) as object | null;
+    if (above === base) return prototype;
+    prototype = above;
+  }
+  return null;
+}
+
+/** The hold of a response held through its prototype, if it is. */
+export function holdOf(res: ServerResponse | undefined): Hold | undefined {
+  return res && holds.get(res);
+}
+
+function prepare(prototype: object): Writes {
+  const inherited = prototype as Writes;
+  const writes: Writes = {
+    writeHead: inherited.writeHead,
+    write: inherited.write,
+    end: inherited.end,
+    flushHeaders: inherited.flushHeaders,
+  };
+  for (const name of WRITES) {
+    const original = writes[name];
+    Object.defineProperty(prototype, name, {
+      configurable: true,
+      writable: true,
+      value: function (this: ServerResponse, ...args: unknown[]): unknown {
+        const hold = holds.get(this);
+        return hold ? call(hold, name, args) : original.apply(this, args);
+      },
+    });
+  }
+  prepared.set(prototype, writes);
+  return writes;
+}
+
 function call(hold: ResponseHold, name: Write, args: unknown[]): unknown {
+  if (name === 'end') hold.ended = true;
   const original = hold[name];
   switch (hold.state) {
     case 'written':

@@ -17,10 +17,11 @@
  * error that reaches an error handler, so `offloadErrors()` listens for them there: a request
  * whose handler threw (or called `next(error)`) stores nothing.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { Background } from '../adapters/background.js';
 import { errorAnswer, writeAnswer } from '../adapters/answers.js';
-import { holdFirstWrite } from '../adapters/hold.js';
+import { defineOnRequests, holdOf, holdThroughPrototype } from '../adapters/hold.js';
 import { RuntimeLink, type AdapterOptions } from '../adapters/runtime-link.js';
 import { BackgroundCommitError } from '../errors/background-commit.js';
 
@@ -54,11 +55,14 @@ declare global {
   }
 }
 
-type WithBackground = { background: Background };
-
 /**
  * The middleware that gives each request `req.background`: `app.use(offload({ runtime }))`,
  * before the routes that add tasks. If the runtime failed to start, it answers every request 503.
+ *
+ * Express sets the prototypes of its requests and responses to its own (each app's, over ones
+ * every app shares); the middleware adds its methods to the shared ones, once, rather than to
+ * every request and response, which V8 makes slow for objects whose prototype was set so. A
+ * response that no `offload()` middleware saw calls straight through them.
  */
 export function offload(options: OffloadOptions): RequestHandler {
   const link = new RuntimeLink(options, 'offload/express');
@@ -67,10 +71,16 @@ export function offload(options: OffloadOptions): RequestHandler {
     const refused = link.admit(req);
     if (refused) return writeAnswer(res, errorAnswer(refused));
     const background = new Background(runtime);
-    (req as unknown as WithBackground).background = background;
-    holdFirstWrite(res, background, link.answered);
+    const hold = holdThroughPrototype(res, background, link.answered);
+    if (!defineOnRequests(req, 'background', backgroundOf)) {
+      (req as unknown as { background: Background }).background = hold.background;
+    }
     next();
   };
+}
+
+function backgroundOf(req: IncomingMessage & { res?: ServerResponse }): Background | undefined {
+  return holdOf(req.res)?.background;
 }
 
 /**
@@ -81,7 +91,7 @@ export function offload(options: OffloadOptions): RequestHandler {
  */
 export function offloadErrors(): ErrorRequestHandler {
   return function offloadBackgroundErrors(error, req, res, next) {
-    (req as Partial<WithBackground>).background?.discard();
+    (req as { background?: Background }).background?.discard();
     if (error instanceof BackgroundCommitError && !res.headersSent) {
       return writeAnswer(res, errorAnswer(error));
     }

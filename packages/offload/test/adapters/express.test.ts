@@ -130,4 +130,34 @@ describe('offload/express', () => {
       await runtime.stop();
     }
   });
+
+  it('holds the responses of a sub-app mounted under the app that uses the middleware', async () => {
+    const runtime = createRuntime({
+      store: memoryStore(),
+      tasks: [record],
+      logger: captureLogger(),
+    });
+    const app = express();
+    app.use(offload({ runtime, start: false }));
+    const api = express();
+    api.post('/report', (req, res) => {
+      req.background.add(record, { n: 1 });
+      res.json({ ok: true });
+    });
+    app.use('/api', api);
+    const plain = express(); // no offload(): its responses are not held
+    plain.get('/', (_req, res) => void res.send('plain'));
+    const served = await listening(createServer(app));
+    const other = await listening(createServer(plain));
+    try {
+      const response = await fetch(`${served.url}/api/report`, { method: 'POST' });
+      assert.equal(response.status, 200);
+      assert.equal((await runtime.list()).tasks.length, 1);
+      assert.equal(await (await fetch(other.url)).text(), 'plain');
+    } finally {
+      await served.close();
+      await other.close();
+      await runtime.stop();
+    }
+  });
 });
