@@ -19,14 +19,24 @@
  * app answers requests, a backlog of tasks draining in this process takes about half the event
  * loop, so that answers stay fast.
  */
-import type { FastifyPluginCallback, FastifyRequest } from 'fastify';
+import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Runtime } from '../index.js';
 import { kAnsweredRequest } from '../runtime/runtime.js';
-import { Background } from './background.js';
+import { Background } from '../adapters/background.js';
+import { acceptedAnswer, type AcceptedOptions } from '../adapters/answers.js';
+import type { Task } from '../types.js';
 
-export { Background } from './background.js';
+export { Background } from '../adapters/background.js';
 export { BackgroundCommitError } from '../errors/background-commit.js';
+export {
+  acceptedAnswer,
+  errorAnswer,
+  type AcceptedBody,
+  type AcceptedOptions,
+  type Answer,
+  type ErrorEnvelope,
+} from '../adapters/answers.js';
 
 export interface OffloadPluginOptions {
   /** The runtime that stores and runs the tasks; see `createRuntime`. */
@@ -119,6 +129,19 @@ const plugin: FastifyPluginCallback<OffloadPluginOptions> = (fastify, options, d
   if (stop) fastify.addHook('onClose', () => runtime.stop());
   done();
 };
+
+/**
+ * Answers `202 Accepted` with `Location: /api/tasks/:id` and `{"ok":true,"id":"…"}`, for a task
+ * that `await request.background.commit()` returned: `return accepted(reply, task)`.
+ */
+export function accepted(
+  reply: FastifyReply,
+  task: Pick<Task, 'id'>,
+  options?: AcceptedOptions,
+): FastifyReply {
+  const { status, headers, body } = acceptedAnswer(task, options);
+  return reply.code(status).headers(headers).send(body);
+}
 
 /** The Fastify plugin: `app.register(offload, { runtime })`. */
 export const offload = fp(plugin, { fastify: '5.x', name: 'offload' });

@@ -14,7 +14,15 @@ import { ROOT, tempDir } from '../helpers.js';
 const run = promisify(execFile);
 const LIBRARY = join(ROOT, 'packages/offload');
 /** What an app that uses the library without them must not get. */
-const NOT_BROUGHT = ['fastify', 'nodemailer', 'prom-client', 'pg', 'better-sqlite3'];
+const NOT_BROUGHT = [
+  'fastify',
+  'express',
+  'hono',
+  'nodemailer',
+  'prom-client',
+  'pg',
+  'better-sqlite3',
+];
 
 const temp = tempDir();
 after(() => temp.remove());
@@ -93,6 +101,20 @@ describe('installing the library into a fresh app', () => {
     );
     assert.match(missing, /^DRIVER_NOT_INSTALLED .*npm install better-sqlite3/);
 
+    // The adapters for node:http, Express and Hono load without their framework: they use its
+    // types only.
+    const adapters = await node(
+      app,
+      `for (const name of ['node', 'express', 'hono']) {
+         const adapter = await import('offload/' + name);
+         console.log(name, typeof (adapter.withBackground ?? adapter.offload), typeof adapter.Background);
+       }`,
+    );
+    assert.equal(
+      adapters,
+      'node function function\nexpress function function\nhono function function',
+    );
+
     // The user's own driver: the store's subpath and openStore use it.
     await npm(app, 'install', join(ROOT, 'node_modules/better-sqlite3'));
     const sqlite = await node(
@@ -109,7 +131,7 @@ describe('installing the library into a fresh app', () => {
        }`,
     );
     assert.equal(sqlite, 'succeeded\nsucceeded');
-    for (const name of ['fastify', 'nodemailer', 'prom-client', 'pg']) {
+    for (const name of NOT_BROUGHT.filter((name) => name !== 'better-sqlite3')) {
       assert.ok(!existsSync(join(app, 'node_modules', name)), `${name} is still not installed`);
     }
   });
@@ -140,6 +162,8 @@ describe('installing the library into a fresh app', () => {
     writeFileSync(
       join(app, 'index.ts'),
       `import { createRuntime, defineTask, memoryStore, RetryLaterError, type Task } from 'offload';
+       import { createServer } from 'node:http';
+       import { accepted, withBackground } from 'offload/node';
        const greet = defineTask<{ name: string }>({ name: 'greet', run: async ({ name }) => name });
        const runtime = createRuntime({ store: memoryStore(), tasks: [greet] });
        export async function main(): Promise<Task> {
@@ -147,7 +171,14 @@ describe('installing the library into a fresh app', () => {
          void disposable;
          if (Math.random() > 2) throw new RetryLaterError(1000);
          return runtime.enqueue(greet, { name: 'Ada' });
-       }`,
+       }
+       export const server = createServer(
+         withBackground(runtime, async (_req, res, background) => {
+           background.add(greet, { name: 'Ada' });
+           const [task] = await background.commit();
+           accepted(res, task!);
+         }),
+       );`,
     );
     await run(process.execPath, [join(app, 'node_modules/typescript/bin/tsc'), '-p', app], {
       cwd: app,

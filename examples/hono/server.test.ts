@@ -1,0 +1,3 @@
+import { exampleTest } from '../example-test.js';
+
+exampleTest('hono');
