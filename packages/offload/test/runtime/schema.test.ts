@@ -16,7 +16,7 @@ import {
   type Runtime,
   type Task,
 } from '../../src/index.js';
-import { Background } from '../../src/fastify/background.js';
+import { Background } from '../../src/adapters/background.js';
 import { fakeClock, memoryRuntimes, newStoredTask, T0 } from '../helpers.js';
 
 /** True only when A and B are the same type. */
