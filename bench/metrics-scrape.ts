@@ -78,6 +78,7 @@ async function fill(store: Store): Promise<void> {
         payload: JSON.stringify({ i, filler }),
         priority: 0,
         maxAttempts: 3,
+        trace: null,
         timeout: null,
         key: null,
         group: null,

@@ -63,6 +63,11 @@ export interface Task<P = Json> {
    * Kept once the task finishes, and from one attempt to the next until the new one reports.
    */
   progress: Json | null;
+  /**
+   * The W3C `traceparent` of the span that enqueued the task, when tracing was on and a span was
+   * recording (see docs/tracing.md); each attempt's span continues that trace. Null otherwise.
+   */
+  trace: string | null;
 }
 
 /** Options of one enqueue. Each one overrides the task definition's. */
@@ -88,6 +93,11 @@ export interface EnqueueOptions {
    * that transaction: it exists, and runs, only if you commit.
    */
   transaction?: SqlClient;
+  /**
+   * A W3C `traceparent` to continue when no span is active, e.g. the header of the request that
+   * enqueues (the adapters pass it on). Ignored while a span is active, and when tracing is off.
+   */
+  traceparent?: string;
 }
 
 /**

@@ -122,6 +122,7 @@ export function newStoredTask(overrides: Partial<NewTask> = {}): NewTask {
     group: null,
     runAt: T0,
     createdAt: T0,
+    trace: null,
     ...overrides,
   };
 }

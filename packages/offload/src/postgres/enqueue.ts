@@ -30,6 +30,7 @@ export async function enqueueTasks(
     tasks.map((task) => task.group?.concurrency ?? null),
     tasks.map((task) => task.group?.rate?.max ?? null),
     tasks.map((task) => task.group?.rate?.period ?? null),
+    column('trace'),
   ];
   const { rows } = await run<{ id: string; key: string | null }>('enqueue', values);
   // Ids grow in request order; rows skipped for a stored key are the only gaps.

@@ -207,6 +207,10 @@ export const MIGRATIONS: readonly string[] = [
     END LOOP;
   END $$;
   `,
+  `
+  -- The W3C traceparent of the span that enqueued the task (docs/tracing.md), or null.
+  ALTER TABLE {schema}.tasks ADD COLUMN trace text;
+  `,
 ];
 
 /** The schema version this code writes and understands. */

@@ -33,11 +33,12 @@ export interface TaskRow {
   group_concurrency: number | null;
   group_rate_max: number | null;
   group_rate_period: number | null;
+  trace: string | null;
 }
 
 /** The columns every task read selects. */
 export const TASK_COLUMNS =
-  'id, name, payload, state, priority, attempts, max_attempts, timeout_ms, key, run_at, created_at, started_at, finished_at, errors, result, lease_owner, lease, progress, group_key, group_concurrency, group_rate_max, group_rate_period';
+  'id, name, payload, state, priority, attempts, max_attempts, timeout_ms, key, run_at, created_at, started_at, finished_at, errors, result, lease_owner, lease, progress, group_key, group_concurrency, group_rate_max, group_rate_period, trace';
 
 /** What a claim returns of each task: all but `progress` (see ClaimedTask). */
 export const CLAIMED_COLUMNS = TASK_COLUMNS.replace(', progress', '');
@@ -66,6 +67,7 @@ export function toTask(row: TaskRow, payload: unknown = decodePayload(row.payloa
     errors: decodeErrors(row.errors),
     result: row.result === null ? null : decodeResult(row.result),
     progress: row.progress == null ? null : decodeResult(row.progress),
+    trace: row.trace,
   };
 }
 

@@ -6,7 +6,7 @@ const FINISHED = `('succeeded', 'failed', 'canceled')`;
 
 /** Every statement the store runs, for one schema. Parameters are numbered as each one says. */
 export interface Sql {
-  /** $1 names, $2 payloads, $3 priorities, $4 max attempts, $5 timeouts, $6 keys, $7 run at, $8 created at, $9 group keys, $10 group concurrencies, $11 rate maxima, $12 rate periods. Returns the ids and keys created. */
+  /** $1 names, $2 payloads, $3 priorities, $4 max attempts, $5 timeouts, $6 keys, $7 run at, $8 created at, $9 group keys, $10 group concurrencies, $11 rate maxima, $12 rate periods, $13 traces. Returns the ids and keys created. */
   enqueue: string;
   /** $1 keys. */
   byKeys: string;
@@ -125,14 +125,14 @@ export function buildSql(schema: string): Sql {
     // rest, and reading whole rows back took a third of the statement's time.
     enqueue: `INSERT INTO ${tasks}
         (name, payload, state, priority, max_attempts, timeout_ms, key, run_at, created_at,
-         group_key, group_concurrency, group_rate_max, group_rate_period)
+         group_key, group_concurrency, group_rate_max, group_rate_period, trace)
       SELECT name, payload, 'queued', priority, max_attempts, timeout_ms, key, run_at, created_at,
-             group_key, group_concurrency, group_rate_max, group_rate_period
+             group_key, group_concurrency, group_rate_max, group_rate_period, trace
       FROM unnest($1::text[], $2::text[], $3::integer[], $4::integer[], $5::integer[], $6::text[],
                   $7::bigint[], $8::bigint[], $9::text[], $10::integer[], $11::integer[],
-                  $12::integer[]) WITH ORDINALITY
+                  $12::integer[], $13::text[]) WITH ORDINALITY
         AS u (name, payload, priority, max_attempts, timeout_ms, key, run_at, created_at,
-              group_key, group_concurrency, group_rate_max, group_rate_period, ord)
+              group_key, group_concurrency, group_rate_max, group_rate_period, trace, ord)
       ORDER BY ord
       ON CONFLICT (key) WHERE key IS NOT NULL DO NOTHING
       RETURNING id, key`,

@@ -16,7 +16,16 @@ import {
 } from './define-task.js';
 import { groupOf } from './groups.js';
 
-const enqueueOptionKeys = ['delay', 'runAt', 'priority', 'maxAttempts', 'timeout', 'key', 'group'];
+const enqueueOptionKeys = [
+  'delay',
+  'runAt',
+  'priority',
+  'maxAttempts',
+  'timeout',
+  'key',
+  'group',
+  'traceparent',
+];
 
 /**
  * What one enqueue stores: options checked and merged over `definition`'s (the definition of
@@ -46,6 +55,12 @@ export function newTask(
     runAt = options.runAt.getTime();
   } else if (options.delay !== undefined) {
     runAt = now + durationOption('enqueue options.delay', options.delay, 0, MAX_DURATION);
+  }
+  if (options.traceparent !== undefined && typeof options.traceparent !== 'string') {
+    throw new InvalidOptionError(
+      'enqueue options.traceparent',
+      'must be a W3C traceparent string, e.g. the traceparent header of the request',
+    );
   }
   const { key } = options;
   if (
@@ -80,5 +95,7 @@ export function newTask(
     group: groupOf(options.group, definition?.group, payload),
     runAt,
     createdAt: now,
+    // Set by the runtime's tracing, once the enqueue's span is started.
+    trace: null,
   };
 }

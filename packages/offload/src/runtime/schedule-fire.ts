@@ -99,6 +99,7 @@ export function planFiring(schedule: StoredSchedule, now: number): Firing {
     group: options.group ?? null,
     runAt: dueAt,
     createdAt: now,
+    trace: null,
   }));
   return { plan: { tasks, lastRunAt: run.at(-1) ?? null, nextRunAt: next }, missed };
 }

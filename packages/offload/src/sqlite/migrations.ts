@@ -188,6 +188,10 @@ export const MIGRATIONS: readonly string[] = [
     paused_at INTEGER NOT NULL
   ) WITHOUT ROWID;
   `,
+  `
+  -- The W3C traceparent of the span that enqueued the task (docs/tracing.md), or null.
+  ALTER TABLE offload_tasks ADD COLUMN trace TEXT;
+  `,
 ];
 
 /** The schema version this code writes and understands. */

@@ -29,11 +29,12 @@ export interface TaskRow {
   group_concurrency: number | null;
   group_rate_max: number | null;
   group_rate_period: number | null;
+  trace: string | null;
 }
 
 /** The columns every task read selects, in `TaskRow` order. */
 export const TASK_COLUMNS =
-  'id, name, payload, state, priority, attempts, max_attempts, timeout_ms, key, run_at, created_at, started_at, finished_at, errors, lease_owner, lease, lease_expires_at, result, progress, group_key, group_concurrency, group_rate_max, group_rate_period';
+  'id, name, payload, state, priority, attempts, max_attempts, timeout_ms, key, run_at, created_at, started_at, finished_at, errors, lease_owner, lease, lease_expires_at, result, progress, group_key, group_concurrency, group_rate_max, group_rate_period, trace';
 
 /** Maps a row to a task; `payload` is passed when the caller has decoded it already. */
 export function toTask(row: TaskRow, payload: unknown = decodePayload(row.payload).payload): Task {
@@ -55,6 +56,7 @@ export function toTask(row: TaskRow, payload: unknown = decodePayload(row.payloa
     errors: parseErrors(row.errors),
     result: row.result === null ? null : decodeResult(row.result),
     progress: row.progress === null ? null : decodeResult(row.progress),
+    trace: row.trace,
   };
 }
 
@@ -65,7 +67,7 @@ export function toTask(row: TaskRow, payload: unknown = decodePayload(row.payloa
  * and leaves out `progress` (see ClaimedTask).
  */
 export const CLAIMED_COLUMNS =
-  'id, name, payload, priority, attempts, max_attempts, timeout_ms, key, run_at, created_at, finished_at, errors, lease, result, group_key, group_concurrency, group_rate_max, group_rate_period';
+  'id, name, payload, priority, attempts, max_attempts, timeout_ms, key, run_at, created_at, finished_at, errors, lease, result, group_key, group_concurrency, group_rate_max, group_rate_period, trace';
 
 /** A row of `CLAIMED_COLUMNS`. */
 export type ClaimedRow = [
@@ -87,6 +89,7 @@ export type ClaimedRow = [
   groupConcurrency: number | null,
   groupRateMax: number | null,
   groupRatePeriod: number | null,
+  trace: string | null,
 ];
 
 /** Maps a row just claimed, at `startedAt`, to the task its attempt runs (the hot path). */
@@ -110,6 +113,7 @@ export function toClaimedTask(row: ClaimedRow, startedAt: number): ClaimedTask {
     groupConcurrency,
     groupRateMax,
     groupRatePeriod,
+    trace,
   ] = row;
   const { payload, error } = decodePayload(text);
   return {
@@ -130,6 +134,7 @@ export function toClaimedTask(row: ClaimedRow, startedAt: number): ClaimedTask {
     errors: parseErrors(errors),
     result: result === null ? null : decodeResult(result),
     progress: null,
+    trace,
     lease,
     payloadError: error,
   };

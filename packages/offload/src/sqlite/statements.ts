@@ -182,14 +182,14 @@ export function prepareStatements(db: Database.Database): Statements {
     ) as Statement<[], number>,
     insert: db.prepare<unknown[]>(
       `INSERT INTO offload_tasks (id, name, payload, state, priority, max_attempts, timeout_ms, key, run_at, created_at,
-                                 group_key, group_concurrency, group_rate_max, group_rate_period)
-       VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                 group_key, group_concurrency, group_rate_max, group_rate_period, trace)
+       VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (key) WHERE key IS NOT NULL DO NOTHING`,
     ),
     insertRows: Array.from({ length: Math.log2(MAX_INSERT_ROWS) + 1 }, (_, k) =>
       db.prepare<unknown[]>(
-        `INSERT INTO offload_tasks (id, name, payload, state, priority, max_attempts, timeout_ms, run_at, created_at)
-         VALUES ${Array.from({ length: 2 ** k }, () => "(?, ?, ?, 'queued', ?, ?, ?, ?, ?)").join(', ')}`,
+        `INSERT INTO offload_tasks (id, name, payload, state, priority, max_attempts, timeout_ms, run_at, created_at, trace)
+         VALUES ${Array.from({ length: 2 ** k }, () => "(?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)").join(', ')}`,
       ),
     ),
     byKey: one<[string]>(`SELECT ${TASK_COLUMNS} FROM offload_tasks WHERE key = ?`),

@@ -264,7 +264,7 @@ function insertKeyless(
   for (let i = start; i < start + 2 ** k; i++) {
     const task = tasks[i]!;
     parameters.push(id, task.name, task.payload, task.priority, task.maxAttempts);
-    parameters.push(task.timeout, task.runAt, task.createdAt);
+    parameters.push(task.timeout, task.runAt, task.createdAt, task.trace);
     results.push({ task: insertedTask(String(id), task), created: true });
     id += 1;
   }
@@ -291,6 +291,7 @@ export function enqueueKeyed(statements: Statements, id: number, input: NewTask)
     group?.concurrency ?? null,
     group?.rate?.max ?? null,
     group?.rate?.period ?? null,
+    input.trace,
   );
   if (changes === 0) return { task: toTask(statements.byKey.get(input.key!)!), created: false };
   return { task: insertedTask(String(id), input), created: true };

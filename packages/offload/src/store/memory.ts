@@ -54,6 +54,7 @@ interface Row {
   /** JSON text, as the durable stores keep it. */
   result: string | null;
   progress: string | null;
+  trace: string | null;
   owner: string | null;
   lease: number;
   leaseExpiresAt: number | null;
@@ -481,6 +482,7 @@ function toTask(row: Row, payload: unknown = decodePayload(row.payload).payload)
     errors: row.errors.map((e) => ({ ...e, at: new Date(e.at) })),
     result: row.result === null ? null : decodeResult(row.result),
     progress: row.progress === null ? null : decodeResult(row.progress),
+    trace: row.trace,
   };
 }
 

@@ -162,6 +162,8 @@ export interface NewTask {
   group: TaskGroup | null;
   runAt: number;
   createdAt: number;
+  /** The W3C `traceparent` of the enqueue's span, or null; stored as it is and read back. */
+  trace: string | null;
 }
 
 export interface EnqueueResult {
@@ -186,7 +188,8 @@ export interface Lease {
 
 /**
  * A claimed task. Its `progress` is null whatever an earlier attempt reported: the claim does not
- * read it back (claims are the hot path, and the attempt reports its own).
+ * read it back (claims are the hot path, and the attempt reports its own). Its `trace` is read
+ * back: the attempt's span continues it.
  */
 export interface ClaimedTask extends Task, Lease {
   /** Set when the stored payload could not be read; the task cannot run. */
@@ -352,5 +355,6 @@ export function insertedTask(id: string, input: NewTask): Task {
     errors: [],
     result: null,
     progress: null,
+    trace: input.trace,
   };
 }

@@ -434,7 +434,11 @@ describe('sqlite store', () => {
     };
     const page = { below: 1, name: 'a', limit: 1 };
     const checks: [string, string, unknown[]][] = [
-      ['insert', statements.insert.source, [1, 'a', '{}', 0, 1, null, null, 1, 1, 'g', 1, 1, 1]],
+      [
+        'insert',
+        statements.insert.source,
+        [1, 'a', '{}', 0, 1, null, null, 1, 1, 'g', 1, 1, 1, null],
+      ],
       ['nextId', statements.nextId.source, []],
       ['claim', prepareClaim(db, 2).source, [1, 'w', 2, 0, 1, 'a', 'b', 10]],
       ['duePriorities', statements.duePriorities.source, [1]],

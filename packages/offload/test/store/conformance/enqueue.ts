@@ -7,7 +7,7 @@ import { newTask, useStore, type MakeStore } from './harness.js';
 
 export function describeEnqueue(makeStore: MakeStore): void {
   describe('enqueue', () => {
-    const { store, enqueueOne, claimOne, settleOne } = useStore(makeStore);
+    const { store, enqueueOne, claim, claimOne, settleOne, mustGet } = useStore(makeStore);
 
     it('returns created tasks with ids and every field', async () => {
       const results = await store.enqueue([
@@ -45,12 +45,45 @@ export function describeEnqueue(makeStore: MakeStore): void {
         errors: [],
         result: null,
         progress: null,
+        trace: null,
       });
       assert.deepEqual(await store.get(first.id), first);
       assert.deepEqual(await store.get(second.id), second);
       assert.equal(second.name, 'sms');
       assert.equal(second.timeout, null);
       assert.equal(second.key, null);
+    });
+
+    it("keeps each task's trace as given, through get, list, claim and a retry", async () => {
+      const parent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+      const other = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00';
+      const results = await store.enqueue([
+        newTask({ trace: parent, data: 1 }),
+        newTask({ data: 2 }),
+        newTask({
+          trace: other,
+          key: 'traced',
+          group: { key: 'g', concurrency: null, rate: null },
+        }),
+      ]);
+      assert.deepEqual(
+        results.map((r) => r.task.trace),
+        [parent, null, other],
+      );
+      for (const { task } of results) assert.equal((await mustGet(task.id)).trace, task.trace);
+      const listed = (await store.list({ limit: 10 })).tasks.map((t) => t.trace).sort();
+      assert.deepEqual(listed, [other, parent, null].sort());
+      const claimed = await claim();
+      const byId = new Map(claimed.map((task) => [task.id, task.trace]));
+      assert.deepEqual(
+        results.map((r) => byId.get(r.task.id)),
+        [parent, null, other],
+      );
+      const first = claimed.find((task) => task.id === results[0]!.task.id)!;
+      await store.settle([
+        { id: first.id, lease: first.lease, state: 'queued', at: T0, runAt: T0 + 2 },
+      ]);
+      assert.equal((await mustGet(first.id)).trace, parent);
     });
 
     it('accepts an empty batch', async () => {
