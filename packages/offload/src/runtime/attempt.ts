@@ -5,9 +5,11 @@ import type { ClaimedTask, Settlement } from '../store/store.js';
 import { toTaskError } from '../store/stored-error.js';
 import { encodeJson } from '../json.js';
 import type { Json, Logger } from '../types.js';
+import type { Span } from '@opentelemetry/api';
 import type { TaskContext } from './define-task.js';
 import { logWithError } from './log-listener.js';
 import type { ProgressReports } from './progress.js';
+import type { Tracing } from './tracing.js';
 import { retryDelay, type Backoff } from './retry-policy.js';
 
 /** One attempt of one task in this process. */
@@ -23,6 +25,8 @@ export class Attempt {
   progress: string | undefined = undefined;
   /** The progress `task:progress` listeners were last told of. */
   progressShown: string | undefined = undefined;
+  /** Its span, when tracing made one. */
+  span: Span | undefined = undefined;
   private controller: AbortController | undefined;
   private abortReason: unknown;
 
@@ -49,6 +53,7 @@ export class Context implements TaskContext {
     private readonly current: Attempt,
     private readonly parentLogger: Logger,
     private readonly reports: ProgressReports,
+    private readonly tracing: Tracing | null,
   ) {}
 
   get taskId(): string {
@@ -74,6 +79,10 @@ export class Context implements TaskContext {
   /** Made on first use: most tasks never log. */
   get logger(): Logger {
     return (this.scopedLogger ??= new AttemptLogger(this.current.task, this.parentLogger));
+  }
+
+  get traceparent(): string | null {
+    return this.tracing?.traceparent(this.current.span) ?? null;
   }
 
   progress(value: Json): void {

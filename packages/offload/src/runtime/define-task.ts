@@ -32,6 +32,12 @@ export interface TaskContext {
    * that is not JSON or is too large.
    */
   progress(value: Json): void;
+  /**
+   * The W3C `traceparent` to send with a call this attempt makes, for receivers to continue its
+   * trace: that of the active span (the attempt's, or one the task started). Null when tracing is
+   * off or nothing records. Instrumented HTTP clients send it by themselves (docs/tracing.md).
+   */
+  readonly traceparent: string | null;
 }
 
 /** The durable identity of a task (its `name`), the code that runs it and its policy. */

@@ -49,6 +49,13 @@ export interface RuntimeOptions {
   random?: () => number;
   /** This process's name on the leases it takes; default host-pid-random. Letters, digits, `.`, `_`, `-`. */
   owner?: string;
+  /**
+   * Traces with OpenTelemetry when `@opentelemetry/api` is installed: a span per enqueue and per
+   * attempt, sent to the tracer provider registered globally, and each task's `trace` stored
+   * (docs/tracing.md). Without the package, or with no tracer provider, nothing is traced or
+   * stored. Default true; false turns tracing off.
+   */
+  tracing?: boolean;
 }
 
 export type Settings = Required<Omit<RuntimeOptions, 'tasks' | 'backoff'>> & {
@@ -66,6 +73,7 @@ const defaults = {
   rescueInterval: 2 * SECOND,
   retention: 7 * DAY,
   pruneInterval: 10 * MINUTE,
+  tracing: true,
 };
 
 const knownKeys = [
@@ -107,6 +115,12 @@ export function resolveOptions(options: RuntimeOptions): Settings {
     // Retention is no timer's delay: it may be longer than a timer takes.
     const max = key === 'retention' ? MAX_DURATION : MAX_TIMER_DELAY;
     durationOption(`options.${key}`, merged[key], key === 'shutdownGrace' ? 0 : 1, max);
+  }
+  if (typeof merged.tracing !== 'boolean') {
+    throw new InvalidOptionError(
+      'options.tracing',
+      `must be true or false, got ${JSON.stringify(merged.tracing)}`,
+    );
   }
   const owner = options.owner ?? defaultOwner();
   if (typeof owner !== 'string' || !/^[A-Za-z0-9_.-]{1,100}$/.test(owner)) {

@@ -29,6 +29,8 @@ import { Schedules } from './schedules.js';
 import { resolveOptions, type RuntimeOptions, type Settings } from './options.js';
 import { kAnsweredRequest, Scheduler } from './scheduler.js';
 import { Settler } from './settler.js';
+import { Tracing } from './tracing.js';
+import type { Span } from '@opentelemetry/api';
 
 export { kAnsweredRequest };
 
@@ -54,6 +56,10 @@ export class Runtime {
   /** Named rules that enqueue a task at due times; see docs/schedules.md. */
   readonly schedules: Schedules;
   private readonly scheduleLoop: ScheduleLoop;
+  /** Null when tracing is off or `@opentelemetry/api` is not installed. */
+  private readonly tracing: Tracing | null;
+  /** The spans of enqueues not written yet, ended once their tasks are stored (or not). */
+  private readonly sending = new Map<NewTask, Span>();
 
   private lifecycle: Lifecycle = { state: 'idle' };
   /** `drain()` calls under way: they let tasks be claimed whether or not the runtime started. */
@@ -66,6 +72,7 @@ export class Runtime {
   constructor(options: RuntimeOptions) {
     this.settings = resolveOptions(options);
     this.store = this.settings.store;
+    this.tracing = Tracing.load(this.settings.tracing);
     this.events = new Events((error, event) =>
       logWithError(this.settings.logger, 'error', { event }, error, 'an event listener failed'),
     );
@@ -78,11 +85,17 @@ export class Runtime {
       running: () => this.settler.size,
       run: (task) => this.settler.run(task),
     });
-    this.settler = new Settler(this.store, this.settings, this.events, {
-      freed: () => this.scheduler.pump(),
-      due: (name, at) => this.scheduler.wake(name, at),
-      retries: () => accepting(this.lifecycle),
-    });
+    this.settler = new Settler(
+      this.store,
+      this.settings,
+      this.events,
+      {
+        freed: () => this.scheduler.pump(),
+        due: (name, at) => this.scheduler.wake(name, at),
+        retries: () => accepting(this.lifecycle),
+      },
+      this.tracing,
+    );
     this.maintenance = new Maintenance(this.store, this.settings, this.events, {
       leases: () => this.settler.leases(),
       rescued: (task) => this.scheduler.wake(task.name, task.runAt.getTime()),
@@ -381,12 +394,31 @@ export class Runtime {
       now: this.settings.clock.now(),
       maxAttempts: this.settings.maxAttempts,
     });
-    return checked === null ? prepared : checked.then(() => prepared);
+    // Started in the caller's context: the request, say, that enqueues.
+    const span = this.tracing?.send(prepared, options.traceparent);
+    if (span === undefined) return checked === null ? prepared : checked.then(() => prepared);
+    this.sending.set(prepared, span);
+    if (checked === null) return prepared;
+    return checked.then(
+      () => prepared,
+      (error: unknown) => {
+        this.sending.delete(prepared);
+        this.tracing!.notSent(span, error);
+        throw error;
+      },
+    );
   }
 
   private async write(tasks: NewTask[]): Promise<EnqueueResult[]> {
-    await this.open();
-    const results = await this.store.enqueue(tasks);
+    let results: EnqueueResult[];
+    try {
+      await this.open();
+      results = await this.store.enqueue(tasks);
+    } catch (error) {
+      if (this.sending.size > 0) this.unsent(tasks, error);
+      throw error;
+    }
+    if (this.sending.size > 0) this.sent(tasks, results);
     // They start from the next turn on (see Scheduler.pump): the callers, an HTTP response
     // waiting for the commit say, go first.
     if (this.scheduler.canClaim()) {
@@ -401,8 +433,36 @@ export class Runtime {
    * exist only once the caller commits, and the store's watch (LISTEN/NOTIFY) tells runners then.
    */
   private async writeIn(transaction: SqlClient, tasks: NewTask[]): Promise<EnqueueResult[]> {
-    await this.open();
-    return this.store.enqueue(tasks, transaction);
+    let results: EnqueueResult[];
+    try {
+      await this.open();
+      results = await this.store.enqueue(tasks, transaction);
+    } catch (error) {
+      if (this.sending.size > 0) this.unsent(tasks, error);
+      throw error;
+    }
+    if (this.sending.size > 0) this.sent(tasks, results);
+    return results;
+  }
+
+  /** Ends the spans of the enqueues of `tasks`, stored as `results` say. */
+  private sent(tasks: readonly NewTask[], results: readonly EnqueueResult[]): void {
+    tasks.forEach((task, i) => {
+      const span = this.sending.get(task);
+      if (span === undefined) return;
+      this.sending.delete(task);
+      this.tracing!.sent(span, results[i]!.task.id, results[i]!.created);
+    });
+  }
+
+  /** Ends the spans of the enqueues of `tasks`, which were not stored. */
+  private unsent(tasks: readonly NewTask[], error: unknown): void {
+    for (const task of tasks) {
+      const span = this.sending.get(task);
+      if (span === undefined) continue;
+      this.sending.delete(task);
+      this.tracing!.notSent(span, error);
+    }
   }
 
   private open(): Promise<void> {

@@ -13,6 +13,7 @@ import {
   successSettlement,
 } from './attempt.js';
 import { Batcher } from './batcher.js';
+import type { TaskDefinition } from './define-task.js';
 import type { Events } from './events.js';
 import { logWithError } from './log-listener.js';
 import type { Settings } from './options.js';
@@ -21,6 +22,7 @@ import { ProgressReports } from './progress.js';
 import type { Backoff } from './retry-policy.js';
 import { RunningAttempts } from './running.js';
 import { runInThread } from './thread.js';
+import type { AttemptOutcome, Tracing } from './tracing.js';
 
 /** Most outcomes one write takes; the rest go from the next turn, so that requests wait less. */
 const SETTLE_BATCH = 100;
@@ -62,6 +64,7 @@ export class Settler {
     private readonly settings: Settings,
     private readonly events: Events,
     private readonly runtime: SettlingRuntime,
+    private readonly tracing: Tracing | null,
   ) {
     for (const [name, definition] of settings.tasks) {
       this.backoffs.set(name, { ...settings.backoff, ...definition.backoff });
@@ -104,23 +107,14 @@ export class Settler {
     }
     const timeout = task.timeout ?? definition.timeout ?? this.settings.timeout;
     attempt.timer = setTimeout(() => this.finish(attempt, new TaskTimeoutError(timeout)), timeout);
+    if (this.tracing !== null) attempt.span = this.tracing.process(task);
     let result: unknown;
     // Inside the try, too: reading `then` of what `run` returned may throw (a revoked Proxy).
     try {
-      if (definition.isolate === 'thread') {
-        // The thread checks the payload against the schema of the definition it loads.
-        result = runInThread(definition.module!, attempt, this.settings.logger, this.progress);
-      } else if (definition.schema === undefined) {
-        result = definition.run(task.payload, this.context(attempt));
-      } else {
-        const parsed = parseStored(definition, task.payload);
-        // An async schema may answer after the attempt timed out: it does not start then.
-        result = isThenable(parsed)
-          ? parsed.then(({ value }) =>
-              attempt.done ? undefined : definition.run(value, this.context(attempt)),
-            )
-          : definition.run(parsed.value, this.context(attempt));
-      }
+      result =
+        attempt.span === undefined
+          ? this.invoke(attempt, definition)
+          : this.tracing!.within(attempt.span, () => this.invoke(attempt, definition));
       if (isThenable(result)) {
         result.then(
           (value) => this.finish(attempt, Success.of(value)),
@@ -132,6 +126,30 @@ export class Settler {
       return this.finish(attempt, error);
     }
     this.finish(attempt, Success.of(result));
+  }
+
+  /** Calls the definition's `run` (in a thread, for `isolate: 'thread'`); returns what it did. */
+  private invoke(attempt: Attempt, definition: TaskDefinition<unknown>): unknown {
+    const { task } = attempt;
+    if (definition.isolate === 'thread') {
+      // The thread checks the payload against the schema of the definition it loads.
+      const traceparent = this.tracing?.traceparent(attempt.span) ?? null;
+      return runInThread(
+        definition.module!,
+        attempt,
+        this.settings.logger,
+        this.progress,
+        traceparent,
+      );
+    }
+    if (definition.schema === undefined) return definition.run(task.payload, this.context(attempt));
+    const parsed = parseStored(definition, task.payload);
+    // An async schema may answer after the attempt timed out: it does not start then.
+    return isThenable(parsed)
+      ? parsed.then(({ value }) =>
+          attempt.done ? undefined : definition.run(value, this.context(attempt)),
+        )
+      : definition.run(parsed.value, this.context(attempt));
   }
 
   /** Stops an attempt here without an outcome of its own: canceled, or its lease lost. */
@@ -213,6 +231,7 @@ export class Settler {
           this.settings.random(),
         );
     this.progress.end(attempt, settlement);
+    if (attempt.span !== undefined) this.traced(attempt, settlement, outcome);
     if (settlement.state === 'queued' && task.group !== null && throttles(outcome))
       this.throttle(task, settlement.runAt!);
     this.settle(settlement, () => {
@@ -237,7 +256,7 @@ export class Settler {
   }
 
   private context(attempt: Attempt): Context {
-    return new Context(attempt, this.settings.logger, this.progress);
+    return new Context(attempt, this.settings.logger, this.progress, this.tracing);
   }
 
   /**
@@ -270,9 +289,17 @@ export class Settler {
     this.runtime.freed();
   }
 
+  /** Ends the attempt's span with its outcome. */
+  private traced(attempt: Attempt, settlement: Settlement, outcome: unknown): void {
+    if (isInstance(outcome, Success)) return this.tracing!.processed(attempt.span!, 'succeeded');
+    const ending: AttemptOutcome = settlement.state === 'queued' ? 'retry' : 'failed';
+    this.tracing!.processed(attempt.span!, ending, outcome);
+  }
+
   private abandonAttempt(attempt: Attempt, reason: AbortReason): void {
     this.release(attempt);
     attempt.abort(new TaskAbortedError(reason));
+    if (attempt.span !== undefined) this.tracing!.processed(attempt.span, reason);
     if (reason !== 'shutdown') return this.progress.end(attempt);
     const { task } = attempt;
     const now = this.settings.clock.now();

@@ -37,6 +37,7 @@ try {
     // Never aborted here: the runtime ends the whole thread instead.
     signal: new AbortController().signal,
     logger,
+    traceparent: attempt.traceparent,
     progress(value) {
       // Checked here, so that a bad value throws in the task's code, as it does outside a thread.
       encodeProgress(value);

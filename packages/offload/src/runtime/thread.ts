@@ -15,6 +15,8 @@ export interface ThreadAttempt {
   taskId: string;
   attempt: number;
   maxAttempts: number;
+  /** The attempt's traceparent, for `ctx.traceparent` in the thread; spans do not cross. */
+  traceparent: string | null;
 }
 
 /** What a task thread threw, as it crosses to the runtime's thread. */
@@ -54,10 +56,11 @@ export function runInThread(
   attempt: Attempt,
   logger: Logger,
   reports: ProgressReports,
+  traceparent: string | null,
 ): Promise<unknown> {
   const { task } = attempt;
   const worker = startThread(ENTRY, {
-    workerData: threadAttempt(module, task),
+    workerData: threadAttempt(module, task, traceparent),
     // Task output goes through the logger, not the parent's stdio streams.
     stdout: false,
     stderr: false,
@@ -104,8 +107,13 @@ export function runInThread(
   });
 }
 
-function threadAttempt(module: string, task: ClaimedTask): ThreadAttempt {
+function threadAttempt(
+  module: string,
+  task: ClaimedTask,
+  traceparent: string | null,
+): ThreadAttempt {
   return {
+    traceparent,
     module,
     name: task.name,
     payload: task.payload,

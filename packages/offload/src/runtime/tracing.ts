@@ -1,0 +1,169 @@
+import { createRequire } from 'node:module';
+// Types only: erased from the build. The package is an optional peer, loaded (if installed) when
+// a runtime is made, never by importing Offload.
+import type * as Otel from '@opentelemetry/api';
+import type { ClaimedTask, NewTask } from '../store/store.js';
+
+type Api = typeof Otel;
+
+/** `messaging.system` of every span: Offload is the messaging system here. */
+const SYSTEM = 'offload';
+/** A W3C traceparent of version 00: version, trace id, parent (span) id, flags. */
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+
+/** How an attempt ended, as its span's `messaging.offload.outcome` says. */
+export type AttemptOutcome =
+  'succeeded' | 'retry' | 'failed' | 'canceled' | 'lease-lost' | 'shutdown';
+
+/**
+ * Spans of enqueues and attempts through `@opentelemetry/api`, following the messaging semantic
+ * conventions (docs/tracing.md). Spans go to the tracer provider registered globally, whenever it
+ * is registered: until then, and without one, the API's no-op tracer makes them, and nothing is
+ * stored.
+ */
+export class Tracing {
+  private readonly tracer: Otel.Tracer;
+
+  private constructor(private readonly api: Api) {
+    this.tracer = api.trace.getTracer('offload');
+  }
+
+  /** Null when `enabled` is false or `@opentelemetry/api` is not installed: then nothing traces. */
+  static load(enabled: boolean): Tracing | null {
+    if (!enabled) return null;
+    let api: Api;
+    try {
+      api = createRequire(import.meta.url)('@opentelemetry/api') as Api;
+    } catch {
+      return null;
+    }
+    return new Tracing(api);
+  }
+
+  /**
+   * Starts the producer span of an enqueue, in the caller's context (or in `traceparent`'s, when
+   * no span is active), and sets the task's `trace` to it. Returns the span, to end once the task
+   * is stored; undefined when no span was made (no tracer provider, and no trace to continue).
+   */
+  send(task: NewTask, traceparent: string | undefined): Otel.Span | undefined {
+    const { api } = this;
+    let parent = api.context.active();
+    if (traceparent !== undefined && api.trace.getSpan(parent) === undefined) {
+      const remote = parseTraceparent(traceparent);
+      if (remote) parent = api.trace.setSpanContext(parent, remote);
+    }
+    const span = this.tracer.startSpan(
+      `send ${task.name}`,
+      {
+        kind: api.SpanKind.PRODUCER,
+        attributes: {
+          'messaging.system': SYSTEM,
+          'messaging.operation.name': 'send',
+          'messaging.operation.type': 'send',
+          'messaging.destination.name': task.name,
+        },
+      },
+      parent,
+    );
+    const context = span.spanContext();
+    if (!api.isSpanContextValid(context)) return undefined;
+    task.trace = formatTraceparent(context);
+    return span;
+  }
+
+  /** Ends an enqueue's span: the task is stored, with `id`. */
+  sent(span: Otel.Span, id: string, created: boolean): void {
+    span.setAttribute('messaging.message.id', id);
+    if (!created) span.setAttribute('messaging.offload.duplicate', true);
+    span.end();
+  }
+
+  /** Ends an enqueue's span: the task was not stored. */
+  notSent(span: Otel.Span, error: unknown): void {
+    this.recordError(span, error);
+    span.end();
+  }
+
+  /**
+   * Starts the consumer span of an attempt: a child of the enqueue's span (the task's `trace`),
+   * and linked to it, never of whatever context claimed it. Undefined when no span was made.
+   */
+  process(task: ClaimedTask): Otel.Span | undefined {
+    const { api } = this;
+    const remote = task.trace === null ? undefined : parseTraceparent(task.trace);
+    const parent =
+      remote === undefined ? api.ROOT_CONTEXT : api.trace.setSpanContext(api.ROOT_CONTEXT, remote);
+    const span = this.tracer.startSpan(
+      `process ${task.name}`,
+      {
+        kind: api.SpanKind.CONSUMER,
+        attributes: {
+          'messaging.system': SYSTEM,
+          'messaging.operation.name': 'process',
+          'messaging.operation.type': 'process',
+          'messaging.destination.name': task.name,
+          'messaging.message.id': task.id,
+          'messaging.offload.attempt': task.attempts,
+        },
+        links: remote === undefined ? [] : [{ context: remote }],
+      },
+      parent,
+    );
+    return api.isSpanContextValid(span.spanContext()) ? span : undefined;
+  }
+
+  /** Calls `run` with `span` active: the spans it starts and the calls it makes nest under it. */
+  within<T>(span: Otel.Span, run: () => T): T {
+    const { api } = this;
+    return api.context.with(api.trace.setSpan(api.ROOT_CONTEXT, span), run);
+  }
+
+  /** Ends an attempt's span; `error` is what the attempt threw, if it failed. */
+  processed(span: Otel.Span, outcome: AttemptOutcome, error?: unknown): void {
+    span.setAttribute('messaging.offload.outcome', outcome);
+    if (error !== undefined) this.recordError(span, error);
+    span.end();
+  }
+
+  /**
+   * The traceparent to send on with a call: that of the active span when there is one (a span the
+   * task started, or its attempt's), else `span`'s. Null when neither is valid.
+   */
+  traceparent(span: Otel.Span | undefined): string | null {
+    const { api } = this;
+    const active = api.trace.getSpanContext(api.context.active());
+    if (active !== undefined && api.isSpanContextValid(active)) return formatTraceparent(active);
+    return span === undefined ? null : formatTraceparent(span.spanContext());
+  }
+
+  private recordError(span: Otel.Span, error: unknown): void {
+    const { api } = this;
+    const exception =
+      error instanceof Error ? error : { name: 'ThrownValue', message: describe(error) };
+    span.recordException(exception);
+    span.setStatus({ code: api.SpanStatusCode.ERROR, message: exception.message });
+  }
+}
+
+function describe(value: unknown): string {
+  try {
+    return typeof value === 'string' ? value : String(JSON.stringify(value) ?? value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}
+
+/** `00-<trace id>-<span id>-<flags>`. */
+export function formatTraceparent(context: Otel.SpanContext): string {
+  const flags = (context.traceFlags & 0xff).toString(16).padStart(2, '0');
+  return `00-${context.traceId}-${context.spanId}-${flags}`;
+}
+
+/** The remote span context of a version-00 traceparent; undefined for anything else. */
+export function parseTraceparent(text: string): Otel.SpanContext | undefined {
+  const match = TRACEPARENT.exec(text);
+  if (!match) return undefined;
+  const [, traceId, spanId, flags] = match as unknown as [string, string, string, string];
+  if (/^0+$/.test(traceId) || /^0+$/.test(spanId)) return undefined;
+  return { traceId, spanId, traceFlags: parseInt(flags, 16), isRemote: true };
+}
