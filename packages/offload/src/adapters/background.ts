@@ -24,7 +24,14 @@ export class Background {
   private pending: TaskRequest[] = [];
   private state: State = 'open';
 
-  constructor(private readonly runtime: Runtime) {}
+  /**
+   * `traceparent`: the request's `traceparent` header. Each task added carries it (unless its
+   * options give one), and continues that trace when no span is active (docs/tracing.md).
+   */
+  constructor(
+    private readonly runtime: Runtime,
+    private readonly traceparent?: string,
+  ) {}
 
   /** Tasks added and not stored yet. */
   get size(): number {
@@ -58,7 +65,11 @@ export class Background {
     }
     // Checked again when stored; an asynchronous check is left to then.
     if (typeof task !== 'string') void checkPayload(task, payload)?.catch(() => undefined);
-    this.pending.push({ task: task as TaskDefinition<unknown> | string, payload, options });
+    const traced =
+      this.traceparent === undefined || options?.traceparent !== undefined
+        ? options
+        : { ...options, traceparent: this.traceparent };
+    this.pending.push({ task: task as TaskDefinition<unknown> | string, payload, options: traced });
   }
 
   /**
@@ -123,4 +134,9 @@ function describeTask(task: unknown): string {
   if (typeof task === 'string') return `the string ${JSON.stringify(task)}, which is no task name`;
   if (typeof task === 'object' && task !== null) return 'an object that is not a task definition';
   return String(task);
+}
+
+/** A request's `traceparent` header, when it has exactly one. */
+export function traceparentHeader(value: string | string[] | null | undefined): string | undefined {
+  return typeof value === 'string' ? value : undefined;
 }

@@ -19,7 +19,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { Background } from '../adapters/background.js';
+import { Background, traceparentHeader } from '../adapters/background.js';
 import { errorAnswer, writeAnswer } from '../adapters/answers.js';
 import { defineOnRequests, holdOf, holdThroughPrototype } from '../adapters/hold.js';
 import { RuntimeLink, type AdapterOptions } from '../adapters/runtime-link.js';
@@ -70,7 +70,7 @@ export function offload(options: OffloadOptions): RequestHandler {
   return function offloadBackground(req, res, next) {
     const refused = link.admit(req);
     if (refused) return writeAnswer(res, errorAnswer(refused));
-    const background = new Background(runtime);
+    const background = new Background(runtime, traceparentHeader(req.headers.traceparent));
     const hold = holdThroughPrototype(res, background, link.answered);
     if (!defineOnRequests(req, 'background', backgroundOf)) {
       (req as unknown as { background: Background }).background = hold.background;

@@ -23,7 +23,7 @@ import type { FastifyPluginCallback, FastifyReply, FastifyRequest } from 'fastif
 import fp from 'fastify-plugin';
 import type { Runtime } from '../index.js';
 import { kAnsweredRequest } from '../runtime/runtime.js';
-import { Background } from '../adapters/background.js';
+import { Background, traceparentHeader } from '../adapters/background.js';
 import { acceptedAnswer, type AcceptedOptions } from '../adapters/answers.js';
 import type { Task } from '../types.js';
 
@@ -82,7 +82,10 @@ const plugin: FastifyPluginCallback<OffloadPluginOptions> = (fastify, options, d
   });
   fastify.decorateRequest('background', {
     getter(this: FastifyRequest) {
-      return ((this as WithBackground)[kBackground] ??= new Background(runtime));
+      return ((this as WithBackground)[kBackground] ??= new Background(
+        runtime,
+        traceparentHeader(this.headers.traceparent),
+      ));
     },
   });
 

@@ -20,7 +20,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Context, MiddlewareHandler } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { Background } from '../adapters/background.js';
+import { Background, traceparentHeader } from '../adapters/background.js';
 import {
   acceptedAnswer,
   errorAnswer,
@@ -66,7 +66,7 @@ export function offload(options: OffloadOptions): MiddlewareHandler {
   return async function offloadBackground(c, next) {
     const refused = link.admit((c.env as { incoming?: IncomingMessage } | undefined)?.incoming);
     if (refused) return answer(c, errorAnswer(refused));
-    const background = new Background(runtime);
+    const background = new Background(runtime, traceparentHeader(c.req.header('traceparent')));
     c.set('background', background);
     await next();
     link.answered();

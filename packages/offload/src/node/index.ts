@@ -18,7 +18,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pino } from 'pino';
-import { Background } from '../adapters/background.js';
+import { Background, traceparentHeader } from '../adapters/background.js';
 import { errorAnswer, writeAnswer } from '../adapters/answers.js';
 import { holdFirstWrite, type Hold } from '../adapters/hold.js';
 import { RuntimeLink, type AdapterOptions } from '../adapters/runtime-link.js';
@@ -87,7 +87,7 @@ export function withBackground<
   return (req, res) => {
     const refused = link.admit(req);
     if (refused) return writeAnswer(res, errorAnswer(refused));
-    const background = new Background(runtime);
+    const background = new Background(runtime, traceparentHeader(req.headers.traceparent));
     const hold = holdFirstWrite(res, background, link.answered);
     let result: unknown;
     try {

@@ -218,6 +218,27 @@ export function adapterTable(harness: Harness): void {
       assert.equal(await stored(), 0);
     });
 
+    it("continues the request's traceparent header in the tasks it stores", async () => {
+      const { runtime, served } = await serve({
+        '/traced': async (background) => {
+          background.add(record, { n: 1 });
+          return ok;
+        },
+      });
+      const parent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+      for (const traceparent of [parent, 'not-a-traceparent']) {
+        const response = await fetch(`${served.url}/traced`, {
+          method: 'POST',
+          headers: { traceparent },
+        });
+        assert.equal(response.status, 200);
+      }
+      // No tracer provider is registered here: the API's no-op tracer passes the trace on as it
+      // came, and a malformed header is ignored.
+      const traces = (await runtime.list()).tasks.map((task) => task.trace);
+      assert.deepEqual(traces, [null, parent]);
+    });
+
     it('refuses tasks added after the response was sent', async () => {
       const kept = barrier<Background>();
       const { send } = await serve({
