@@ -74,6 +74,8 @@ export interface SendContext {
   provider: number;
   signal: AbortSignal;
   logger: Logger;
+  /** The W3C traceparent to send with the call, or null: see the task's `ctx.traceparent`. */
+  readonly traceparent: string | null;
 }
 
 /** Delivers on one channel. The task around it handles failover, gone recipients and metrics. */
@@ -265,5 +267,9 @@ class AttemptSendContext implements SendContext {
 
   get logger(): Logger {
     return this.ctx.logger;
+  }
+
+  get traceparent(): string | null {
+    return this.ctx.traceparent;
   }
 }

@@ -55,7 +55,7 @@ export class WebhookSender implements Sender {
     return hostKey('webhook', typeof to === 'string' ? to : null);
   }
 
-  async send(delivery: OutgoingDelivery, { signal }: SendContext): Promise<string> {
+  async send(delivery: OutgoingDelivery, { signal, traceparent }: SendContext): Promise<string> {
     const url = new URL(String(delivery.to));
     const message: WebhookMessage = {
       type: 'notification',
@@ -76,6 +76,8 @@ export class WebhookSender implements Sender {
         'content-type': 'application/json',
         'user-agent': 'offload-webhooks',
         ...signWebhook(this.options.secrets, id, Math.floor(now / 1000), body),
+        // The receiver continues the trace of the request that notified (docs/tracing.md).
+        ...(traceparent === null ? {} : { traceparent }),
       },
       body,
       timeout: this.options.timeout,
