@@ -10,6 +10,8 @@ type Api = typeof Otel;
 const SYSTEM = 'offload';
 /** A W3C traceparent of version 00: version, trace id, parent (span) id, flags. */
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+const INVALID_TRACE_ID = '0'.repeat(32);
+const INVALID_SPAN_ID = '0'.repeat(16);
 
 /** How an attempt ended, as its span's `messaging.offload.outcome` says. */
 export type AttemptOutcome =
@@ -66,7 +68,8 @@ export class Tracing {
       parent,
     );
     const context = span.spanContext();
-    if (!api.isSpanContextValid(context)) return undefined;
+    // A recording span has a valid context; a no-op one may carry the parent's, or none.
+    if (!span.isRecording() && !api.isSpanContextValid(context)) return undefined;
     task.trace = formatTraceparent(context);
     return span;
   }
@@ -109,7 +112,7 @@ export class Tracing {
       },
       parent,
     );
-    return api.isSpanContextValid(span.spanContext()) ? span : undefined;
+    return span.isRecording() || api.isSpanContextValid(span.spanContext()) ? span : undefined;
   }
 
   /** Calls `run` with `span` active: the spans it starts and the calls it makes nest under it. */
@@ -164,6 +167,6 @@ export function parseTraceparent(text: string): Otel.SpanContext | undefined {
   const match = TRACEPARENT.exec(text);
   if (!match) return undefined;
   const [, traceId, spanId, flags] = match as unknown as [string, string, string, string];
-  if (/^0+$/.test(traceId) || /^0+$/.test(spanId)) return undefined;
+  if (traceId === INVALID_TRACE_ID || spanId === INVALID_SPAN_ID) return undefined;
   return { traceId, spanId, traceFlags: parseInt(flags, 16), isRemote: true };
 }
