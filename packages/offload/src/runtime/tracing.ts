@@ -20,14 +20,25 @@ export type AttemptOutcome =
 /**
  * Spans of enqueues and attempts through `@opentelemetry/api`, following the messaging semantic
  * conventions (docs/tracing.md). Spans go to the tracer provider registered globally, whenever it
- * is registered: until then, and without one, the API's no-op tracer makes them, and nothing is
- * stored.
+ * is registered; until then, nothing is made and nothing is stored.
  */
 export class Tracing {
   private readonly tracer: Otel.Tracer;
+  /** What the global provider delegates to while no tracer provider is registered. */
+  private readonly none: Otel.TracerProvider;
 
   private constructor(private readonly api: Api) {
     this.tracer = api.trace.getTracer('offload');
+    this.none = new api.ProxyTracerProvider().getDelegate();
+  }
+
+  /**
+   * Whether a tracer provider is registered. Checked at each enqueue and attempt, so that one
+   * registered after the runtime was made counts, and none costs a few property reads.
+   */
+  private registered(): boolean {
+    const provider = this.api.trace.getTracerProvider() as Partial<Otel.ProxyTracerProvider>;
+    return provider.getDelegate?.() !== this.none;
   }
 
   /** Null when `enabled` is false or `@opentelemetry/api` is not installed: then nothing traces. */
@@ -45,9 +56,10 @@ export class Tracing {
   /**
    * Starts the producer span of an enqueue, in the caller's context (or in `traceparent`'s, when
    * no span is active), and sets the task's `trace` to it. Returns the span, to end once the task
-   * is stored; undefined when no span was made (no tracer provider, and no trace to continue).
+   * is stored; undefined when no span was made (no tracer provider registered).
    */
   send(task: NewTask, traceparent: string | undefined): Otel.Span | undefined {
+    if (!this.registered()) return undefined;
     const { api } = this;
     let parent = api.context.active();
     if (traceparent !== undefined && api.trace.getSpan(parent) === undefined) {
@@ -92,6 +104,7 @@ export class Tracing {
    * and linked to it, never of whatever context claimed it. Undefined when no span was made.
    */
   process(task: ClaimedTask): Otel.Span | undefined {
+    if (!this.registered()) return undefined;
     const { api } = this;
     const remote = task.trace === null ? undefined : parseTraceparent(task.trace);
     const parent =

@@ -19,6 +19,7 @@ import {
 } from '../../src/index.js';
 import { kAnsweredRequest } from '../../src/runtime/runtime.js';
 import { barrier, captureLogger, nextEvent } from '../helpers.js';
+import { registerTestTracing } from '../tracing.js';
 
 /** What a route of the table answers, which each harness writes in its framework's idiom. */
 export type Reply =
@@ -225,18 +226,24 @@ export function adapterTable(harness: Harness): void {
           return ok;
         },
       });
-      const parent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
-      for (const traceparent of [parent, 'not-a-traceparent']) {
-        const response = await fetch(`${served.url}/traced`, {
-          method: 'POST',
-          headers: { traceparent },
-        });
-        assert.equal(response.status, 200);
+      const traceId = '0af7651916cd43dd8448eb211c80319c';
+      const tracing = registerTestTracing();
+      try {
+        for (const traceparent of [`00-${traceId}-b7ad6b7169203331-01`, 'not-a-traceparent']) {
+          const response = await fetch(`${served.url}/traced`, {
+            method: 'POST',
+            headers: { traceparent },
+          });
+          assert.equal(response.status, 200);
+        }
+      } finally {
+        await tracing.close();
       }
-      // No tracer provider is registered here: the API's no-op tracer passes the trace on as it
-      // came, and a malformed header is ignored.
-      const traces = (await runtime.list()).tasks.map((task) => task.trace);
-      assert.deepEqual(traces, [null, parent]);
+      // The enqueue's span continues the header's trace; a malformed header is ignored.
+      const [malformed, continued] = (await runtime.list()).tasks.map((task) => task.trace);
+      assert.match(continued!, new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`));
+      assert.match(malformed!, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+      assert.ok(!malformed!.includes(traceId));
     });
 
     it('refuses tasks added after the response was sent', async () => {

@@ -9,7 +9,7 @@ const runtimeWith = memoryRuntimes();
 const REMOTE = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
 
 describe('tracing without a tracer provider', () => {
-  it('stores no trace and leaves ctx.traceparent null', async () => {
+  it('stores no trace, not even one to continue, and leaves ctx.traceparent null', async () => {
     let seen: string | null | undefined;
     const work = defineTask({
       name: 'work',
@@ -18,7 +18,7 @@ describe('tracing without a tracer provider', () => {
       },
     });
     const runtime = runtimeWith({ tasks: [work] });
-    const task = await runtime.enqueue(work, {});
+    const task = await runtime.enqueue(work, {}, { traceparent: REMOTE });
     assert.equal(task.trace, null);
     await runtime.drain();
     assert.equal((await runtime.get(task.id))!.trace, null);
