@@ -4,7 +4,10 @@
  * each alike; medians of the rounds.
  *
  *   off       `tracing: false`: no span, no trace stored (as without `@opentelemetry/api`).
- *   no SDK    tracing on, no tracer provider registered: the API's no-op tracer.
+ *   no SDK    tracing on, no tracer provider registered: nothing made, nothing stored.
+ *   sampled   a tracer provider whose sampler records nothing (AlwaysOffSampler), as a sample
+ *             rate of 0 would: spans are not recorded, but each task stores its trace (flags 00)
+ *             and the claim reads it back. The cost of the stored trace, mostly.
  *   traced    a tracer provider (sdk-trace-base) with a BatchSpanProcessor and an exporter that
  *             drops what it is given: every span made, every task's trace stored and read back.
  *
@@ -14,6 +17,7 @@
  */
 import { trace } from '@opentelemetry/api';
 import {
+  AlwaysOffSampler,
   BasicTracerProvider,
   BatchSpanProcessor,
   type ReadableSpan,
@@ -47,8 +51,8 @@ const DRAIN_TIMEOUT = 120_000;
 /** Traced drains at no less than this share of off. */
 const TARGET = 0.95;
 
-type Mode = 'off' | 'no SDK' | 'traced';
-const MODES: readonly Mode[] = ['off', 'no SDK', 'traced'];
+type Mode = 'off' | 'no SDK' | 'sampled' | 'traced';
+const MODES: readonly Mode[] = ['off', 'no SDK', 'sampled', 'traced'];
 
 const noop = defineTask<{ i: number }>({ name: 'bench.noop', run: () => undefined });
 
@@ -72,8 +76,11 @@ interface Rates {
 async function run(kind: 'sqlite' | 'memory', mode: Mode): Promise<Rates> {
   const exporter = new DroppingExporter();
   const provider =
-    mode === 'traced'
-      ? new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(exporter)] })
+    mode === 'traced' || mode === 'sampled'
+      ? new BasicTracerProvider({
+          spanProcessors: [new BatchSpanProcessor(exporter)],
+          ...(mode === 'sampled' ? { sampler: new AlwaysOffSampler() } : {}),
+        })
       : null;
   if (provider) trace.setGlobalTracerProvider(provider);
   const { store, cleanup } = freshStore(kind);
@@ -98,8 +105,8 @@ async function run(kind: 'sqlite' | 'memory', mode: Mode): Promise<Rates> {
     await runtime.start();
     await successes.done;
     const t2 = performance.now();
-    if (provider) {
-      await provider.forceFlush();
+    if (mode === 'traced') {
+      await provider!.forceFlush();
       // Every enqueue and every attempt made a span: else this measured nothing.
       if (exporter.exported !== 2 * N)
         throw new Error(`expected ${2 * N} spans exported, got ${exporter.exported}`);
