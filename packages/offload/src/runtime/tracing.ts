@@ -9,7 +9,7 @@ type Api = typeof Otel;
 /** `messaging.system` of every span: Offload is the messaging system here. */
 const SYSTEM = 'offload';
 /** A W3C traceparent of version 00: version, trace id, parent (span) id, flags. */
-const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 const INVALID_TRACE_ID = '0'.repeat(32);
 const INVALID_SPAN_ID = '0'.repeat(16);
 
@@ -177,9 +177,10 @@ export function formatTraceparent(context: Otel.SpanContext): string {
 
 /** The remote span context of a version-00 traceparent; undefined for anything else. */
 export function parseTraceparent(text: string): Otel.SpanContext | undefined {
-  const match = TRACEPARENT.exec(text);
-  if (!match) return undefined;
-  const [, traceId, spanId, flags] = match as unknown as [string, string, string, string];
+  // A test without captures, then slices: this runs for every attempt of a traced task.
+  if (text.length !== 55 || !TRACEPARENT.test(text)) return undefined;
+  const traceId = text.slice(3, 35);
+  const spanId = text.slice(36, 52);
   if (traceId === INVALID_TRACE_ID || spanId === INVALID_SPAN_ID) return undefined;
-  return { traceId, spanId, traceFlags: parseInt(flags, 16), isRemote: true };
+  return { traceId, spanId, traceFlags: parseInt(text.slice(53), 16), isRemote: true };
 }
