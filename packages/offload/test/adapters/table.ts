@@ -43,6 +43,16 @@ export interface Served {
 
 export interface Harness {
   name: string;
+  /**
+   * False for an adapter that cannot see the server close (offload/next: Next gives route
+   * handlers no such hook), whose row about it is skipped.
+   */
+  stopsWithServer?: boolean;
+  /**
+   * False for an adapter that sees only the requests of its own routes (offload/next wraps one
+   * route handler): a request to no route is not counted.
+   */
+  seesEveryRequest?: boolean;
   /** Serves `routes` (any method, by path; others answer 404) with the adapter on `runtime`. */
   serve(options: {
     runtime: Runtime;
@@ -262,24 +272,28 @@ export function adapterTable(harness: Harness): void {
       });
     });
 
-    it('starts the runtime, runs tasks after answering, and stops the runtime with the server', async () => {
-      const { runtime, served, send, storeClosed } = await serve(
-        {
-          '/': async (background) => {
-            background.add(record, { n: 3 });
-            return ok;
+    it(
+      'starts the runtime, runs tasks after answering, and stops the runtime with the server',
+      { skip: harness.stopsWithServer === false && 'the adapter cannot see the server close' },
+      async () => {
+        const { runtime, served, send, storeClosed } = await serve(
+          {
+            '/': async (background) => {
+              background.add(record, { n: 3 });
+              return ok;
+            },
           },
-        },
-        { start: true },
-      );
-      const succeeded = nextEvent(runtime, 'task:success');
-      assert.equal((await send('/')).status, 200);
-      await succeeded;
-      assert.deepEqual(seen, [{ n: 3 }]);
-      await served.close();
-      await storeClosed;
-      await assert.rejects(runtime.enqueue(record, { n: 4 }), { code: 'RUNTIME_STOPPED' });
-    });
+          { start: true },
+        );
+        const succeeded = nextEvent(runtime, 'task:success');
+        assert.equal((await send('/')).status, 200);
+        await succeeded;
+        assert.deepEqual(seen, [{ n: 3 }]);
+        await served.close();
+        await storeClosed;
+        await assert.rejects(runtime.enqueue(record, { n: 4 }), { code: 'RUNTIME_STOPPED' });
+      },
+    );
 
     it('starts a task only once its response has been written', async () => {
       const { runtime, order, send } = await serve(
@@ -326,7 +340,7 @@ export function adapterTable(harness: Harness): void {
         assert.equal(response.status, status, path);
         await response.arrayBuffer();
       }
-      assert.equal(answered, 4);
+      assert.equal(answered, harness.seesEveryRequest === false ? 3 : 4);
     });
   });
 }
