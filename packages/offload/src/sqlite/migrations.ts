@@ -147,6 +147,19 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX offload_schedules_due ON offload_schedules (next_run_at)
     WHERE paused = 0 AND next_run_at IS NOT NULL;
   `,
+  `
+  -- Records: small JSON documents by collection and id, for what is built on the store. The
+  -- value is JSON text that the store never interprets; revision counts the writes.
+  CREATE TABLE offload_records (
+    collection TEXT    NOT NULL,
+    id         TEXT    NOT NULL,
+    value      TEXT    NOT NULL,
+    revision   INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (collection, id)
+  ) WITHOUT ROWID;
+  `,
 ];
 
 /** The schema version this code writes and understands. */

@@ -18,14 +18,17 @@ import {
   type FireRequest,
   type FireResult,
   type Lease,
+  type NewRecord,
   type NewSchedule,
   type NewTask,
   type ProgressUpdate,
+  type RecordQuery,
   type Rescue,
   type Settlement,
   type SqlClient,
   type Store,
   type StoreStats,
+  type StoredRecord,
   type StoredSchedule,
 } from '../store/store.js';
 import { Checkpointer } from './checkpointer.js';
@@ -44,6 +47,7 @@ import {
 import { parseCursor, prefixEnd } from '../store/ids.js';
 import { createTransactions, rowId, type Transactions, type WriteGuard } from './transactions.js';
 import { createScheduleTransactions, type ScheduleTransactions } from './schedules.js';
+import { createRecordTransactions, type RecordTransactions } from './records.js';
 import { WriteHealth } from './write-health.js';
 
 /** Options of `sqliteStore`. */
@@ -74,6 +78,7 @@ interface Connection {
   claims: Map<number, ClaimStatement>;
   transactions: Transactions;
   schedules: ScheduleTransactions;
+  records: RecordTransactions;
   locks: WorkerLocks | null;
   /** Null for `:memory:`. */
   files: DatabaseFiles | null;
@@ -167,6 +172,7 @@ export class SqliteStore implements Store {
         claims: new Map(),
         transactions: createTransactions(db, statements, guard),
         schedules: createScheduleTransactions(db, statements, guard),
+        records: createRecordTransactions(db, guard),
         files,
         checkpointer,
         health,
@@ -340,6 +346,22 @@ export class SqliteStore implements Store {
   /** One IMMEDIATE transaction: processes sharing the file fire each due time once. */
   async fireSchedules(request: FireRequest): Promise<FireResult> {
     return this.use(({ schedules }) => schedules.fire(request));
+  }
+
+  async putRecord(record: NewRecord, now: number): Promise<StoredRecord> {
+    return this.use(({ records }) => records.put(record, now));
+  }
+
+  async getRecords(collection: string, ids: readonly string[]): Promise<StoredRecord[]> {
+    return this.use(({ records }) => records.get(collection, ids));
+  }
+
+  async listRecords(collection: string, query: RecordQuery): Promise<StoredRecord[]> {
+    return this.use(({ records }) => records.list(collection, query));
+  }
+
+  async deleteRecord(collection: string, id: string): Promise<boolean> {
+    return this.use(({ records }) => records.delete(collection, id));
   }
 
   /** Reads one pragma of this store's connection, e.g. `synchronous`: for tests and diagnostics. */

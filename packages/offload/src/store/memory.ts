@@ -10,6 +10,7 @@ import {
 import { Heap } from './heap.js';
 import { parseCursor, parseRowId } from './ids.js';
 import { MemorySchedules } from './memory-schedules.js';
+import { MemoryRecords } from './records.js';
 import {
   interruptedError,
   MAX_ERRORS_KEPT,
@@ -21,14 +22,17 @@ import {
   type FireRequest,
   type FireResult,
   type Lease,
+  type NewRecord,
   type NewSchedule,
   type NewTask,
   type ProgressUpdate,
+  type RecordQuery,
   type Rescue,
   type Settlement,
   type SqlClient,
   type Store,
   type StoreStats,
+  type StoredRecord,
   type StoredSchedule,
 } from './store.js';
 
@@ -86,6 +90,7 @@ export class MemoryStore implements Store {
   private nextId = 1;
   private closed = false;
   private readonly schedules = new MemorySchedules((tasks) => this.insert(tasks));
+  private readonly records = new MemoryRecords();
 
   async open(): Promise<void> {
     this.closed = false;
@@ -371,6 +376,26 @@ export class MemoryStore implements Store {
   async fireSchedules(request: FireRequest): Promise<FireResult> {
     this.assertOpen();
     return this.schedules.fire(request);
+  }
+
+  async putRecord(record: NewRecord, now: number): Promise<StoredRecord> {
+    this.assertOpen();
+    return this.records.put(record, now);
+  }
+
+  async getRecords(collection: string, ids: readonly string[]): Promise<StoredRecord[]> {
+    this.assertOpen();
+    return this.records.get(collection, ids);
+  }
+
+  async listRecords(collection: string, query: RecordQuery): Promise<StoredRecord[]> {
+    this.assertOpen();
+    return this.records.list(collection, query);
+  }
+
+  async deleteRecord(collection: string, id: string): Promise<boolean> {
+    this.assertOpen();
+    return this.records.delete(collection, id);
   }
 
   /** Moves the queued tasks whose `runAt` has come from `waiting` to `due`. */

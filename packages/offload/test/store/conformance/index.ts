@@ -8,6 +8,7 @@ import { describeLifecycle } from './lifecycle.js';
 import { describePayloads } from './payloads.js';
 import { describeProgress } from './progress.js';
 import { describePrune } from './prune.js';
+import { describeRecords } from './records.js';
 import { describeRenew } from './renew.js';
 import { describeRescue } from './rescue.js';
 import { describeSchedules } from './schedules.js';
@@ -37,5 +38,6 @@ export function storeConformance(name: string, makeStore: MakeStore): void {
     describeStats(makeStore);
     describePayloads(makeStore);
     describeSchedules(makeStore);
+    describeRecords(makeStore);
   });
 }
