@@ -28,7 +28,7 @@ export interface PushMessage {
 export function pushMessage(delivery: OutgoingDelivery): Buffer {
   const message: PushMessage = {
     notification: delivery.notification,
-    title: delivery.subject,
+    title: delivery.title ?? delivery.subject,
     body: delivery.body,
     data: delivery.data,
   };
@@ -49,8 +49,8 @@ export class PushSender implements Sender {
     this.now = options.now ?? Date.now;
   }
 
-  goneKey(delivery: OutgoingDelivery): string {
-    return `push ${(delivery.to as PushSubscription).endpoint}`;
+  suppressionAddress(delivery: OutgoingDelivery): string {
+    return (delivery.to as PushSubscription).endpoint;
   }
 
   async send(delivery: OutgoingDelivery, { signal }: SendContext): Promise<string> {

@@ -38,8 +38,8 @@ export class WebhookSender implements Sender {
     this.now = options.now ?? Date.now;
   }
 
-  goneKey(delivery: OutgoingDelivery): string {
-    return `webhook ${String(delivery.to)}`;
+  suppressionAddress(delivery: OutgoingDelivery): string {
+    return String(delivery.to);
   }
 
   async send(delivery: OutgoingDelivery, { signal }: SendContext): Promise<string> {
