@@ -107,9 +107,14 @@ export class EmailSender implements Sender {
       messageId: `<${delivery.notification}.${delivery.index}@offload>`,
       headers: {
         'x-offload-notification': delivery.notification,
-        ...(unsubscribe === null ? {} : { 'list-unsubscribe-post': 'List-Unsubscribe=One-Click' }),
+        // RFC 8058: one-click unsubscribe, by a POST to the signed link.
+        ...(unsubscribe === null
+          ? {}
+          : {
+              'list-unsubscribe': `<${unsubscribe}>`,
+              'list-unsubscribe-post': 'List-Unsubscribe=One-Click',
+            }),
       },
-      ...(unsubscribe === null ? {} : { list: { unsubscribe: { url: unsubscribe } } }),
     })
       .compile()
       .build();
