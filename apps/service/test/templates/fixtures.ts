@@ -3,9 +3,12 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import {
   DEFAULT_CHANNEL_SETTINGS,
-  generateVapidKeys,
   readChannelSettings,
 } from '../../../../packages/notifications/src/index.js';
+import {
+  generateVapidKeys,
+  type VapidKeys,
+} from '../../../../packages/notifications/src/channels/web-push-crypto.js';
 import type { Store } from '../../../../packages/offload/src/index.js';
 import type { ServiceConfig } from '../../src/config.js';
 import { testService, type TestService } from '../fixtures/service-harness.js';
@@ -17,7 +20,7 @@ import {
 } from '../../../../packages/notifications/test/fixtures/http-peer.js';
 
 export const PUBLIC_URL = 'https://notify.example.test';
-const VAPID = generateVapidKeys();
+export const VAPID: VapidKeys = generateVapidKeys();
 const WEBHOOK_SECRET = `whsec_${randomBytes(32).toString('base64')}`;
 
 export interface Peers {
