@@ -39,7 +39,7 @@ const FIELDS = ['email', 'webhook', 'push', 'timezone', 'preferences'];
 
 export class RecipientBook {
   constructor(
-    private readonly store: () => Store,
+    private readonly store: () => Promise<Store>,
     private readonly rules: RequestRules,
   ) {}
 
@@ -83,10 +83,9 @@ export class RecipientBook {
 
   async put(id: string, profile: RecipientProfile, now: Date): Promise<StoredRecipient> {
     checkId(id);
-    const record = await this.store().putRecord(
-      { collection: RECIPIENTS, id, value: JSON.stringify(profile) },
-      now.getTime(),
-    );
+    const record = await (
+      await this.store()
+    ).putRecord({ collection: RECIPIENTS, id, value: JSON.stringify(profile) }, now.getTime());
     return toRecipient(record);
   }
 
@@ -97,13 +96,13 @@ export class RecipientBook {
 
   /** The stored recipients among `ids`, by id. */
   async find(ids: readonly string[]): Promise<Map<string, StoredRecipient>> {
-    const records = await this.store().getRecords(RECIPIENTS, ids);
+    const records = await (await this.store()).getRecords(RECIPIENTS, ids);
     return new Map(records.map((record) => [record.id, toRecipient(record)]));
   }
 
-  delete(id: string): Promise<boolean> {
+  async delete(id: string): Promise<boolean> {
     checkId(id);
-    return this.store().deleteRecord(RECIPIENTS, id);
+    return (await this.store()).deleteRecord(RECIPIENTS, id);
   }
 
   /** Turns email off for `topic`; false when the recipient is no longer stored. */

@@ -35,7 +35,7 @@ export function suppressionId(channel: ChannelName, address: string): string {
 
 /** The suppression list on a store's records. */
 export class Suppressions {
-  constructor(private readonly store: () => Store) {}
+  constructor(private readonly store: () => Promise<Store>) {}
 
   /** The entries of these addresses that are on the list, by id. */
   async find(
@@ -43,7 +43,7 @@ export class Suppressions {
   ): Promise<Map<string, Suppression>> {
     if (addresses.length === 0) return new Map();
     const ids = [...new Set(addresses.map((a) => suppressionId(a.channel, a.address)))];
-    const records = await this.store().getRecords(SUPPRESSIONS, ids);
+    const records = await (await this.store()).getRecords(SUPPRESSIONS, ids);
     return new Map(records.map((record) => [record.id, toSuppression(record)]));
   }
 
@@ -63,21 +63,23 @@ export class Suppressions {
     const id = suppressionId(channel, address);
     const value = JSON.stringify({ channel, address, reason: reason.slice(0, 500) });
     return toSuppression(
-      await this.store().putRecord({ collection: SUPPRESSIONS, id, value }, now.getTime()),
+      await (await this.store()).putRecord({ collection: SUPPRESSIONS, id, value }, now.getTime()),
     );
   }
 
   /** A page of entries by id, after `after`. */
   async list(after: string | undefined, limit: number): Promise<Suppression[]> {
-    const records = await this.store().listRecords(SUPPRESSIONS, {
+    const records = await (
+      await this.store()
+    ).listRecords(SUPPRESSIONS, {
       limit,
       ...(after === undefined ? {} : { after }),
     });
     return records.map(toSuppression);
   }
 
-  remove(id: string): Promise<boolean> {
-    return this.store().deleteRecord(SUPPRESSIONS, id);
+  async remove(id: string): Promise<boolean> {
+    return (await this.store()).deleteRecord(SUPPRESSIONS, id);
   }
 }
 

@@ -110,8 +110,16 @@ export class Notifications {
       ...(options.resolve ? { resolve: options.resolve } : {}),
     });
     const timeout = settings.deliveryTimeout;
-    let store = options.store;
-    const records = () => (store ??= memoryStore());
+    // Opened by the first call that needs it, as the runtime opens it (open is idempotent).
+    const store = options.store ?? memoryStore();
+    let opening: Promise<void> | null = null;
+    const records = async (): Promise<Store> => {
+      await (opening ??= store.open().catch((error: unknown) => {
+        opening = null;
+        throw error;
+      }));
+      return store;
+    };
     this.unsubscribeLinks = options.unsubscribe ? new UnsubscribeLinks(options.unsubscribe) : null;
     const links = this.unsubscribeLinks;
     this.senders.set('log', new LogSender());

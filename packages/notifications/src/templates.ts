@@ -107,7 +107,7 @@ export class Templates {
   private readonly liquid = engine();
   private readonly parsed = new Map<string, Parsed>();
 
-  constructor(private readonly store: () => Store) {}
+  constructor(private readonly store: () => Promise<Store>) {}
 
   /** Checks a PUT body: a 400 naming the part that does not parse. */
   check(body: unknown): TemplateSource {
@@ -138,7 +138,7 @@ export class Templates {
   /** Stores `source` as the next version of template `name`. */
   async put(name: string, source: TemplateSource, now: Date): Promise<TemplateVersion> {
     checkName(name);
-    const store = this.store();
+    const store = await this.store();
     const current = await store.putRecord(
       { collection: TEMPLATES, id: name, value: JSON.stringify(source) },
       now.getTime(),
@@ -157,7 +157,7 @@ export class Templates {
   /** The current version and the older ones (newest first, at most 100), or null. */
   async get(name: string): Promise<{ current: TemplateVersion; older: TemplateVersion[] } | null> {
     checkName(name);
-    const store = this.store();
+    const store = await this.store();
     const [current] = await store.getRecords(TEMPLATES, [name]);
     if (!current) return null;
     const versions = await store.listRecords(TEMPLATE_VERSIONS, {
@@ -183,7 +183,7 @@ export class Templates {
     field = 'template',
   ): Promise<RenderedTemplate & { version: number }> {
     if (!TEMPLATE_NAME.test(name)) throw unknownTemplate(name, field);
-    const [record] = await this.store().getRecords(TEMPLATES, [name]);
+    const [record] = await (await this.store()).getRecords(TEMPLATES, [name]);
     if (!record) throw unknownTemplate(name, field);
     let parsed = this.parsed.get(name);
     if (parsed === undefined || parsed.revision !== record.revision) {
