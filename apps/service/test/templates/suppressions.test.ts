@@ -172,3 +172,52 @@ describe('the suppression list', { timeout: 60_000 }, () => {
     assert.equal(pushed.length, 1);
   });
 });
+
+describe('the suppression list and email', { timeout: 30_000 }, () => {
+  it('adds an address refused for good with 5.1.1, and skips it next time; not one refused otherwise', async () => {
+    const peers = await startPeers(cleanups, {
+      smtp: {
+        recipient: (address) =>
+          address === 'gone@example.com'
+            ? [550, '5.1.1 no such user here']
+            : address === 'full@example.com'
+              ? [552, '5.2.2 mailbox full']
+              : null,
+      },
+    });
+    const s = await service(cleanups, peers);
+    for (const id of ['gone', 'full']) {
+      await expect(200, s, 'PUT', `/api/recipients/${id}`, { email: `${id}@example.com` });
+    }
+    const first = await expect<RecipientsAnswer>(200, s, 'POST', '/api/notifications/notify', {
+      recipients: ['gone', 'full'],
+      body: 'hello',
+    });
+    for (const recipient of first.recipients) {
+      const task = await finished(s.runtime, recipient.scheduled[0]!.task);
+      assert.equal(task.state, 'failed');
+    }
+    const listed = await expect<{ suppressions: { address: string; reason: string }[] }>(
+      200,
+      s,
+      'GET',
+      '/api/suppressions',
+    );
+    assert.deepEqual(
+      listed.suppressions.map((e) => e.address),
+      ['gone@example.com'],
+    );
+    assert.match(listed.suppressions[0]!.reason, /5\.1\.1 no such user/);
+    const next = await expect<RecipientsAnswer>(200, s, 'POST', '/api/notifications/notify', {
+      recipients: ['gone', 'full'],
+      body: 'hello again',
+    });
+    assert.deepEqual(
+      next.recipients.map((r) => [r.id, r.scheduled.length, r.skipped.map((k) => k.channel)]),
+      [
+        ['gone', 0, ['email']],
+        ['full', 1, []],
+      ],
+    );
+  });
+});
