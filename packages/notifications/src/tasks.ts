@@ -305,10 +305,16 @@ export function notificationId(idempotencyKey?: string): string {
  * notification's is the same whenever it is sent: its task stores no digest to compare with.
  */
 export function requestDigest(request: NotifyRequest): string {
+  // A field the request left out does not count (`template` null is left out): the digest of a
+  // request stays the same across versions that add optional fields.
   const content =
     request.kind === 'demo'
       ? 'demo'
-      : { ...request.notification, kind: request.kind, sendAt: request.sendAt?.toISOString() };
+      : {
+          ...request.notification,
+          template: request.notification.template ?? undefined,
+          sendAt: request.sendAt?.toISOString(),
+        };
   return createHash('sha256').update(canonicalJson(content)).digest('base64url');
 }
 
