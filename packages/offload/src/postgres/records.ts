@@ -41,9 +41,12 @@ function recordSql(schema: string) {
 /** The record operations of the PostgreSQL store, on its pool: each one statement. */
 export class PostgresRecords {
   private readonly sql: ReturnType<typeof recordSql>;
+  /** The name the read of records is prepared under, once per connection (the hot path). */
+  private readonly getName: string;
 
   constructor(schema: string) {
     this.sql = recordSql(schema);
+    this.getName = `offload:${schema}:records.get`;
   }
 
   async put(
@@ -58,7 +61,11 @@ export class PostgresRecords {
 
   async get(pool: pg.Pool, collection: string, ids: readonly string[]): Promise<StoredRecord[]> {
     if (ids.length === 0) return [];
-    const { rows } = await pool.query<RecordRow>(this.sql.get, [collection, ids]);
+    const { rows } = await pool.query<RecordRow>({
+      name: this.getName,
+      text: this.sql.get,
+      values: [collection, ids],
+    });
     const byId = new Map(rows.map((row) => [row.id, toRecord(row)]));
     return ids.flatMap((id) => (byId.has(id) ? [{ ...byId.get(id)! }] : []));
   }
