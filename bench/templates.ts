@@ -18,7 +18,7 @@
  *   node --conditions=source --import tsx bench/templates.ts [--seconds=10] [--runs=3] [--requests=200] [--footer=2000]
  */
 import { spawn } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { pino } from 'pino';
@@ -72,7 +72,22 @@ async function setUp(put: (url: string, body: object) => Promise<void>): Promise
   for (let i = 0; i < 100; i++) await put(`/api/recipients/u${i}`, { webhook: hook(i) });
 }
 
-async function throughput(): Promise<{ plain: number[]; templated: number[] }> {
+interface Rates {
+  plain: number[];
+  templated: number[];
+  /** CPU µs of the server per request, per run. */
+  cpu: { plain: number[]; templated: number[] };
+}
+
+/** User and system CPU time of process `pid` so far, in µs (Linux: /proc/<pid>/stat). */
+function cpuMicros(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name; in clock ticks.
+  return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS;
+}
+const CLOCK_TICKS = 100;
+
+async function throughput(): Promise<Rates> {
   const db = tempDatabase('templates-http');
   const child = spawn(
     process.execPath,
@@ -109,7 +124,11 @@ async function throughput(): Promise<{ plain: number[]; templated: number[] }> {
       });
       if (response.status !== 200) throw new Error(`${path}: ${await response.text()}`);
     });
-    const run = async (body: object, seconds: number): Promise<number> => {
+    // CPU time of the server per request: unlike requests per second, it does not move with
+    // what else the machine runs (another process's load only stretches the wall time).
+    const cpu = { plain: [] as number[], templated: [] as number[] };
+    const run = async (body: object, seconds: number, into?: number[]): Promise<number> => {
+      const before = cpuMicros(child.pid!);
       const result = await autocannon({
         url: `${url}/api/notifications/notify`,
         method: 'POST',
@@ -121,16 +140,17 @@ async function throughput(): Promise<{ plain: number[]; templated: number[] }> {
       if (result.non2xx > 0 || result.errors > 0) {
         throw new Error(`${result.non2xx} non-2xx answers and ${result.errors} errors`);
       }
+      into?.push((cpuMicros(child.pid!) - before) / result.requests.total);
       return result.requests.average;
     };
     await run(plain, 2);
     await run(templated, 2);
     const rates = { plain: [] as number[], templated: [] as number[] };
     for (let i = 0; i < RUNS; i++) {
-      rates.plain.push(await run(plain, SECONDS));
-      rates.templated.push(await run(templated, SECONDS));
+      rates.plain.push(await run(plain, SECONDS, cpu.plain));
+      rates.templated.push(await run(templated, SECONDS, cpu.templated));
     }
-    return rates;
+    return { ...rates, cpu };
   } finally {
     child.kill('SIGTERM');
     await new Promise((resolve) => child.once('exit', resolve));
@@ -207,6 +227,11 @@ console.log(
   `- templated notify to one recipient by id:   ${int(t)} req/s (runs ${rates.templated.map(int).join(', ')})`,
 );
 console.log(`- ratio: ${((t / p) * 100).toFixed(1)} %`);
+const cp = median(rates.cpu.plain);
+const ct = median(rates.cpu.templated);
+console.log(
+  `server CPU per request: plain ${int(cp)} µs (runs ${rates.cpu.plain.map(int).join(', ')}), templated ${int(ct)} µs (runs ${rates.cpu.templated.map(int).join(', ')}); capacity ratio (plain CPU / templated CPU): ${((cp / ct) * 100).toFixed(1)} %`,
+);
 console.log('bytes stored per 100 deliveries (database growth after checkpoint, per request)');
 console.log(`- one notify to 100 recipients by id, templated: ${int(byId)} B`);
 console.log(`- one notify to 100 webhook URLs (plain):        ${int(plainMany)} B`);

@@ -27,10 +27,21 @@ export interface Suppression {
 
 export const SUPPRESSION_ID = /^sup_[A-Za-z0-9_-]{22}$/;
 
+/** Ids computed lately, by channel and address: a notify request computes one per address. */
+const knownIds = new Map<string, string>();
+const CACHED_IDS = 10_000;
+
 /** The id of the entry of `address` on `channel`. */
 export function suppressionId(channel: ChannelName, address: string): string {
-  const digest = createHash('sha256').update(`${channel}\0${address}`).digest();
-  return `sup_${digest.subarray(0, 16).toString('base64url')}`;
+  const key = `${channel}\0${address}`;
+  let id = knownIds.get(key);
+  if (id === undefined) {
+    const digest = createHash('sha256').update(key).digest();
+    id = `sup_${digest.subarray(0, 16).toString('base64url')}`;
+    if (knownIds.size >= CACHED_IDS) knownIds.clear();
+    knownIds.set(key, id);
+  }
+  return id;
 }
 
 /** The suppression list on a store's records. */

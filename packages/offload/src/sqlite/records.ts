@@ -64,25 +64,44 @@ export function createRecordTransactions(
       `DELETE FROM offload_records WHERE collection = ? AND id = ?`,
     ),
   };
+  const cache = new RecordCache(db);
+  const read = (collection: string, id: string): StoredRecord | null => {
+    const key = cacheKey(collection, id);
+    let found = cache.get(key);
+    if (found === undefined) {
+      const row = statements.get.get(collection, id);
+      found = row ? toRecord(row) : null;
+      cache.set(key, found);
+    }
+    return found;
+  };
   // Several ids are read in one transaction, so that they come from one snapshot.
-  const getMany = db.transaction((collection: string, ids: readonly string[]) =>
-    ids.flatMap((id) => {
-      const found = statements.get.get(collection, id);
-      return found ? [toRecord(found)] : [];
-    }),
+  const readMany = db.transaction((collection: string, ids: readonly string[]) => {
+    cache.check();
+    return ids.flatMap((id) => {
+      const found = read(collection, id);
+      return found ? [{ ...found }] : [];
+    });
+  });
+  const put = write((record: NewRecord, now: number) => {
+    checkRecordKey(record.collection, record.id);
+    return toRecord(statements.put.get({ ...record, now })!);
+  });
+  const remove = write(
+    (collection: string, id: string) => statements.delete.run(collection, id).changes === 1,
   );
 
   return {
-    put: write((record: NewRecord, now: number) => {
-      checkRecordKey(record.collection, record.id);
-      return toRecord(statements.put.get({ ...record, now })!);
-    }),
+    put: (record, now) => {
+      const stored = put(record, now);
+      cache.set(cacheKey(record.collection, record.id), stored);
+      return { ...stored };
+    },
     get: (collection, ids) => {
-      if (ids.length === 1) {
-        const found = statements.get.get(collection, ids[0]!);
-        return found ? [toRecord(found)] : [];
-      }
-      return getMany.deferred(collection, ids);
+      if (ids.length !== 1) return readMany.deferred(collection, ids);
+      cache.check();
+      const found = read(collection, ids[0]!);
+      return found ? [{ ...found }] : [];
     },
     list: (collection, { prefix = '', after, descending = false, limit }) => {
       const range: Range = {
@@ -94,10 +113,54 @@ export function createRecordTransactions(
       };
       return (descending ? statements.descending : statements.ascending).all(range).map(toRecord);
     },
-    delete: write(
-      (collection: string, id: string) => statements.delete.run(collection, id).changes === 1,
-    ),
+    delete: (collection, id) => {
+      const deleted = remove(collection, id);
+      cache.set(cacheKey(collection, id), null);
+      return deleted;
+    },
   };
+}
+
+function cacheKey(collection: string, id: string): string {
+  return `${collection}\0${id}`;
+}
+
+/** Records kept at most; past it the cache starts over. */
+const CACHED = 10_000;
+
+/**
+ * Records read or written lately through this connection (null: known to be absent), kept while
+ * no other connection commits: `PRAGMA data_version` changes when another connection (of this
+ * process or another) commits anything, and the cache is then dropped. A read of a cached record
+ * costs that pragma instead of a lookup and a copy of its value; a notify request reads three.
+ * This connection's own writes of records update the cache; its other writes touch no record.
+ */
+class RecordCache {
+  private readonly entries = new Map<string, StoredRecord | null>();
+  private readonly dataVersion: Database.Statement<[], number>;
+  private version = -1;
+
+  constructor(db: Database.Database) {
+    this.dataVersion = db.prepare<[], number>('PRAGMA data_version').pluck();
+  }
+
+  /** Drops every entry when another connection committed since the last check. */
+  check(): void {
+    const version = this.dataVersion.get()!;
+    if (version !== this.version) {
+      this.entries.clear();
+      this.version = version;
+    }
+  }
+
+  get(key: string): StoredRecord | null | undefined {
+    return this.entries.get(key);
+  }
+
+  set(key: string, record: StoredRecord | null): void {
+    if (this.entries.size >= CACHED) this.entries.clear();
+    this.entries.set(key, record);
+  }
 }
 
 function toRecord(row: RecordRow): StoredRecord {

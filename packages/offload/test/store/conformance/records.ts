@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { StoredRecord } from '../../../src/store/store.js';
+import type { Store, StoredRecord } from '../../../src/store/store.js';
 import { T0 } from '../../helpers.js';
 import { useStore, type MakeStore } from './harness.js';
 
@@ -101,6 +101,29 @@ export function describeRecords(makeStore: MakeStore): void {
         await assert.rejects(store.putRecord({ collection, id, value: '1' }, T0), {
           code: 'INVALID_OPTION',
         });
+      }
+    });
+
+    it('reads what another connection to the same database wrote, replaced or deleted', async () => {
+      const { store: first, cleanup, connect } = await makeStore();
+      const second: Store = connect?.() ?? first;
+      try {
+        await first.open();
+        if (second !== first) await second.open();
+        const value = async (id: string) => (await first.getRecords('things', [id]))[0]?.value;
+        assert.equal(await value('a'), undefined);
+        await second.putRecord({ collection: 'things', id: 'a', value: '1' }, T0);
+        assert.equal(await value('a'), '1');
+        await second.putRecord({ collection: 'things', id: 'a', value: '2' }, T0);
+        assert.equal(await value('a'), '2');
+        await first.putRecord({ collection: 'things', id: 'b', value: '3' }, T0);
+        assert.equal((await second.getRecords('things', ['b']))[0]?.value, '3');
+        await second.deleteRecord('things', 'a');
+        assert.deepEqual(await first.getRecords('things', ['a', 'b']).then(ids), ['b']);
+      } finally {
+        if (second !== first) await second.close();
+        await first.close();
+        await cleanup();
       }
     });
 
