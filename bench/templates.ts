@@ -19,7 +19,6 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { pino } from 'pino';
 import { loadConfig } from '../apps/service/src/config.js';
@@ -216,7 +215,9 @@ const plainMany = await bytesPerRequest(
 );
 const p = median(rates.plain);
 const t = median(rates.templated);
-console.log(`## Templates and recipients (${join(process.cwd())})`);
+console.log(
+  `## Templates and recipients (${new Date().toISOString().slice(0, 10)}, Node ${process.version})`,
+);
 console.log(
   `throughput, ${CONNECTIONS} connections, ${RUNS} runs of ${SECONDS} s each, alternating, serve --no-runner, SQLite file`,
 );
