@@ -65,6 +65,18 @@ describe('recipients', { timeout: 30_000 }, () => {
       billing.recipients[0]!.scheduled.map((d) => d.channel),
       ['email', 'webhook'],
     );
+    const view = await expect<{
+      channel: string;
+      deliveries: { channel: string; recipient: string | null }[];
+    }>(200, s, 'GET', `/api/notifications/${billing.id}`);
+    assert.equal(view.channel, 'several');
+    assert.deepEqual(
+      view.deliveries.map((d) => [d.channel, d.recipient]),
+      [
+        ['email', 'u42'],
+        ['webhook', 'u42'],
+      ],
+    );
     const mail = await peers.smtp.nextMail();
     assert.equal(mail.mail.subject, 'About billing');
     await peers.http.nextRequest();
