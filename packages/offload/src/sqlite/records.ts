@@ -94,7 +94,7 @@ export function createRecordTransactions(
   return {
     put: (record, now) => {
       const stored = put(record, now);
-      cache.set(cacheKey(record.collection, record.id), stored);
+      cache.wrote(cacheKey(record.collection, record.id), stored);
       return { ...stored };
     },
     get: (collection, ids) => {
@@ -115,7 +115,7 @@ export function createRecordTransactions(
     },
     delete: (collection, id) => {
       const deleted = remove(collection, id);
-      cache.set(cacheKey(collection, id), null);
+      cache.wrote(cacheKey(collection, id), null);
       return deleted;
     },
   };
@@ -127,18 +127,26 @@ function cacheKey(collection: string, id: string): string {
 
 /** Records kept at most; past it the cache starts over. */
 const CACHED = 10_000;
+/** How long a check of `data_version` holds, in ms: a commit elsewhere is seen within it. */
+const CHECK_HOLDS = 1;
+/** Counts the writes of records by every connection of this process, so that each sees them at once. */
+let writes = 0;
 
 /**
  * Records read or written lately through this connection (null: known to be absent), kept while
  * no other connection commits: `PRAGMA data_version` changes when another connection (of this
- * process or another) commits anything, and the cache is then dropped. A read of a cached record
- * costs that pragma instead of a lookup and a copy of its value; a notify request reads three.
- * This connection's own writes of records update the cache; its other writes touch no record.
+ * process or another) commits anything, and the cache is then dropped. The pragma costs about as
+ * much as a lookup, so it is read at most once a millisecond, unless a connection of this process
+ * wrote a record meanwhile: a record another process commits is read within a millisecond, one
+ * this process writes at once. This connection's own writes of records update the cache; its
+ * other writes touch no record.
  */
 class RecordCache {
   private readonly entries = new Map<string, StoredRecord | null>();
   private readonly dataVersion: Database.Statement<[], number>;
   private version = -1;
+  private checkedAt = -Infinity;
+  private checkedWrites = -1;
 
   constructor(db: Database.Database) {
     this.dataVersion = db.prepare<[], number>('PRAGMA data_version').pluck();
@@ -146,11 +154,22 @@ class RecordCache {
 
   /** Drops every entry when another connection committed since the last check. */
   check(): void {
+    const now = performance.now();
+    if (this.checkedWrites === writes && now - this.checkedAt < CHECK_HOLDS) return;
     const version = this.dataVersion.get()!;
     if (version !== this.version) {
       this.entries.clear();
       this.version = version;
     }
+    this.checkedAt = now;
+    this.checkedWrites = writes;
+  }
+
+  /** Records a write of a record by this connection: the others of this process check again. */
+  wrote(key: string, record: StoredRecord | null): void {
+    writes += 1;
+    this.checkedWrites = writes;
+    this.set(key, record);
   }
 
   get(key: string): StoredRecord | null | undefined {
