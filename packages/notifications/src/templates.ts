@@ -49,8 +49,12 @@ export const TEMPLATE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
 const SOURCE_LIMITS = { subject: 1000, text: 20_000, html: 50_000, pushTitle: 1000 };
 /** The longest rendered text of each part, in characters: as a notify request's own text. */
 const OUTPUT_LIMITS = { subject: 200, body: 10_000, html: 50_000, title: 200 };
-/** The most time one render may take, in ms: it runs while the request waits. */
-export const RENDER_TIME_LIMIT = 50;
+/**
+ * The most time one render may take, in ms of wall time: it runs while the request waits. Wide
+ * enough that a pause of the process (a garbage collection, a busy machine) does not fail a
+ * template that renders in microseconds; a loop without end is stopped after it.
+ */
+export const RENDER_TIME_LIMIT = 200;
 /** The most one render may allocate (strings, arrays), in characters and elements. */
 export const RENDER_MEMORY_LIMIT = 1_000_000;
 /** Versions a GET lists, newest first. */
