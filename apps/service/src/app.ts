@@ -18,9 +18,13 @@ import { refuseOtherMethods } from './methods.js';
 import { requestLogger } from './request-logger.js';
 import { healthRoutes } from './routes/health.js';
 import { notificationRoutes } from './routes/notifications.js';
+import { recipientRoutes } from './routes/recipients.js';
 import { scheduleRoutes } from './routes/schedules.js';
 import { taskNameRoutes } from './routes/task-names.js';
+import { suppressionRoutes } from './routes/suppressions.js';
 import { taskRoutes } from './routes/tasks.js';
+import { templateRoutes } from './routes/templates.js';
+import { unsubscribeRoutes } from './routes/unsubscribe.js';
 
 export interface AppOptions {
   runtime: Runtime;
@@ -172,9 +176,14 @@ export async function buildApp({
       await api.register(taskRoutes);
       await api.register(scheduleRoutes, { notifications });
       await api.register(taskNameRoutes);
+      await api.register(templateRoutes, { notifications });
+      await api.register(recipientRoutes, { notifications });
+      await api.register(suppressionRoutes, { notifications });
     },
     { prefix: '/api' },
   );
+  const links = notifications.unsubscribeLinks;
+  if (links !== null) await app.register(unsubscribeRoutes, { notifications, links });
   addMethodRefusals();
   return app;
 }
