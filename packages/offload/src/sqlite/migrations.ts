@@ -186,6 +186,7 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TABLE offload_paused (
     name      TEXT    PRIMARY KEY,
     paused_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
   `,
   `
   -- Records: small JSON documents by collection and id, for what is built on the store. The
