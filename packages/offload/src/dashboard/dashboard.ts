@@ -31,6 +31,9 @@ import { overviewPage, tasksPage } from './pages.js';
 import { COOKIE_NAME, cookieValue, sameText, Sessions, type Session } from './session.js';
 import { StatsCache } from './stats-cache.js';
 
+/** How long a page waits for fresh task counts before it shows the last ones (ms). */
+const STATS_WAIT = 20;
+
 /** What a POST answered without script comes back with: fixed texts, never the client's. */
 const NOTICES: Record<string, string> = {
   retried: 'The task was queued again.',
@@ -73,7 +76,7 @@ export class Dashboard {
     this.sessions = new Sessions(secret, sessionLifetime);
     this.assets = loadAssets();
     this.activity = new Activity(runtime, now);
-    this.stats = new StatsCache(runtime, this.settings.statsTtl, now, (error) =>
+    this.stats = new StatsCache(runtime, this.settings.statsTtl, STATS_WAIT, now, (error) =>
       this.settings.logger?.warn({ err: error }, 'dashboard: could not read the task counts'),
     );
     this.live = new Live(runtime, () => this.stats.get(), this.settings.liveInterval, now);

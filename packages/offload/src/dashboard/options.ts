@@ -27,7 +27,7 @@ export interface DashboardOptions {
   sessionLifetime?: number;
   /** Mark the session cookie `Secure` (served over HTTPS only). Default false. */
   secureCookie?: boolean;
-  /** How long the task counts are reused, in ms (see StatsCache). Default 2 s. */
+  /** How long the task counts are reused, in ms (see StatsCache). Default 1 s. */
   statsTtl?: number;
   /** How often live pages are told what changed, in ms. Default 1 s. */
   liveInterval?: number;
@@ -116,7 +116,7 @@ export function dashboardSettings(options: DashboardOptions): DashboardSettings 
     secret: options.secret ?? randomBytes(32),
     sessionLifetime: positive('sessionLifetime', options.sessionLifetime, 12 * HOUR),
     secureCookie: options.secureCookie ?? false,
-    statsTtl: positive('statsTtl', options.statsTtl, 2 * SECOND),
+    statsTtl: positive('statsTtl', options.statsTtl, SECOND),
     liveInterval: positive('liveInterval', options.liveInterval, SECOND),
     notifications: options.notifications ?? null,
     clock: options.clock ?? systemClock,
