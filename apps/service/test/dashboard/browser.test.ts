@@ -137,10 +137,13 @@ describe(
 
       // Retry: sent by the script, and the state changes without a reload.
       state.failing = false;
-      await page.evaluate(() => ((window as unknown as { marker: number }).marker = 1));
+      await page.evaluate(() => ((globalThis as unknown as { marker: number }).marker = 1));
       await page.getByRole('button', { name: 'Retry' }).click();
       await page.locator('[data-field="state"]', { hasText: 'succeeded' }).waitFor();
-      assert.equal(await page.evaluate(() => (window as unknown as { marker?: number }).marker), 1);
+      assert.equal(
+        await page.evaluate(() => (globalThis as unknown as { marker?: number }).marker),
+        1,
+      );
       assert.equal((await s.runtime.get(failed))!.state, 'succeeded');
 
       // Pause and resume a name, from the overview's table.
