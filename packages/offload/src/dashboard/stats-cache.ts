@@ -1,6 +1,9 @@
 import type { Runtime } from '../runtime/runtime.js';
 import type { TaskStats } from '../types.js';
 
+/** A count is reused for at least this many times as long as it took. */
+const COST_FACTOR = 100;
+
 /**
  * The store's counts, read at most once per `ttl` ms and shared by every page and live client.
  * Counting reads an index entry per stored task: on a small store a page waits for fresh counts,
@@ -9,6 +12,8 @@ import type { TaskStats } from '../types.js';
  */
 export class StatsCache {
   private value: { at: number; stats: TaskStats } | null = null;
+  /** How long the last count took, ms. */
+  private cost = 0;
   private reading: Promise<TaskStats | null> | null = null;
 
   constructor(
@@ -25,7 +30,7 @@ export class StatsCache {
    */
   async get(): Promise<TaskStats | null> {
     const { value } = this;
-    if (value !== null && this.now() - value.at < this.ttl) return value.stats;
+    if (value !== null && this.now() - value.at < this.reuse()) return value.stats;
     const reading = this.read();
     if (value === null) return reading;
     let timer: NodeJS.Timeout | undefined;
@@ -39,11 +44,22 @@ export class StatsCache {
     }
   }
 
+  /**
+   * How long a count is reused: `ttl`, or longer when counting is slow, so that counting takes
+   * at most about 1% of the time whatever the size of the store (SQLite counts on the event
+   * loop: a count of a million tasks that takes 300 ms is then reused for 30 s).
+   */
+  private reuse(): number {
+    return Math.max(this.ttl, COST_FACTOR * this.cost);
+  }
+
   private read(): Promise<TaskStats | null> {
+    const started = performance.now();
     return (this.reading ??= this.runtime
       .stats()
       .then(
         (stats) => {
+          this.cost = performance.now() - started;
           this.value = { at: this.now(), stats };
           return stats;
         },
