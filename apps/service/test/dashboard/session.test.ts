@@ -135,6 +135,18 @@ describe('the service dashboard: login, session and CSRF', { timeout: 30_000 }, 
     assert.equal((await fetch(`${url}/api/tasks/${id}`, { headers: { cookie } })).status, 401);
   });
 
+  it('a connected live page does not hold the service open when it closes', async () => {
+    const { s, url } = await started();
+    const response = await fetch(`${url}/dashboard/events`);
+    assert.equal(response.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+    const reader = response.body!.getReader();
+    assert.match(new TextDecoder().decode((await reader.read()).value), /retry: 3000/);
+    const started_ = performance.now();
+    await s.close();
+    assert.ok(performance.now() - started_ < 5000, 'closed within the drain window');
+    for (;;) if ((await reader.read()).done) break;
+  });
+
   it('without a key: pages open, actions still need the session and its token', async () => {
     const { s, url, id } = await started();
     const page = await fetch(`${url}/dashboard/tasks/${id}`);

@@ -43,7 +43,10 @@ export function writeNode(
     return;
   }
   res.flushHeaders();
-  const stop = answer.stream((frame) => res.write(frame));
+  const stop = answer.stream(
+    (frame) => res.write(frame),
+    () => res.end(),
+  );
   const end = () => {
     stop();
     req.off('close', end);
@@ -111,7 +114,16 @@ export function fetchHandler(dashboard: Dashboard): (request: Request) => Promis
     const encoder = new TextEncoder();
     const stream = new ReadableStream<Uint8Array>({
       start(controller) {
-        stop = answer.stream((frame) => controller.enqueue(encoder.encode(frame)));
+        stop = answer.stream(
+          (frame) => controller.enqueue(encoder.encode(frame)),
+          () => {
+            try {
+              controller.close();
+            } catch {
+              // Closed already.
+            }
+          },
+        );
         request.signal.addEventListener('abort', () => {
           stop?.();
           stop = null;

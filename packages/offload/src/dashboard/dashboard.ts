@@ -373,9 +373,9 @@ export class Dashboard {
         'cache-control': 'no-store',
         'x-accel-buffering': 'no',
       },
-      stream: (send) => {
+      stream: (send, end) => {
         send('retry: 3000\n\n');
-        return this.live.add({ send, ids });
+        return this.live.add({ send, end, ids });
       },
     };
   }

@@ -11,7 +11,11 @@ import type { DashboardOptions } from './options.js';
  */
 export const dashboardPlugin: FastifyPluginAsync<DashboardOptions> = async (app, options) => {
   const dashboard = new Dashboard(options);
-  app.addHook('onClose', () => dashboard.close());
+  // Before the server closes: its open event streams would hold the close until they ended.
+  app.addHook('preClose', (done) => {
+    dashboard.close();
+    done();
+  });
   await app.register(async (scope) => {
     scope.addContentTypeParser(
       'application/x-www-form-urlencoded',

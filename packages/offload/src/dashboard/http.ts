@@ -16,8 +16,11 @@ export type DashboardResponse =
   | {
       status: number;
       headers: Record<string, string | string[]>;
-      /** Starts the stream: `send` writes a frame; returns what to call once the client is gone. */
-      stream: (send: (frame: string) => void) => () => void;
+      /**
+       * Starts the stream: `send` writes a frame, `end` ends the response (the dashboard closes);
+       * returns what to call once the client is gone.
+       */
+      stream: (send: (frame: string) => void, end: () => void) => () => void;
     };
 
 /** The longest form body the dashboard reads. */

@@ -12,6 +12,8 @@ export interface TaskUpdate {
 export interface LiveClient {
   /** Writes one server-sent event frame. */
   send(frame: string): void;
+  /** Ends the stream: the dashboard is closing. */
+  end(): void;
   /** The tasks the client's page shows. */
   ids: ReadonlySet<string>;
 }
@@ -36,6 +38,7 @@ export class Live {
   private ticks = 0;
   private unsubscribe: (() => void)[] = [];
   private ticking = false;
+  private closed = false;
 
   constructor(
     private readonly runtime: Runtime,
@@ -50,6 +53,10 @@ export class Live {
 
   /** Adds a client; returns the function that removes it. */
   add(client: LiveClient): () => void {
+    if (this.closed) {
+      client.end();
+      return () => undefined;
+    }
     if (this.clients.size === 0) this.listen();
     this.clients.add(client);
     this.dirty = true;
@@ -66,9 +73,13 @@ export class Live {
     this.dirty = true;
   }
 
+  /** Ends every stream, so that a server closing is not held open by them. */
   close(): void {
+    this.closed = true;
+    const clients = [...this.clients];
     this.clients.clear();
     this.quiet();
+    for (const client of clients) client.end();
   }
 
   private listen(): void {
