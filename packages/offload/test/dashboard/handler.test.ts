@@ -200,6 +200,39 @@ describe('dashboard handler (Fastify plugin)', () => {
     assert.equal((await runtime.list({ state: 'failed' })).tasks.length, 0);
   });
 
+  it('lists schedules with their next runs, and pauses and resumes them', async () => {
+    const { runtime } = await runtimeWithTasks();
+    await runtime.schedules.set('hourly <b>', { every: 3_600_000 }, works, { note: 'x' });
+    const app = await fastifyWith({ runtime });
+    const page = await app.inject('/dashboard/schedules');
+    assert.match(page.body, /hourly &lt;b&gt;/);
+    assert.equal(page.body.match(/<li>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC<\/li>/g)?.length, 3);
+    const { cookie, csrf } = sessionOf(page);
+    const headers = { cookie, 'content-type': 'application/x-www-form-urlencoded' };
+    const fields = { csrf, name: 'hourly <b>', back: '/dashboard/schedules' };
+    const paused = await app.inject({
+      method: 'POST',
+      url: '/dashboard/schedules/pause',
+      headers,
+      payload: new URLSearchParams(fields).toString(),
+    });
+    assert.equal(paused.headers.location, '/dashboard/schedules?notice=schedule-paused');
+    assert.equal((await runtime.schedules.get('hourly <b>'))!.paused, true);
+    const again = await app.inject({
+      url: '/dashboard/schedules?notice=schedule-paused',
+      headers: { cookie },
+    });
+    assert.match(again.body, /The schedule was paused\./);
+    assert.match(again.body, />\s*Resume\s*</);
+    await app.inject({
+      method: 'POST',
+      url: '/dashboard/schedules/resume',
+      headers,
+      payload: new URLSearchParams(fields).toString(),
+    });
+    assert.equal((await runtime.schedules.get('hourly <b>'))!.paused, false);
+  });
+
   it('read-only: shows no action and refuses every POST', async () => {
     const { runtime, failed } = await runtimeWithTasks();
     const app = await fastifyWith({ runtime, readOnly: true });
