@@ -3,7 +3,8 @@
  * throughput of one service (in this process, SQLite on a temporary file, demo notifications that
  * finish at once, so that every request makes task events), measured in rounds of autocannon
  * (8 connections, a process of its own) that alternate without and with a connected dashboard SSE
- * client watching 50 tasks (ABBA…). The cost is 1 - median(with) / median(without), in
+ * client watching 50 tasks (ABBA…), connected before the round once it had its first counts (the
+ * one count a page opening costs). The cost is 1 - median(with) / median(without), in
  * throughput and in the service's CPU time per answered request (this process's, which the load
  * generator does not share): on a shared machine the second is the steadier.
  */
@@ -89,7 +90,7 @@ export async function notifyAb(quick: boolean): Promise<AbResult> {
     // ABBA: without, with, with, without, …
     const order = Array.from({ length: pairs * 2 }, (_, i) => i % 4 === 1 || i % 4 === 2);
     for (const live of order) {
-      const watcher = live ? watch(url, ids) : null;
+      const watcher = live ? await watch(url, ids) : null;
       const cpu = process.cpuUsage();
       const result = await client(url, duration);
       const used = process.cpuUsage(cpu);
@@ -123,11 +124,12 @@ export async function notifyAb(quick: boolean): Promise<AbResult> {
     cpuCostPercent,
     markdown: [
       table(
-        ['round', 'dashboard client', 'notify req/s', 'frames received'],
+        ['round', 'dashboard client', 'notify req/s', 'service CPU µs per request', 'frames'],
         rounds.map((r, i) => [
           String(i + 1),
           r.live ? 'connected' : 'none',
           int(r.rps),
+          r.cpuPerRequest.toFixed(1),
           r.live ? String(r.frames) : '–',
         ]),
       ),

@@ -26,12 +26,15 @@ export function taskUpdate(task: Task): TaskUpdate {
 
 /**
  * Server-sent events for the pages open in browsers. While no client is connected it listens to
- * nothing and runs no timer. While some are, the runtime's task events mark what changed (a map
- * write per event), and once per `interval` each client gets the changes of the tasks it shows,
- * and, when anything changed, the counts (read through `stats`, which is cached).
+ * nothing and runs no timer. While some are, each task event costs a lookup in the set of tasks
+ * the open pages show (and a map write for those), and once per `interval` each client gets the
+ * changes of the tasks it shows and, when anything changed, the counts (read through `stats`,
+ * which is cached).
  */
 export class Live {
   private readonly clients = new Set<LiveClient>();
+  /** The tasks some open page shows, with how many pages show each. */
+  private readonly watched = new Map<string, number>();
   private changed = new Map<string, TaskUpdate>();
   private dirty = true;
   private timer: NodeJS.Timeout | null = null;
@@ -59,18 +62,24 @@ export class Live {
     }
     if (this.clients.size === 0) this.listen();
     this.clients.add(client);
+    for (const id of client.ids) this.watched.set(id, (this.watched.get(id) ?? 0) + 1);
     this.dirty = true;
     return () => {
-      this.clients.delete(client);
+      if (!this.clients.delete(client)) return;
+      for (const id of client.ids) {
+        const left = (this.watched.get(id) ?? 1) - 1;
+        if (left === 0) this.watched.delete(id);
+        else this.watched.set(id, left);
+      }
       if (this.clients.size === 0) this.quiet();
     };
   }
 
   /** A task changed (through an event, or an action of the dashboard). */
   note(task: Task): void {
-    if (this.clients.size === 0) return;
-    this.changed.set(task.id, taskUpdate(task));
     this.dirty = true;
+    // Most tasks are on no open page: those cost a set lookup, nothing is kept of them.
+    if (this.watched.has(task.id)) this.changed.set(task.id, taskUpdate(task));
   }
 
   /** Ends every stream, so that a server closing is not held open by them. */
@@ -78,6 +87,7 @@ export class Live {
     this.closed = true;
     const clients = [...this.clients];
     this.clients.clear();
+    this.watched.clear();
     this.quiet();
     for (const client of clients) client.end();
   }
