@@ -1,8 +1,6 @@
 import { isInstance } from '../errors/is-instance.js';
 import { OffloadError } from '../errors/offload-error.js';
 import { InvalidOptionError } from '../options-check.js';
-import { clockworkOf, encodeTiming } from '../runtime/schedule-fire.js';
-import type { Schedule } from '../runtime/schedules.js';
 import type { TaskState } from '../types.js';
 import { Activity } from './activity.js';
 import { loadAssets, type Asset } from './assets.js';
@@ -10,6 +8,7 @@ import {
   confirmRetryPage,
   loginPage,
   messagePage,
+  nextRuns,
   schedulesPage,
   taskPage,
 } from './detail-pages.js';
@@ -24,7 +23,8 @@ import {
   type DashboardResponse,
 } from './http.js';
 import { layout, type PageContext, type Section } from './layout.js';
-import { Live, taskUpdate } from './live.js';
+import { NOTICES, runAction, sameOrigin, withNotice } from './actions.js';
+import { Live } from './live.js';
 import { notificationsPage } from './notifications-page.js';
 import { dashboardSettings, type DashboardOptions, type DashboardSettings } from './options.js';
 import { overviewPage, tasksPage } from './pages.js';
@@ -33,17 +33,6 @@ import { StatsCache } from './stats-cache.js';
 
 /** How long a page waits for fresh task counts before it shows the last ones (ms). */
 const STATS_WAIT = 20;
-
-/** What a POST answered without script comes back with: fixed texts, never the client's. */
-const NOTICES: Record<string, string> = {
-  retried: 'The task was queued again.',
-  canceled: 'The task was canceled.',
-  paused: 'The name was paused: its tasks are not claimed until it is resumed.',
-  resumed: 'The name was resumed.',
-  'schedule-paused': 'The schedule was paused.',
-  'schedule-resumed': 'The schedule was resumed.',
-  'retried-all': 'The failed tasks were queued again.',
-};
 
 interface Parsed {
   method: string;
@@ -181,7 +170,10 @@ export class Dashboard {
         overviewPage(ctx, { stats, paused, minutes: this.activity.lastHour(), now }),
       );
     }
-    if (path === '/events') return this.events(r);
+    if (path === '/events') {
+      // A HEAD asks for no body: no stream is kept open for it.
+      return r.method === 'HEAD' ? htmlResponse(200, '') : this.events(r);
+    }
     if (path === '/tasks') {
       const filter = {
         state: r.query.get('state') ?? '',
@@ -287,70 +279,20 @@ export class Dashboard {
       return redirect(`${this.settings.basePath}/login`, { 'set-cookie': this.cookie('', 0) });
     }
     if (this.settings.readOnly) return this.refuse(r, 403, 'The dashboard is read-only.');
-    const { runtime } = this.settings;
     const back = this.back(r.form.get('back'));
-    const done = (notice: string, value: Record<string, unknown> = {}) =>
-      r.json
-        ? jsonResponse(200, { ok: true, notice: NOTICES[notice], ...value })
-        : redirect(withNotice(back, notice));
-    const task = /^\/tasks\/([A-Za-z0-9_-]{1,100})\/(retry|cancel)$/.exec(r.path);
-    if (task) {
-      const changed =
-        task[2] === 'retry' ? await runtime.retry(task[1]!) : await runtime.cancel(task[1]!);
-      this.live.note(changed);
-      return done(task[2] === 'retry' ? 'retried' : 'canceled', { task: taskUpdate(changed) });
+    if (r.path === '/names/retry-failed' && r.form.get('confirm') !== 'yes') {
+      const name = r.form.get('name') ?? '';
+      return redirect(
+        `${this.settings.basePath}/names/retry-failed?name=${encodeURIComponent(name)}`,
+      );
     }
-    const name = r.form.get('name') ?? '';
-    switch (r.path) {
-      case '/names/pause':
-        await runtime.pause(name);
-        return done('paused');
-      case '/names/resume':
-        await runtime.resume(name);
-        return done('resumed');
-      case '/schedules/pause':
-        await runtime.schedules.pause(name);
-        return done('schedule-paused');
-      case '/schedules/resume':
-        await runtime.schedules.resume(name);
-        return done('schedule-resumed');
-      case '/names/retry-failed': {
-        if (r.form.get('confirm') !== 'yes') {
-          return redirect(
-            `${this.settings.basePath}/names/retry-failed?name=${encodeURIComponent(name)}`,
-          );
-        }
-        const retried = await this.retryFailed(name);
-        return done('retried-all', { retried });
-      }
-    }
-    return this.refuse(r, 404, 'The dashboard has no such action.');
-  }
-
-  /** Queues every failed task of `name` again, a page at a time; returns how many. */
-  private async retryFailed(name: string): Promise<number> {
-    const { runtime } = this.settings;
-    let retried = 0;
-    let cursor: string | null = null;
-    do {
-      const page = await runtime.list({
-        state: 'failed',
-        name,
-        limit: 1000,
-        ...(cursor ? { cursor } : {}),
-      });
-      for (const task of page.tasks) {
-        try {
-          this.live.note(await runtime.retry(task.id));
-          retried += 1;
-        } catch (error) {
-          // Retried or pruned meanwhile: the others go on.
-          if (!isInstance(error, OffloadError)) throw error;
-        }
-      }
-      cursor = page.nextCursor;
-    } while (cursor !== null);
-    return retried;
+    const done = await runAction(this.settings.runtime, r.path, r.form, (task) =>
+      this.live.note(task),
+    );
+    if (done === null) return this.refuse(r, 404, 'The dashboard has no such action.');
+    return r.json
+      ? jsonResponse(200, { ok: true, notice: NOTICES[done.notice], ...done.value })
+      : redirect(withNotice(back, done.notice));
   }
 
   private async countOf(name: string, state: TaskState): Promise<number> {
@@ -484,48 +426,4 @@ export class Dashboard {
     this.settings.logger?.error({ err: error }, 'dashboard: a request failed');
     return this.refuse(r, 500, 'Something went wrong; the error is in the service log.');
   }
-}
-
-/** Due times after a schedule's next one, up to `count` in all. */
-function nextRuns(schedule: Schedule, count: number): Date[] {
-  if (schedule.nextRunAt === null) return [];
-  const runs = [schedule.nextRunAt];
-  try {
-    const timing =
-      'cron' in schedule.rule
-        ? { cron: schedule.rule.cron, timezone: schedule.rule.timezone }
-        : { every: schedule.rule.every };
-    const clockwork = clockworkOf(encodeTiming(timing));
-    while (runs.length < count) {
-      const last = runs.at(-1)!.getTime();
-      const next = clockwork.following(last, last);
-      if (next === null) break;
-      runs.push(new Date(next));
-    }
-  } catch {
-    // A rule this code cannot read: its next time alone.
-  }
-  return runs;
-}
-
-/**
- * Whether a POST came from a page of this host: a browser sends `Origin` with every POST, and a
- * form of another site names that site. Requests without it (curl, old browsers) pass: the CSRF
- * token still guards them.
- */
-function sameOrigin(request: DashboardRequest): boolean {
-  const origin = header(request.headers, 'origin');
-  if (origin === undefined) return true;
-  const host = header(request.headers, 'x-forwarded-host') ?? header(request.headers, 'host');
-  try {
-    return new URL(origin).host === host;
-  } catch {
-    return false;
-  }
-}
-
-function withNotice(back: string, notice: string): string {
-  const url = new URL(back, 'http://dashboard.invalid');
-  url.searchParams.set('notice', notice);
-  return `${url.pathname}${url.search}`;
 }

@@ -1,3 +1,4 @@
+import { clockworkOf, encodeTiming } from '../runtime/schedule-fire.js';
 import type { Schedule } from '../runtime/schedules.js';
 import type { Task } from '../types.js';
 import { html, prettyJson, type Html } from './html.js';
@@ -211,4 +212,26 @@ export function messagePage(
   return html`<h1>${title}</h1>
     <p>${message}</p>
     ${link === null ? '' : html`<p><a href="${link.href}">${link.label}</a></p>`}`;
+}
+
+/** Due times from a schedule's next one on, up to `count` in all. */
+export function nextRuns(schedule: Schedule, count: number): Date[] {
+  if (schedule.nextRunAt === null) return [];
+  const runs = [schedule.nextRunAt];
+  try {
+    const timing =
+      'cron' in schedule.rule
+        ? { cron: schedule.rule.cron, timezone: schedule.rule.timezone }
+        : { every: schedule.rule.every };
+    const clockwork = clockworkOf(encodeTiming(timing));
+    while (runs.length < count) {
+      const last = runs.at(-1)!.getTime();
+      const next = clockwork.following(last, last);
+      if (next === null) break;
+      runs.push(new Date(next));
+    }
+  } catch {
+    // A rule this code cannot read: its next time alone.
+  }
+  return runs;
 }
