@@ -15,7 +15,9 @@ import { pino } from 'pino';
 import { loadConfig } from '../apps/service/src/config.js';
 import { createService } from '../apps/service/src/service.js';
 import type { ClientOptions, ClientResult } from './http-client.js';
-import { int, median, table, tempDatabase } from './lib.js';
+import { createRuntime, defineTask, memoryStore } from '../packages/offload/src/index.js';
+import { createDashboard } from '../packages/offload/src/dashboard/index.js';
+import { benchLogger, int, median, table, tempDatabase } from './lib.js';
 
 export interface AbResult {
   without: number;
@@ -137,6 +139,67 @@ export async function notifyAb(quick: boolean): Promise<AbResult> {
       `Throughput, median without: ${int(without)} req/s; with: ${int(withLive)} req/s; cost ${costPercent.toFixed(2)}%.`,
       `Service CPU per request, median without: ${cpuWithout.toFixed(1)} µs; with: ${cpuWith.toFixed(1)} µs; cost ${cpuCostPercent.toFixed(2)}%.`,
       'The machine is shared: throughput varies between rounds with the other load, CPU time per request much less. A negative cost is noise.',
+    ].join('\n'),
+  };
+}
+
+/**
+ * The same question without HTTP or the network, in CPU time of one thread: tasks that do
+ * nothing, run by a runtime on the memory store through `drain()`, rounds alternating without and
+ * with a live client (a dashboard stream watching 50 of the tasks). Per task, the runtime emits
+ * the events the live client listens to; the difference is what listening costs.
+ */
+export async function drainAb(
+  quick: boolean,
+): Promise<{ without: number; with: number; costPercent: number; markdown: string }> {
+  const TASKS = quick ? 10_000 : 30_000;
+  const noop = defineTask({ name: 'noop', run: () => undefined });
+  const rounds: { live: boolean; cpu: number }[] = [];
+  const pairs = quick ? 2 : 5;
+  const order = Array.from({ length: pairs * 2 }, (_, i) => i % 4 === 1 || i % 4 === 2);
+  for (const live of [false, ...order]) {
+    const runtime = createRuntime({ store: memoryStore(), tasks: [noop], logger: benchLogger() });
+    const board = createDashboard({ runtime, login: false });
+    await runtime.enqueueMany(Array.from({ length: TASKS }, () => ({ task: noop, payload: {} })));
+    const ids = (await runtime.list({ limit: 50 })).tasks.map((t) => t.id);
+    let stop: (() => void) | null = null;
+    if (live) {
+      const answer = await board.dashboard.handle({
+        method: 'GET',
+        url: `/dashboard/events?ids=${ids.join(',')}`,
+        headers: {},
+        body: '',
+      });
+      if (!('stream' in answer)) throw new Error('no event stream');
+      stop = answer.stream(
+        () => undefined,
+        () => undefined,
+      );
+    }
+    const cpu = process.cpuUsage();
+    await runtime.drain();
+    const used = process.cpuUsage(cpu);
+    stop?.();
+    board.close();
+    await runtime.stop();
+    rounds.push({ live, cpu: (used.user + used.system) / TASKS });
+  }
+  // The first round warms the code up and is left out.
+  const measured = rounds.slice(1);
+  const without = median(measured.filter((r) => !r.live).map((r) => r.cpu));
+  const withLive = median(measured.filter((r) => r.live).map((r) => r.cpu));
+  const costPercent = (withLive / without - 1) * 100;
+  return {
+    without,
+    with: withLive,
+    costPercent,
+    markdown: [
+      table(
+        ['round', 'dashboard client', 'CPU µs per task'],
+        measured.map((r, i) => [String(i + 1), r.live ? 'connected' : 'none', r.cpu.toFixed(2)]),
+      ),
+      '',
+      `${int(TASKS)} no-op tasks per round on the memory store, drained: median without ${without.toFixed(2)} µs per task, with ${withLive.toFixed(2)} µs; cost ${costPercent.toFixed(2)}%.`,
     ].join('\n'),
   };
 }
