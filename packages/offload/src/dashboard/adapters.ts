@@ -89,6 +89,8 @@ function readBody(req: IncomingMessage): Promise<string> {
 export function fetchHandler(dashboard: Dashboard): (request: Request) => Promise<Response> {
   return async (request) => {
     const url = new URL(request.url);
+    const declared = Number(request.headers.get('content-length') ?? 0);
+    if (declared > MAX_BODY) return new Response('The form is too large.', { status: 413 });
     const text = request.method === 'POST' ? await request.text() : '';
     if (text.length > MAX_BODY) return new Response('The form is too large.', { status: 413 });
     const headers: IncomingHttpHeaders = {};
