@@ -14,6 +14,7 @@ import {
   sendFrameworkError,
 } from './errors.js';
 import type { ServiceMetrics } from './metrics.js';
+import { mountDashboard } from './dashboard.js';
 import { refuseOtherMethods } from './methods.js';
 import { requestLogger } from './request-logger.js';
 import { healthRoutes } from './routes/health.js';
@@ -48,6 +49,8 @@ export interface AppOptions {
   requestTimeout?: number;
   /** Where the time is read (for how often repeated store faults are logged); default the system's. */
   clock?: Clock;
+  /** Serve the dashboard read-only (`DASHBOARD_READ_ONLY=true`): no actions. Default false. */
+  dashboardReadOnly?: boolean;
 }
 
 export const DEFAULT_REQUEST_TIMEOUT = 30 * SECOND;
@@ -97,6 +100,7 @@ export async function buildApp({
   runner = true,
   requestTimeout = DEFAULT_REQUEST_TIMEOUT,
   clock,
+  dashboardReadOnly = false,
 }: AppOptions): Promise<FastifyInstance> {
   const genReqId = requestIds();
   const app = Fastify({
@@ -184,6 +188,7 @@ export async function buildApp({
   );
   const links = notifications.unsubscribeLinks;
   if (links !== null) await app.register(unsubscribeRoutes, { notifications, links });
+  await mountDashboard(app, { runtime, notifications, apiKey, readOnly: dashboardReadOnly });
   addMethodRefusals();
   return app;
 }

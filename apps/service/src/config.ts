@@ -39,6 +39,8 @@ export interface ServiceConfig {
   apiKey: string | undefined;
   /** `METRICS_PUBLIC` (`true` or `false`, default false): leave `/metrics` open with an API key. */
   metricsPublic: boolean;
+  /** `DASHBOARD_READ_ONLY` (`true` or `false`, default false): a dashboard without actions. */
+  dashboardReadOnly?: boolean;
   /** `LOG_LEVEL`, default info. */
   logLevel: LogLevel;
   /**
@@ -148,6 +150,10 @@ export function loadConfig(
     ),
     apiKey,
     metricsPublic: booleanVariable('METRICS_PUBLIC', read('METRICS_PUBLIC') ?? 'false'),
+    dashboardReadOnly: booleanVariable(
+      'DASHBOARD_READ_ONLY',
+      read('DASHBOARD_READ_ONLY') ?? 'false',
+    ),
     logLevel: level as LogLevel,
     logFormat: logFormat as LogFormat | undefined,
     maxConnections: maxConnections(read('MAX_CONNECTIONS'), fileLimit),

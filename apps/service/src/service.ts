@@ -112,6 +112,7 @@ export async function createService(
     logger,
     apiKey: config.apiKey,
     metricsPublic: config.metricsPublic,
+    dashboardReadOnly: config.dashboardReadOnly ?? false,
     notifications,
     runner: options.runner ?? true,
     ...(options.requestTimeout === undefined ? {} : { requestTimeout: options.requestTimeout }),

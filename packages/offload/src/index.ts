@@ -40,4 +40,5 @@ export {
   type TaskGroup,
   type TaskPage,
   type TaskState,
+  type TaskStats,
 } from './types.js';

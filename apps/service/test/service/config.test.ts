@@ -26,6 +26,7 @@ describe('configuration', () => {
       notifyDemoDelay: 2000,
       apiKey: undefined,
       metricsPublic: false,
+      dashboardReadOnly: false,
       logLevel: 'info',
       logFormat: undefined,
       maxConnections: 819,
