@@ -4,9 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, it } from 'node:test';
+import { after, afterEach, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import {
   DEFAULT_CHANNEL_SETTINGS,
@@ -23,7 +24,13 @@ const CHROMIUM = '/usr/bin/chromium';
 const SCRIPT = '<script>alert(1)</script>';
 const IMG = '"><img src=x onerror=alert(1)>';
 const KEY = 'dashboard-test-key-0123456789';
-const IMAGES = join(ROOT, 'docs/images');
+/** The README's screenshots are taken here: `OFFLOAD_SCREENSHOTS=1` writes them into docs/images. */
+const IMAGES =
+  process.env.OFFLOAD_SCREENSHOTS === '1'
+    ? join(ROOT, 'docs/images')
+    : mkdtempSync(join(tmpdir(), 'offload-screenshots-'));
+
+if (process.env.OFFLOAD_SCREENSHOTS !== '1') after(() => rmSync(IMAGES, { recursive: true }));
 
 const closers: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
