@@ -14,13 +14,18 @@ import {
   sendFrameworkError,
 } from './errors.js';
 import type { ServiceMetrics } from './metrics.js';
+import { mountDashboard } from './dashboard.js';
 import { refuseOtherMethods } from './methods.js';
 import { requestLogger } from './request-logger.js';
 import { healthRoutes } from './routes/health.js';
 import { notificationRoutes } from './routes/notifications.js';
+import { recipientRoutes } from './routes/recipients.js';
 import { scheduleRoutes } from './routes/schedules.js';
 import { taskNameRoutes } from './routes/task-names.js';
+import { suppressionRoutes } from './routes/suppressions.js';
 import { taskRoutes } from './routes/tasks.js';
+import { templateRoutes } from './routes/templates.js';
+import { unsubscribeRoutes } from './routes/unsubscribe.js';
 
 export interface AppOptions {
   runtime: Runtime;
@@ -44,6 +49,8 @@ export interface AppOptions {
   requestTimeout?: number;
   /** Where the time is read (for how often repeated store faults are logged); default the system's. */
   clock?: Clock;
+  /** Serve the dashboard read-only (`DASHBOARD_READ_ONLY=true`): no actions. Default false. */
+  dashboardReadOnly?: boolean;
 }
 
 export const DEFAULT_REQUEST_TIMEOUT = 30 * SECOND;
@@ -93,6 +100,7 @@ export async function buildApp({
   runner = true,
   requestTimeout = DEFAULT_REQUEST_TIMEOUT,
   clock,
+  dashboardReadOnly = false,
 }: AppOptions): Promise<FastifyInstance> {
   const genReqId = requestIds();
   const app = Fastify({
@@ -172,9 +180,15 @@ export async function buildApp({
       await api.register(taskRoutes);
       await api.register(scheduleRoutes, { notifications });
       await api.register(taskNameRoutes);
+      await api.register(templateRoutes, { notifications });
+      await api.register(recipientRoutes, { notifications });
+      await api.register(suppressionRoutes, { notifications });
     },
     { prefix: '/api' },
   );
+  const links = notifications.unsubscribeLinks;
+  if (links !== null) await app.register(unsubscribeRoutes, { notifications, links });
+  await mountDashboard(app, { runtime, notifications, apiKey, readOnly: dashboardReadOnly });
   addMethodRefusals();
   return app;
 }

@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { InvalidOptionError, SECOND } from 'offload';
 import { secondsVariable, wholeNumberVariable } from '@offload/notifications';
 import {
@@ -38,6 +39,8 @@ export interface ServiceConfig {
   apiKey: string | undefined;
   /** `METRICS_PUBLIC` (`true` or `false`, default false): leave `/metrics` open with an API key. */
   metricsPublic: boolean;
+  /** `DASHBOARD_READ_ONLY` (`true` or `false`, default false): a dashboard without actions. */
+  dashboardReadOnly?: boolean;
   /** `LOG_LEVEL`, default info. */
   logLevel: LogLevel;
   /**
@@ -53,6 +56,18 @@ export interface ServiceConfig {
   maxConnections: number;
   /** The delivery channels: `WEBHOOK_SECRET`, `SMTP_URL`, `VAPID_*` and friends (see settings.ts). */
   channels: ChannelSettings;
+  /**
+   * `NOTIFICATION_TOPICS`: the topics notifications and recipients' preferences may name, comma
+   * separated (e.g. `billing,security,product-news`); default none.
+   */
+  topics: string[];
+  /** `PUBLIC_URL`: where the service is reached from outside (for unsubscribe links); unset: none. */
+  publicUrl?: string | undefined;
+  /**
+   * The key unsubscribe links are signed with: `UNSUBSCRIBE_SECRET`, or derived from
+   * `OFFLOAD_API_KEY` when that is unset. Undefined: emails carry no unsubscribe link.
+   */
+  unsubscribeSecret?: Buffer | undefined;
 }
 
 export const DEFAULT_DATABASE_URL = 'sqlite:./data/offload.db';
@@ -135,11 +150,80 @@ export function loadConfig(
     ),
     apiKey,
     metricsPublic: booleanVariable('METRICS_PUBLIC', read('METRICS_PUBLIC') ?? 'false'),
+    dashboardReadOnly: booleanVariable(
+      'DASHBOARD_READ_ONLY',
+      read('DASHBOARD_READ_ONLY') ?? 'false',
+    ),
     logLevel: level as LogLevel,
     logFormat: logFormat as LogFormat | undefined,
     maxConnections: maxConnections(read('MAX_CONNECTIONS'), fileLimit),
     channels: readChannelSettings(read),
+    topics: topicList(read('NOTIFICATION_TOPICS')),
+    publicUrl: publicUrl(read('PUBLIC_URL')),
+    unsubscribeSecret: unsubscribeSecret(read('UNSUBSCRIBE_SECRET'), apiKey),
   };
+}
+
+/** A topic: lower-case letters, digits, `_`, `.` and `-`, starting with a letter or digit. */
+export const TOPIC = /^[a-z0-9][a-z0-9_.-]{0,49}$/;
+export const MIN_UNSUBSCRIBE_SECRET_LENGTH = 32;
+
+function topicList(text: string | undefined): string[] {
+  if (text === undefined) return [];
+  const topics = text.split(/[\s,]+/).filter((topic) => topic !== '');
+  const bad = topics.find((topic) => !TOPIC.test(topic));
+  if (bad !== undefined) {
+    throw new InvalidOptionError(
+      'NOTIFICATION_TOPICS',
+      `must be topic names separated by commas, each 1 to 50 of a-z, 0-9, "_", "." and "-", got ${JSON.stringify(bad.slice(0, 60))}`,
+    );
+  }
+  return [...new Set(topics)];
+}
+
+function publicUrl(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    url = undefined;
+  }
+  if (
+    url === undefined ||
+    (url.protocol !== 'https:' && url.protocol !== 'http:') ||
+    url.search !== '' ||
+    url.hash !== '' ||
+    url.username !== '' ||
+    url.password !== ''
+  ) {
+    throw new InvalidOptionError(
+      'PUBLIC_URL',
+      `must be the http:// or https:// URL the service is reached at from outside, without query or credentials, e.g. https://notify.example.com; got ${JSON.stringify(text.slice(0, 100))}`,
+    );
+  }
+  return url.href.replace(/\/+$/, '');
+}
+
+/**
+ * `UNSUBSCRIBE_SECRET`, at least 32 characters; unset, a key derived from `OFFLOAD_API_KEY` (so
+ * that a service with an API key signs links without one more secret); neither: undefined.
+ */
+function unsubscribeSecret(
+  text: string | undefined,
+  apiKey: string | undefined,
+): Buffer | undefined {
+  if (text !== undefined) {
+    if (text.length < MIN_UNSUBSCRIBE_SECRET_LENGTH || /\s/.test(text)) {
+      throw new InvalidOptionError(
+        'UNSUBSCRIBE_SECRET',
+        `must be at least ${MIN_UNSUBSCRIBE_SECRET_LENGTH} characters without spaces (e.g. from \`openssl rand -hex 32\`), or unset to derive it from OFFLOAD_API_KEY`,
+      );
+    }
+    return Buffer.from(text);
+  }
+  if (apiKey === undefined) return undefined;
+  return createHmac('sha256', apiKey).update('offload unsubscribe links').digest();
 }
 
 /** `MAX_CONNECTIONS`, which must leave MIN_SPARE_FILES of the open-file limit to the process. */
@@ -180,10 +264,13 @@ function schemaName(text: string): string {
 export function describeConfig({
   apiKey,
   channels,
+  unsubscribeSecret,
   ...config
 }: ServiceConfig): Record<string, unknown> {
   return {
     ...config,
+    unsubscribeLinks:
+      unsubscribeSecret !== undefined && config.publicUrl !== undefined ? 'on' : 'off',
     databaseUrl: redactUrl(config.databaseUrl),
     auth: apiKey === undefined ? 'off' : 'bearer',
     channels: describeChannels(channels),

@@ -6,10 +6,14 @@ import { iso, taskView } from 'offload';
 export interface DeliveryView {
   /** The delivery's task: `GET /api/tasks/:id`. */
   id: string;
-  /** Its place in the request's `to`, from 0. */
+  /** Its place in the request's `to` (or among the deliveries to stored recipients), from 0. */
   index: number;
+  /** `webhook`, `email`, `push`, `log` or `demo`. */
+  channel: string;
   /** The recipient: a URL, an address, a push endpoint or a label; null for the demo. */
   to: string | null;
+  /** The stored recipient it was sent to, by id; null for a notification sent to addresses. */
+  recipient: string | null;
   state: Task['state'];
   attempts: number;
   maxAttempts: number;
@@ -24,7 +28,10 @@ export interface DeliveryView {
 
 export interface NotificationView {
   id: string;
-  /** `webhook`, `email`, `push`, `log`, or `demo` for the demo notification (no body). */
+  /**
+   * `webhook`, `email`, `push`, `log`, or `demo` for the demo notification (no body); `several`
+   * for a notification to stored recipients delivered on more than one channel.
+   */
   channel: string;
   createdAt: string | null;
   deliveries: DeliveryView[];
@@ -36,9 +43,10 @@ export function notificationView(id: string, tasks: readonly Task[]): Notificati
     .map(deliveryView)
     .sort((a, b) => a.index - b.index || Number(a.id) - Number(b.id));
   const first = tasks.reduce((a, b) => (a.createdAt <= b.createdAt ? a : b));
+  const channels = new Set(deliveries.map((d) => d.channel));
   return {
     id,
-    channel: first.name === DEMO_TASK ? 'demo' : first.name.replace(/^notifications\./, ''),
+    channel: channels.size > 1 ? 'several' : channelOf(first),
     createdAt: iso(first.createdAt),
     deliveries,
   };
@@ -51,7 +59,9 @@ function deliveryView(task: Task): DeliveryView {
   return {
     id: task.id,
     index: Number(task.key?.split(':').at(-1) ?? 0),
+    channel: channelOf(task),
     to: recipientText(delivery?.to),
+    recipient: typeof delivery?.recipient === 'string' ? delivery.recipient : null,
     state: view.state,
     attempts: view.attempts,
     maxAttempts: view.maxAttempts,
@@ -61,6 +71,10 @@ function deliveryView(task: Task): DeliveryView {
     createdAt: view.createdAt,
     finishedAt: view.finishedAt,
   };
+}
+
+function channelOf(task: Task): string {
+  return task.name === DEMO_TASK ? 'demo' : task.name.replace(/^notifications\./, '');
 }
 
 /** The recipient as text; null for the demo, or for a payload written by hand without one. */

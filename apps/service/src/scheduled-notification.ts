@@ -33,7 +33,7 @@ export function scheduledNotificationTask(
       const id = notificationId(`schedule-task:${ctx.taskId}`);
       try {
         requests = notifications.plan(
-          parseNotifyRequest(body, notifications.rules),
+          await notifications.prepare(parseNotifyRequest(body, notifications.rules)),
           id,
           new Date(),
         );

@@ -61,6 +61,12 @@ export function createServiceRuntime(
   const notifications = new Notifications({
     demoDelay: config.notifyDemoDelay,
     channels: config.channels,
+    store,
+    topics: config.topics,
+    unsubscribe:
+      config.unsubscribeSecret !== undefined && config.publicUrl !== undefined
+        ? { secret: config.unsubscribeSecret, publicUrl: config.publicUrl }
+        : null,
     ...(options.resolve ? { resolve: options.resolve } : {}),
     ...(options.onCall ? { onCall: options.onCall } : {}),
   });
@@ -106,6 +112,7 @@ export async function createService(
     logger,
     apiKey: config.apiKey,
     metricsPublic: config.metricsPublic,
+    dashboardReadOnly: config.dashboardReadOnly ?? false,
     notifications,
     runner: options.runner ?? true,
     ...(options.requestTimeout === undefined ? {} : { requestTimeout: options.requestTimeout }),
@@ -129,6 +136,10 @@ export async function createService(
       if (config.apiKey === undefined) {
         logger.warn('OFFLOAD_API_KEY is not set: /api/* is open to anyone who can reach this port');
       }
+      const links = unsubscribeProblem(config);
+      if (links !== null && config.channels.email !== null) {
+        logger.warn(`emails carry no one-click unsubscribe link: ${links}`);
+      }
       try {
         return await app.listen({ port: config.port, host: config.host });
       } catch (error) {
@@ -137,4 +148,13 @@ export async function createService(
     },
     close: () => (closing ??= closeGracefully()),
   };
+}
+
+/** Why emails to stored recipients carry no unsubscribe link, or null when they do. */
+export function unsubscribeProblem(config: ServiceConfig): string | null {
+  const missing = [
+    ...(config.publicUrl === undefined ? ['PUBLIC_URL'] : []),
+    ...(config.unsubscribeSecret === undefined ? ['UNSUBSCRIBE_SECRET (or OFFLOAD_API_KEY)'] : []),
+  ];
+  return missing.length === 0 ? null : `set ${missing.join(' and ')} to sign them`;
 }

@@ -46,6 +46,8 @@ export interface NotificationContent {
   /** HTML alternative of `body` (email only). */
   html: string | null;
   data: { [key: string]: Json } | null;
+  /** The push title, when a template gives one apart from the subject. */
+  title?: string | null;
 }
 
 /** The payload of a notification's content task. */

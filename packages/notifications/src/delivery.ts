@@ -8,7 +8,7 @@ import {
 } from 'offload';
 import { outcomeOf, RecipientGoneError, type CallOutcome } from './delivery-errors.js';
 import type { NotificationContent, SharedContent, StoredContent } from './content.js';
-import type { GoneRecipients } from './gone-recipients.js';
+import type { Suppressions } from './suppressions.js';
 
 export const CHANNELS = ['webhook', 'email', 'push', 'log'] as const;
 export type ChannelName = (typeof CHANNELS)[number];
@@ -43,6 +43,9 @@ export interface InlineDelivery extends NotificationContent {
   /** When the notification was accepted, ISO 8601. */
   createdAt: string;
   to: Recipient;
+  /** The stored recipient it goes to, and the notification's topic (see recipient-book.ts). */
+  recipient?: string;
+  topic?: string;
 }
 
 /** A delivery of a notification to several recipients: the content is stored once, apart. */
@@ -52,6 +55,8 @@ export interface SharedDelivery {
   to: Recipient;
   /** The content (and when it was accepted) is read from the notification's content task. */
   shared: true;
+  recipient?: string;
+  topic?: string;
 }
 
 /** A delivery as a channel sends it: a lone delivery's notification is its task's id. */
@@ -61,6 +66,9 @@ export interface OutgoingDelivery extends NotificationContent {
   /** When the notification was accepted, ISO 8601. */
   createdAt: string;
   to: Recipient;
+  /** The stored recipient and the topic, when it was sent to a recipient by id. */
+  recipient?: string | undefined;
+  topic?: string | undefined;
 }
 
 /** What a delivery task returns, stored as its result: who delivered and what they answered. */
@@ -85,8 +93,8 @@ export interface Sender {
   readonly providers: readonly string[];
   /** Resolves with the provider's answer; throws to fail the attempt (see delivery-errors). */
   send(delivery: OutgoingDelivery, context: SendContext): Promise<string>;
-  /** The key under which a recipient gone for good is remembered, or null. */
-  goneKey?(delivery: OutgoingDelivery): string | null;
+  /** The address kept on the suppression list when the recipient is gone for good, or null. */
+  suppressionAddress?(delivery: OutgoingDelivery): string | null;
   /**
    * The group key of the provider that delivers to `to` (a recipient as stored, which may be
    * anything when written by hand; null when it cannot tell): the provider's concurrency limit
@@ -113,7 +121,8 @@ export interface DeliveryTaskOptions {
    */
   providerConcurrency?: number;
   backoff?: Backoff;
-  gone: GoneRecipients;
+  /** The stored suppression list: checked before each call, added to when a recipient is gone. */
+  suppressions: Suppressions;
   /** Where the content of a `SharedDelivery` is read. */
   content: SharedContent;
   /** Told of every outgoing call. */
@@ -147,7 +156,7 @@ export function deliveryTask(
   sender: Sender,
   options: DeliveryTaskOptions,
 ): TaskDefinition<Delivery> {
-  const { attemptsPerProvider, gone, content, onCall } = options;
+  const { attemptsPerProvider, suppressions, content, onCall } = options;
   const count = sender.providers.length;
   return defineTask<Delivery>({
     name: deliveryTaskName(sender.channel),
@@ -160,11 +169,11 @@ export function deliveryTask(
         : outgoing(stored, ctx.taskId);
       const index = providerFor(ctx.attempt, attemptsPerProvider, count);
       const provider = sender.providers[index]!;
-      const key = sender.goneKey?.(delivery) ?? null;
-      const goneSince = key === null ? undefined : gone.get(key);
-      if (goneSince !== undefined) {
-        throw new RecipientGoneError(`not sent: ${goneSince}`);
-      }
+      const address = sender.suppressionAddress?.(delivery) ?? null;
+      const suppressed =
+        address === null ? null : await suppressions.reason(sender.channel, address);
+      if (suppressed !== null)
+        throw new RecipientGoneError(`not sent: the address is ${suppressed}`);
       const started = performance.now();
       const observe = (outcome: CallOutcome) =>
         onCall?.({
@@ -180,7 +189,16 @@ export function deliveryTask(
         return { provider, response };
       } catch (error) {
         observe(outcomeOf(error, ctx.signal));
-        if (error instanceof RecipientGoneError && key !== null) gone.mark(key, error.message);
+        if (error instanceof RecipientGoneError && address !== null) {
+          await suppressions
+            .add(sender.channel, address, error.message, new Date())
+            .catch((stored: unknown) =>
+              ctx.logger.error(
+                { err: stored, channel: sender.channel },
+                'the recipient is gone, but it could not be added to the suppression list',
+              ),
+            );
+        }
         throw error;
       }
     },
@@ -225,6 +243,9 @@ function outgoing(stored: InlineDelivery, taskId: string): OutgoingDelivery {
     body: stored.body,
     html: stored.html,
     data: stored.data,
+    title: stored.title ?? null,
+    recipient: stored.recipient,
+    topic: stored.topic,
   };
 }
 
@@ -246,6 +267,9 @@ function withContent(stored: SharedDelivery, content: StoredContent): OutgoingDe
     body: content.body,
     html: content.html,
     data: content.data,
+    title: content.title ?? null,
+    recipient: stored.recipient,
+    topic: stored.topic,
   };
 }
 

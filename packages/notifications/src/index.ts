@@ -51,3 +51,25 @@ export { MAX_SEND_AHEAD } from './send-at.js';
 export { generateVapidKeys } from './channels/web-push-crypto.js';
 export type { Resolver } from './net/host-policy.js';
 export { secondsVariable, wholeNumberVariable } from './env-values.js';
+export { RECIPIENT_ID, checkPushSize, type RecipientsRequest } from './notification.js';
+export type { PlannedDelivery, PreparedNotification, RecipientReport } from './prepare.js';
+export {
+  Templates,
+  TEMPLATE_NAME,
+  type RenderedTemplate,
+  type TemplateSource,
+  type TemplateVersion,
+} from './templates.js';
+export {
+  RecipientBook,
+  RECIPIENT_CHANNELS,
+  type RecipientProfile,
+  type StoredRecipient,
+} from './recipient-book.js';
+export { Suppressions, SUPPRESSION_ID, suppressionId, type Suppression } from './suppressions.js';
+export {
+  DEFAULT_LINK_LIFETIME,
+  UNSUBSCRIBE_PATH,
+  UnsubscribeLinks,
+  type UnsubscribeSettings,
+} from './unsubscribe.js';

@@ -2,6 +2,7 @@ import { InvalidPayloadError, OffloadError, type Json } from 'offload';
 import { encodeJson, MAX_JSON_DEPTH } from 'offload';
 import { MAX_PUSH_PLAINTEXT } from './channels/web-push-crypto.js';
 import { pushMessage } from './channels/push.js';
+import type { NotificationContent } from './content.js';
 import { CHANNELS, type ChannelName, type OutgoingDelivery, type Recipient } from './delivery.js';
 import type { HostPolicy } from './net/host-policy.js';
 import { characters, checkRecipient, MAX_RECIPIENTS, tooLong } from './recipients.js';
@@ -16,8 +17,24 @@ export interface NotificationRequest {
   body: string | null;
   /** An HTML alternative of `body`, for email. */
   html: string | null;
-  /** Extra structured data, passed through to the channel. */
+  /** Extra structured data, passed through to the channel (and the template's variables). */
   data: { [key: string]: Json } | null;
+  /** A stored template to render with `data`, in place of subject, body and html. */
+  template: string | null;
+}
+
+/**
+ * A notification to stored recipients, by id (see recipient-book.ts): each gets it on the
+ * channels it has and has not turned off for `topic`.
+ */
+export interface RecipientsRequest {
+  recipients: string[];
+  topic: string | null;
+  subject: string | null;
+  body: string | null;
+  html: string | null;
+  data: { [key: string]: Json } | null;
+  template: string | null;
 }
 
 /**
@@ -25,11 +42,21 @@ export interface NotificationRequest {
  * once for a time in the past, or when it is null).
  */
 export type NotifyRequest = (
-  { kind: 'demo' } | { kind: 'notification'; notification: NotificationRequest }
+  | { kind: 'demo' }
+  | { kind: 'notification'; notification: NotificationRequest }
+  | { kind: 'recipients'; notification: RecipientsRequest }
 ) & { sendAt: Date | null };
 
 export type NotificationErrorCode =
-  'INVALID_NOTIFICATION' | 'UNKNOWN_CHANNEL' | 'CHANNEL_NOT_CONFIGURED';
+  | 'INVALID_NOTIFICATION'
+  | 'UNKNOWN_CHANNEL'
+  | 'CHANNEL_NOT_CONFIGURED'
+  | 'UNKNOWN_TOPIC'
+  | 'UNKNOWN_TEMPLATE'
+  | 'TEMPLATE_RENDER_FAILED'
+  | 'INVALID_TEMPLATE'
+  | 'INVALID_RECIPIENT'
+  | 'INVALID_UNSUBSCRIBE_TOKEN';
 
 /** A notification request that cannot be accepted; `field` names what to fix. */
 export class NotificationError extends OffloadError {
@@ -48,9 +75,22 @@ export interface RequestRules {
   policy: HostPolicy;
   /** Why `channel` cannot be used in this service (not configured), or null when it can. */
   unavailable(channel: ChannelName): string | null;
+  /** The topics notifications may name (`NOTIFICATION_TOPICS`). */
+  topics: ReadonlySet<string>;
 }
 
-const FIELDS = ['channel', 'to', 'subject', 'body', 'html', 'data', 'sendAt'];
+const FIELDS = [
+  'channel',
+  'to',
+  'recipients',
+  'topic',
+  'template',
+  'subject',
+  'body',
+  'html',
+  'data',
+  'sendAt',
+];
 const LIMITS = { subject: 200, body: 10_000, html: 50_000 };
 
 /**
@@ -83,19 +123,41 @@ export function parseNotifyRequest(
   if ('problem' in when) throw invalid('sendAt', when.problem);
   const sendAt = when.at;
   if (keys.every((key) => key === 'sendAt')) return { kind: 'demo', sendAt };
-  const channel = readChannel(fields.channel, rules);
   const data = fields.data ?? null;
   if (data !== null && (typeof data !== 'object' || Array.isArray(data))) {
     throw invalid('data', 'data must be a JSON object when given');
   }
   if (data !== null) checkStorable(data);
-  const notification: NotificationRequest = {
-    channel,
-    to: readRecipients(channel, fields.to, rules),
+  const template = readTemplateName(fields);
+  const content = {
     subject: text(fields, 'subject'),
     body: text(fields, 'body'),
     html: text(fields, 'html'),
     data: data as NotificationRequest['data'],
+    template,
+  };
+  if (fields.recipients !== undefined) {
+    if (fields.to !== undefined || fields.channel !== undefined) {
+      throw invalid(
+        fields.to !== undefined ? 'to' : 'channel',
+        'recipients take the place of channel and to: each recipient is sent on the channels it has',
+      );
+    }
+    const notification: RecipientsRequest = {
+      recipients: readRecipientIds(fields.recipients),
+      topic: readTopic(fields.topic, rules),
+      ...content,
+    };
+    return { kind: 'recipients', notification, sendAt };
+  }
+  if (fields.topic !== undefined) {
+    throw invalid('topic', 'topic is for notifications to recipients by id ("recipients")');
+  }
+  const channel = readChannel(fields.channel, rules);
+  const notification: NotificationRequest = {
+    channel,
+    to: readRecipients(channel, fields.to, rules),
+    ...content,
   };
   if (notification.html !== null && channel !== 'email') {
     throw invalid('html', `html is for the email channel only; send the text as "body"`);
@@ -103,8 +165,60 @@ export function parseNotifyRequest(
   if (channel === 'email' && notification.subject !== null && /[\r\n]/.test(notification.subject)) {
     throw invalid('subject', 'an email subject must be one line');
   }
-  if (channel === 'push') checkPushSize(notification);
+  if (channel === 'push' && template === null) checkPushSize(notification);
   return { kind: 'notification', notification, sendAt };
+}
+
+/** The template's name; with a template, the text comes from it, not from the request. */
+function readTemplateName(fields: Record<string, unknown>): string | null {
+  const { template } = fields;
+  if (template === undefined || template === null) return null;
+  if (typeof template !== 'string' || template.length === 0 || template.length > 100) {
+    throw invalid('template', 'template must be the name of a stored template, e.g. "welcome"');
+  }
+  const given = ['subject', 'body', 'html'].find((field) => fields[field] !== undefined);
+  if (given !== undefined) {
+    throw invalid(given, `${given} comes from the template; send its variables as "data"`);
+  }
+  return template;
+}
+
+/** A recipient's id: what `PUT /api/recipients/:id` takes. */
+export const RECIPIENT_ID = /^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,99}$/;
+
+function readRecipientIds(value: unknown): string[] {
+  if (!Array.isArray(value) || value.length === 0 || value.length > MAX_RECIPIENTS) {
+    throw invalid(
+      'recipients',
+      `recipients must list 1 to ${MAX_RECIPIENTS} recipient ids, e.g. ["u42"]`,
+    );
+  }
+  const seen = new Set<string>();
+  return value.map((id: unknown, i) => {
+    if (typeof id !== 'string' || !RECIPIENT_ID.test(id)) {
+      throw new NotificationError(
+        'INVALID_RECIPIENT',
+        `recipients[${i}]`,
+        `recipients[${i}] is not a recipient id: use 1 to 100 of A-Z, a-z, 0-9, "_", ".", "@", ":" and "-", starting with a letter or digit`,
+      );
+    }
+    if (seen.has(id)) throw invalid(`recipients[${i}]`, `recipients lists ${id} twice`);
+    seen.add(id);
+    return id;
+  });
+}
+
+function readTopic(value: unknown, rules: RequestRules): string | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'string' || !rules.topics.has(value)) {
+    const known = [...rules.topics];
+    throw new NotificationError(
+      'UNKNOWN_TOPIC',
+      'topic',
+      `topic ${JSON.stringify(String(value).slice(0, 100))} is not declared; ${known.length === 0 ? 'this service declares no topics (set NOTIFICATION_TOPICS)' : `use one of: ${known.join(', ')}`}`,
+    );
+  }
+  return value;
 }
 
 function readChannel(channel: unknown, rules: RequestRules): ChannelName {
@@ -158,9 +272,9 @@ function text(fields: Record<string, unknown>, name: keyof typeof LIMITS): strin
 }
 
 /** A push message must fit one encrypted record of 4 KiB: refuse a larger one now. */
-function checkPushSize(notification: NotificationRequest): void {
+export function checkPushSize(content: NotificationContent): void {
   const sample: OutgoingDelivery = {
-    ...notification,
+    ...content,
     notification: 'n'.repeat(40),
     index: 0,
     createdAt: '',

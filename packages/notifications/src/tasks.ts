@@ -1,6 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { defineTask, SECOND, type TaskDefinition, type TaskRequest } from 'offload';
+import {
+  defineTask,
+  memoryStore,
+  SECOND,
+  type Store,
+  type TaskDefinition,
+  type TaskRequest,
+} from 'offload';
 import { EmailSender } from './channels/email.js';
 import { LogSender } from './channels/log.js';
 import { PushSender } from './channels/push.js';
@@ -24,10 +31,14 @@ import {
   type Sender,
   type SharedDelivery,
 } from './delivery.js';
-import { GoneRecipients } from './gone-recipients.js';
 import { HostPolicy, type Resolver } from './net/host-policy.js';
 import { HttpClient } from './net/http-client.js';
 import { NotificationError, type NotifyRequest, type RequestRules } from './notification.js';
+import { prepareNotification, type PreparedNotification } from './prepare.js';
+import { RecipientBook } from './recipient-book.js';
+import { Suppressions } from './suppressions.js';
+import { Templates } from './templates.js';
+import { UnsubscribeLinks, type UnsubscribeSettings } from './unsubscribe.js';
 import { dueAt } from './send-at.js';
 import { DEFAULT_CHANNEL_SETTINGS, type ChannelSettings } from './settings.js';
 
@@ -50,6 +61,15 @@ export interface NotificationTaskOptions {
   resolve?: Resolver;
   /** Told of every outgoing call (for metrics). */
   onCall?: (call: DeliveryCall) => void;
+  /**
+   * Where templates, recipients and the suppression list are kept: the runtime's store, so that
+   * every process on it shares them. Default: a memory store of its own (kept by this process).
+   */
+  store?: Store;
+  /** The topics notifications and preferences may name (`NOTIFICATION_TOPICS`); default none. */
+  topics?: readonly string[];
+  /** One-click unsubscribe links in emails to stored recipients; default none. */
+  unsubscribe?: UnsubscribeSettings | null;
 }
 
 /** The demo notification: logs, does `delay` ms of (abortable) async work (none at 0), logs again. */
@@ -72,6 +92,11 @@ export class Notifications {
   /** Every task the notification service runs; give them to `createRuntime({ tasks })`. */
   readonly tasks: TaskDefinition<never>[];
   readonly rules: RequestRules;
+  readonly templates: Templates;
+  readonly recipients: RecipientBook;
+  readonly suppressions: Suppressions;
+  /** Null when the service signs no unsubscribe links. */
+  readonly unsubscribeLinks: UnsubscribeLinks | null;
   private readonly senders = new Map<ChannelName, Sender>();
   private readonly content = new SharedContent();
   /** How long each channel's content tasks wait before they first run, ms (see content.ts). */
@@ -85,6 +110,18 @@ export class Notifications {
       ...(options.resolve ? { resolve: options.resolve } : {}),
     });
     const timeout = settings.deliveryTimeout;
+    // Opened by the first call that needs it, as the runtime opens it (open is idempotent).
+    const store = options.store ?? memoryStore();
+    let opening: Promise<void> | null = null;
+    const records = async (): Promise<Store> => {
+      await (opening ??= store.open().catch((error: unknown) => {
+        opening = null;
+        throw error;
+      }));
+      return store;
+    };
+    this.unsubscribeLinks = options.unsubscribe ? new UnsubscribeLinks(options.unsubscribe) : null;
+    const links = this.unsubscribeLinks;
     this.senders.set('log', new LogSender());
     if (settings.webhook) {
       this.senders.set(
@@ -98,7 +135,14 @@ export class Notifications {
       );
     }
     if (settings.email) {
-      this.senders.set('email', new EmailSender({ ...settings.email, timeout }));
+      this.senders.set(
+        'email',
+        new EmailSender({
+          ...settings.email,
+          timeout,
+          unsubscribe: links && ((recipient, topic) => links.link(recipient, topic, Date.now())),
+        }),
+      );
     }
     if (settings.push) {
       this.senders.set(
@@ -106,11 +150,11 @@ export class Notifications {
         new PushSender({ client, ...settings.push, timeout, throttle: settings.providerThrottle }),
       );
     }
-    const gone = new GoneRecipients();
+    this.suppressions = new Suppressions(records);
     const taskOptions = {
       attemptsPerProvider: settings.deliveryAttempts,
       backoff: { base: settings.deliveryBackoff },
-      gone,
+      suppressions: this.suppressions,
       content: this.content,
       ...(options.onCall ? { onCall: options.onCall } : {}),
     };
@@ -133,7 +177,19 @@ export class Notifications {
     this.rules = {
       policy,
       unavailable: (channel) => (this.senders.has(channel) ? null : notConfigured(channel)),
+      topics: new Set(options.topics ?? []),
     };
+    this.templates = new Templates(records);
+    this.recipients = new RecipientBook(records, this.rules);
+  }
+
+  /**
+   * Reads what `request` depends on, once, when it is accepted: renders its template, looks up
+   * its recipients and leaves out suppressed addresses. A NotificationError (a 400) says what
+   * cannot be sent.
+   */
+  prepare(request: NotifyRequest): Promise<PreparedNotification> {
+    return prepareNotification(request, this);
   }
 
   /**
@@ -154,36 +210,39 @@ export class Notifications {
    * request's `sendAt` (`now` for a time in the past). Throws a NotificationError when the tasks
    * would store more than MAX_NOTIFICATION_BYTES.
    */
-  plan(request: NotifyRequest, id: string | null, now: Date): TaskRequest[] {
+  plan(prepared: PreparedNotification, id: string | null, now: Date): TaskRequest[] {
+    const { request, content, deliveries } = prepared;
     const digest = id === null ? null : requestDigest(request);
     const sendAt = request.sendAt === null ? null : dueAt(request.sendAt, now);
-    if (request.kind === 'demo') {
+    if (prepared.demo) {
       return [{ task: DEMO_TASK, payload: {}, ...deliveryOptions(id, 0, sendAt) }];
     }
-    const { to, channel, ...content } = request.notification;
-    const task = deliveryTaskName(channel);
     const createdAt = now.toISOString();
-    if (to.length === 1) {
+    if (deliveries.length === 0) return [];
+    if (deliveries.length === 1) {
+      const { channel, ...to } = deliveries[0]!;
       const delivery: InlineDelivery = {
         notification: id,
         index: 0,
         request: digest,
         createdAt,
-        to: to[0]!,
+        ...to,
         ...content,
       };
       checkSize([delivery], 1);
+      const task = deliveryTaskName(channel);
       return [{ task, payload: delivery, ...deliveryOptions(id, 0, sendAt) }];
     }
     if (id === null) throw new Error('a notification to several recipients needs an id');
     const stored: StoredContent = { notification: id, request: digest, createdAt, ...content };
-    const deliveries = to.map((recipient, index): SharedDelivery => ({
+    const shared = deliveries.map(({ channel: _channel, ...to }, index): SharedDelivery => ({
       notification: id,
       index,
-      to: recipient,
+      ...to,
       shared: true,
     }));
-    checkSize([stored, ...deliveries], to.length);
+    checkSize([stored, ...shared], deliveries.length);
+    const keep = Math.max(...deliveries.map((d) => this.keep.get(d.channel) ?? 0));
     return [
       {
         task: CONTENT_TASK,
@@ -191,13 +250,11 @@ export class Notifications {
         // Kept from when the deliveries start.
         options: {
           key: contentKey(id),
-          ...(sendAt === null
-            ? { delay: this.keep.get(channel)! }
-            : { runAt: new Date(sendAt.getTime() + this.keep.get(channel)!) }),
+          ...(sendAt === null ? { delay: keep } : { runAt: new Date(sendAt.getTime() + keep) }),
         },
       },
-      ...deliveries.map((delivery) => ({
-        task,
+      ...shared.map((delivery, index) => ({
+        task: deliveryTaskName(deliveries[index]!.channel),
         payload: delivery,
         ...deliveryOptions(id, delivery.index, sendAt),
       })),
@@ -263,10 +320,16 @@ export function notificationId(idempotencyKey?: string): string {
  * notification's is the same whenever it is sent: its task stores no digest to compare with.
  */
 export function requestDigest(request: NotifyRequest): string {
+  // A field the request left out does not count (`template` null is left out): the digest of a
+  // request stays the same across versions that add optional fields.
   const content =
     request.kind === 'demo'
       ? 'demo'
-      : { ...request.notification, sendAt: request.sendAt?.toISOString() };
+      : {
+          ...request.notification,
+          template: request.notification.template ?? undefined,
+          sendAt: request.sendAt?.toISOString(),
+        };
   return createHash('sha256').update(canonicalJson(content)).digest('base64url');
 }
 

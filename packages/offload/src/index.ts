@@ -20,7 +20,7 @@ export {
   type OpenStoreOptions,
   type StoreUrl,
 } from './store/open.js';
-export type { Store } from './store/store.js';
+export type { NewRecord, RecordQuery, Store, StoredRecord } from './store/store.js';
 export * from './errors/index.js';
 export { encodeJson, MAX_JSON_DEPTH, MAX_PROGRESS_LENGTH } from './json.js';
 export { closestName } from './options-check.js';
@@ -40,4 +40,5 @@ export {
   type TaskGroup,
   type TaskPage,
   type TaskState,
+  type TaskStats,
 } from './types.js';

@@ -157,6 +157,14 @@ export interface TaskPage {
   nextCursor: string | null;
 }
 
+/** What `runtime.stats()` reads: tasks per name and state, and the queue's lag. */
+export interface TaskStats {
+  /** One entry per name and state that has tasks. */
+  counts: { name: string; state: TaskState; count: number }[];
+  /** When the oldest due queued task was due, or null when none waits. */
+  oldestDue: Date | null;
+}
+
 /** What a logger must offer: pino's loggers fit, and so does a console-free stub in tests. */
 export interface Logger {
   debug(obj: object, msg?: string): void;

@@ -11,6 +11,7 @@ import {
   requestDigest,
   type InlineDelivery,
   type Notifications,
+  type RecipientReport,
   type StoredContent,
 } from '@offload/notifications';
 import { ApiError } from '../errors.js';
@@ -18,18 +19,57 @@ import { notificationView, type NotificationView } from '../notification-view.js
 
 export interface NotifyAnswer {
   ok: true;
-  message: 'Notification scheduled in background';
+  message: 'Notification scheduled in background' | 'Nothing scheduled: every delivery was skipped';
   /**
    * For one recipient, the task that delivers it (`GET /api/tasks/:id`); for several, the
    * notification (`GET /api/notifications/:id`, which also takes the task id of a single one).
    */
   id: string;
+  /** For a notification to recipients by id: per recipient, what was scheduled and skipped. */
+  recipients?: RecipientAnswer[];
+}
+
+export interface RecipientAnswer {
+  id: string;
+  /** The delivery tasks made for it (`GET /api/tasks/:id`). */
+  scheduled: { channel: string; task: string }[];
+  skipped: { channel: string | null; reason: string }[];
 }
 
 /** The answer's schema: Fastify compiles a serializer for it, faster than JSON.stringify. */
 const NOTIFY_ANSWER = {
   type: 'object',
-  properties: { ok: { type: 'boolean' }, message: { type: 'string' }, id: { type: 'string' } },
+  properties: {
+    ok: { type: 'boolean' },
+    message: { type: 'string' },
+    id: { type: 'string' },
+    recipients: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          id: { type: 'string' },
+          scheduled: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: { channel: { type: 'string' }, task: { type: 'string' } },
+              required: ['channel', 'task'],
+            },
+          },
+          skipped: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: { channel: { type: ['string', 'null'] }, reason: { type: 'string' } },
+              required: ['channel', 'reason'],
+            },
+          },
+        },
+        required: ['id', 'scheduled', 'skipped'],
+      },
+    },
+  },
   required: ['ok', 'message', 'id'],
 } as const;
 
@@ -59,10 +99,18 @@ export const notificationRoutes: FastifyPluginCallback<NotificationRoutesOptions
     const now = new Date();
     const parsed = parseNotifyRequest(request.body, notifications.rules, now);
     const key = idempotencyKey(request);
-    const lone =
-      key === undefined && (parsed.kind === 'demo' || parsed.notification.to.length === 1);
+    const prepared = await notifications.prepare(parsed);
+    const lone = key === undefined && (prepared.demo || prepared.deliveries.length === 1);
     const id = lone ? null : notificationId(key);
-    const tasks = notifications.plan(parsed, id, now);
+    const tasks = notifications.plan(prepared, id, now);
+    if (tasks.length === 0) {
+      return {
+        ok: true,
+        message: 'Nothing scheduled: every delivery was skipped',
+        id: id!,
+        ...(prepared.report ? { recipients: answerOf(prepared.report, []) } : {}),
+      };
+    }
     // Stored now rather than just before the response, to answer with an id. With a key, the
     // notification's first tasks (its content task and first delivery, or its one delivery) are
     // stored first, in one transaction: their keys are the notification's, so the store says
@@ -79,13 +127,19 @@ export const notificationRoutes: FastifyPluginCallback<NotificationRoutesOptions
         );
       }
       // The others join them; those stored by the first request are returned as they are.
-      await store(request, tasks.slice(first.length));
+      stored.push(...(await store(request, tasks.slice(first.length))));
     }
-    return {
+    const answer: NotifyAnswer = {
       ok: true,
       message: 'Notification scheduled in background',
       id: id === null || tasks.length === 1 ? stored[0]!.id : id,
     };
+    if (prepared.report) {
+      // The delivery tasks follow the content task, when there is one.
+      const deliveries = tasks.length === 1 ? stored : stored.slice(1);
+      answer.recipients = answerOf(prepared.report, deliveries);
+    }
+    return answer;
   };
   const options = { schema: { response: { 200: NOTIFY_ANSWER } } };
   app.post('/notifications/notify', options, notify);
@@ -129,6 +183,17 @@ export const notificationRoutes: FastifyPluginCallback<NotificationRoutesOptions
     return page.tasks;
   }
 };
+
+function answerOf(
+  report: readonly RecipientReport[],
+  deliveries: readonly Task[],
+): RecipientAnswer[] {
+  return report.map(({ id, scheduled, skipped }) => ({
+    id,
+    scheduled: scheduled.map(({ channel, index }) => ({ channel, task: deliveries[index]!.id })),
+    skipped,
+  }));
+}
 
 function store(request: FastifyRequest, tasks: readonly TaskRequest[]): Promise<Task[]> {
   for (const { task, payload, options } of tasks) request.background.add(task, payload, options);

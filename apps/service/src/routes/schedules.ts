@@ -65,7 +65,7 @@ export const scheduleRoutes: FastifyPluginCallback<ScheduleRoutesOptions> = (
     // is refused now rather than failing at each due time.
     try {
       notifications.plan(
-        parseNotifyRequest(notification, notifications.rules),
+        await notifications.prepare(parseNotifyRequest(notification, notifications.rules)),
         notificationId(),
         new Date(),
       );

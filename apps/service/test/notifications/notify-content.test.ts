@@ -257,7 +257,7 @@ describe('the content task', () => {
       notifications.rules,
     );
     const [content, early, late] = notifications.plan(
-      request,
+      await notifications.prepare(request),
       'ntf_CCCCCCCCCCCCCCCCCCCCCC',
       new Date(clock.now()),
     );

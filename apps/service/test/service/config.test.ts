@@ -26,6 +26,7 @@ describe('configuration', () => {
       notifyDemoDelay: 2000,
       apiKey: undefined,
       metricsPublic: false,
+      dashboardReadOnly: false,
       logLevel: 'info',
       logFormat: undefined,
       maxConnections: 819,
@@ -40,7 +41,35 @@ describe('configuration', () => {
         email: null,
         push: null,
       },
+      topics: [],
+      publicUrl: undefined,
+      unsubscribeSecret: undefined,
     });
+  });
+
+  it('reads the topics, the public URL and the unsubscribe secret, and refuses bad ones', () => {
+    const config = loadConfig({
+      NOTIFICATION_TOPICS: 'billing, security,billing',
+      PUBLIC_URL: 'https://notify.example.com/',
+      UNSUBSCRIBE_SECRET: 'x'.repeat(32),
+    });
+    assert.deepEqual(config.topics, ['billing', 'security']);
+    assert.equal(config.publicUrl, 'https://notify.example.com');
+    assert.deepEqual(config.unsubscribeSecret, Buffer.from('x'.repeat(32)));
+    const derived = loadConfig({ OFFLOAD_API_KEY: 'a-long-enough-key-123' }).unsubscribeSecret;
+    assert.equal(derived?.length, 32, 'derived from the API key when unset');
+    assert.ok(!derived.equals(Buffer.from('a-long-enough-key-123')), 'never the API key itself');
+    for (const [name, value] of [
+      ['NOTIFICATION_TOPICS', 'Billing'],
+      ['PUBLIC_URL', 'ftp://example.com'],
+      ['PUBLIC_URL', 'https://example.com/?x=1'],
+      ['UNSUBSCRIBE_SECRET', 'short'],
+    ] as const) {
+      assert.throws(() => loadConfig({ [name]: value }), {
+        name: 'InvalidOptionError',
+        message: new RegExp(`^${name}: `),
+      });
+    }
   });
 
   it('reads every variable, seconds as milliseconds, and takes an empty one as unset', () => {

@@ -2,7 +2,11 @@ import { domainToASCII } from 'node:url';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { OutgoingDelivery, SendContext, Sender } from '../delivery.js';
-import { DeliveryRejectedError, DeliveryTimeoutError } from '../delivery-errors.js';
+import {
+  DeliveryRejectedError,
+  DeliveryTimeoutError,
+  RecipientGoneError,
+} from '../delivery-errors.js';
 
 /** One SMTP server from `SMTP_URL`. Its credentials stay here: `name` is what is shown. */
 export interface SmtpProvider {
@@ -57,6 +61,11 @@ export interface EmailSenderOptions {
   from: string;
   /** Timeout of the whole exchange with one server, in ms. */
   timeout: number;
+  /**
+   * The one-click unsubscribe link of an email to stored recipient `recipient` about `topic`
+   * (RFC 8058), or null when the service has none (see unsubscribe.ts).
+   */
+  unsubscribe?: ((recipient: string, topic: string) => string) | null;
 }
 
 type SmtpError = Error & { code?: string; responseCode?: number; response?: string };
@@ -83,11 +92,20 @@ export class EmailSender implements Sender {
     return `smtp:${this.providers[0]}`;
   }
 
+  suppressionAddress(delivery: OutgoingDelivery): string {
+    const to = String(delivery.to);
+    return (envelopeAddress(to) ?? to).toLowerCase();
+  }
+
   async send(
     delivery: OutgoingDelivery,
     { provider: index, signal }: SendContext,
   ): Promise<string> {
     const provider = this.options.providers[index]!;
+    const unsubscribe =
+      delivery.recipient !== undefined && delivery.topic !== undefined && this.options.unsubscribe
+        ? this.options.unsubscribe(delivery.recipient, delivery.topic)
+        : null;
     const message = await new MailComposer({
       from: this.options.from,
       to: String(delivery.to),
@@ -95,7 +113,16 @@ export class EmailSender implements Sender {
       text: delivery.body ?? '',
       ...(delivery.html === null ? {} : { html: delivery.html }),
       messageId: `<${delivery.notification}.${delivery.index}@offload>`,
-      headers: { 'x-offload-notification': delivery.notification },
+      headers: {
+        'x-offload-notification': delivery.notification,
+        // RFC 8058: one-click unsubscribe, by a POST to the signed link.
+        ...(unsubscribe === null
+          ? {}
+          : {
+              'list-unsubscribe': `<${unsubscribe}>`,
+              'list-unsubscribe-post': 'List-Unsubscribe=One-Click',
+            }),
+      },
     })
       .compile()
       .build();
@@ -173,6 +200,14 @@ function classify(error: SmtpError, where: string, timeout: number): Error {
     code >= 500 &&
     (error.code === 'EENVELOPE' || error.code === 'EMESSAGE');
   const message = `${where}: ${error.message}`;
+  // 5.1.x (RFC 3463): the address itself is bad (no such mailbox, no such domain): it is gone.
+  if (
+    permanent &&
+    error.code === 'EENVELOPE' &&
+    /\b5\.1\.\d{1,3}\b/.test(error.response ?? error.message)
+  ) {
+    return new RecipientGoneError(`${message}: the address is refused for good`);
+  }
   return permanent ? new DeliveryRejectedError(message) : new Error(message, { cause: error });
 }
 

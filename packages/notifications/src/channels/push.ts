@@ -37,7 +37,7 @@ export interface PushMessage {
 export function pushMessage(delivery: OutgoingDelivery): Buffer {
   const message: PushMessage = {
     notification: delivery.notification,
-    title: delivery.subject,
+    title: delivery.title ?? delivery.subject,
     body: delivery.body,
     data: delivery.data,
   };
@@ -58,8 +58,8 @@ export class PushSender implements Sender {
     this.now = options.now ?? Date.now;
   }
 
-  goneKey(delivery: OutgoingDelivery): string {
-    return `push ${(delivery.to as PushSubscription).endpoint}`;
+  suppressionAddress(delivery: OutgoingDelivery): string {
+    return (delivery.to as PushSubscription).endpoint;
   }
 
   /** One key per push service host (FCM, Mozilla's, Apple's). */

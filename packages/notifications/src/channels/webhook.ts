@@ -46,8 +46,8 @@ export class WebhookSender implements Sender {
     this.now = options.now ?? Date.now;
   }
 
-  goneKey(delivery: OutgoingDelivery): string {
-    return `webhook ${String(delivery.to)}`;
+  suppressionAddress(delivery: OutgoingDelivery): string {
+    return String(delivery.to);
   }
 
   /** One key per host (and port): each receiving server has its own limit and throttle. */

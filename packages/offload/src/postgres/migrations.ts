@@ -208,6 +208,20 @@ export const MIGRATIONS: readonly string[] = [
   END $$;
   `,
   `
+  -- Records: small JSON documents by collection and id, for what is built on the store. The
+  -- value is JSON text that the store never interprets; revision counts the writes. "C": ids
+  -- compare by code point, so an id prefix is an index range.
+  CREATE TABLE {schema}.records (
+    collection text    COLLATE "C" NOT NULL,
+    id         text    COLLATE "C" NOT NULL,
+    value      text    NOT NULL,
+    revision   integer NOT NULL,
+    created_at bigint  NOT NULL,
+    updated_at bigint  NOT NULL,
+    PRIMARY KEY (collection, id)
+  );
+  `,
+  `
   -- The W3C traceparent of the span that enqueued the task (docs/tracing.md), or null.
   ALTER TABLE {schema}.tasks ADD COLUMN trace text;
   `,

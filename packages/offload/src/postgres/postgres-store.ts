@@ -9,15 +9,18 @@ import {
   type FireRequest,
   type FireResult,
   type Lease,
+  type NewRecord,
   type NewSchedule,
   type NewTask,
   type ProgressUpdate,
   type PausedName,
+  type RecordQuery,
   type Rescue,
   type Settlement,
   type SqlClient,
   type Store,
   type StoreStats,
+  type StoredRecord,
   type StoredSchedule,
 } from '../store/store.js';
 import { AbsentOwners } from './absent-owners.js';
@@ -30,6 +33,7 @@ import { migrate, quoteIdentifier } from './migrations.js';
 import { postgresSettings, type PostgresStoreOptions } from './options.js';
 import { byClaimOrder, toClaimedTask, toTask, type TaskRow } from './rows.js';
 import { endAttempts, rounds } from './settlements.js';
+import { PostgresRecords } from './records.js';
 import { PostgresSchedules } from './schedules.js';
 import { buildSql, type Sql } from './sql.js';
 import { checkId, isTaskId } from './task-ids.js';
@@ -66,6 +70,7 @@ export class PostgresStore implements Store {
   private rescuing = false;
   private readonly maintenanceContext: MaintenanceContext;
   private readonly schedules: PostgresSchedules;
+  private readonly records: PostgresRecords;
 
   constructor(options: PostgresStoreOptions) {
     const settings = postgresSettings(options);
@@ -78,6 +83,7 @@ export class PostgresStore implements Store {
     this.mustExist = settings.mustExist;
     this.maintenanceContext = { sql: this.sql, lockClass: this.lockClass, logger: this.logger };
     this.schedules = new PostgresSchedules(this.schema, this.sql, this.logger);
+    this.records = new PostgresRecords(this.schema);
   }
 
   open(): Promise<void> {
@@ -399,6 +405,22 @@ export class PostgresStore implements Store {
   }
 
   /** A state change of one task: the task as it is after the change, or as it was. */
+  async putRecord(record: NewRecord, now: number): Promise<StoredRecord> {
+    return this.use((pool) => this.records.put(pool, record, now));
+  }
+
+  async getRecords(collection: string, ids: readonly string[]): Promise<StoredRecord[]> {
+    return this.use((pool) => this.records.get(pool, collection, ids));
+  }
+
+  async listRecords(collection: string, query: RecordQuery): Promise<StoredRecord[]> {
+    return this.use((pool) => this.records.list(pool, collection, query));
+  }
+
+  async deleteRecord(collection: string, id: string): Promise<boolean> {
+    return this.use((pool) => this.records.delete(pool, collection, id));
+  }
+
   private async change(query: string, id: string, now: number): Promise<Change | null> {
     const rows = await this.use(async (pool) => {
       if (!isTaskId(id)) return null;

@@ -7,6 +7,7 @@ import type {
   SqlClient,
   Task,
   TaskPage,
+  TaskStats,
 } from '../types.js';
 import { Batcher } from './batcher.js';
 import { checkTaskName, type PayloadOf, type TaskDefinition } from './define-task.js';
@@ -239,6 +240,16 @@ export class Runtime {
     const resumed = await this.whenOpen(() => this.store.resume(name));
     if (resumed) this.scheduler.wake(name, this.settings.clock.now());
     return resumed;
+  }
+
+  /**
+   * How many tasks there are per name and state, and when the oldest due queued task was due
+   * (null when none waits). The stores count from their indexes, without reading the rows.
+   */
+  async stats(): Promise<TaskStats> {
+    const now = this.settings.clock.now();
+    const { counts, oldestDue } = await this.whenOpen(() => this.store.stats(now));
+    return { counts, oldestDue: oldestDue === null ? null : new Date(oldestDue) };
   }
 
   /** The paused task names, in name order. */

@@ -189,6 +189,19 @@ export const MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   `,
   `
+  -- Records: small JSON documents by collection and id, for what is built on the store. The
+  -- value is JSON text that the store never interprets; revision counts the writes.
+  CREATE TABLE offload_records (
+    collection TEXT    NOT NULL,
+    id         TEXT    NOT NULL,
+    value      TEXT    NOT NULL,
+    revision   INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (collection, id)
+  ) WITHOUT ROWID;
+  `,
+  `
   -- The W3C traceparent of the span that enqueued the task (docs/tracing.md), or null.
   ALTER TABLE offload_tasks ADD COLUMN trace TEXT;
   `,

@@ -18,15 +18,18 @@ import {
   type FireRequest,
   type FireResult,
   type Lease,
+  type NewRecord,
   type NewSchedule,
   type NewTask,
   type ProgressUpdate,
   type PausedName,
+  type RecordQuery,
   type Rescue,
   type Settlement,
   type SqlClient,
   type Store,
   type StoreStats,
+  type StoredRecord,
   type StoredSchedule,
 } from '../store/store.js';
 import { Checkpointer } from './checkpointer.js';
@@ -46,6 +49,7 @@ import {
 import { parseCursor, prefixEnd } from '../store/ids.js';
 import { createTransactions, rowId, type Transactions, type WriteGuard } from './transactions.js';
 import { createScheduleTransactions, type ScheduleTransactions } from './schedules.js';
+import { createRecordTransactions, type RecordTransactions } from './records.js';
 import { WriteHealth } from './write-health.js';
 
 /** Options of `sqliteStore`. */
@@ -79,6 +83,7 @@ interface Connection {
   lastKey: string;
   transactions: Transactions;
   schedules: ScheduleTransactions;
+  records: RecordTransactions;
   locks: WorkerLocks | null;
   /** Null for `:memory:`. */
   files: DatabaseFiles | null;
@@ -175,6 +180,7 @@ export class SqliteStore implements Store {
         lastKey: '',
         transactions: createTransactions(db, statements, groups, guard),
         schedules: createScheduleTransactions(db, statements, guard),
+        records: createRecordTransactions(db, guard),
         files,
         checkpointer,
         health,
@@ -377,6 +383,22 @@ export class SqliteStore implements Store {
 
   async throttle(key: string, until: number): Promise<void> {
     this.use(({ transactions }) => transactions.throttle(key, until));
+  }
+
+  async putRecord(record: NewRecord, now: number): Promise<StoredRecord> {
+    return this.use(({ records }) => records.put(record, now));
+  }
+
+  async getRecords(collection: string, ids: readonly string[]): Promise<StoredRecord[]> {
+    return this.use(({ records }) => records.get(collection, ids));
+  }
+
+  async listRecords(collection: string, query: RecordQuery): Promise<StoredRecord[]> {
+    return this.use(({ records }) => records.list(collection, query));
+  }
+
+  async deleteRecord(collection: string, id: string): Promise<boolean> {
+    return this.use(({ records }) => records.delete(collection, id));
   }
 
   /** Reads one pragma of this store's connection, e.g. `synchronous`: for tests and diagnostics. */

@@ -12,6 +12,7 @@ import { Heap } from './heap.js';
 import { parseCursor, parseRowId } from './ids.js';
 import { MemorySchedules } from './memory-schedules.js';
 import { MemoryLimits } from './memory-limits.js';
+import { MemoryRecords } from './records.js';
 import {
   interruptedError,
   MAX_ERRORS_KEPT,
@@ -23,15 +24,18 @@ import {
   type FireRequest,
   type FireResult,
   type Lease,
+  type NewRecord,
   type NewSchedule,
   type NewTask,
   type ProgressUpdate,
   type PausedName,
+  type RecordQuery,
   type Rescue,
   type Settlement,
   type SqlClient,
   type Store,
   type StoreStats,
+  type StoredRecord,
   type StoredSchedule,
 } from './store.js';
 
@@ -93,6 +97,7 @@ export class MemoryStore implements Store {
   private nextId = 1;
   private closed = false;
   private readonly schedules = new MemorySchedules((tasks) => this.insert(tasks));
+  private readonly records = new MemoryRecords();
 
   async open(): Promise<void> {
     this.closed = false;
@@ -403,6 +408,26 @@ export class MemoryStore implements Store {
   async throttle(key: string, until: number): Promise<void> {
     this.assertOpen();
     this.limits.throttle(key, until);
+  }
+
+  async putRecord(record: NewRecord, now: number): Promise<StoredRecord> {
+    this.assertOpen();
+    return this.records.put(record, now);
+  }
+
+  async getRecords(collection: string, ids: readonly string[]): Promise<StoredRecord[]> {
+    this.assertOpen();
+    return this.records.get(collection, ids);
+  }
+
+  async listRecords(collection: string, query: RecordQuery): Promise<StoredRecord[]> {
+    this.assertOpen();
+    return this.records.list(collection, query);
+  }
+
+  async deleteRecord(collection: string, id: string): Promise<boolean> {
+    this.assertOpen();
+    return this.records.delete(collection, id);
   }
 
   /** Moves the queued tasks whose `runAt` has come from `waiting` to `due`. */

@@ -144,11 +144,52 @@ export interface Store {
   paused(): Promise<PausedName[]>;
   /** Claims no task of the group `key` before `until` (a later throttle of the key stays). */
   throttle(key: string, until: number): Promise<void>;
+
+  // Records: small JSON documents by collection and id, for what is built on the store (the
+  // notification service keeps templates, recipients and suppressions in them). A store keeps the
+  // value as JSON text and never interprets it; see store/records.ts for the rules on names.
+
+  /**
+   * Creates the record, or replaces its value. The revision counts the writes: 1 for a new
+   * record, one more than the stored one for a replacement, given out inside the write, so that
+   * writers at once each get a revision of their own.
+   */
+  putRecord(record: NewRecord, now: number): Promise<StoredRecord>;
+  /** The records of `collection` with these ids, in the order of `ids`; unknown ids are left out. */
+  getRecords(collection: string, ids: readonly string[]): Promise<StoredRecord[]>;
+  /**
+   * A page of the records of `collection` by id (code point order; `descending` for the
+   * reverse), only those whose id starts with `prefix` when given, after the id `after`
+   * (exclusive) when given. `limit` is already validated (1 to 1000).
+   */
+  listRecords(collection: string, query: RecordQuery): Promise<StoredRecord[]>;
+  /** Deletes the record; false when there was none. */
+  deleteRecord(collection: string, id: string): Promise<boolean>;
 }
 
 export interface PausedName {
   name: string;
   pausedAt: number;
+}
+
+export interface NewRecord {
+  collection: string;
+  id: string;
+  /** JSON text. */
+  value: string;
+}
+
+export interface StoredRecord extends NewRecord {
+  revision: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface RecordQuery {
+  prefix?: string;
+  after?: string;
+  descending?: boolean;
+  limit: number;
 }
 
 export interface NewTask {

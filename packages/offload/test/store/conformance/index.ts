@@ -10,6 +10,7 @@ import { describePause } from './pause.js';
 import { describePayloads } from './payloads.js';
 import { describeProgress } from './progress.js';
 import { describePrune } from './prune.js';
+import { describeRecords } from './records.js';
 import { describeRenew } from './renew.js';
 import { describeRescue } from './rescue.js';
 import { describeSchedules } from './schedules.js';
@@ -41,5 +42,6 @@ export function storeConformance(name: string, makeStore: MakeStore): void {
     describeSchedules(makeStore);
     describeGroups(makeStore);
     describePause(makeStore);
+    describeRecords(makeStore);
   });
 }
