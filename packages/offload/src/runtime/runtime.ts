@@ -30,8 +30,7 @@ import { Schedules } from './schedules.js';
 import { resolveOptions, type RuntimeOptions, type Settings } from './options.js';
 import { kAnsweredRequest, Scheduler } from './scheduler.js';
 import { Settler } from './settler.js';
-import { Tracing } from './tracing.js';
-import type { Span } from '@opentelemetry/api';
+import { EnqueueSpans, Tracing } from './tracing.js';
 
 export { kAnsweredRequest };
 
@@ -59,8 +58,8 @@ export class Runtime {
   private readonly scheduleLoop: ScheduleLoop;
   /** Null when tracing is off or `@opentelemetry/api` is not installed. */
   private readonly tracing: Tracing | null;
-  /** The spans of enqueues not written yet, ended once their tasks are stored (or not). */
-  private readonly sending = new Map<NewTask, Span>();
+  /** Null when `tracing` is. */
+  private readonly spans: EnqueueSpans | null;
 
   private lifecycle: Lifecycle = { state: 'idle' };
   /** `drain()` calls under way: they let tasks be claimed whether or not the runtime started. */
@@ -74,6 +73,7 @@ export class Runtime {
     this.settings = resolveOptions(options);
     this.store = this.settings.store;
     this.tracing = Tracing.load(this.settings.tracing);
+    this.spans = this.tracing && new EnqueueSpans(this.tracing);
     this.events = new Events((error, event) =>
       logWithError(this.settings.logger, 'error', { event }, error, 'an event listener failed'),
     );
@@ -159,7 +159,7 @@ export class Runtime {
       const { transaction, ...rest } = options;
       const client = checkTransaction(transaction);
       Promise.resolve(this.prepare(task, payload, rest))
-        .then((prepared) => this.writeIn(client, [prepared]))
+        .then((prepared) => this.write([prepared], client))
         .then(([result]) => resolve(result!.task as Stored), reject);
     });
   }
@@ -180,9 +180,8 @@ export class Runtime {
     const tasks = prepared.some((p) => p instanceof Promise)
       ? await Promise.all(prepared)
       : (prepared as NewTask[]);
-    const results = await (transaction === undefined
-      ? this.write(tasks)
-      : this.writeIn(checkTransaction(transaction), tasks));
+    const client = transaction === undefined ? undefined : checkTransaction(transaction);
+    const results = await this.write(tasks, client);
     return results.map((r) => r.task);
   }
 
@@ -406,74 +405,39 @@ export class Runtime {
       maxAttempts: this.settings.maxAttempts,
     });
     // Started in the caller's context: the request, say, that enqueues.
-    const span = this.tracing?.send(prepared, options.traceparent);
-    if (span === undefined) return checked === null ? prepared : checked.then(() => prepared);
-    this.sending.set(prepared, span);
+    const traced = this.spans?.start(prepared, options.traceparent) ?? false;
     if (checked === null) return prepared;
     return checked.then(
       () => prepared,
       (error: unknown) => {
-        this.sending.delete(prepared);
-        this.tracing!.notSent(span, error);
+        if (traced) this.spans!.failed([prepared], error);
         throw error;
       },
     );
   }
 
-  private async write(tasks: NewTask[]): Promise<EnqueueResult[]> {
-    let results: EnqueueResult[];
-    try {
-      await this.open();
-      results = await this.store.enqueue(tasks);
-    } catch (error) {
-      if (this.sending.size > 0) this.unsent(tasks, error);
-      throw error;
-    }
-    if (this.sending.size > 0) this.sent(tasks, results);
-    // They start from the next turn on (see Scheduler.pump): the callers, an HTTP response
-    // waiting for the commit say, go first.
-    if (this.scheduler.canClaim()) {
-      for (const { task, created } of results)
-        if (created) this.scheduler.wake(task.name, task.runAt.getTime());
-    }
-    return results;
-  }
-
   /**
-   * Writes on the caller's connection, inside their transaction. Nothing wakes here: the tasks
-   * exist only once the caller commits, and the store's watch (LISTEN/NOTIFY) tells runners then.
+   * Stores `tasks`, on the caller's connection inside their transaction when `transaction` is
+   * given. Only tasks written on the store's own connection wake runners here: those in a caller's
+   * transaction exist once it commits, and the store's watch (LISTEN/NOTIFY) tells runners then.
    */
-  private async writeIn(transaction: SqlClient, tasks: NewTask[]): Promise<EnqueueResult[]> {
+  private async write(tasks: NewTask[], transaction?: SqlClient): Promise<EnqueueResult[]> {
     let results: EnqueueResult[];
     try {
       await this.open();
       results = await this.store.enqueue(tasks, transaction);
     } catch (error) {
-      if (this.sending.size > 0) this.unsent(tasks, error);
+      this.spans?.failed(tasks, error);
       throw error;
     }
-    if (this.sending.size > 0) this.sent(tasks, results);
-    return results;
-  }
-
-  /** Ends the spans of the enqueues of `tasks`, stored as `results` say. */
-  private sent(tasks: readonly NewTask[], results: readonly EnqueueResult[]): void {
-    tasks.forEach((task, i) => {
-      const span = this.sending.get(task);
-      if (span === undefined) return;
-      this.sending.delete(task);
-      this.tracing!.sent(span, results[i]!.task.id, results[i]!.created);
-    });
-  }
-
-  /** Ends the spans of the enqueues of `tasks`, which were not stored. */
-  private unsent(tasks: readonly NewTask[], error: unknown): void {
-    for (const task of tasks) {
-      const span = this.sending.get(task);
-      if (span === undefined) continue;
-      this.sending.delete(task);
-      this.tracing!.notSent(span, error);
+    this.spans?.stored(tasks, results);
+    // They start from the next turn on (see Scheduler.pump): the callers, an HTTP response
+    // waiting for the commit say, go first.
+    if (transaction === undefined && this.scheduler.canClaim()) {
+      for (const { task, created } of results)
+        if (created) this.scheduler.wake(task.name, task.runAt.getTime());
     }
+    return results;
   }
 
   private open(): Promise<void> {

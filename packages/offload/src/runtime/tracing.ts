@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 // Types only: erased from the build. The package is an optional peer, loaded (if installed) when
 // a runtime is made, never by importing Offload.
 import type * as Otel from '@opentelemetry/api';
-import type { ClaimedTask, NewTask } from '../store/store.js';
+import type { ClaimedTask, EnqueueResult, NewTask } from '../store/store.js';
 
 type Api = typeof Otel;
 
@@ -183,4 +183,45 @@ export function parseTraceparent(text: string): Otel.SpanContext | undefined {
   const spanId = text.slice(36, 52);
   if (traceId === INVALID_TRACE_ID || spanId === INVALID_SPAN_ID) return undefined;
   return { traceId, spanId, traceFlags: parseInt(text.slice(53), 16), isRemote: true };
+}
+
+/**
+ * The producer spans of enqueues whose tasks are not stored yet: each ends once its task is
+ * stored, or is not. Costs one check per write while no span is open.
+ */
+export class EnqueueSpans {
+  private readonly open = new Map<NewTask, Otel.Span>();
+
+  constructor(private readonly tracing: Tracing) {}
+
+  /** Starts the span of `task`'s enqueue (see Tracing.send); false when none was made. */
+  start(task: NewTask, traceparent: string | undefined): boolean {
+    const span = this.tracing.send(task, traceparent);
+    if (span !== undefined) this.open.set(task, span);
+    return span !== undefined;
+  }
+
+  /** Ends the spans of `tasks`, stored as `results` say. */
+  stored(tasks: readonly NewTask[], results: readonly EnqueueResult[]): void {
+    if (this.open.size === 0) return;
+    tasks.forEach((task, i) => {
+      const span = this.take(task);
+      if (span !== undefined) this.tracing.sent(span, results[i]!.task.id, results[i]!.created);
+    });
+  }
+
+  /** Ends the spans of `tasks`, which were not stored. */
+  failed(tasks: readonly NewTask[], error: unknown): void {
+    if (this.open.size === 0) return;
+    for (const task of tasks) {
+      const span = this.take(task);
+      if (span !== undefined) this.tracing.notSent(span, error);
+    }
+  }
+
+  private take(task: NewTask): Otel.Span | undefined {
+    const span = this.open.get(task);
+    this.open.delete(task);
+    return span;
+  }
 }
