@@ -1,10 +1,9 @@
-import { pino } from 'pino';
-import { createRuntime, OffloadError, openStore, type Runtime, type Schedule } from '../index.js';
+import { type Runtime, type Schedule } from '../index.js';
 import { scheduleNotFound } from '../runtime/schedules.js';
 import { iso } from '../task-view.js';
-import { DEFAULT_DATABASE_URL, parseStoreUrl } from '../store/open.js';
+import { DEFAULT_DATABASE_URL } from '../store/open.js';
+import { withStoredRuntime } from './stored-runtime.js';
 import { parseCommandArgs, unknownWord, UsageError } from './args.js';
-import { namingSource } from './store-error.js';
 
 export const SCHEDULES_USAGE = `offload schedules list [--json]
 offload schedules get NAME
@@ -39,31 +38,10 @@ export async function schedulesCommand(args: string[], env: NodeJS.ProcessEnv): 
     throw new UsageError(`offload schedules ${action} needs a schedule name`);
   if (action !== 'list' && values.json)
     throw new UsageError('--json is an option of offload schedules list only');
-  const url = values.database ?? (env.DATABASE_URL?.trim() || DEFAULT_DATABASE_URL);
-  const source = values.database === undefined ? 'DATABASE_URL' : '--database';
-  const { kind } = parseStoreUrl(url, source);
-  if (kind === 'memory') {
-    throw new OffloadError(
-      'STORE_NOT_FOUND',
-      `${source}: memory: keeps the schedules of one process, gone when it exits; give the sqlite: or postgres:// URL of the service's database`,
-    );
-  }
-  const runtime = createRuntime({
-    // A mistyped path must not become an empty database that answers "no schedules".
-    store: await openStore(url, {
-      schema: env.DATABASE_SCHEMA?.trim() || undefined,
-      mustExist: true,
-    }),
-    logger: pino({ level: 'warn' }, pino.destination(2)),
-  });
-  try {
-    await act(runtime, action, name!, values.json === true);
-    return 0;
-  } catch (error) {
-    throw namingSource(error, source);
-  } finally {
-    await runtime.stop();
-  }
+  await withStoredRuntime(values.database, env, 'schedules', (runtime) =>
+    act(runtime, action, name!, values.json === true),
+  );
+  return 0;
 }
 
 async function act(

@@ -1,9 +1,7 @@
-import { pino } from 'pino';
-import { createRuntime, OffloadError, openStore } from '../index.js';
 import { isTaskName } from '../runtime/define-task.js';
-import { DEFAULT_DATABASE_URL, parseStoreUrl } from '../store/open.js';
+import { DEFAULT_DATABASE_URL } from '../store/open.js';
+import { withStoredRuntime } from './stored-runtime.js';
 import { parseCommandArgs, UsageError } from './args.js';
-import { storeError } from './tasks.js';
 
 export const TASK_NAMES_USAGE = `offload pause NAME
 offload resume NAME
@@ -42,23 +40,7 @@ export async function taskNamesCommand(
       );
     }
   }
-  const url = values.database ?? (env.DATABASE_URL?.trim() || DEFAULT_DATABASE_URL);
-  const source = values.database === undefined ? 'DATABASE_URL' : '--database';
-  const { kind } = parseStoreUrl(url, source);
-  if (kind === 'memory') {
-    throw new OffloadError(
-      'STORE_NOT_FOUND',
-      `${source}: memory: keeps the tasks of one process, gone when it exits; give the sqlite: or postgres:// URL of the service's database`,
-    );
-  }
-  const runtime = createRuntime({
-    store: await openStore(url, {
-      schema: env.DATABASE_SCHEMA?.trim() || undefined,
-      mustExist: true,
-    }),
-    logger: pino({ level: 'warn' }, pino.destination(2)),
-  });
-  try {
+  return withStoredRuntime(values.database, env, 'tasks', async (runtime) => {
     switch (action) {
       case 'pause': {
         const changed = await runtime.pause(name!);
@@ -90,9 +72,5 @@ export async function taskNamesCommand(
         return 0;
       }
     }
-  } catch (error) {
-    throw storeError(error, source, kind);
-  } finally {
-    await runtime.stop();
-  }
+  });
 }

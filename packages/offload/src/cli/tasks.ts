@@ -1,18 +1,9 @@
-import { pino } from 'pino';
-import {
-  createRuntime,
-  OffloadError,
-  openStore,
-  TASK_STATES,
-  type ListFilter,
-  type Task,
-  type TaskState,
-} from '../index.js';
+import { OffloadError, TASK_STATES, type ListFilter, type Task, type TaskState } from '../index.js';
 import { isTaskName } from '../runtime/define-task.js';
 import { iso, taskView } from '../task-view.js';
-import { DEFAULT_DATABASE_URL, parseStoreUrl, type StoreUrl } from '../store/open.js';
+import { DEFAULT_DATABASE_URL } from '../store/open.js';
+import { withStoredRuntime } from './stored-runtime.js';
 import { parseCommandArgs, unknownWord, UsageError } from './args.js';
-import { namingSource } from './store-error.js';
 
 export const TASKS_USAGE = `offload tasks list [--state STATE] [--name NAME] [--limit N] [--cursor ID] [--json]
 offload tasks show ID
@@ -57,25 +48,7 @@ export async function tasksCommand(args: string[], env: NodeJS.ProcessEnv): Prom
     throw new UsageError(`--${listOption} is an option of offload tasks list only`);
   }
   const filter = action === 'list' ? listFilter(values) : undefined;
-  const url = values.database ?? (env.DATABASE_URL?.trim() || DEFAULT_DATABASE_URL);
-  const source = values.database === undefined ? 'DATABASE_URL' : '--database';
-  const { kind } = parseStoreUrl(url, source);
-  if (kind === 'memory') {
-    throw new OffloadError(
-      'STORE_NOT_FOUND',
-      `${source}: memory: keeps the tasks of one process, gone when it exits; give the sqlite: or postgres:// URL of the service's database`,
-    );
-  }
-  const runtime = createRuntime({
-    // These commands read or change tasks that exist: a mistyped path must not become an empty
-    // database that answers "no tasks".
-    store: await openStore(url, {
-      schema: env.DATABASE_SCHEMA?.trim() || undefined,
-      mustExist: true,
-    }),
-    logger: pino({ level: 'warn' }, pino.destination(2)),
-  });
-  try {
+  return withStoredRuntime(values.database, env, 'tasks', async (runtime) => {
     switch (action) {
       case 'list': {
         const page = await runtime.list(filter);
@@ -109,26 +82,7 @@ export async function tasksCommand(args: string[], env: NodeJS.ProcessEnv): Prom
         return 0;
       }
     }
-  } catch (error) {
-    throw storeError(error, source, kind);
-  } finally {
-    await runtime.stop();
-  }
-}
-
-/** A store that could not be opened, named by where its URL came from and what to check. */
-export function storeError(error: unknown, source: string, kind: StoreUrl['kind']): unknown {
-  const named = namingSource(error, source);
-  if (!(named instanceof OffloadError) || named.code !== 'STORE_NOT_FOUND') return named;
-  const check =
-    kind === 'postgres'
-      ? 'DATABASE_URL or --database, and DATABASE_SCHEMA'
-      : 'DATABASE_URL or --database';
-  return new OffloadError(
-    named.code,
-    `${named.message}. Check ${check}: the tasks commands work on an existing database and create none`,
-    { cause: error },
-  );
+  });
 }
 
 function readAction(action: string | undefined): (typeof ACTIONS)[number] {
