@@ -16,9 +16,11 @@
 import { request as httpRequest, createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Database from 'better-sqlite3';
+import type { QueryResult } from 'pg';
 import { createRuntime, type Runtime, type Store } from '../packages/offload/src/index.js';
 import { createDashboard } from '../packages/offload/src/dashboard/index.js';
 import { postgresStore } from '../packages/offload/src/postgres/index.js';
+import { buildSql } from '../packages/offload/src/postgres/sql.js';
 import { sqliteStore } from '../packages/offload/src/sqlite/index.js';
 import {
   benchLogger,
@@ -226,10 +228,15 @@ async function postgres(): Promise<Measured | string> {
     await postgresFill(schema, Date.now());
     const fillMs = performance.now() - started;
     const plan = await withPgClient(async (client) => {
-      const { rows } = await client.query<{ 'QUERY PLAN': string }>(
-        `EXPLAIN SELECT name, state, count(*)::integer AS count FROM "${schema}".tasks GROUP BY name, state`,
-      );
-      return rows.map((r) => r['QUERY PLAN'].trim()).join(' / ');
+      const { counts, countsFromIndexes } = buildSql(schema);
+      const results = (await client.query(
+        countsFromIndexes.replace(counts, `EXPLAIN ${counts}`),
+      )) as unknown as QueryResult<{ 'QUERY PLAN': string }>[];
+      return results
+        .at(-1)!
+        .rows.map((r) => r['QUERY PLAN'].trim())
+        .filter((line) => line.includes(' Scan '))
+        .join(' / ');
     });
     const runtime = createRuntime({ store: open(), tasks: [], logger: benchLogger() });
     try {

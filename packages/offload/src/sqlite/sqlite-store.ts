@@ -33,6 +33,7 @@ import {
   type StoredSchedule,
 } from '../store/store.js';
 import { Checkpointer } from './checkpointer.js';
+import { Counter } from './counter.js';
 import { makeDirectory } from './directory.js';
 import { DatabaseFiles } from './database-files.js';
 import { sqliteStoreError } from './errors.js';
@@ -88,6 +89,7 @@ interface Connection {
   /** Null for `:memory:`. */
   files: DatabaseFiles | null;
   checkpointer: Checkpointer | null;
+  counter: Counter;
   health: WriteHealth;
 }
 
@@ -183,6 +185,7 @@ export class SqliteStore implements Store {
         records: createRecordTransactions(db, guard),
         files,
         checkpointer,
+        counter: new Counter(statements, files, this.logger),
         health,
         locks: inMemory ? null : new WorkerLocks(`${this.path}.workers`),
       };
@@ -205,6 +208,7 @@ export class SqliteStore implements Store {
     }
     try {
       await connection.checkpointer?.close();
+      await connection.counter.close();
       connection.db.close();
       // Only now: closing a descriptor of the file drops the process's locks on it.
       connection.files?.close();
@@ -333,7 +337,13 @@ export class SqliteStore implements Store {
 
   /** Counts every task (a scan of the table: about 0.25 s per million tasks). */
   async stats(now: number): Promise<StoreStats> {
-    return this.use(({ transactions }) => transactions.stats(now));
+    const { counter, statements } = this.connected();
+    try {
+      const counts = await counter.count();
+      return { counts, oldestDue: statements.oldestDue.get(now, now) ?? null };
+    } catch (error) {
+      throw sqliteStoreError(error);
+    }
   }
 
   async setSchedule(schedule: NewSchedule, now: number): Promise<StoredSchedule> {

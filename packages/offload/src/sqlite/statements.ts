@@ -11,6 +11,28 @@ const UNGROUPED = `state = 'queued' AND group_key IS NULL`;
 /** Queued tasks with a group: the WHERE of offload_tasks_grouped (schema 7). */
 export const GROUPED = `state = 'queued' AND group_key IS NOT NULL`;
 
+/** A count of the tasks of one name in one state. */
+export interface TaskCount {
+  name: string;
+  state: TaskRow['state'];
+  count: number;
+}
+
+/** The tasks by state and name, each state counted from its index alone. */
+export const COUNTS = `SELECT name, 'queued' AS state, sum(count) AS count FROM (
+    SELECT name, count(*) AS count
+      FROM offload_tasks INDEXED BY offload_tasks_claim WHERE ${UNGROUPED} GROUP BY name
+    UNION ALL
+    SELECT name, count(*)
+      FROM offload_tasks INDEXED BY offload_tasks_grouped WHERE ${GROUPED} GROUP BY name)
+  GROUP BY name
+  UNION ALL
+  SELECT name, 'running', count(*)
+    FROM offload_tasks INDEXED BY offload_tasks_running WHERE state = 'running' GROUP BY name
+  UNION ALL
+  SELECT name, state, count(*)
+    FROM offload_tasks INDEXED BY offload_tasks_done WHERE ${FINISHED} GROUP BY state, name`;
+
 /**
  * `errors` with `@error` (JSON text or null) appended, dropping the oldest beyond
  * MAX_ERRORS_KEPT.
@@ -126,7 +148,9 @@ export interface Statements {
    * Tasks per state and name, from the index of each state (schema 4), never the rows. A row in a
    * state this code does not know (written by hand, see schema 3) is in none of them.
    */
-  counts: Statement<[], { name: string; state: TaskRow['state']; count: number }>;
+  counts: Statement<[], TaskCount>;
+  /** At least the number of stored tasks: the span of their ids (null when none is stored). */
+  idSpan: Statement<[], number | null>;
 }
 
 /**
@@ -290,21 +314,8 @@ export function prepareStatements(db: Database.Database): Statements {
        WHERE id < @top AND NOT EXISTS (SELECT 1 FROM offload_tasks WHERE id = @top)`,
     ),
 
-    counts: db.prepare<[], { name: string; state: TaskRow['state']; count: number }>(
-      `SELECT name, 'queued' AS state, sum(count) AS count FROM (
-         SELECT name, count(*) AS count
-           FROM offload_tasks INDEXED BY offload_tasks_claim WHERE ${UNGROUPED} GROUP BY name
-         UNION ALL
-         SELECT name, count(*)
-           FROM offload_tasks INDEXED BY offload_tasks_grouped WHERE ${GROUPED} GROUP BY name)
-       GROUP BY name
-       UNION ALL
-       SELECT name, 'running', count(*)
-         FROM offload_tasks INDEXED BY offload_tasks_running WHERE state = 'running' GROUP BY name
-       UNION ALL
-       SELECT name, state, count(*)
-         FROM offload_tasks INDEXED BY offload_tasks_done WHERE ${FINISHED} GROUP BY state, name`,
-    ),
+    counts: db.prepare<[], TaskCount>(COUNTS),
+    idSpan: value<[]>(`SELECT max(id) - min(id) + 1 FROM offload_tasks`),
   };
 }
 

@@ -12,7 +12,6 @@ import {
   type ProgressUpdate,
   type Rescue,
   type Settlement,
-  type StoreStats,
 } from '../store/store.js';
 import { encodeError } from '../store/stored-error.js';
 import { sqliteStoreError } from './errors.js';
@@ -48,7 +47,6 @@ export interface Transactions {
   retry(id: number, now: number): Change | null;
   prune(before: number, limit: number): number;
   /** A read transaction: counts and oldest due from one snapshot. */
-  stats(now: number): StoreStats;
   pause(name: string, now: number): boolean;
   resume(name: string): boolean;
   throttle(key: string, until: number): void;
@@ -230,11 +228,6 @@ export function createTransactions(
     throttle: write((key: string, until: number) => {
       groups.throttle.run(key, until);
     }),
-
-    stats: db.transaction((now: number) => ({
-      counts: statements.counts.all(),
-      oldestDue: statements.oldestDue.get(now, now) ?? null,
-    })),
   };
 }
 
