@@ -1,18 +1,10 @@
 import { isInstance } from '../errors/is-instance.js';
 import { OffloadError } from '../errors/offload-error.js';
 import { InvalidOptionError } from '../options-check.js';
-import type { TaskState } from '../types.js';
 import { Activity } from './activity.js';
 import { loadAssets, type Asset } from './assets.js';
-import {
-  confirmRetryPage,
-  loginPage,
-  messagePage,
-  nextRuns,
-  schedulesPage,
-  taskPage,
-} from './detail-pages.js';
-import { html, toText, type Html } from './html.js';
+import { loginPage, messagePage } from './detail-pages.js';
+import { html, toText } from './html.js';
 import {
   header,
   htmlResponse,
@@ -22,14 +14,13 @@ import {
   type DashboardRequest,
   type DashboardResponse,
 } from './http.js';
-import { layout, type PageContext, type Section } from './layout.js';
+import { layout, type PageContext } from './layout.js';
 import { NOTICES, runAction, sameOrigin, withNotice } from './actions.js';
 import { Live } from './live.js';
-import { notificationsPage } from './notifications-page.js';
 import { dashboardSettings, type DashboardOptions, type DashboardSettings } from './options.js';
-import { overviewPage, tasksPage } from './pages.js';
 import { COOKIE_NAME, cookieValue, sameText, Sessions, type Session } from './session.js';
 import { StatsCache } from './stats-cache.js';
+import { viewOf } from './views.js';
 
 /** How long a page waits for fresh task counts before it shows the last ones (ms). */
 const STATS_WAIT = 20;
@@ -137,6 +128,8 @@ export class Dashboard {
   }
 
   private async page(r: Parsed): Promise<DashboardResponse> {
+    // A HEAD asks for no body: no stream is kept open for it.
+    if (r.path === '/events') return r.method === 'HEAD' ? htmlResponse(200, '') : this.events(r);
     // Without a login, a session is still needed to tie CSRF tokens to this browser.
     let setCookie: string | null = null;
     let session = r.session;
@@ -146,117 +139,29 @@ export class Dashboard {
       setCookie = this.cookie(made.cookie, this.settings.sessionLifetime);
     }
     const ctx = this.context(this.sessions.csrfToken(session));
-    const headers: Record<string, string> = setCookie === null ? {} : { 'set-cookie': setCookie };
-    const notice = NOTICES[r.query.get('notice') ?? ''];
-    const show = (section: Section, title: string, main: Html, status = 200) =>
-      htmlResponse(
-        status,
-        toText(layout(ctx, section, title, main, notice === undefined ? null : html`${notice}`)),
-        headers,
-      );
-    const { runtime } = this.settings;
-    const { path } = r;
-    if (path === '/') {
-      const [stats, paused] = await Promise.all([this.stats.get(), runtime.paused()]);
-      if (stats === null)
-        throw new OffloadError(
-          'STORE_UNAVAILABLE',
-          'the task counts could not be read from the store',
-        );
-      const now = this.settings.clock.now();
-      return show(
-        'overview',
-        'Overview',
-        overviewPage(ctx, { stats, paused, minutes: this.activity.lastHour(), now }),
-      );
-    }
-    if (path === '/events') {
-      // A HEAD asks for no body: no stream is kept open for it.
-      return r.method === 'HEAD' ? htmlResponse(200, '') : this.events(r);
-    }
-    if (path === '/tasks') {
-      const filter = {
-        state: r.query.get('state') ?? '',
-        name: r.query.get('name') ?? '',
-        keyPrefix: r.query.get('keyPrefix') ?? '',
-        cursor: r.query.get('cursor') ?? '',
-      };
-      const self = `${this.settings.basePath}/tasks${r.query.size > 0 ? `?${r.query.toString()}` : ''}`;
-      try {
-        const page = await runtime.list({
-          ...(filter.state ? { state: filter.state as TaskState } : {}),
-          ...(filter.name ? { name: filter.name } : {}),
-          ...(filter.keyPrefix ? { keyPrefix: filter.keyPrefix } : {}),
-          ...(filter.cursor ? { cursor: filter.cursor } : {}),
-          limit: 50,
-        });
-        return show('tasks', 'Tasks', tasksPage(ctx, { filter, ...page, error: null }, self));
-      } catch (error) {
-        if (!isInstance(error, InvalidOptionError)) throw error;
-        const data = { filter, tasks: [], nextCursor: null, error: (error as Error).message };
-        return show('tasks', 'Tasks', tasksPage(ctx, data, self), 400);
-      }
-    }
-    const taskPath = /^\/tasks\/([^/]+)$/.exec(path);
-    if (taskPath) {
-      const id = decodeURIComponent(taskPath[1]!);
-      const task = /^[A-Za-z0-9_-]{1,100}$/.test(id) ? await runtime.get(id) : null;
-      if (!task)
-        return show(
-          'tasks',
-          'Task not found',
-          messagePage('Task not found', `No task has the id ${id}.`, null),
-          404,
-        );
-      return show(
-        'tasks',
-        `Task ${task.id}`,
-        taskPage(ctx, task, `${this.settings.basePath}/tasks/${encodeURIComponent(task.id)}`),
-      );
-    }
-    if (path === '/schedules') {
-      const schedules = await runtime.schedules.list();
-      return show(
-        'schedules',
-        'Schedules',
-        schedulesPage(
-          ctx,
-          schedules.map((schedule) => ({ schedule, nextRuns: nextRuns(schedule, 3) })),
-        ),
-      );
-    }
-    if (path === '/notifications' && this.settings.notifications !== null) {
-      const source = this.settings.notifications;
-      const channel = r.query.get('channel') ?? source.channels[0] ?? '';
-      if (!source.channels.includes(channel)) {
-        return show(
-          'notifications',
-          'Notifications',
-          messagePage('Unknown channel', `There is no channel ${channel}.`, null),
-          404,
-        );
-      }
-      const cursor = r.query.get('cursor');
-      const page = await source.list({ channel, ...(cursor ? { cursor } : {}) });
-      return show(
-        'notifications',
-        'Notifications',
-        notificationsPage(ctx, source.channels, channel, page),
-      );
-    }
-    if (path === '/names/retry-failed' && !this.settings.readOnly) {
-      const name = r.query.get('name') ?? '';
-      const failed = await this.countOf(name, 'failed');
-      return show('overview', 'Retry failed tasks', confirmRetryPage(ctx, name, failed));
-    }
-    return show(
-      'overview',
-      'Not found',
-      messagePage('Not found', 'The dashboard has no such page.', {
-        href: this.settings.basePath,
+    const { settings, stats, activity } = this;
+    const view = (await viewOf(r.path, r.query, { settings, stats, activity, ctx })) ?? {
+      section: 'overview',
+      title: 'Not found',
+      main: messagePage('Not found', 'The dashboard has no such page.', {
+        href: settings.basePath,
         label: 'Overview',
       }),
-      404,
+      status: 404,
+    };
+    const notice = NOTICES[r.query.get('notice') ?? ''];
+    return htmlResponse(
+      view.status ?? 200,
+      toText(
+        layout(
+          ctx,
+          view.section,
+          view.title,
+          view.main,
+          notice === undefined ? null : html`${notice}`,
+        ),
+      ),
+      setCookie === null ? {} : { 'set-cookie': setCookie },
     );
   }
 
@@ -293,11 +198,6 @@ export class Dashboard {
     return r.json
       ? jsonResponse(200, { ok: true, notice: NOTICES[done.notice], ...done.value })
       : redirect(withNotice(back, done.notice));
-  }
-
-  private async countOf(name: string, state: TaskState): Promise<number> {
-    const stats = await this.stats.get();
-    return stats?.counts.find((c) => c.name === name && c.state === state)?.count ?? 0;
   }
 
   private events(r: Parsed): DashboardResponse {
