@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { keyAllows, tatAfter, toGroup } from '../store/group-limits.js';
+import { keyAllows, nextStart, tatAfter, toGroup } from '../store/group-limits.js';
 import type { ClaimRequest, PausedName } from '../store/store.js';
 import { CLAIMED_COLUMNS, type ClaimedRow } from './rows.js';
 import { GROUPED } from './statements.js';
@@ -10,6 +10,8 @@ type Statement<P extends unknown[] | object, R = unknown> = Database.Statement<P
 export interface GroupStatements {
   /** Whether a queued task with a group is due at the given time: for the idle poll. */
   due: Statement<[number], number>;
+  /** The run-at of the first task with a group to come due after the given time. */
+  nextDue: Statement<[number], number | null>;
   /** Whether any key has a row (was ever throttled or rated): if not, none needs reading. */
   anyState: Statement<[], number>;
   /** The first key above the given one that has queued tasks: one seek. */
@@ -66,6 +68,12 @@ export function prepareGroupStatements(db: Database.Database): GroupStatements {
       .prepare<[number], number>(
         `SELECT 1 FROM offload_tasks INDEXED BY offload_tasks_grouped_due
          WHERE ${GROUPED} AND run_at <= ? LIMIT 1`,
+      )
+      .pluck(),
+    nextDue: db
+      .prepare<[number], number | null>(
+        `SELECT min(run_at) FROM offload_tasks INDEXED BY offload_tasks_grouped_due
+         WHERE ${GROUPED} AND run_at > ?`,
       )
       .pluck(),
     anyState: db.prepare<[], number>(`SELECT 1 FROM offload_groups LIMIT 1`).pluck(),
@@ -149,7 +157,8 @@ export function unpausedNames(statements: GroupStatements, names: readonly strin
  * them; when that read is used up with room left (the oldest tasks belong to blocked keys), the
  * keys that have queued tasks are visited in turn from the one after `after`, so that a blocked
  * key costs a few index seeks, whatever number of tasks it holds. Returns the last key visited
- * in turn.
+ * in turn, and the earliest time a key it found blocked could start a task without a write
+ * (Infinity when only a task's end can unblock them).
  */
 export function claimGrouped(
   db: Database.Database,
@@ -159,7 +168,7 @@ export function claimGrouped(
   names: readonly string[],
   after: string,
   claimed: ClaimedRow[],
-): string {
+): { last: string; wake: number } {
   const { now, owner, leaseExpiresAt, limit } = request;
   let ofKey = statements.ofKey.get(names.length);
   if (!ofKey) statements.ofKey.set(names.length, (ofKey = prepareKeyStatements(db, names.length)));
@@ -170,10 +179,15 @@ export function claimGrouped(
   const ids: number[] = [];
   const visited = new Set<string>();
   const room = () => limit - claimed.length - ids.length;
+  let wake = Infinity;
 
   const visit = (key: string): void => {
     visited.add(key);
-    if (throttled.has(key, now)) return;
+    const throttledUntil = throttled.get(key, now);
+    if (throttledUntil > 0) {
+      wake = Math.min(wake, throttledUntil);
+      return;
+    }
     const firsts = statementsOfKey.firsts.all(key, now, ...names, Math.min(FIRSTS, limit));
     const head = firsts[0];
     if (head === undefined) return;
@@ -181,6 +195,7 @@ export function claimGrouped(
     const stored = anyState ? statements.state.get(key) : undefined;
     if (stored !== undefined && stored.throttled_until > now) {
       throttled.set(key, stored.throttled_until);
+      wake = Math.min(wake, stored.throttled_until);
       return;
     }
     const state = {
@@ -189,7 +204,11 @@ export function claimGrouped(
       throttledUntil: stored?.throttled_until ?? 0,
     };
     const allowed = keyAllows(group, state, now, room());
-    if (allowed === 0) return;
+    if (allowed === 0) {
+      if (group.rate !== null && (group.concurrency === null || state.running < group.concurrency))
+        wake = Math.min(wake, nextStart(group.rate, state.tat));
+      return;
+    }
     const picked =
       allowed <= firsts.length || firsts.length < Math.min(FIRSTS, limit)
         ? firsts.slice(0, allowed).map((row) => row[3])
@@ -226,7 +245,7 @@ export function claimGrouped(
     for (const row of statements.take.all(now, owner, leaseExpiresAt, JSON.stringify(ids)))
       claimed.push(row);
   }
-  return last;
+  return { last, wake };
 }
 
 /**
@@ -238,12 +257,13 @@ export class ThrottledKeys {
   private static readonly MAX = 10_000;
   private readonly until = new Map<string, number>();
 
-  has(key: string, now: number): boolean {
+  /** Until when the key is throttled, or 0 when it is not, as far as claims found. */
+  get(key: string, now: number): number {
     const until = this.until.get(key);
-    if (until === undefined) return false;
-    if (until > now) return true;
+    if (until === undefined) return 0;
+    if (until > now) return until;
     this.until.delete(key);
-    return false;
+    return 0;
   }
 
   set(key: string, until: number): void {

@@ -15,6 +15,7 @@ import {
 } from '../store/store.js';
 import { encodeError } from '../store/stored-error.js';
 import { sqliteStoreError } from './errors.js';
+import { BlockedGroups } from './blocked-groups.js';
 import { claimGrouped, ThrottledKeys, unpausedNames, type GroupStatements } from './groups.js';
 import { toTask, type ClaimedRow, type TaskRow } from './rows.js';
 import {
@@ -46,7 +47,6 @@ export interface Transactions {
   cancel(id: number, now: number): Change | null;
   retry(id: number, now: number): Change | null;
   prune(before: number, limit: number): number;
-  /** A read transaction: counts and oldest due from one snapshot. */
   pause(name: string, now: number): boolean;
   resume(name: string): boolean;
   throttle(key: string, until: number): void;
@@ -92,12 +92,14 @@ export function createTransactions(
   guard: WriteGuard,
 ): Transactions {
   const throttled = new ThrottledKeys();
+  const blocked = new BlockedGroups(db);
   const write = writer(db, guard);
 
   return {
     enqueue: write((tasks: readonly NewTask[]) => {
       let id = statements.nextId.get()!;
       const results: EnqueueResult[] = [];
+      if (tasks.some((task) => task.group !== null)) blocked.changed();
       while (results.length < tasks.length) {
         const next = tasks[results.length]!;
         if (next.key === null && next.group === null) {
@@ -121,8 +123,15 @@ export function createTransactions(
         const names = unpausedNames(groups, request.names);
         const claimed: ClaimedRow[] = [];
         if (names.length === 0) return { rows: claimed, after };
-        if (groups.due.get(now) !== undefined)
-          after = claimGrouped(db, groups, throttled, request, names, after, claimed);
+        if (!blocked.blocked(names, now) && groups.due.get(now) !== undefined) {
+          const grouped = claimGrouped(db, groups, throttled, request, names, after, claimed);
+          after = grouped.last;
+          if (claimed.length === 0) {
+            blocked.remember(names, Math.min(grouped.wake, groups.nextDue.get(now) ?? Infinity));
+          } else {
+            blocked.started(claimed.map((row) => row[0]));
+          }
+        }
         if (claimed.length >= limit) return { rows: claimed, after };
         const statement = statementFor(names.length);
         const priorities = statements.duePriorities.all(now).sort((a, b) => b - a);
@@ -136,8 +145,9 @@ export function createTransactions(
       },
     ),
 
-    settle: write((settlements: readonly Settlement[]) =>
-      settlements.map((s) => {
+    settle: write((settlements: readonly Settlement[]) => {
+      if (blocked.tracking) blocked.ended(settlements.map((s) => rowId(s.id)));
+      return settlements.map((s) => {
         if (s.state === 'succeeded' && !s.error && !s.refund && s.progress === undefined) {
           return statements.succeed.run(s.result ?? null, s.at, rowId(s.id), s.lease).changes === 1;
         }
@@ -154,8 +164,8 @@ export function createTransactions(
           progress: s.progress ?? null,
         };
         return statements.settle.run(parameters).changes === 1;
-      }),
-    ),
+      });
+    }),
 
     renew: write((leases: readonly Lease[], expiresAt: number) => {
       const lost: string[] = [];
@@ -195,10 +205,12 @@ export function createTransactions(
         });
         if (updated) rescued.push({ task: toTask(updated), owner: row.lease_owner });
       }
+      if (rescued.length > 0) blocked.changed();
       return rescued;
     }),
 
     cancel: write((id: number, now: number): Change | null => {
+      blocked.changed();
       const row = statements.byId.get(id);
       if (!row) return null;
       if (isFinished(row.state)) return { task: toTask(row), changed: false };
@@ -206,6 +218,7 @@ export function createTransactions(
     }),
 
     retry: write((id: number, now: number): Change | null => {
+      blocked.changed();
       const row = statements.byId.get(id);
       if (!row) return null;
       if (row.state !== 'failed' && row.state !== 'canceled') {
@@ -223,9 +236,16 @@ export function createTransactions(
       return changes;
     }),
 
-    pause: write((name: string, now: number) => groups.pause.run(name, now).changes === 1),
-    resume: write((name: string) => groups.resume.run(name).changes === 1),
+    pause: write((name: string, now: number) => {
+      blocked.changed();
+      return groups.pause.run(name, now).changes === 1;
+    }),
+    resume: write((name: string) => {
+      blocked.changed();
+      return groups.resume.run(name).changes === 1;
+    }),
     throttle: write((key: string, until: number) => {
+      blocked.changed();
       groups.throttle.run(key, until);
     }),
   };

@@ -17,6 +17,11 @@ export function startsAllowed(
   return Math.max(0, Math.floor((now + rate.period - from) / step + 1e-9));
 }
 
+/** When a key whose rate allows no start now may start one: once `tat` is a step from a period ahead. */
+export function nextStart(rate: NonNullable<TaskGroup['rate']>, tat: number): number {
+  return tat - rate.period + rate.period / rate.max;
+}
+
 /** The key's `tat` after `count` starts at `now`. */
 export function tatAfter(
   rate: NonNullable<TaskGroup['rate']>,

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { Store } from '../../../src/store/store.js';
 import type { TaskGroup } from '../../../src/types.js';
 import { T0 } from '../../helpers.js';
-import { lease, OTHER_OWNER, useStore, type MakeStore } from './harness.js';
+import { lease, LEASE, newTask, OTHER_OWNER, OWNER, useStore, type MakeStore } from './harness.js';
 
 const limited = (key: string, concurrency: number): TaskGroup => ({ key, concurrency, rate: null });
 const rated = (key: string, max: number, period: number): TaskGroup => ({
@@ -148,6 +149,48 @@ export function describeGroups(makeStore: MakeStore): void {
       for (const task of [...claimed, ...more])
         perKey.set(task.group!.key, (perKey.get(task.group!.key) ?? 0) + 1);
       assert.deepEqual(Object.fromEntries(perKey), { x: 2, y: 2, z: 2 });
+    });
+  });
+
+  describe('groups: across processes', () => {
+    it('claims, past keys it found blocked, what another process freed or added meanwhile', async () => {
+      const { store: first, cleanup, connect } = await makeStore();
+      const second: Store = connect?.() ?? first;
+      const claim = (names = ['email']) =>
+        first.claim({ owner: OWNER, names, limit: 10, now: T0, leaseExpiresAt: T0 + LEASE });
+      try {
+        await first.open();
+        if (second !== first) await second.open();
+        await first.registerWorker(OWNER);
+        const enqueue = async (group: TaskGroup) =>
+          (await second.enqueue([newTask({ group })]))[0]!.task;
+        const [a1, a2] = [await enqueue(limited('a', 1)), await enqueue(limited('a', 1))];
+        const [running] = await claim();
+        assert.equal(running?.id, a1.id);
+        assert.deepEqual(await claim(), [], 'the key is at its concurrency');
+        assert.deepEqual(await claim(), [], 'and still is');
+
+        const b = await enqueue(limited('b', 1));
+        assert.deepEqual(
+          (await claim()).map((t) => t.id),
+          [b.id],
+          'a task added elsewhere',
+        );
+
+        const settled = await second.settle([
+          { id: a1.id, lease: running!.lease, state: 'succeeded', at: T0 },
+        ]);
+        assert.deepEqual(settled, [true]);
+        assert.deepEqual(
+          (await claim()).map((t) => t.id),
+          [a2.id],
+          'a slot freed elsewhere',
+        );
+      } finally {
+        if (second !== first) await second.close();
+        await first.close();
+        await cleanup();
+      }
     });
   });
 
