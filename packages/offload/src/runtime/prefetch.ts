@@ -6,7 +6,7 @@ import type { ClaimedTask, Lease } from '../store/store.js';
  * tasks then pays one claim (a round trip and a transaction) per few hundred tasks instead of one
  * per `concurrency`, and the next claim is under way while the tasks of the last one run.
  */
-const PREFETCH_FACTOR = 5;
+export const PREFETCH_FACTOR = 5;
 /**
  * Tasks wait here no longer than about this many ms: a claim takes ahead only as many tasks as
  * started in the last such window, so that slow tasks are not held back from other processes.

@@ -25,11 +25,11 @@ import { runInThread } from './thread.js';
 import type { AttemptOutcome, Tracing } from './tracing.js';
 
 /**
- * Most outcomes one write takes; the rest go from the next turn, so that requests wait less. As
- * many as a worker's claim takes (see Prefetch), so that a drain of short tasks settles each claim
- * in one or two writes rather than in one per hundred tasks.
+ * Most outcomes one write takes; the rest go from the next turn, so that requests wait less. More
+ * than a worker's claim takes (see Prefetch): each write is a commit that waits for the disk, so a
+ * drain of short tasks settles the outcomes of a claim or more in one.
  */
-const SETTLE_BATCH = 500;
+const SETTLE_BATCH = 1000;
 /**
  * Shortest time between two writes of outcomes, in ms. After a quiet moment an outcome is written
  * at once; those that follow within that time share the next write (at 2,000 tasks/s, about ten
