@@ -813,6 +813,37 @@ describe('runtime', () => {
     await reopened.stop();
   });
 
+  it('a task claimed ahead and canceled before a slot freed never runs', async () => {
+    const claimedAhead = barrier();
+    class WatchedStore extends MemoryStore {
+      override async claim(request: ClaimRequest) {
+        const tasks = await super.claim(request);
+        if (tasks.some((task) => task.name === 'next')) claimedAhead.open();
+        return tasks;
+      }
+    }
+    const hold = barrier();
+    const first = defineTask({ name: 'first', run: () => hold.promise });
+    const nextRuns: number[] = [];
+    const next = defineTask({ name: 'next', run: () => void nextRuns.push(1) });
+    const { runtime } = runtimeWith({
+      store: new WatchedStore(),
+      tasks: [first, next],
+      concurrency: 1,
+    });
+    await runtime.start();
+    const a = await runtime.enqueue(first, {});
+    const b = await runtime.enqueue(next, {});
+    await claimedAhead.promise;
+    assert.equal((await runtime.cancel(b.id)).state, 'canceled');
+    const done = nextEvent(runtime, 'task:success');
+    hold.open();
+    assert.equal((await done).task.id, a.id);
+    await runtime.drain();
+    assert.deepEqual(nextRuns, [], 'the canceled task never ran');
+    assert.equal((await runtime.get(b.id))?.state, 'canceled');
+  });
+
   /**
    * Drains `count` tasks that each hold the event loop `taskMs` and returns how many tasks each
    * claim asked for and, for each claim after the first, how long the loop was left to others
