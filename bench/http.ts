@@ -19,10 +19,13 @@
  *    backlog of queued `notifications.log` tasks (filled with `enqueueMany`) that it drains while
  *    it serves. Both with autocannon `-R 2000` and with the paced client.
  *
- * Targets are counted on the durable SQLite store only, and the p99 targets on the paced client's
+ * 3. The service on PostgreSQL against the same service on SQLite, with 1 ms tasks, 50 connections,
+ *    alternating, 3 runs each.
+ *
+ * Targets are counted on the durable SQLite store only (but the PostgreSQL ratio of part 3), and the p99 targets on the paced client's
  * rows (a steady rate); the other rows are in the tables.
  *
- *   node --conditions=source --import tsx bench/http.ts [--quick] [--json=PATH] [--only=throughput|rate]
+ *   node --conditions=source --import tsx bench/http.ts [--quick] [--json=PATH] [--only=throughput|rate|postgres]
  *                                   [--profile=DIR]   (servers run with --cpu-prof into DIR)
  */
 import {
@@ -566,6 +569,52 @@ if (only === undefined || only === 'throughput') {
       'Ratios to the plain batched insert, same run:',
       '',
       ...batchedRatios,
+    ].join('\n'),
+  );
+}
+
+// The service on PostgreSQL against the same service on SQLite, with tasks that take 1 ms, so
+// that the window also runs them (claims, outcomes) beside the requests that store them.
+if (only === undefined || only === 'postgres') {
+  const env = { NOTIFY_DEMO_DELAY_MS: '1' };
+  const configs = available([
+    { label: 'service, SQLite, 1 ms tasks', kind: 'service', sqlite: {}, env },
+    { label: 'service, PostgreSQL, 1 ms tasks', kind: 'service', postgres: true, env },
+  ]);
+  const results = new Map<string, Measurement[]>(configs.map((c) => [c.label, []]));
+  for (let run = 0; run < RUNS; run++) {
+    for (const config of configs) {
+      process.stderr.write(`bench/http: postgres, ${config.label}, run ${run + 1}/${RUNS}\n`);
+      results
+        .get(config.label)!
+        .push(await measure(config, { mode: 'autocannon', connections: CONNECTIONS }));
+    }
+  }
+  const rps = (label: string) => medianOf(results.get(label) ?? [], (m) => m.client.rps);
+  const [sqlite, pg] = [rps(configs[0]!.label), rps(configs[1]?.label ?? '')];
+  if (configs.length === 2) {
+    checks.push({
+      target: `service on PostgreSQL ≥ 60% of the service on SQLite, 1 ms tasks, ${CONNECTIONS} connections (same run)`,
+      measured: `${int(pg)} / ${int(sqlite)} = ${pct(pg / sqlite)}`,
+      met: pg >= 0.6 * sqlite,
+    });
+  }
+  sections.push(
+    [
+      `### The service on PostgreSQL against SQLite, 1 ms tasks (${loadNote})`,
+      '',
+      table(
+        ['server', 'req/s', 'per run', 'tasks run in the window'],
+        configs.map((config) => {
+          const ms = results.get(config.label)!;
+          return [
+            config.label,
+            int(rps(config.label)),
+            ms.map((m) => int(m.client.rps)).join(', '),
+            int(medianOf(ms, (m) => Object.values(m.succeeded).reduce((a, b) => a + b, 0))),
+          ];
+        }),
+      ),
     ].join('\n'),
   );
 }

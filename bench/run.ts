@@ -24,6 +24,7 @@ const scripts: [name: string, limitMs: number][] = [
   ['enqueue', 300_000],
   ['drain', 480_000],
   ['pg-drain', 1_050_000],
+  ['pg-scale', 900_000],
   ['latency', 200_000],
   ['growth', 1_150_000],
   ['http', 1_850_000],

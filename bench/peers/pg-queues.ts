@@ -4,15 +4,8 @@
  * every one is done in the database (their completions may be batched, so the database is polled
  * once the handlers ran `run.n` times). A fresh schema each, dropped after.
  */
-import {
-  BENCH_DATABASE_URL,
-  counter,
-  dropSchema,
-  rate,
-  settle,
-  uniqueSchema,
-  withPgClient,
-} from '../lib.js';
+import pg from 'pg';
+import { BENCH_DATABASE_URL, counter, dropSchema, rate, settle, uniqueSchema } from '../lib.js';
 import type { Rates } from './sidequest.js';
 
 export type { Rates };
@@ -32,19 +25,37 @@ export const GRAPHILE_POOL = 20;
 /** graphile-worker's batching options, from its performance page. */
 export const GRAPHILE_LOCAL_QUEUE = 500;
 
-/** Polls `count` until it reaches `expected`, or throws after `timeoutMs`. */
-async function untilCount(
-  count: () => Promise<number>,
-  expected: number,
-  timeoutMs: number,
-  what: string,
-): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const seen = await count();
-    if (seen === expected) return;
-    if (performance.now() > deadline) throw new Error(`${what}: ${seen} of ${expected} done`);
-    await settle(2);
+/**
+ * Where every contender's run ends: once its handlers ran `n` times, this polls the database, on
+ * a connection of its own opened before the timing, until `sql` counts all `n` done. Each system is
+ * so timed to the same point, every task marked done in the database, by the same means.
+ */
+export class DoneCount {
+  private constructor(
+    private readonly client: pg.Client,
+    private readonly sql: string,
+  ) {}
+
+  /** `sql` returns one row with an integer column `done`. */
+  static async open(sql: string): Promise<DoneCount> {
+    const client = new pg.Client({ connectionString: BENCH_DATABASE_URL });
+    await client.connect();
+    return new DoneCount(client, sql);
+  }
+
+  async until(expected: number, timeoutMs: number, what: string): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const { rows } = await this.client.query<{ done: number }>(this.sql);
+      const seen = rows[0]!.done;
+      if (seen === expected) return;
+      if (performance.now() > deadline) throw new Error(`${what}: ${seen} of ${expected} done`);
+      await settle(2);
+    }
+  }
+
+  close(): Promise<void> {
+    return this.client.end();
   }
 }
 
@@ -81,8 +92,12 @@ export async function graphileRun(run: DrainRun, batched: boolean): Promise<Rate
   };
   const utils = await makeWorkerUtils({ preset: { worker }, logger });
   let runner: Awaited<ReturnType<typeof runWorker>> | undefined;
+  let done: DoneCount | undefined;
   try {
     await utils.migrate(); // outside the timing
+    done = await DoneCount.open(
+      `SELECT ${run.n} - count(*)::integer AS done FROM "${schema}"._private_jobs`,
+    );
     const handled = counter(run.n, run.timeoutMs, 'graphile-worker drain');
     const specs = chunks(run, (i) => ({ identifier: 'bench_noop', payload: { i } }));
     const t0 = performance.now();
@@ -96,19 +111,7 @@ export async function graphileRun(run: DrainRun, batched: boolean): Promise<Rate
     });
     await handled.done;
     // Done means deleted from the jobs table (completions may still be batched).
-    await untilCount(
-      async () => {
-        const { rows } = await utils.withPgClient((client) =>
-          client.query<{ left: number }>(
-            `SELECT count(*)::integer AS left FROM "${schema}"._private_jobs`,
-          ),
-        );
-        return run.n - rows[0]!.left;
-      },
-      run.n,
-      run.timeoutMs,
-      'graphile-worker completions',
-    );
+    await done.until(run.n, run.timeoutMs, 'graphile-worker completions');
     const t2 = performance.now();
     return {
       enqueue: rate(run.n, t1 - t0),
@@ -117,6 +120,7 @@ export async function graphileRun(run: DrainRun, batched: boolean): Promise<Rate
     };
   } finally {
     await runner?.stop();
+    await done?.close();
     await utils.release();
     await dropSchema(schema);
   }
@@ -128,9 +132,13 @@ export async function pgbossRun(run: DrainRun): Promise<Rates> {
   const queue = 'bench_noop';
   const boss = new PgBoss({ connectionString: BENCH_DATABASE_URL, schema });
   boss.on('error', (error: Error) => process.stderr.write(`pg-boss: ${error.message}\n`));
+  let done: DoneCount | undefined;
   try {
     await boss.start(); // creates the schema, outside the timing
     await boss.createQueue(queue);
+    done = await DoneCount.open(
+      `SELECT count(*)::integer AS done FROM "${schema}".job WHERE name = '${queue}' AND state = 'completed'`,
+    );
     const handled = counter(run.n, run.timeoutMs, 'pg-boss drain');
     const jobs = chunks(run, (i) => ({ name: queue, data: { i } }));
     const t0 = performance.now();
@@ -146,20 +154,7 @@ export async function pgbossRun(run: DrainRun): Promise<Rates> {
       );
     }
     await handled.done;
-    await untilCount(
-      async () => {
-        const { rows } = await withPgClient((client) =>
-          client.query<{ done: number }>(
-            `SELECT count(*)::integer AS done FROM "${schema}".job WHERE name = $1 AND state = 'completed'`,
-            [queue],
-          ),
-        );
-        return rows[0]!.done;
-      },
-      run.n,
-      run.timeoutMs,
-      'pg-boss completions',
-    );
+    await done.until(run.n, run.timeoutMs, 'pg-boss completions');
     const t2 = performance.now();
     return {
       enqueue: rate(run.n, t1 - t0),
@@ -168,6 +163,7 @@ export async function pgbossRun(run: DrainRun): Promise<Rates> {
     };
   } finally {
     await boss.stop({ graceful: false, wait: true, timeout: 5_000 });
+    await done?.close();
     await dropSchema(schema);
   }
 }

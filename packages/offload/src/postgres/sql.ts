@@ -179,11 +179,13 @@ export function buildSql(schema: string): Sql {
         WHERE p.priority IS NOT NULL
         LIMIT (SELECT n FROM left_over)),
       relaxed AS (SELECT set_config('synchronous_commit', 'off', true) AS setting),
+      -- By id through the primary key: joined to picked, whose size the planner cannot know, the
+      -- update would hash a sequential scan of the whole table.
       claimed AS (
         UPDATE ${tasks} t
         SET state = 'running', attempts = t.attempts + 1, started_at = $1, lease_owner = $4,
             lease = t.lease + 1, lease_expires_at = $5
-        FROM picked, relaxed WHERE t.id = picked.id
+        FROM relaxed WHERE t.id = ANY(ARRAY(SELECT id FROM picked))
         RETURNING ${claimedOf('t')})
       SELECT * FROM grouped UNION ALL SELECT * FROM claimed`,
 

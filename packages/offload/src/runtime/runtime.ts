@@ -98,9 +98,12 @@ export class Runtime {
       this.tracing,
     );
     this.maintenance = new Maintenance(this.store, this.settings, this.events, {
-      leases: () => this.settler.leases(),
+      leases: () => [...this.settler.leases(), ...this.scheduler.leases()],
       rescued: (task) => this.scheduler.wake(task.name, task.runAt.getTime()),
-      leaseLost: (id) => this.settler.abandon(id, 'lease-lost'),
+      leaseLost: (id) => {
+        this.scheduler.drop(id);
+        this.settler.abandon(id, 'lease-lost');
+      },
     });
     this.schedules = new Schedules(this.store, this.settings, this.events, {
       whenOpen: (read) => this.whenOpen(read),
@@ -204,6 +207,7 @@ export class Runtime {
         `task ${id} is ${change.task.state}; only queued or running tasks can be canceled`,
       );
     }
+    this.scheduler.drop(id);
     this.settler.abandon(id, 'canceled');
     this.events.emit('task:cancel', { task: change.task });
     return change.task;
@@ -329,8 +333,11 @@ export class Runtime {
         await this.scheduler.underWay;
         await this.settler.flushed();
         if (this.settler.size > 0 || this.scheduler.underWay) continue;
+        // Starts the tasks claimed ahead first, if any; those that ran at once settle below.
         const claimed = await this.scheduler.claimNow();
-        if (claimed === 0 && this.settler.size === 0 && this.enqueues.size === 0) return;
+        if (claimed > 0 || this.settler.size > 0 || this.enqueues.size > 0) continue;
+        await this.settler.flushed();
+        if (this.settler.size === 0 && this.scheduler.waiting === 0) return;
       }
     } finally {
       this.drains -= 1;
@@ -367,6 +374,7 @@ export class Runtime {
     await started?.catch(() => undefined);
     await this.scheduleLoop.stop();
     await this.scheduler.stop();
+    this.settler.handBackUnstarted(this.scheduler.takeWaiting());
     if (this.settler.size > 0) await this.settler.noneRunning(this.settings.shutdownGrace);
     this.settler.handBack();
     this.lifecycle = stopReached(this.lifecycle, 'flushing');

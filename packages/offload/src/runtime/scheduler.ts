@@ -1,17 +1,19 @@
-import type { ClaimedTask, Store } from '../store/store.js';
+import type { ClaimedTask, Lease, Store } from '../store/store.js';
 import type { Events } from './events.js';
 import type { Settings } from './options.js';
+import { Prefetch } from './prefetch.js';
 
 // How these limits weigh a draining backlog against the requests the process answers meanwhile is
 // measured in BENCHMARKS.md, sections "HTTP: p99 at a steady 2,000 requests/s" and "Drain: SQLite
 // and memory against plainjob and BullMQ".
 
 /**
- * Most tasks one claim takes. Claims come once per event-loop turn and synchronous tasks run
- * inside them, so this bounds the work of one turn: 50 keeps answers prompt under a draining
- * backlog for a small part of the drain's throughput.
+ * Most tasks one claim takes while no request was answered lately (a worker process, or an API
+ * process between requests): as many as there are free slots, up to this. Each claim is a round
+ * trip and a transaction, so a drain goes as fast as claims are large; with no requests to
+ * answer, a long turn keeps nobody waiting.
  */
-const CLAIM_BATCH = 50;
+const CLAIM_BATCH = 1000;
 /**
  * Most tasks one claim takes while requests are answered (see SERVING_WINDOW): smaller turns, so
  * that a request waits less behind a drain, for a slightly slower drain. With no requests
@@ -92,6 +94,8 @@ export class Scheduler {
   private lastAnswered = -Infinity;
   /** The last claim took as many tasks as it asked for: more are probably due. */
   private backlog = false;
+  /** Tasks claimed ahead of a free slot (see Prefetch). */
+  private readonly prefetch = new Prefetch();
 
   constructor(
     private readonly store: Store,
@@ -105,6 +109,26 @@ export class Scheduler {
   /** The claim under way, if any; it resolves with how many tasks it started. */
   get underWay(): Promise<number> | null {
     return this.claiming;
+  }
+
+  /** How many claimed tasks wait here for a slot. */
+  get waiting(): number {
+    return this.prefetch.size;
+  }
+
+  /** The leases of the tasks waiting here. */
+  leases(): Lease[] {
+    return this.prefetch.leases();
+  }
+
+  /** Takes a waiting task out, unstarted (canceled, or its lease lost). */
+  drop(id: string): void {
+    this.prefetch.drop(id);
+  }
+
+  /** On stop: every task waiting here, taken out to be handed back. */
+  takeWaiting(): ClaimedTask[] {
+    return this.prefetch.takeAll();
   }
 
   /** The app answered a request (see kAnsweredRequest). */
@@ -149,14 +173,14 @@ export class Scheduler {
   /** Claims due tasks for the free slots now, unless a claim is under way (then that one). */
   claimNow(): Promise<number> {
     if (this.claiming) return this.claiming;
+    this.startWaiting();
     const now = performance.now();
     this.lastClaim = now;
-    const batch = this.serving(now)
+    const serving = this.serving(now);
+    const batch = serving
       ? Math.max(1, Math.min(SERVING_CLAIM_BATCH, Math.floor(SERVING_TURN_MS / this.taskCost)))
       : CLAIM_BATCH;
-    const claim = this.claimAndRun(
-      Math.min(batch, this.settings.concurrency - this.runtime.running()),
-    )
+    const claim = this.claimAndRun(Math.min(batch, this.room(now, serving)))
       .catch((error: unknown) => {
         this.events.emit('runtime:error', { error, during: 'starting claimed tasks' });
         return 0;
@@ -192,11 +216,14 @@ export class Scheduler {
 
   /** Claims due tasks for the free slots now, or sets a timer for when it may (see nextClaimAt). */
   private claimIfDue(): void {
+    // Tasks started from those waiting make this turn's work; a claim may come in the next.
+    if (this.startWaiting() > 0) return this.pump();
     if (this.claiming || !this.moreDue || !this.canClaim()) return;
-    const free = this.settings.concurrency - this.runtime.running();
-    if (free <= 0) return;
     const now = performance.now();
-    const wait = this.nextClaimAt(free, now) - now;
+    const serving = this.serving(now);
+    const room = this.room(now, serving);
+    if (room <= 0) return;
+    const wait = this.nextClaimAt(room, now, serving) - now;
     if (wait <= 0) {
       void this.claimNow();
     } else if (this.refillTimer === undefined) {
@@ -208,16 +235,42 @@ export class Scheduler {
   }
 
   /**
-   * When the next claim may begin. When the last claim found a backlog and half the slots are
+   * How many tasks a claim may take now: the free slots, and, with no requests to answer, as many
+   * more as may wait here for a slot (see Prefetch).
+   */
+  private room(now: number, serving: boolean): number {
+    const { concurrency } = this.settings;
+    const ahead = this.prefetch.depth(now, concurrency, serving);
+    return concurrency - this.runtime.running() - this.prefetch.size + ahead;
+  }
+
+  /**
+   * Starts waiting tasks in the free slots, oldest first, unless the runtime is stopping; returns
+   * how many it started.
+   */
+  private startWaiting(): number {
+    if (this.prefetch.size === 0 || !this.runtime.mayClaim()) return 0;
+    const now = performance.now();
+    let started = 0;
+    while (this.prefetch.size > 0 && this.runtime.running() < this.settings.concurrency) {
+      this.prefetch.started(now);
+      this.runtime.run(this.prefetch.shift()!);
+      started += 1;
+    }
+    return started;
+  }
+
+  /**
+   * When the next claim may begin. When the last claim found a backlog and half the room is
    * free, a drain goes on at once, or, while requests are being answered, once the loop has had
    * as long for them as that claim took. Otherwise after the cooldown: tasks arriving or finishing
    * one by one (under HTTP load, say) share a claim instead of each paying a write transaction.
    */
-  private nextClaimAt(free: number, now: number): number {
-    if (!this.backlog || free * 2 < this.settings.concurrency) {
-      return this.lastClaim + CLAIM_COOLDOWN;
-    }
-    return this.serving(now) ? this.yieldUntil : now;
+  private nextClaimAt(room: number, now: number, serving: boolean): number {
+    const { concurrency } = this.settings;
+    const capacity = concurrency + this.prefetch.depth(now, concurrency, serving);
+    if (!this.backlog || room * 2 < capacity) return this.lastClaim + CLAIM_COOLDOWN;
+    return serving ? this.yieldUntil : now;
   }
 
   /** Whether the app answered a request within SERVING_WINDOW of `now`. */
@@ -258,6 +311,11 @@ export class Scheduler {
       // A key under a rate allows its next start one step later: look again then, not at the poll.
       const rate = task.group?.rate;
       if (rate) nextStart = Math.min(nextStart, rate.period / rate.max);
+      if (this.runtime.running() >= this.settings.concurrency || !this.runtime.mayClaim()) {
+        this.prefetch.push(task);
+        continue;
+      }
+      this.prefetch.started(starting);
       this.runtime.run(task);
     }
     if (nextStart !== Infinity) this.wakeLater(Math.ceil(nextStart));

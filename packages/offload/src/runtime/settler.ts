@@ -24,8 +24,12 @@ import { RunningAttempts } from './running.js';
 import { runInThread } from './thread.js';
 import type { AttemptOutcome, Tracing } from './tracing.js';
 
-/** Most outcomes one write takes; the rest go from the next turn, so that requests wait less. */
-const SETTLE_BATCH = 100;
+/**
+ * Most outcomes one write takes; the rest go from the next turn, so that requests wait less. More
+ * than a worker's claim takes (see Prefetch): each write is a commit that waits for the disk, so a
+ * drain of short tasks settles the outcomes of a claim or more in one.
+ */
+const SETTLE_BATCH = 1000;
 /**
  * Shortest time between two writes of outcomes, in ms. After a quiet moment an outcome is written
  * at once; those that follow within that time share the next write (at 2,000 tasks/s, about ten
@@ -161,6 +165,18 @@ export class Settler {
   /** On stop: aborts the attempts still running and hands their tasks back to the queue. */
   handBack(): void {
     for (const attempt of [...this.running]) this.abandonAttempt(attempt, 'shutdown');
+  }
+
+  /** On stop: hands tasks claimed but never started back to the queue, their attempt unused. */
+  handBackUnstarted(tasks: readonly ClaimedTask[]): void {
+    const now = this.settings.clock.now();
+    for (const task of tasks) {
+      const settlement: Settlement = handedBack(task, now);
+      this.settle(settlement, () => {
+        applySettlement(task, settlement);
+        this.events.emit('task:release', { task });
+      });
+    }
   }
 
   /** Resolves once no attempt runs here, or after `timeout` ms. */
@@ -302,15 +318,7 @@ export class Settler {
     if (attempt.span !== undefined) this.tracing!.processed(attempt.span, reason);
     if (reason !== 'shutdown') return this.progress.end(attempt);
     const { task } = attempt;
-    const now = this.settings.clock.now();
-    const settlement: Settlement = {
-      id: task.id,
-      lease: task.lease,
-      state: 'queued',
-      at: now,
-      runAt: now,
-      refund: true,
-    };
+    const settlement = handedBack(task, this.settings.clock.now());
     this.progress.end(attempt, settlement);
     this.settle(settlement, () => {
       this.progress.stored(attempt, settlement);
@@ -343,6 +351,11 @@ export class Settler {
       },
     );
   }
+}
+
+/** The outcome that puts a task back in the queue, due now, without using up its attempt. */
+function handedBack(task: Lease, now: number): Settlement {
+  return { id: task.id, lease: task.lease, state: 'queued', at: now, runAt: now, refund: true };
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
