@@ -23,6 +23,8 @@ export interface DeliveryView {
   /** What the provider answered, once delivered. */
   response: string | null;
   createdAt: string | null;
+  /** When it is due: later than `createdAt` when scheduled, or deferred by quiet hours. */
+  runAt: string | null;
   finishedAt: string | null;
 }
 
@@ -69,6 +71,7 @@ function deliveryView(task: Task): DeliveryView {
     provider: result?.provider ?? null,
     response: result?.response ?? null,
     createdAt: view.createdAt,
+    runAt: view.runAt,
     finishedAt: view.finishedAt,
   };
 }

@@ -30,6 +30,7 @@ export {
   notificationId,
   Notifications,
   notificationTasks,
+  plannedDeferrals,
   requestDigest,
   type NotificationTaskOptions,
 } from './tasks.js';
@@ -73,3 +74,12 @@ export {
   UnsubscribeLinks,
   type UnsubscribeSettings,
 } from './unsubscribe.js';
+export {
+  deferral,
+  WEEKDAYS,
+  type Deferral,
+  type DeliveryHours,
+  type QuietHours,
+  type SendWindow,
+  type Weekday,
+} from './delivery-hours.js';

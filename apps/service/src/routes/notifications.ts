@@ -8,7 +8,9 @@ import {
   NOTIFICATION_ID,
   notificationId,
   parseNotifyRequest,
+  plannedDeferrals,
   requestDigest,
+  type Deferral,
   type InlineDelivery,
   type Notifications,
   type RecipientReport,
@@ -31,8 +33,16 @@ export interface NotifyAnswer {
 
 export interface RecipientAnswer {
   id: string;
-  /** The delivery tasks made for it (`GET /api/tasks/:id`). */
-  scheduled: { channel: string; task: string }[];
+  /**
+   * The delivery tasks made for it (`GET /api/tasks/:id`); one its quiet hours or send window
+   * defer says until when (ISO 8601) and which rule (`quietHours` or `sendWindow`).
+   */
+  scheduled: {
+    channel: string;
+    task: string;
+    deferredUntil?: string;
+    deferredBy?: Deferral['by'];
+  }[];
   skipped: { channel: string | null; reason: string }[];
 }
 
@@ -53,7 +63,12 @@ const NOTIFY_ANSWER = {
             type: 'array',
             items: {
               type: 'object',
-              properties: { channel: { type: 'string' }, task: { type: 'string' } },
+              properties: {
+                channel: { type: 'string' },
+                task: { type: 'string' },
+                deferredUntil: { type: 'string' },
+                deferredBy: { type: 'string' },
+              },
               required: ['channel', 'task'],
             },
           },
@@ -96,7 +111,7 @@ export const notificationRoutes: FastifyPluginCallback<NotificationRoutesOptions
   const runtime = app.offload;
 
   const notify = async (request: FastifyRequest): Promise<NotifyAnswer> => {
-    const now = new Date();
+    const now = new Date(notifications.clock.now());
     const parsed = parseNotifyRequest(request.body, notifications.rules, now);
     const key = idempotencyKey(request);
     const prepared = await notifications.prepare(parsed);
@@ -137,7 +152,7 @@ export const notificationRoutes: FastifyPluginCallback<NotificationRoutesOptions
     if (prepared.report) {
       // The delivery tasks follow the content task, when there is one.
       const deliveries = tasks.length === 1 ? stored : stored.slice(1);
-      answer.recipients = answerOf(prepared.report, deliveries);
+      answer.recipients = answerOf(prepared.report, deliveries, plannedDeferrals(prepared, now));
     }
     return answer;
   };
@@ -187,10 +202,20 @@ export const notificationRoutes: FastifyPluginCallback<NotificationRoutesOptions
 function answerOf(
   report: readonly RecipientReport[],
   deliveries: readonly Task[],
+  deferred: readonly (Deferral | null)[] = [],
 ): RecipientAnswer[] {
   return report.map(({ id, scheduled, skipped }) => ({
     id,
-    scheduled: scheduled.map(({ channel, index }) => ({ channel, task: deliveries[index]!.id })),
+    scheduled: scheduled.map(({ channel, index }) => {
+      const deferral = deferred[index];
+      return {
+        channel,
+        task: deliveries[index]!.id,
+        ...(deferral
+          ? { deferredUntil: deferral.until.toISOString(), deferredBy: deferral.by }
+          : {}),
+      };
+    }),
     skipped,
   }));
 }
