@@ -1,6 +1,7 @@
 import type { Json, Task } from 'offload';
 import { DEMO_TASK, type Delivery, type DeliveryResult } from '@offload/notifications';
 import { iso, taskView } from 'offload';
+import type { DigestView } from './digest-notify.js';
 
 /** One delivery of a notification, as `GET /api/notifications/:id` shows it. */
 export interface DeliveryView {
@@ -37,6 +38,8 @@ export interface NotificationView {
   channel: string;
   createdAt: string | null;
   deliveries: DeliveryView[];
+  /** For a notification that joined digests (and has no deliveries of its own): each digest. */
+  digests?: DigestView[];
 }
 
 /** A notification and its deliveries, from the delivery tasks whose keys name it. */

@@ -203,10 +203,14 @@ export class Digests {
     ).putRecord({ collection: DIGEST_JOINS, id, value: JSON.stringify(joined) }, now.getTime());
   }
 
-  /** The digests notification `id` joined, or null when it joined none. */
-  async joinsOf(id: string): Promise<JoinedDigest[] | null> {
+  /** The digests notification `id` joined and when, or null when it joined none. */
+  async joinsOf(id: string): Promise<{ createdAt: Date; digests: JoinedDigest[] } | null> {
     const [record] = await (await this.store()).getRecords(DIGEST_JOINS, [id]);
-    return record ? (JSON.parse(record.value) as JoinedDigest[]) : null;
+    if (record === undefined) return null;
+    return {
+      createdAt: new Date(record.createdAt),
+      digests: JSON.parse(record.value) as JoinedDigest[],
+    };
   }
 
   /** The task of a window: when it closes, one delivery of every event it took. */

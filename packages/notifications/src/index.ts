@@ -83,3 +83,15 @@ export {
   type SendWindow,
   type Weekday,
 } from './delivery-hours.js';
+export {
+  DEFAULT_DIGEST_TEMPLATE,
+  DIGEST_CLAIM_TASK,
+  DIGEST_TASK,
+  Digests,
+  type DigestEvent,
+  type DigestResult,
+  type DigestRuntime,
+  type DigestWindow,
+  type JoinedDigest,
+} from './digests.js';
+export { type DigestRequest, MAX_DIGEST_WINDOW, MIN_DIGEST_WINDOW } from './digest-request.js';

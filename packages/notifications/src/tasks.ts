@@ -220,6 +220,13 @@ export class Notifications {
    */
   plan(prepared: PreparedNotification, id: string | null, now: Date): TaskRequest[] {
     const { request, content, deliveries } = prepared;
+    if (request.digest !== undefined) {
+      throw new NotificationError(
+        'INVALID_NOTIFICATION',
+        'digest',
+        'a digest is joined when POST /api/notifications/notify accepts the notification; leave out digest here',
+      );
+    }
     const digest = id === null ? null : requestDigest(request);
     const sendAt = request.sendAt === null ? null : dueAt(request.sendAt, now);
     // Each delivery from sendAt, or later, in its recipient's delivery hours.

@@ -13,9 +13,11 @@ import {
   type Deferral,
   type InlineDelivery,
   type Notifications,
+  type PreparedNotification,
   type RecipientReport,
   type StoredContent,
 } from '@offload/notifications';
+import { DIGESTS_ANSWER, digestViews, joinDigests, type DigestAnswer } from '../digest-notify.js';
 import { ApiError } from '../errors.js';
 import { notificationView, type NotificationView } from '../notification-view.js';
 
@@ -29,19 +31,22 @@ export interface NotifyAnswer {
   id: string;
   /** For a notification to recipients by id: per recipient, what was scheduled and skipped. */
   recipients?: RecipientAnswer[];
+  /** With `digest`: the digest each delivery joined, sent when its window closes. */
+  digests?: DigestAnswer[];
 }
 
 export interface RecipientAnswer {
   id: string;
   /**
    * The delivery tasks made for it (`GET /api/tasks/:id`); one its quiet hours or send window
-   * defer says until when (ISO 8601) and which rule (`quietHours` or `sendWindow`).
+   * defer says until when (ISO 8601) and which rule (`quietHours` or `sendWindow`). With a
+   * digest, the task is the digest's window, `deferredBy` is `digest`, until it closes.
    */
   scheduled: {
     channel: string;
     task: string;
     deferredUntil?: string;
-    deferredBy?: Deferral['by'];
+    deferredBy?: Deferral['by'] | 'digest';
   }[];
   skipped: { channel: string | null; reason: string }[];
 }
@@ -84,6 +89,7 @@ const NOTIFY_ANSWER = {
         required: ['id', 'scheduled', 'skipped'],
       },
     },
+    digests: DIGESTS_ANSWER,
   },
   required: ['ok', 'message', 'id'],
 } as const;
@@ -115,6 +121,7 @@ export const notificationRoutes: FastifyPluginCallback<NotificationRoutesOptions
     const parsed = parseNotifyRequest(request.body, notifications.rules, now);
     const key = idempotencyKey(request);
     const prepared = await notifications.prepare(parsed);
+    if (parsed.digest !== undefined) return digestAnswer(prepared, notificationId(key), now);
     const lone = key === undefined && (prepared.demo || prepared.deliveries.length === 1);
     const id = lone ? null : notificationId(key);
     const tasks = notifications.plan(prepared, id, now);
@@ -156,12 +163,55 @@ export const notificationRoutes: FastifyPluginCallback<NotificationRoutesOptions
     }
     return answer;
   };
+  const digestAnswer = async (
+    prepared: PreparedNotification,
+    id: string,
+    now: Date,
+  ): Promise<NotifyAnswer> => {
+    const digests = await joinDigests(notifications, prepared, id, now);
+    const recipients = prepared.report
+      ? prepared.report.map(({ id: recipient, scheduled, skipped }) => ({
+          id: recipient,
+          scheduled: scheduled.map(({ channel, index }) => ({
+            channel,
+            task: digests[index]!.task,
+            deferredUntil: digests[index]!.closesAt,
+            deferredBy: 'digest' as const,
+          })),
+          skipped,
+        }))
+      : null;
+    return {
+      ok: true,
+      message:
+        digests.length === 0
+          ? 'Nothing scheduled: every delivery was skipped'
+          : 'Notification scheduled in background',
+      id,
+      ...(recipients === null ? {} : { recipients }),
+      digests,
+    };
+  };
   const options = { schema: { response: { 200: NOTIFY_ANSWER } } };
   app.post('/notifications/notify', options, notify);
   app.post('/notifications', options, notify);
 
   app.get('/notifications/:id', async (request): Promise<NotificationView> => {
     const { id } = request.params as { id: string };
+    if (NOTIFICATION_ID.test(id)) {
+      // A notification that joined digests has no deliveries of its own.
+      const joined = await digestViews(notifications, runtime, id);
+      if (joined !== null) {
+        const channels = new Set(joined.digests.map((d) => d.channel));
+        return {
+          id,
+          channel: channels.size === 1 ? [...channels][0]! : 'several',
+          createdAt: joined.createdAt,
+          deliveries: [],
+          digests: joined.digests,
+        };
+      }
+    }
     const { notification, tasks } = await findNotification(id);
     return notificationView(notification, tasks);
   });
