@@ -55,7 +55,7 @@ export async function joinDigests(
   for (const delivery of prepared.deliveries) {
     joined.push(await digests.join(delivery, request, id, content, now));
   }
-  await digests.recordJoins(id, joined, now);
+  if (joined.length > 0) await digests.recordJoins(id, joined, now);
   return joined.map(answerOf);
 }
 

@@ -96,10 +96,19 @@ interface Claim {
 
 export type DigestRuntime = Pick<Runtime, 'enqueue' | 'enqueueMany' | 'get' | 'list'>;
 
-/** The template of a digest that names none. */
+/**
+ * The template of a digest that names none: a line per event, its subject and body cut to 100
+ * characters each, the first 80 events and a count of the rest, so that it always fits a
+ * delivery (10,000 characters of text).
+ */
 export const DEFAULT_DIGEST_TEMPLATE: TemplateSource = {
   subject: '{{ count }} notifications ({{ key }})',
-  text: '{% for event in events %}- {% if event.subject %}{{ event.subject }}{% if event.body %}: {% endif %}{% endif %}{{ event.body }}\n{% endfor %}',
+  text: [
+    '{% for event in events limit: 80 %}- ',
+    '{% if event.subject %}{{ event.subject | truncate: 100 }}{% if event.body %}: {% endif %}{% endif %}',
+    '{{ event.body | truncate: 100 }}\n{% endfor %}',
+    '{% if count > 80 %}… and {{ count | minus: 80 }} more\n{% endif %}',
+  ].join(''),
   html: null,
   pushTitle: null,
 };
