@@ -12,7 +12,9 @@ import {
   type Runtime,
   type Store,
 } from '../../../offload/src/index.js';
+import { postgresStore } from '../../../offload/src/postgres/index.js';
 import { captureLogger, fakeClock } from '../../../offload/test/helpers.js';
+import { dropSchema, TEST_DATABASE_URL, uniqueSchema } from '../../../offload/test/pg-helpers.js';
 import {
   DIGEST_TASK,
   Notifications,
@@ -23,9 +25,24 @@ import { DIGEST_EVENTS } from '../../src/digests.js';
 import type { PlannedDelivery } from '../../src/prepare.js';
 
 const running: Runtime[] = [];
+const schemas: string[] = [];
 afterEach(async () => {
   await Promise.all(running.splice(0).map((runtime) => runtime.stop()));
+  await Promise.all(schemas.splice(0).map((schema) => dropSchema(schema)));
 });
+
+/** The stores the races run on: in memory, and on PostgreSQL, where processes share windows. */
+const STORES: [string, () => Store][] = [
+  ['memory', () => memoryStore()],
+  [
+    'PostgreSQL',
+    () => {
+      const schema = uniqueSchema('digest');
+      schemas.push(schema);
+      return postgresStore({ connectionString: TEST_DATABASE_URL, schema });
+    },
+  ],
+];
 
 const OPS: PlannedDelivery = { channel: 'log', to: 'ops' };
 const REQUEST = { key: 'builds', window: 2 * SECOND, template: null };
@@ -36,10 +53,10 @@ const content = (body: string) => ({ subject: null, body, html: null, data: null
  * of a join: `onRecheck` when the join reads the window again, `onWrite` before the event's
  * record is written.
  */
-function setUp() {
+function setUp(makeStore: () => Store) {
   const clock = fakeClock(Date.UTC(2026, 0, 14, 10));
   const hooks: { onRecheck?: () => Promise<void>; onWrite?: () => Promise<void> } = {};
-  const inner = memoryStore();
+  const inner = makeStore();
   const store = new Proxy(inner, {
     get(target, name, receiver) {
       const value = Reflect.get(target, name, receiver) as unknown;
@@ -89,38 +106,40 @@ function setUp() {
   return { clock, hooks, inner, runtime, join, closeWindows, result };
 }
 
-describe('joining a digest as its window closes', () => {
-  it('stays in the window that read its record before the join looked again', async () => {
-    const { hooks, inner, join, closeWindows, result } = setUp();
-    const first = await join('ntf_first');
-    // The late one read its clock before the close; the window runs between its write and its
-    // second look.
-    hooks.onRecheck = () => closeWindows(2 * SECOND);
-    const late = await join('ntf_late');
-    assert.equal(late.task, first.task, 'the window took it');
-    assert.deepEqual((await result(first.task))?.notifications, ['ntf_first', 'ntf_late']);
-    assert.deepEqual(await inner.listRecords(DIGEST_EVENTS, { limit: 10 }), [], 'all sent');
-  });
+for (const [kind, makeStore] of STORES) {
+  describe(`joining a digest as its window closes (${kind})`, { timeout: 30_000 }, () => {
+    it('stays in the window that read its record before the join looked again', async () => {
+      const { hooks, inner, join, closeWindows, result } = setUp(makeStore);
+      const first = await join('ntf_first');
+      // The late one read its clock before the close; the window runs between its write and its
+      // second look.
+      hooks.onRecheck = () => closeWindows(2 * SECOND);
+      const late = await join('ntf_late');
+      assert.equal(late.task, first.task, 'the window took it');
+      assert.deepEqual((await result(first.task))?.notifications, ['ntf_first', 'ntf_late']);
+      assert.deepEqual(await inner.listRecords(DIGEST_EVENTS, { limit: 10 }), [], 'all sent');
+    });
 
-  it('moves to the next window when the window ran before its record was written', async () => {
-    const { hooks, runtime, join, closeWindows, result } = setUp();
-    const first = await join('ntf_first');
-    hooks.onWrite = () => closeWindows(2 * SECOND);
-    const late = await join('ntf_late');
-    assert.notEqual(late.task, first.task);
-    assert.deepEqual((await result(first.task))?.notifications, ['ntf_first']);
-    await closeWindows(2 * SECOND);
-    assert.deepEqual((await result(late.task))?.notifications, ['ntf_late']);
-    const windows = await runtime.list({ name: DIGEST_TASK });
-    assert.equal(windows.tasks.length, 2);
-  });
+    it('moves to the next window when the window ran before its record was written', async () => {
+      const { hooks, runtime, join, closeWindows, result } = setUp(makeStore);
+      const first = await join('ntf_first');
+      hooks.onWrite = () => closeWindows(2 * SECOND);
+      const late = await join('ntf_late');
+      assert.notEqual(late.task, first.task);
+      assert.deepEqual((await result(first.task))?.notifications, ['ntf_first']);
+      await closeWindows(2 * SECOND);
+      assert.deepEqual((await result(late.task))?.notifications, ['ntf_late']);
+      const windows = await runtime.list({ name: DIGEST_TASK });
+      assert.equal(windows.tasks.length, 2);
+    });
 
-  it('joins the window again after a crash between its steps: the same event once', async () => {
-    const { join, closeWindows, result } = setUp();
-    const first = await join('ntf_a');
-    // The same notification joined again (a retried request with its Idempotency-Key).
-    assert.equal((await join('ntf_a')).task, first.task);
-    await closeWindows(2 * SECOND);
-    assert.deepEqual((await result(first.task))?.notifications, ['ntf_a']);
+    it('joins the window again after a crash between its steps: the same event once', async () => {
+      const { join, closeWindows, result } = setUp(makeStore);
+      const first = await join('ntf_a');
+      // The same notification joined again (a retried request with its Idempotency-Key).
+      assert.equal((await join('ntf_a')).task, first.task);
+      await closeWindows(2 * SECOND);
+      assert.deepEqual((await result(first.task))?.notifications, ['ntf_a']);
+    });
   });
-});
+}
