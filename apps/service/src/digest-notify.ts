@@ -1,11 +1,13 @@
 import type { Json, Runtime, Task } from 'offload';
 import { iso } from 'offload';
-import type {
-  DigestResult,
-  JoinedDigest,
-  Notifications,
-  PreparedNotification,
+import {
+  requestDigest,
+  type DigestResult,
+  type JoinedDigest,
+  type Notifications,
+  type PreparedNotification,
 } from '@offload/notifications';
+import { ApiError } from './errors.js';
 
 /** A digest a notify request joined, as the answer shows it. */
 export interface DigestAnswer {
@@ -41,9 +43,18 @@ export async function joinDigests(
 ): Promise<DigestAnswer[]> {
   const { digests } = notifications;
   const request = prepared.request.digest!;
+  const asked = requestDigest(prepared.request);
   const seen = await digests.joinsOf(id);
-  // The same Idempotency-Key again: the digests the first request joined.
-  if (seen !== null) return seen.digests.map(answerOf);
+  if (seen !== null) {
+    // The same Idempotency-Key again: the digests the first request joined, if it was this one.
+    if (seen.request !== asked) {
+      throw new ApiError(
+        'IDEMPOTENCY_KEY_REUSED',
+        'this Idempotency-Key was used before with a different request; send a new key for a new notification',
+      );
+    }
+    return seen.digests.map(answerOf);
+  }
   const { content } = prepared;
   if (request.template !== null) {
     // Refused now when it cannot render this notification, rather than when the window closes.
@@ -55,7 +66,7 @@ export async function joinDigests(
   for (const delivery of prepared.deliveries) {
     joined.push(await digests.join(delivery, request, id, content, now));
   }
-  if (joined.length > 0) await digests.recordJoins(id, joined, now);
+  if (joined.length > 0) await digests.recordJoins(id, asked, joined, now);
   return joined.map(answerOf);
 }
 

@@ -205,21 +205,31 @@ export class Digests {
     }
   }
 
-  /** Stores which digests notification `id` joined. */
-  async recordJoins(id: string, joined: readonly JoinedDigest[], now: Date): Promise<void> {
-    await (
-      await this.store()
-    ).putRecord({ collection: DIGEST_JOINS, id, value: JSON.stringify(joined) }, now.getTime());
+  /**
+   * Stores which digests notification `id` joined, with `request`, a digest of the request that
+   * asked (see `requestDigest`), to tell a repeated request from another one with the same id.
+   */
+  async recordJoins(
+    id: string,
+    request: string,
+    joined: readonly JoinedDigest[],
+    now: Date,
+  ): Promise<void> {
+    const value = JSON.stringify({ request, digests: joined });
+    await (await this.store()).putRecord({ collection: DIGEST_JOINS, id, value }, now.getTime());
   }
 
   /** The digests notification `id` joined and when, or null when it joined none. */
-  async joinsOf(id: string): Promise<{ createdAt: Date; digests: JoinedDigest[] } | null> {
+  async joinsOf(
+    id: string,
+  ): Promise<{ createdAt: Date; request: string; digests: JoinedDigest[] } | null> {
     const [record] = await (await this.store()).getRecords(DIGEST_JOINS, [id]);
     if (record === undefined) return null;
-    return {
-      createdAt: new Date(record.createdAt),
-      digests: JSON.parse(record.value) as JoinedDigest[],
+    const { request, digests } = JSON.parse(record.value) as {
+      request: string;
+      digests: JoinedDigest[];
     };
+    return { createdAt: new Date(record.createdAt), request, digests };
   }
 
   /** The task of a window: when it closes, one delivery of every event it took. */

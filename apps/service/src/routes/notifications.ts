@@ -261,8 +261,9 @@ function answerOf(
       return {
         channel,
         task: deliveries[index]!.id,
+        // As stored: a repeated request (same Idempotency-Key) finds the first one's tasks.
         ...(deferral
-          ? { deferredUntil: deferral.until.toISOString(), deferredBy: deferral.by }
+          ? { deferredUntil: deliveries[index]!.runAt.toISOString(), deferredBy: deferral.by }
           : {}),
       };
     }),

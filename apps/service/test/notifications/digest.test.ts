@@ -167,6 +167,27 @@ describe('digests', { timeout: 60_000 }, () => {
     ]);
   });
 
+  it('joins once for a repeated Idempotency-Key, and refuses the key with another body', async () => {
+    const peers = await startPeers(cleanups);
+    const s = cleanups.add(await testService(channelConfig(peers)));
+    const send = (body: object) =>
+      s.app.inject({
+        method: 'POST',
+        url: '/api/notifications/notify',
+        payload: body,
+        headers: { 'idempotency-key': 'build-7' },
+      });
+    const first = await send(event(7, '1s'));
+    const again = await send(event(7, '1s'));
+    assert.equal(again.statusCode, 200, again.body);
+    assert.deepEqual(again.json(), first.json());
+    const other = await send(event(8, '1s'));
+    assert.equal(other.statusCode, 422, other.body);
+    assert.equal(other.json<{ error: { code: string } }>().error.code, 'IDEMPOTENCY_KEY_REUSED');
+    const mail = await peers.smtp.nextMail(10_000);
+    assert.deepEqual(listed(mail.mail.text ?? ''), ['Build #7']);
+  });
+
   it('refuses bad digests with a 400 naming the field', async () => {
     const peers = await startPeers(cleanups);
     const s = cleanups.add(await testService(channelConfig(peers)));
