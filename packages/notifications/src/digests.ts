@@ -102,7 +102,7 @@ export type DigestRuntime = Pick<Runtime, 'enqueue' | 'enqueueMany' | 'get' | 'l
  * delivery (10,000 characters of text).
  */
 export const DEFAULT_DIGEST_TEMPLATE: TemplateSource = {
-  subject: '{{ count }} notifications ({{ key }})',
+  subject: '{{ count }} notification{% if count != 1 %}s{% endif %} ({{ key }})',
   text: [
     '{% for event in events limit: 80 %}- ',
     '{% if event.subject %}{{ event.subject | truncate: 100 }}{% if event.body %}: {% endif %}{% endif %}',

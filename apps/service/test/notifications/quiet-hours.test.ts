@@ -162,6 +162,35 @@ describe('quiet hours', { timeout: 30_000 }, () => {
     );
   });
 
+  it('holds a digest that closes in quiet hours until they end', async () => {
+    const clock = new TestClock(Date.parse('2026-01-14T20:30:00Z'));
+    const { s, peers } = await setUp(clock);
+    await expect(200, s, 'PUT', '/api/recipients/ada', NIGHT);
+    // 21:30 in Berlin: the window closes at 22:30, inside the quiet hours.
+    const answer = await notify(s, { digest: { key: 'builds', window: '1h' } });
+    const [scheduled] = answer.recipients[0]!.scheduled;
+    assert.deepEqual(
+      [scheduled!.deferredBy, scheduled!.deferredUntil],
+      ['digest', '2026-01-14T21:30:00.000Z'],
+    );
+    clock.set('2026-01-14T21:30:00Z');
+    await s.runtime.drain();
+    const view = await expect<{ digests: { state: string; delivery: string }[] }>(
+      200,
+      s,
+      'GET',
+      `/api/notifications/${answer.id}`,
+    );
+    const [digest] = view.digests;
+    assert.equal(digest!.state, 'succeeded');
+    const delivery = await task(s, digest!.delivery);
+    assert.deepEqual([delivery.state, delivery.runAt], ['queued', '2026-01-15T06:00:00.000Z']);
+    assert.equal(peers.smtp.received.length, 0);
+    clock.set('2026-01-15T06:00:00Z');
+    await s.runtime.drain();
+    assert.equal((await peers.smtp.nextMail()).mail.subject, '1 notification (builds)');
+  });
+
   it('sends deferred deliveries at the right time after a restart', async () => {
     const databaseUrl = `sqlite:${join(temp.dir, 'restart.db')}`;
     const clock = new TestClock(Date.parse('2026-03-28T22:00:00Z'));
