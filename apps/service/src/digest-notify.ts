@@ -3,11 +3,13 @@ import { iso } from 'offload';
 import {
   requestDigest,
   type DigestResult,
+  type DigestWindow,
   type JoinedDigest,
   type Notifications,
   type PreparedNotification,
 } from '@offload/notifications';
 import { ApiError } from './errors.js';
+import { notificationView, type NotificationView } from './notification-view.js';
 
 /** A digest a notify request joined, as the answer shows it. */
 export interface DigestAnswer {
@@ -96,6 +98,35 @@ export async function digestViews(
     }),
   );
   return { createdAt: iso(joins.createdAt), digests };
+}
+
+/**
+ * A digest's window by its task id, as `GET /api/notifications/:id` shows it: the window in
+ * `digests`, and its delivery, once stored, in `deliveries`.
+ */
+export async function windowView(runtime: Runtime, task: Task): Promise<NotificationView> {
+  const window = task.payload as Partial<DigestWindow> | null;
+  const result = readResult(task.result);
+  const delivery = result?.delivery ? await runtime.get(result.delivery) : null;
+  const channel = typeof window?.channel === 'string' ? window.channel : 'digest';
+  return {
+    id: task.id,
+    channel,
+    createdAt: iso(task.createdAt),
+    deliveries: delivery ? notificationView(task.id, [delivery]).deliveries : [],
+    digests: [
+      {
+        channel,
+        recipient: typeof window?.recipient === 'string' ? window.recipient : null,
+        task: task.id,
+        closesAt: iso(task.runAt) ?? '',
+        key: typeof window?.key === 'string' ? window.key : '',
+        state: task.state,
+        events: result?.events ?? null,
+        delivery: result?.delivery ?? null,
+      },
+    ],
+  };
 }
 
 function readResult(value: Json | null): DigestResult | null {

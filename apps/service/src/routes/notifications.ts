@@ -4,6 +4,7 @@ import {
   CONTENT_KEY,
   CONTENT_TASK,
   DEMO_TASK,
+  DIGEST_TASK,
   deliveryKeyPrefix,
   NOTIFICATION_ID,
   notificationId,
@@ -17,7 +18,13 @@ import {
   type RecipientReport,
   type StoredContent,
 } from '@offload/notifications';
-import { DIGESTS_ANSWER, digestViews, joinDigests, type DigestAnswer } from '../digest-notify.js';
+import {
+  DIGESTS_ANSWER,
+  digestViews,
+  joinDigests,
+  windowView,
+  type DigestAnswer,
+} from '../digest-notify.js';
 import { ApiError } from '../errors.js';
 import { notificationView, type NotificationView } from '../notification-view.js';
 
@@ -212,8 +219,9 @@ export const notificationRoutes: FastifyPluginCallback<NotificationRoutesOptions
         };
       }
     }
-    const { notification, tasks } = await findNotification(id);
-    return notificationView(notification, tasks);
+    const found = await findNotification(id);
+    if ('window' in found) return windowView(runtime, found.window);
+    return notificationView(found.notification, found.tasks);
   });
   done();
 
@@ -221,7 +229,9 @@ export const notificationRoutes: FastifyPluginCallback<NotificationRoutesOptions
    * A notification and its deliveries, by its id, or by the task id of one of its deliveries (a
    * lone delivery, stored without a key, is a notification of its own).
    */
-  async function findNotification(id: string): Promise<{ notification: string; tasks: Task[] }> {
+  async function findNotification(
+    id: string,
+  ): Promise<{ notification: string; tasks: Task[] } | { window: Task }> {
     if (NOTIFICATION_ID.test(id)) return { notification: id, tasks: await deliveriesOf(id) };
     if (!TASK_ID.test(id)) {
       throw new ApiError(
@@ -231,6 +241,8 @@ export const notificationRoutes: FastifyPluginCallback<NotificationRoutesOptions
     }
     const task = await runtime.get(id);
     if (!task || !isNotificationTask(task)) throw notFound(id);
+    // A digest's window: the digest, and its delivery once it closed.
+    if (task.name === DIGEST_TASK) return { window: task };
     if (task.name === CONTENT_TASK) {
       // A content task is no delivery: it finds the notification whose content it holds.
       const content = CONTENT_KEY.exec(task.key ?? '');

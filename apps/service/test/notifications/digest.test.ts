@@ -98,6 +98,13 @@ describe('digests', { timeout: 60_000 }, () => {
     });
     assert.deepEqual([closed!.state, closed!.events], ['succeeded', 50]);
     assert.equal(peers.smtp.received.length, 1);
+
+    // The window by its own id: the digest, and the delivery that sent it.
+    const window = await view(s, closed!.task);
+    assert.deepEqual(
+      [window.channel, window.digests[0]!.events, window.deliveries.map((d) => [d.id, d.state])],
+      ['email', 50, [[closed!.delivery, 'succeeded']]],
+    );
   });
 
   it('sends one digest per recipient and key, rendered from a stored template', async () => {
