@@ -58,7 +58,23 @@ export function readDeliveryHours(
       problem: `${field} is read in the recipient's own time zone: give timezone too, e.g. "Europe/Berlin"`,
     };
   }
+  if (quiet.value !== null && window.value !== null && covers(quiet.value, window.value)) {
+    return {
+      field: 'quietHours',
+      problem: `quietHours ${quiet.value.start} to ${quiet.value.end} cover the whole sendWindow (${window.value.start} to ${window.value.end}), so no delivery could ever be sent: shorten one of them`,
+    };
+  }
   return { value: { quietHours: quiet.value, sendWindow: window.value } };
+}
+
+/** Whether every minute of the send window's hours falls in the quiet hours. */
+function covers(quiet: QuietHours, window: SendWindow): boolean {
+  const [start, end] = [minutes(quiet.start), minutes(quiet.end)];
+  for (let minute = minutes(window.start); minute < minutes(window.end); minute += 1) {
+    const inside = start < end ? minute >= start && minute < end : minute >= start || minute < end;
+    if (!inside) return false;
+  }
+  return true;
 }
 
 interface Problem {

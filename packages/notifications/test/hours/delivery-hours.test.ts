@@ -147,6 +147,20 @@ describe('reading the fields', () => {
     );
   });
 
+  it('refuses quiet hours that cover the whole send window', () => {
+    const window = { days: ['mon'], start: '09:00', end: '17:00' };
+    const [field, message] = problem({
+      sendWindow: window,
+      quietHours: { start: '08:00', end: '18:00' },
+    })!;
+    assert.equal(field, 'quietHours');
+    assert.match(message ?? '', /cover the whole sendWindow .* no delivery could ever be sent/);
+    assert.equal(
+      problem({ sendWindow: window, quietHours: { start: '16:59', end: '08:00' } }),
+      null,
+    );
+  });
+
   it('keeps the days in week order', () => {
     const read = readDeliveryHours(
       { sendWindow: { days: ['fri', 'mon'], start: '09:00', end: '17:00' } },
