@@ -1,6 +1,7 @@
 import type { Json, Task } from 'offload';
 import { DEMO_TASK, type Delivery, type DeliveryResult } from '@offload/notifications';
 import { iso, taskView } from 'offload';
+import type { DigestView } from './digest-notify.js';
 
 /** One delivery of a notification, as `GET /api/notifications/:id` shows it. */
 export interface DeliveryView {
@@ -23,6 +24,8 @@ export interface DeliveryView {
   /** What the provider answered, once delivered. */
   response: string | null;
   createdAt: string | null;
+  /** When it is due: later than `createdAt` when scheduled, or deferred by quiet hours. */
+  runAt: string | null;
   finishedAt: string | null;
 }
 
@@ -35,6 +38,8 @@ export interface NotificationView {
   channel: string;
   createdAt: string | null;
   deliveries: DeliveryView[];
+  /** For a notification that joined digests (and has no deliveries of its own): each digest. */
+  digests?: DigestView[];
 }
 
 /** A notification and its deliveries, from the delivery tasks whose keys name it. */
@@ -69,6 +74,7 @@ function deliveryView(task: Task): DeliveryView {
     provider: result?.provider ?? null,
     response: result?.response ?? null,
     createdAt: view.createdAt,
+    runAt: view.runAt,
     finishedAt: view.finishedAt,
   };
 }

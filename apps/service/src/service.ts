@@ -1,6 +1,13 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger as PinoLogger } from 'pino';
-import { createRuntime, openStore, type Runtime, type Store, type TaskDefinition } from 'offload';
+import {
+  createRuntime,
+  openStore,
+  type Clock,
+  type Runtime,
+  type Store,
+  type TaskDefinition,
+} from 'offload';
 import { Notifications, type DeliveryCall, type Resolver } from '@offload/notifications';
 import { buildApp } from './app.js';
 import { describeConfig, type ServiceConfig } from './config.js';
@@ -22,6 +29,8 @@ export interface ServiceOptions {
   resolve?: Resolver;
   /** How long (ms) a client may take to send a whole request; default 30 s (see `buildApp`). */
   requestTimeout?: number;
+  /** The time of the runtime and of requests; default the system clock. Tests pass a fake one. */
+  clock?: Clock;
 }
 
 /** The notification service, assembled but not listening yet. */
@@ -56,7 +65,7 @@ export function createServiceRuntime(
   config: ServiceConfig,
   store: Store,
   logger: PinoLogger,
-  options: { resolve?: Resolver; onCall?: (call: DeliveryCall) => void } = {},
+  options: { resolve?: Resolver; onCall?: (call: DeliveryCall) => void; clock?: Clock } = {},
 ): { runtime: Runtime; notifications: Notifications } {
   const notifications = new Notifications({
     demoDelay: config.notifyDemoDelay,
@@ -69,6 +78,7 @@ export function createServiceRuntime(
         : null,
     ...(options.resolve ? { resolve: options.resolve } : {}),
     ...(options.onCall ? { onCall: options.onCall } : {}),
+    ...(options.clock ? { clock: options.clock } : {}),
   });
   // Defined before the runtime it enqueues on (which needs it among its tasks); runs after.
   const scheduled = scheduledNotificationTask(notifications, (requests) =>
@@ -81,6 +91,7 @@ export function createServiceRuntime(
     shutdownGrace: config.shutdownGrace,
     ...(config.concurrency === undefined ? {} : { concurrency: config.concurrency }),
     logger: logger.child({ component: 'runtime' }),
+    ...(options.clock ? { clock: options.clock } : {}),
   });
   notifications.attach(runtime);
   return { runtime, notifications };
@@ -96,6 +107,7 @@ export async function createService(
   let countCall: (call: DeliveryCall) => void = () => undefined;
   const { runtime, notifications } = createServiceRuntime(config, store, logger, {
     ...(options.resolve ? { resolve: options.resolve } : {}),
+    ...(options.clock ? { clock: options.clock } : {}),
     onCall: (call) => countCall(call),
   });
   const metrics = new ServiceMetrics({

@@ -30,6 +30,7 @@ export {
   notificationId,
   Notifications,
   notificationTasks,
+  plannedDeferrals,
   requestDigest,
   type NotificationTaskOptions,
 } from './tasks.js';
@@ -73,3 +74,24 @@ export {
   UnsubscribeLinks,
   type UnsubscribeSettings,
 } from './unsubscribe.js';
+export {
+  deferral,
+  WEEKDAYS,
+  type Deferral,
+  type DeliveryHours,
+  type QuietHours,
+  type SendWindow,
+  type Weekday,
+} from './delivery-hours.js';
+export {
+  DEFAULT_DIGEST_TEMPLATE,
+  DIGEST_CLAIM_TASK,
+  DIGEST_TASK,
+  Digests,
+  type DigestEvent,
+  type DigestResult,
+  type DigestRuntime,
+  type DigestWindow,
+  type JoinedDigest,
+} from './digests.js';
+export { type DigestRequest, MAX_DIGEST_WINDOW, MIN_DIGEST_WINDOW } from './digest-request.js';

@@ -7,6 +7,7 @@ import { CHANNELS, type ChannelName, type OutgoingDelivery, type Recipient } fro
 import type { HostPolicy } from './net/host-policy.js';
 import { characters, checkRecipient, MAX_RECIPIENTS, tooLong } from './recipients.js';
 import { readSendAt } from './send-at.js';
+import { readDigest, type DigestRequest } from './digest-request.js';
 
 /** A notification as a client describes it in `POST /api/notifications/notify`, checked. */
 export interface NotificationRequest {
@@ -45,7 +46,13 @@ export type NotifyRequest = (
   | { kind: 'demo' }
   | { kind: 'notification'; notification: NotificationRequest }
   | { kind: 'recipients'; notification: RecipientsRequest }
-) & { sendAt: Date | null };
+) & {
+  sendAt: Date | null;
+  /** Sent at once, whatever the recipients' quiet hours and send windows. */
+  critical?: boolean;
+  /** Joined to a digest of the recipient, sent when its window closes (see digests.ts). */
+  digest?: DigestRequest;
+};
 
 export type NotificationErrorCode =
   | 'INVALID_NOTIFICATION'
@@ -90,6 +97,8 @@ const FIELDS = [
   'html',
   'data',
   'sendAt',
+  'critical',
+  'digest',
 ];
 const LIMITS = { subject: 200, body: 10_000, html: 50_000 };
 
@@ -123,6 +132,9 @@ export function parseNotifyRequest(
   if ('problem' in when) throw invalid('sendAt', when.problem);
   const sendAt = when.at;
   if (keys.every((key) => key === 'sendAt')) return { kind: 'demo', sendAt };
+  const critical = readCritical(fields.critical);
+  const digest = readDigestField(fields, critical, sendAt);
+  const extras = { ...critical, ...digest };
   const data = fields.data ?? null;
   if (data !== null && (typeof data !== 'object' || Array.isArray(data))) {
     throw invalid('data', 'data must be a JSON object when given');
@@ -148,7 +160,7 @@ export function parseNotifyRequest(
       topic: readTopic(fields.topic, rules),
       ...content,
     };
-    return { kind: 'recipients', notification, sendAt };
+    return { kind: 'recipients', notification, sendAt, ...extras };
   }
   if (fields.topic !== undefined) {
     throw invalid('topic', 'topic is for notifications to recipients by id ("recipients")');
@@ -166,7 +178,35 @@ export function parseNotifyRequest(
     throw invalid('subject', 'an email subject must be one line');
   }
   if (channel === 'push' && template === null) checkPushSize(notification);
-  return { kind: 'notification', notification, sendAt };
+  return { kind: 'notification', notification, sendAt, ...extras };
+}
+
+function readDigestField(
+  fields: Record<string, unknown>,
+  critical: { critical?: true },
+  sendAt: Date | null,
+): { digest?: DigestRequest } {
+  const read = readDigest(fields.digest);
+  if ('problem' in read) throw invalid(read.field, read.problem);
+  if (read.digest === null) return {};
+  if (critical.critical) {
+    throw invalid('critical', 'a critical notification is sent at once: leave out digest');
+  }
+  if (sendAt !== null) {
+    throw invalid('sendAt', 'a digest is sent when its window closes: leave out sendAt');
+  }
+  return { digest: read.digest };
+}
+
+function readCritical(value: unknown): { critical?: true } {
+  if (value === undefined || value === null || value === false) return {};
+  if (value !== true) {
+    throw invalid(
+      'critical',
+      "critical must be true or false; true sends at once, whatever the recipients' quiet hours and send windows",
+    );
+  }
+  return { critical: true };
 }
 
 /** The template's name; with a template, the text comes from it, not from the request. */

@@ -1,8 +1,9 @@
 import { envelopeAddress } from './channels/email.js';
 import type { NotificationContent } from './content.js';
 import type { ChannelName, Recipient } from './delivery.js';
+import type { DeliveryHours } from './delivery-hours.js';
 import { checkPushSize, type NotifyRequest, type RequestRules } from './notification.js';
-import { addressesOf, type RecipientBook } from './recipient-book.js';
+import { addressesOf, type RecipientBook, type RecipientProfile } from './recipient-book.js';
 import { describe, suppressionId, type Suppressions } from './suppressions.js';
 import type { Templates } from './templates.js';
 
@@ -13,6 +14,8 @@ export interface PlannedDelivery {
   /** The stored recipient it goes to, and the topic (for preferences and unsubscribe links). */
   recipient?: string;
   topic?: string;
+  /** The stored recipient's time zone, quiet hours and send window, when it has any. */
+  hours?: DeliveryHours;
 }
 
 /** What became of one recipient of a notification to recipients by id. */
@@ -111,6 +114,7 @@ export async function prepareNotification(
           to,
           recipient: id,
           ...(topic === null ? {} : { topic }),
+          ...(hasHours(recipient) ? { hours: hoursOf(recipient) } : {}),
           report: entry,
         });
       }
@@ -142,4 +146,16 @@ export function address(channel: ChannelName, to: Recipient): string {
   if (channel === 'push') return (to as { endpoint: string }).endpoint;
   if (channel === 'email') return (envelopeAddress(String(to)) ?? String(to)).toLowerCase();
   return String(to);
+}
+
+function hasHours(recipient: RecipientProfile): boolean {
+  return recipient.timezone !== null && (recipient.quietHours ?? recipient.sendWindow) != null;
+}
+
+function hoursOf(recipient: RecipientProfile): DeliveryHours {
+  return {
+    timezone: recipient.timezone,
+    quietHours: recipient.quietHours ?? null,
+    sendWindow: recipient.sendWindow ?? null,
+  };
 }

@@ -1,5 +1,6 @@
 import type { Store, StoredRecord } from 'offload';
 import type { ChannelName, PushSubscription } from './delivery.js';
+import { readDeliveryHours, type QuietHours, type SendWindow } from './delivery-hours.js';
 import { NotificationError, RECIPIENT_ID, type RequestRules } from './notification.js';
 import { checkRecipient } from './recipients.js';
 
@@ -25,6 +26,10 @@ export interface RecipientProfile {
   push: PushSubscription[];
   /** An IANA time zone, e.g. `Europe/Berlin`. */
   timezone: string | null;
+  /** When no delivery is sent, in `timezone` (see delivery-hours.ts); absent on older records. */
+  quietHours?: QuietHours | null;
+  /** When deliveries are sent, weekly, in `timezone`; absent on older records. */
+  sendWindow?: SendWindow | null;
   /** Per topic, the channels turned off (`false`); a channel not named is on. */
   preferences: { [topic: string]: { [channel in RecipientChannel]?: boolean } };
 }
@@ -35,7 +40,7 @@ export interface StoredRecipient extends RecipientProfile {
   updatedAt: string;
 }
 
-const FIELDS = ['email', 'webhook', 'push', 'timezone', 'preferences'];
+const FIELDS = ['email', 'webhook', 'push', 'timezone', 'quietHours', 'sendWindow', 'preferences'];
 
 export class RecipientBook {
   constructor(
@@ -71,12 +76,16 @@ export class RecipientBook {
         `push must be a list of at most ${MAX_SUBSCRIPTIONS} push subscriptions`,
       );
     }
+    const timezone = readTimezone(fields.timezone);
+    const hours = readDeliveryHours(fields, timezone);
+    if ('problem' in hours) throw invalid(hours.field, hours.problem);
     return {
       email: fields.email == null ? null : (address('email', fields.email, 'email') as string),
       webhook:
         fields.webhook == null ? null : (address('webhook', fields.webhook, 'webhook') as string),
       push: push.map((p, i) => address('push', p, `push[${i}]`) as PushSubscription),
-      timezone: readTimezone(fields.timezone),
+      timezone,
+      ...hours.value,
       preferences: this.readPreferences(fields.preferences),
     };
   }

@@ -4,6 +4,8 @@ import {
   defineTask,
   memoryStore,
   SECOND,
+  systemClock,
+  type Clock,
   type Store,
   type TaskDefinition,
   type TaskRequest,
@@ -12,14 +14,8 @@ import { EmailSender } from './channels/email.js';
 import { LogSender } from './channels/log.js';
 import { PushSender } from './channels/push.js';
 import { WebhookSender } from './channels/webhook.js';
-import {
-  CONTENT_TASK,
-  contentKey,
-  keepFor,
-  SharedContent,
-  type StoredContent,
-  type TaskReader,
-} from './content.js';
+import { CONTENT_TASK, contentKey, keepFor, SharedContent, type StoredContent } from './content.js';
+import { Digests, type DigestRuntime } from './digests.js';
 import {
   deliveryKey,
   deliveryTask,
@@ -40,6 +36,7 @@ import { Suppressions } from './suppressions.js';
 import { Templates } from './templates.js';
 import { UnsubscribeLinks, type UnsubscribeSettings } from './unsubscribe.js';
 import { dueAt } from './send-at.js';
+import { deferral, type Deferral } from './delivery-hours.js';
 import { DEFAULT_CHANNEL_SETTINGS, type ChannelSettings } from './settings.js';
 
 export const DEMO_TASK = 'notifications.demo';
@@ -70,6 +67,8 @@ export interface NotificationTaskOptions {
   topics?: readonly string[];
   /** One-click unsubscribe links in emails to stored recipients; default none. */
   unsubscribe?: UnsubscribeSettings | null;
+  /** What `now` is for requests (delivery hours, digest windows); default the system clock. */
+  clock?: Clock;
 }
 
 /** The demo notification: logs, does `delay` ms of (abortable) async work (none at 0), logs again. */
@@ -95,8 +94,11 @@ export class Notifications {
   readonly templates: Templates;
   readonly recipients: RecipientBook;
   readonly suppressions: Suppressions;
+  readonly digests: Digests;
   /** Null when the service signs no unsubscribe links. */
   readonly unsubscribeLinks: UnsubscribeLinks | null;
+  /** The time requests are read at: give the runtime the same clock. */
+  readonly clock: Clock;
   private readonly senders = new Map<ChannelName, Sender>();
   private readonly content = new SharedContent();
   /** How long each channel's content tasks wait before they first run, ms (see content.ts). */
@@ -104,6 +106,7 @@ export class Notifications {
 
   constructor(options: NotificationTaskOptions = {}) {
     const settings = options.channels ?? DEFAULT_CHANNEL_SETTINGS;
+    this.clock = options.clock ?? systemClock;
     const policy = new HostPolicy(settings.allowPrivateHosts);
     const client = new HttpClient({
       policy,
@@ -162,9 +165,13 @@ export class Notifications {
       const attempts = settings.deliveryAttempts * sender.providers.length;
       this.keep.set(channel, keepFor(attempts, settings.deliveryBackoff, timeout));
     }
+    this.templates = new Templates(records);
+    this.digests = new Digests(records, this.templates, this.clock);
     this.tasks = [
       demoNotificationTask(options.demoDelay),
       this.content.task(),
+      this.digests.task(),
+      this.digests.claimTask(),
       ...[...this.senders.values()].map((sender) =>
         deliveryTask(sender, {
           ...taskOptions,
@@ -179,7 +186,6 @@ export class Notifications {
       unavailable: (channel) => (this.senders.has(channel) ? null : notConfigured(channel)),
       topics: new Set(options.topics ?? []),
     };
-    this.templates = new Templates(records);
     this.recipients = new RecipientBook(records, this.rules);
   }
 
@@ -194,10 +200,12 @@ export class Notifications {
 
   /**
    * Lets the delivery tasks read the content that a notification to several recipients stores
-   * once: call it with the runtime made with `tasks`, before it starts.
+   * once, and digests open and close their windows: call it with the runtime made with `tasks`,
+   * before it starts.
    */
-  attach(runtime: TaskReader): void {
+  attach(runtime: DigestRuntime): void {
     this.content.attach(runtime);
+    this.digests.attach(runtime);
   }
 
   /**
@@ -212,8 +220,18 @@ export class Notifications {
    */
   plan(prepared: PreparedNotification, id: string | null, now: Date): TaskRequest[] {
     const { request, content, deliveries } = prepared;
+    if (request.digest !== undefined) {
+      throw new NotificationError(
+        'INVALID_NOTIFICATION',
+        'digest',
+        'a digest is joined when POST /api/notifications/notify accepts the notification; leave out digest here',
+      );
+    }
     const digest = id === null ? null : requestDigest(request);
     const sendAt = request.sendAt === null ? null : dueAt(request.sendAt, now);
+    // Each delivery from sendAt, or later, in its recipient's delivery hours.
+    const deferred = plannedDeferrals(prepared, now);
+    const startAt = (index: number) => deferred[index]?.until ?? sendAt;
     if (prepared.demo) {
       return [{ task: DEMO_TASK, payload: {}, ...deliveryOptions(id, 0, sendAt) }];
     }
@@ -231,7 +249,7 @@ export class Notifications {
       };
       checkSize([delivery], 1);
       const task = deliveryTaskName(channel);
-      return [{ task, payload: delivery, ...deliveryOptions(id, 0, sendAt) }];
+      return [{ task, payload: delivery, ...deliveryOptions(id, 0, startAt(0)) }];
     }
     if (id === null) throw new Error('a notification to several recipients needs an id');
     const stored: StoredContent = { notification: id, request: digest, createdAt, ...content };
@@ -243,6 +261,8 @@ export class Notifications {
     }));
     checkSize([stored, ...shared], deliveries.length);
     const keep = Math.max(...deliveries.map((d) => this.keep.get(d.channel) ?? 0));
+    const last = Math.max(...deliveries.map((_, index) => startAt(index)?.getTime() ?? 0));
+    const keepFrom = last === 0 ? null : new Date(last);
     return [
       {
         task: CONTENT_TASK,
@@ -250,16 +270,31 @@ export class Notifications {
         // Kept from when the deliveries start.
         options: {
           key: contentKey(id),
-          ...(sendAt === null ? { delay: keep } : { runAt: new Date(sendAt.getTime() + keep) }),
+          ...(keepFrom === null
+            ? { delay: keep }
+            : { runAt: new Date(Math.max(keepFrom.getTime(), now.getTime()) + keep) }),
         },
       },
       ...shared.map((delivery, index) => ({
         task: deliveryTaskName(deliveries[index]!.channel),
         payload: delivery,
-        ...deliveryOptions(id, delivery.index, sendAt),
+        ...deliveryOptions(id, delivery.index, startAt(index)),
       })),
     ];
   }
+}
+
+/**
+ * Per planned delivery, when and why its recipient's delivery hours defer it from its due time
+ * (`sendAt`, or `now`); null for one sent when due. A critical notification is never deferred.
+ */
+export function plannedDeferrals(prepared: PreparedNotification, now: Date): (Deferral | null)[] {
+  const { request } = prepared;
+  if (request.critical === true) return prepared.deliveries.map(() => null);
+  const due = request.sendAt === null ? now : dueAt(request.sendAt, now);
+  return prepared.deliveries.map((delivery) =>
+    delivery.hours === undefined ? null : deferral(delivery.hours, due),
+  );
 }
 
 /**
@@ -329,6 +364,8 @@ export function requestDigest(request: NotifyRequest): string {
           ...request.notification,
           template: request.notification.template ?? undefined,
           sendAt: request.sendAt?.toISOString(),
+          critical: request.critical,
+          digest: request.digest,
         };
   return createHash('sha256').update(canonicalJson(content)).digest('base64url');
 }

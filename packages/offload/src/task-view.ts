@@ -12,6 +12,11 @@ export interface TaskView {
   startedAt: string | null;
   finishedAt: string | null;
   /**
+   * When the task is due: for a queued task, when it runs next (later than now when it was
+   * scheduled or deferred, or waits for a retry); for others, when it last was.
+   */
+  runAt: string | null;
+  /**
    * The most recent failed attempt, or null when none failed. It stays after a later attempt
    * succeeds, so a task that needed a retry shows why. Stacks are not shown over HTTP.
    */
@@ -33,6 +38,7 @@ export function taskView(task: Task): TaskView {
     createdAt: iso(task.createdAt),
     startedAt: iso(task.startedAt),
     finishedAt: iso(task.finishedAt),
+    runAt: iso(task.runAt),
     lastError: last
       ? { name: last.name, message: last.message, attempt: last.attempt, at: iso(last.at) }
       : null,

@@ -4,16 +4,27 @@ import {
   CONTENT_KEY,
   CONTENT_TASK,
   DEMO_TASK,
+  DIGEST_TASK,
   deliveryKeyPrefix,
   NOTIFICATION_ID,
   notificationId,
   parseNotifyRequest,
+  plannedDeferrals,
   requestDigest,
+  type Deferral,
   type InlineDelivery,
   type Notifications,
+  type PreparedNotification,
   type RecipientReport,
   type StoredContent,
 } from '@offload/notifications';
+import {
+  DIGESTS_ANSWER,
+  digestViews,
+  joinDigests,
+  windowView,
+  type DigestAnswer,
+} from '../digest-notify.js';
 import { ApiError } from '../errors.js';
 import { notificationView, type NotificationView } from '../notification-view.js';
 
@@ -27,12 +38,23 @@ export interface NotifyAnswer {
   id: string;
   /** For a notification to recipients by id: per recipient, what was scheduled and skipped. */
   recipients?: RecipientAnswer[];
+  /** With `digest`: the digest each delivery joined, sent when its window closes. */
+  digests?: DigestAnswer[];
 }
 
 export interface RecipientAnswer {
   id: string;
-  /** The delivery tasks made for it (`GET /api/tasks/:id`). */
-  scheduled: { channel: string; task: string }[];
+  /**
+   * The delivery tasks made for it (`GET /api/tasks/:id`); one its quiet hours or send window
+   * defer says until when (ISO 8601) and which rule (`quietHours` or `sendWindow`). With a
+   * digest, the task is the digest's window, `deferredBy` is `digest`, until it closes.
+   */
+  scheduled: {
+    channel: string;
+    task: string;
+    deferredUntil?: string;
+    deferredBy?: Deferral['by'] | 'digest';
+  }[];
   skipped: { channel: string | null; reason: string }[];
 }
 
@@ -53,7 +75,12 @@ const NOTIFY_ANSWER = {
             type: 'array',
             items: {
               type: 'object',
-              properties: { channel: { type: 'string' }, task: { type: 'string' } },
+              properties: {
+                channel: { type: 'string' },
+                task: { type: 'string' },
+                deferredUntil: { type: 'string' },
+                deferredBy: { type: 'string' },
+              },
               required: ['channel', 'task'],
             },
           },
@@ -69,6 +96,7 @@ const NOTIFY_ANSWER = {
         required: ['id', 'scheduled', 'skipped'],
       },
     },
+    digests: DIGESTS_ANSWER,
   },
   required: ['ok', 'message', 'id'],
 } as const;
@@ -96,10 +124,11 @@ export const notificationRoutes: FastifyPluginCallback<NotificationRoutesOptions
   const runtime = app.offload;
 
   const notify = async (request: FastifyRequest): Promise<NotifyAnswer> => {
-    const now = new Date();
+    const now = new Date(notifications.clock.now());
     const parsed = parseNotifyRequest(request.body, notifications.rules, now);
     const key = idempotencyKey(request);
     const prepared = await notifications.prepare(parsed);
+    if (parsed.digest !== undefined) return digestAnswer(prepared, notificationId(key), now);
     const lone = key === undefined && (prepared.demo || prepared.deliveries.length === 1);
     const id = lone ? null : notificationId(key);
     const tasks = notifications.plan(prepared, id, now);
@@ -137,9 +166,38 @@ export const notificationRoutes: FastifyPluginCallback<NotificationRoutesOptions
     if (prepared.report) {
       // The delivery tasks follow the content task, when there is one.
       const deliveries = tasks.length === 1 ? stored : stored.slice(1);
-      answer.recipients = answerOf(prepared.report, deliveries);
+      answer.recipients = answerOf(prepared.report, deliveries, plannedDeferrals(prepared, now));
     }
     return answer;
+  };
+  const digestAnswer = async (
+    prepared: PreparedNotification,
+    id: string,
+    now: Date,
+  ): Promise<NotifyAnswer> => {
+    const digests = await joinDigests(notifications, prepared, id, now);
+    const recipients = prepared.report
+      ? prepared.report.map(({ id: recipient, scheduled, skipped }) => ({
+          id: recipient,
+          scheduled: scheduled.map(({ channel, index }) => ({
+            channel,
+            task: digests[index]!.task,
+            deferredUntil: digests[index]!.closesAt,
+            deferredBy: 'digest' as const,
+          })),
+          skipped,
+        }))
+      : null;
+    return {
+      ok: true,
+      message:
+        digests.length === 0
+          ? 'Nothing scheduled: every delivery was skipped'
+          : 'Notification scheduled in background',
+      id,
+      ...(recipients === null ? {} : { recipients }),
+      digests,
+    };
   };
   const options = { schema: { response: { 200: NOTIFY_ANSWER } } };
   app.post('/notifications/notify', options, notify);
@@ -147,8 +205,23 @@ export const notificationRoutes: FastifyPluginCallback<NotificationRoutesOptions
 
   app.get('/notifications/:id', async (request): Promise<NotificationView> => {
     const { id } = request.params as { id: string };
-    const { notification, tasks } = await findNotification(id);
-    return notificationView(notification, tasks);
+    if (NOTIFICATION_ID.test(id)) {
+      // A notification that joined digests has no deliveries of its own.
+      const joined = await digestViews(notifications, runtime, id);
+      if (joined !== null) {
+        const channels = new Set(joined.digests.map((d) => d.channel));
+        return {
+          id,
+          channel: channels.size === 1 ? [...channels][0]! : 'several',
+          createdAt: joined.createdAt,
+          deliveries: [],
+          digests: joined.digests,
+        };
+      }
+    }
+    const found = await findNotification(id);
+    if ('window' in found) return windowView(runtime, found.window);
+    return notificationView(found.notification, found.tasks);
   });
   done();
 
@@ -156,7 +229,9 @@ export const notificationRoutes: FastifyPluginCallback<NotificationRoutesOptions
    * A notification and its deliveries, by its id, or by the task id of one of its deliveries (a
    * lone delivery, stored without a key, is a notification of its own).
    */
-  async function findNotification(id: string): Promise<{ notification: string; tasks: Task[] }> {
+  async function findNotification(
+    id: string,
+  ): Promise<{ notification: string; tasks: Task[] } | { window: Task }> {
     if (NOTIFICATION_ID.test(id)) return { notification: id, tasks: await deliveriesOf(id) };
     if (!TASK_ID.test(id)) {
       throw new ApiError(
@@ -166,6 +241,8 @@ export const notificationRoutes: FastifyPluginCallback<NotificationRoutesOptions
     }
     const task = await runtime.get(id);
     if (!task || !isNotificationTask(task)) throw notFound(id);
+    // A digest's window: the digest, and its delivery once it closed.
+    if (task.name === DIGEST_TASK) return { window: task };
     if (task.name === CONTENT_TASK) {
       // A content task is no delivery: it finds the notification whose content it holds.
       const content = CONTENT_KEY.exec(task.key ?? '');
@@ -187,10 +264,21 @@ export const notificationRoutes: FastifyPluginCallback<NotificationRoutesOptions
 function answerOf(
   report: readonly RecipientReport[],
   deliveries: readonly Task[],
+  deferred: readonly (Deferral | null)[] = [],
 ): RecipientAnswer[] {
   return report.map(({ id, scheduled, skipped }) => ({
     id,
-    scheduled: scheduled.map(({ channel, index }) => ({ channel, task: deliveries[index]!.id })),
+    scheduled: scheduled.map(({ channel, index }) => {
+      const deferral = deferred[index];
+      return {
+        channel,
+        task: deliveries[index]!.id,
+        // As stored: a repeated request (same Idempotency-Key) finds the first one's tasks.
+        ...(deferral
+          ? { deferredUntil: deliveries[index]!.runAt.toISOString(), deferredBy: deferral.by }
+          : {}),
+      };
+    }),
     skipped,
   }));
 }

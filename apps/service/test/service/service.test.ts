@@ -21,6 +21,7 @@ const TASK_FIELDS = [
   'createdAt',
   'startedAt',
   'finishedAt',
+  'runAt',
   'lastError',
   'result',
   'progress',

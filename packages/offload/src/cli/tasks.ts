@@ -127,7 +127,6 @@ function listFilter(values: {
 function details(task: Task): object {
   return {
     ...taskView(task),
-    runAt: iso(task.runAt),
     priority: task.priority,
     key: task.key,
     payload: task.payload,
