@@ -73,3 +73,12 @@ export {
   UnsubscribeLinks,
   type UnsubscribeSettings,
 } from './unsubscribe.js';
+export {
+  Inbox,
+  inboxFeed,
+  MAX_INBOX_PAGE,
+  type InboxListener,
+  type InboxMessage,
+  type InboxPage,
+} from './inbox.js';
+export { InboxTokens, INBOX_TOKEN, MIN_INBOX_SECRET_LENGTH } from './inbox-tokens.js';

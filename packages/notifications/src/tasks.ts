@@ -10,6 +10,7 @@ import {
 } from 'offload';
 import { EmailSender } from './channels/email.js';
 import { LogSender } from './channels/log.js';
+import { Inbox, InboxSender } from './inbox.js';
 import { PushSender } from './channels/push.js';
 import { WebhookSender } from './channels/webhook.js';
 import {
@@ -95,6 +96,8 @@ export class Notifications {
   readonly templates: Templates;
   readonly recipients: RecipientBook;
   readonly suppressions: Suppressions;
+  /** The in-app inbox of each recipient (the `inbox` channel). */
+  readonly inbox: Inbox;
   /** Null when the service signs no unsubscribe links. */
   readonly unsubscribeLinks: UnsubscribeLinks | null;
   private readonly senders = new Map<ChannelName, Sender>();
@@ -123,6 +126,8 @@ export class Notifications {
     this.unsubscribeLinks = options.unsubscribe ? new UnsubscribeLinks(options.unsubscribe) : null;
     const links = this.unsubscribeLinks;
     this.senders.set('log', new LogSender());
+    this.inbox = new Inbox(records);
+    this.senders.set('inbox', new InboxSender(this.inbox));
     if (settings.webhook) {
       this.senders.set(
         'webhook',
@@ -347,6 +352,7 @@ const SETUP: Record<ChannelName, string> = {
   email: 'set SMTP_URL and EMAIL_FROM',
   push: 'set VAPID_PUBLIC_KEY, VAPID_PRIVATE_KEY and VAPID_SUBJECT (`offload vapid` prints a key pair)',
   log: 'nothing',
+  inbox: 'nothing',
 };
 
 function notConfigured(channel: ChannelName): string {
