@@ -14,6 +14,7 @@
 import { connect, type Socket } from 'node:net';
 import { Agent, request } from 'node:http';
 import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { spawnCli, listeningUrl } from '../apps/service/test/fixtures/service-harness.js';
 import {
   dropSchema,
@@ -37,6 +38,12 @@ const RATE = Number(args.values.get('rate') ?? 1000);
 const SECONDS = Number(args.values.get('seconds') ?? (quick ? 3 : 10));
 const DATABASE = args.values.get('database') ?? 'sqlite';
 watchdog(5 * 60_000, 'bench/inbox');
+
+/** The CPU time the process `pid` used so far, in ms (user and system). */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+}
 
 function rss(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -125,6 +132,7 @@ async function main(): Promise<void> {
     const answeredAt = new Map<string, number>();
     const fromSend: number[] = [];
     const fromAnswer: number[] = [];
+    const fromStored: number[] = [];
     const notify = (recipient: string, subject: string) =>
       new Promise<void>((resolve, reject) => {
         const body = JSON.stringify({ channel: 'inbox', to: recipient, subject });
@@ -155,7 +163,12 @@ async function main(): Promise<void> {
       });
     const onData = (data: string) => {
       const now = performance.now();
-      const { subject } = JSON.parse(data) as { subject: string };
+      const { subject, deliveredAt } = JSON.parse(data) as {
+        subject: string;
+        deliveredAt: string;
+      };
+      // Wall clocks of the same machine: stored by the service, received here.
+      fromStored.push(Date.now() - Date.parse(deliveredAt));
       const sent = sentAt.get(subject);
       if (sent !== undefined) fromSend.push(now - sent);
       const answered = answeredAt.get(subject);
@@ -184,6 +197,7 @@ async function main(): Promise<void> {
     const total = RATE * SECONDS;
     const sends: Promise<void>[] = [];
     const t0 = performance.now();
+    const cpu0 = cpuMs(pid);
     let sent = 0;
     await new Promise<void>((resolve) => {
       const tick = setInterval(() => {
@@ -203,6 +217,7 @@ async function main(): Promise<void> {
     const deadline = performance.now() + 10_000;
     while (fromSend.length < total && performance.now() < deadline) await pause(20);
     const afterLoad = rss(pid);
+    const cpuPerMessage = (cpuMs(pid) - cpu0) / total;
     agent.destroy();
 
     const p = (values: number[], q: number) => ms3(percentile(values, q));
@@ -221,7 +236,16 @@ async function main(): Promise<void> {
         `${p(fromSend, 50)} / ${p(fromSend, 99)} / ${p(fromSend, 100)} ms`,
       ],
       ['notify answered → event, p50 / p99', `${p(fromAnswer, 50)} / ${p(fromAnswer, 99)} ms`],
+      [
+        'stored in the inbox → event, p50 / p99 (ms clocks)',
+        `${p(fromStored, 50)} / ${p(fromStored, 99)} ms`,
+      ],
+      [
+        'service CPU per message (notify, task, store, stream)',
+        `${(cpuPerMessage * 1000).toFixed(0)} µs`,
+      ],
       ['service RSS after the load', `${int(afterLoad / 2 ** 20)} MB`],
+      ['machine load average (1 min) at the end', loadavg()[0]!.toFixed(1)],
     ];
     const p99 = percentile(fromSend, 99);
     const checks: Check[] = [
@@ -237,7 +261,7 @@ async function main(): Promise<void> {
       },
     ];
     const markdown = [
-      `## Inbox streams (${DATABASE})`,
+      `## Inbox streams (${DATABASE}, ${int(RATE)} messages/s)`,
       '',
       machineMarkdown(),
       '',

@@ -49,6 +49,8 @@ export interface InboxStreamCounts {
  */
 export class InboxStreams {
   private readonly byRecipient = new Map<string, Set<InboxStream>>();
+  /** Places taken per recipient: its open streams and those about to open. */
+  private readonly perRecipient = new Map<string, number>();
   private readonly counts: InboxStreamCounts = {
     open: 0,
     refused: { recipient: 0, process: 0 },
@@ -72,14 +74,34 @@ export class InboxStreams {
     return { ...this.counts, refused: { ...this.counts.refused } };
   }
 
-  /** Whether a stream for `recipient` may open now; counts a refusal. */
-  admit(recipient: string): StreamRefusal | null {
+  /**
+   * Takes a place for a stream of `recipient`, or says why there is none (and counts the
+   * refusal). A place taken is given back by `release`, or by the stream `open` makes ending.
+   */
+  reserve(recipient: string): StreamRefusal | null {
     let refusal: StreamRefusal | null = null;
+    const held = this.perRecipient.get(recipient) ?? 0;
     if (this.counts.open >= this.settings.maxStreams) refusal = 'process';
-    else if ((this.byRecipient.get(recipient)?.size ?? 0) >= this.settings.maxStreamsPerRecipient)
-      refusal = 'recipient';
-    if (refusal !== null) this.counts.refused[refusal] += 1;
-    return refusal;
+    else if (held >= this.settings.maxStreamsPerRecipient) refusal = 'recipient';
+    if (refusal !== null) {
+      this.counts.refused[refusal] += 1;
+      return refusal;
+    }
+    this.perRecipient.set(recipient, held + 1);
+    this.counts.open += 1;
+    return null;
+  }
+
+  /** Gives back a place that `reserve` took and no stream used. */
+  release(recipient: string): void {
+    const held = (this.perRecipient.get(recipient) ?? 0) - 1;
+    if (held > 0) this.perRecipient.set(recipient, held);
+    else this.perRecipient.delete(recipient);
+    this.counts.open -= 1;
+    if (this.counts.open === 0) {
+      clearInterval(this.heartbeat);
+      this.heartbeat = undefined;
+    }
   }
 
   /** Starts listening for new messages; call (and await) before `open`. */
@@ -94,7 +116,7 @@ export class InboxStreams {
 
   /**
    * Streams `recipient`'s messages after the id `after` to `response`, whose headers are not sent
-   * yet, until the client goes away or the streams close.
+   * yet, until the client goes away or the streams close; in the place `reserve` took.
    */
   open(recipient: string, after: number, response: ServerResponse): void {
     response.writeHead(200, {
@@ -109,8 +131,9 @@ export class InboxStreams {
     let streams = this.byRecipient.get(recipient);
     if (!streams) this.byRecipient.set(recipient, (streams = new Set()));
     streams.add(stream);
-    this.counts.open += 1;
     this.startHeartbeat();
+    // A client gone before the stream opened has closed already: no 'close' is left to hear.
+    if (response.destroyed) return this.remove(stream);
     response.once('close', () => this.remove(stream));
     stream.pump();
   }
@@ -165,11 +188,7 @@ export class InboxStreams {
     const streams = this.byRecipient.get(stream.recipient);
     if (!streams?.delete(stream)) return;
     if (streams.size === 0) this.byRecipient.delete(stream.recipient);
-    this.counts.open -= 1;
-    if (this.counts.open === 0) {
-      clearInterval(this.heartbeat);
-      this.heartbeat = undefined;
-    }
+    this.release(stream.recipient);
   }
 
   private startHeartbeat(): void {

@@ -20,6 +20,8 @@ export interface InboxMessage {
   topic: string | null;
   /** When the notification was accepted, ISO 8601. */
   createdAt: string;
+  /** When it was stored in the inbox, ISO 8601: later than `createdAt` for one sent with `sendAt`. */
+  deliveredAt: string;
   /** When it was marked read, ISO 8601, or null. */
   readAt: string | null;
 }
@@ -34,7 +36,7 @@ export interface InboxPage {
 }
 
 /** What the stored value of a message holds (the rest is the feed entry's). */
-type StoredMessage = Omit<InboxMessage, 'id' | 'readAt'>;
+type StoredMessage = Omit<InboxMessage, 'id' | 'deliveredAt' | 'readAt'>;
 
 /** Most messages one read returns. */
 export const MAX_INBOX_PAGE = 100;
@@ -188,6 +190,7 @@ function toMessage(entry: FeedEntry): InboxMessage {
     data: stored.data,
     topic: stored.topic,
     createdAt: stored.createdAt,
+    deliveredAt: new Date(entry.createdAt).toISOString(),
     readAt: entry.readAt === null ? null : new Date(entry.readAt).toISOString(),
   };
 }

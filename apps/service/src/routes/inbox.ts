@@ -98,7 +98,7 @@ export const inboxRoutes: FastifyPluginCallback<InboxRoutesOptions> = (app, opti
     } else if (query.after !== undefined) {
       after = whole('after', query.after, 0, MAX_ID);
     }
-    const refusal = streams.admit(recipient);
+    const refusal = streams.reserve(recipient);
     if (refusal === 'process') {
       throw new ApiError(
         'INBOX_STREAMS_FULL',
@@ -111,10 +111,16 @@ export const inboxRoutes: FastifyPluginCallback<InboxRoutesOptions> = (app, opti
         `the inbox of ${recipient} has ${streams.settings.maxStreamsPerRecipient} open streams on this process, its most (INBOX_MAX_STREAMS_PER_RECIPIENT); close one (e.g. another tab) before opening more`,
       );
     }
-    await streams.ready();
-    const start = after ?? (await inbox.latest(recipient));
-    reply.hijack();
-    streams.open(recipient, start, reply.raw);
+    let opened = false;
+    try {
+      await streams.ready();
+      const start = after ?? (await inbox.latest(recipient));
+      reply.hijack();
+      streams.open(recipient, start, reply.raw);
+      opened = true;
+    } finally {
+      if (!opened) streams.release(recipient);
+    }
   });
   done();
 };
