@@ -94,6 +94,16 @@ describe('inbox: hostile tokens and bad input', () => {
     }
   });
 
+  it('leaves tokens given in the query out of the logs', async () => {
+    const token = tokens.issue('bob');
+    await ask('GET', `/api/recipients/ada/inbox?access_token=${token}`);
+    const line = await service.logs.waitFor(
+      (l) => typeof l.url === 'string' && l.url.startsWith('/api/recipients/ada/inbox?'),
+    );
+    assert.equal(line.url, '/api/recipients/ada/inbox?access_token=[redacted]');
+    assert.ok(!JSON.stringify(service.logs.lines).includes(token));
+  });
+
   it('opens no other route with a recipient token', async () => {
     const token = tokens.issue('ada');
     for (const path of ['/api/recipients/ada', '/api/tasks', '/metrics']) {
