@@ -81,7 +81,9 @@ export class Inbox {
       },
       Date.now(),
     );
-    this.local.emit('message', recipient);
+    // A store that watches feeds tells every process, this one included, once the entry is
+    // committed: telling this one now as well would make each of its streams read twice.
+    if (!store.watchFeeds) this.local.emit('message', recipient);
     return toMessage(entry);
   }
 
