@@ -186,6 +186,22 @@ describe('inbox: the channel, the list, read marks and the live stream', () => {
     await waitUntilMetric('offload_inbox_streams', before);
   });
 
+  it('keeps a stream open past the request timeout, on its heartbeats', async () => {
+    const short = await testService({ inbox: { heartbeat: 50 } }, undefined, {
+      requestTimeout: 300,
+    });
+    try {
+      const url = await short.listen();
+      const stream = await openStream(`${url}/api/recipients/ada/inbox/stream`);
+      open.push(stream);
+      // 20 heartbeats: a second, over three times the request timeout.
+      assert.equal((await stream.waitForComments(20)).length >= 20, true);
+      stream.close();
+    } finally {
+      await short.close();
+    }
+  });
+
   async function waitForList(id: string, count: number) {
     for (let i = 0; i < 200; i++) {
       const list = await call('GET', `/api/recipients/${id}/inbox`);
