@@ -90,5 +90,10 @@ describe('inbox on PostgreSQL, two processes', () => {
     });
     const body = (await list.json()) as { unread: number; messages: unknown[] };
     assert.deepEqual([body.unread, body.messages.length], [4, 4]);
+
+    // SIGTERM ends the open streams (their clients reconnect elsewhere) and the process exits.
+    b.process.kill('SIGTERM');
+    await onB.ended;
+    assert.equal(await b.exited(10_000), 0);
   });
 });
