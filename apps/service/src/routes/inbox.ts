@@ -114,7 +114,9 @@ export const inboxRoutes: FastifyPluginCallback<InboxRoutesOptions> = (app, opti
     let opened = false;
     try {
       await streams.ready();
-      const start = after ?? (await inbox.latest(recipient));
+      // An id past the newest (a client of an inbox since emptied) would hold back what comes.
+      const latest = await inbox.latest(recipient);
+      const start = after === undefined || after > latest ? latest : after;
       reply.hijack();
       streams.open(recipient, start, reply.raw);
       opened = true;

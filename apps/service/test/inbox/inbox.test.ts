@@ -163,9 +163,17 @@ describe('inbox: the channel, the list, read marks and the live stream', () => {
     const fromList = await stream(`/api/recipients/dee/inbox/stream?after=4`, {
       authorization: `Bearer ${token}`,
     });
+    // An id past the newest (an inbox since emptied) starts from the newest.
+    const ahead = await stream(`/api/recipients/dee/inbox/stream?access_token=${token}`, {
+      'last-event-id': '1000',
+    });
     await notify('dee', 'f');
     assert.deepEqual(
       (await fresh.waitForEvents(1)).map((e) => e.id),
+      ['6'],
+    );
+    assert.deepEqual(
+      (await ahead.waitForEvents(1)).map((e) => e.id),
       ['6'],
     );
     assert.deepEqual(
