@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { offload } from 'offload/fastify';
 import { SECOND, type Clock, type Runtime, type Store } from 'offload';
-import type { Notifications } from '@offload/notifications';
+import { InboxTokens, type Notifications } from '@offload/notifications';
 import { requireBearer } from './auth.js';
 import { acceptJsonOnly } from './body.js';
 import {
@@ -17,7 +17,10 @@ import type { ServiceMetrics } from './metrics.js';
 import { mountDashboard } from './dashboard.js';
 import { refuseOtherMethods } from './methods.js';
 import { requestLogger } from './request-logger.js';
+import type { InboxConfig } from './inbox-config.js';
+import { InboxStreams } from './inbox-streams.js';
 import { healthRoutes } from './routes/health.js';
+import { inboxRoutes } from './routes/inbox.js';
 import { notificationRoutes } from './routes/notifications.js';
 import { recipientRoutes } from './routes/recipients.js';
 import { scheduleRoutes } from './routes/schedules.js';
@@ -51,6 +54,8 @@ export interface AppOptions {
   clock?: Clock;
   /** Serve the dashboard read-only (`DASHBOARD_READ_ONLY=true`): no actions. Default false. */
   dashboardReadOnly?: boolean;
+  /** The inbox's token secret and stream limits; default: no tokens, the default limits. */
+  inbox?: Partial<InboxConfig>;
 }
 
 export const DEFAULT_REQUEST_TIMEOUT = 30 * SECOND;
@@ -72,6 +77,11 @@ function requestIds(): (request: { headers: Record<string, unknown> }) => string
     count += 1;
     return `${prefix}-${count.toString(36)}`;
   };
+}
+
+/** `url` as it may be logged: a recipient token in the query is left out. */
+function withoutToken(url: string): string {
+  return url.replace(/([?&]access_token=)[^&#]*/g, '$1[redacted]');
 }
 
 /** How many Host headers `rawHeaders` (name, value, name, value, …) holds. */
@@ -101,6 +111,7 @@ export async function buildApp({
   requestTimeout = DEFAULT_REQUEST_TIMEOUT,
   clock,
   dashboardReadOnly = false,
+  inbox = {},
 }: AppOptions): Promise<FastifyInstance> {
   const genReqId = requestIds();
   const app = Fastify({
@@ -162,7 +173,7 @@ export async function buildApp({
     request.log[level](
       {
         method: request.method,
-        url: request.url,
+        url: withoutToken(request.url),
         statusCode: reply.statusCode,
         ms: Math.round(reply.elapsedTime * 100) / 100,
       },
@@ -171,6 +182,12 @@ export async function buildApp({
     done();
   });
 
+  const { secret, ...streamSettings } = inbox;
+  const streams = new InboxStreams(notifications.inbox, logger, streamSettings);
+  const tokens = secret === undefined ? null : new InboxTokens(secret);
+  metrics.trackInboxStreams(streams);
+  // Open streams would hold the close until the clients go: they are ended, and reconnect.
+  app.addHook('preClose', () => streams.close());
   const addMethodRefusals = refuseOtherMethods(app);
   await app.register(offload, { runtime, start: runner });
   await app.register(healthRoutes, { store, metrics });
@@ -182,6 +199,7 @@ export async function buildApp({
       await api.register(taskNameRoutes);
       await api.register(templateRoutes, { notifications });
       await api.register(recipientRoutes, { notifications });
+      await api.register(inboxRoutes, { notifications, streams, apiKey, tokens });
       await api.register(suppressionRoutes, { notifications });
     },
     { prefix: '/api' },

@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError } from './errors.js';
+import { isInboxRoute } from './routes/inbox.js';
 
 export interface BearerOptions {
   /** Leave `/metrics` open (`METRICS_PUBLIC=true`): for a scraper on a private network. */
@@ -11,7 +12,8 @@ export interface BearerOptions {
  * Requires `Authorization: Bearer <apiKey>` on every request to `/api` and below, whether or not
  * a route answers it (an unknown path is a 401 too, not a 404 that tells which paths exist), and
  * on `/metrics` unless `metricsPublic`. `/healthz` and `/readyz` stay open. Register it on the
- * root instance, after the hook that checks the Host header. Both sides are hashed first, so the
+ * root instance, after the hook that checks the Host header. The inbox's routes are left to
+ * their own check, which takes the key or a recipient token (routes/inbox.ts). Both sides are hashed first, so the
  * comparison takes the same time whatever the length or content of the key a client sends.
  */
 export function requireBearer(
@@ -50,6 +52,8 @@ export function requireBearer(
  * when none answers it, by its path as the router reads it (percent-decoded). Null when open.
  */
 function protectedArea(request: FastifyRequest, metricsPublic: boolean): string | null {
+  // The inbox's routes check the key themselves, or a recipient token in its place.
+  if (isInboxRoute(request.routeOptions.url)) return null;
   const path = request.routeOptions.url ?? decodedPath(request.url);
   if (path === '/api' || path.startsWith('/api/')) return 'this API';
   if (metricsPublic || (path !== '/metrics' && path !== '/metrics/')) return null;

@@ -8,6 +8,7 @@ import {
 } from '@offload/notifications';
 import { parseStoreUrl, redactUrl } from 'offload';
 import { defaultMaxConnections, MIN_SPARE_FILES, openFileLimit } from './connections.js';
+import { inboxConfig, type InboxConfig } from './inbox-config.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -68,6 +69,8 @@ export interface ServiceConfig {
    * `OFFLOAD_API_KEY` when that is unset. Undefined: emails carry no unsubscribe link.
    */
   unsubscribeSecret?: Buffer | undefined;
+  /** The inbox: `INBOX_SECRET` and the limits of its streams (see inbox-config.ts); default. */
+  inbox?: Partial<InboxConfig>;
 }
 
 export const DEFAULT_DATABASE_URL = 'sqlite:./data/offload.db';
@@ -161,6 +164,7 @@ export function loadConfig(
     topics: topicList(read('NOTIFICATION_TOPICS')),
     publicUrl: publicUrl(read('PUBLIC_URL')),
     unsubscribeSecret: unsubscribeSecret(read('UNSUBSCRIBE_SECRET'), apiKey),
+    inbox: inboxConfig(read),
   };
 }
 
@@ -265,10 +269,12 @@ export function describeConfig({
   apiKey,
   channels,
   unsubscribeSecret,
+  inbox,
   ...config
 }: ServiceConfig): Record<string, unknown> {
   return {
     ...config,
+    inbox: inbox && { ...inbox, secret: inbox.secret === undefined ? 'off' : 'set' },
     unsubscribeLinks:
       unsubscribeSecret !== undefined && config.publicUrl !== undefined ? 'on' : 'off',
     databaseUrl: redactUrl(config.databaseUrl),

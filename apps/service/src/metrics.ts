@@ -1,6 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { SECOND, TASK_STATES, type Logger, type Runtime, type Store } from 'offload';
 import type { DeliveryCall } from '@offload/notifications';
+import type { InboxStreams } from './inbox-streams.js';
 
 type StoreStats = Awaited<ReturnType<Store['stats']>>;
 
@@ -121,6 +122,49 @@ export class ServiceMetrics {
     function counter(name: string, help: string): Counter<'name'> {
       return new Counter({ name, help: `${help}, by task name`, labelNames: ['name'], registers });
     }
+  }
+
+  /** Exports the open inbox streams, the refused ones, and the messages they sent. */
+  trackInboxStreams(streams: InboxStreams): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'offload_inbox_streams',
+      help: 'Inbox streams (server-sent events) open on this process',
+      registers,
+      collect() {
+        this.set(streams.stats.open);
+      },
+    });
+    new Counter({
+      name: 'offload_inbox_streams_refused_total',
+      help: 'Inbox streams refused, by reason: recipient (INBOX_MAX_STREAMS_PER_RECIPIENT, a 429) or process (INBOX_MAX_STREAMS, a 503)',
+      labelNames: ['reason'],
+      registers,
+      collect() {
+        const { refused } = streams.stats;
+        this.reset();
+        this.inc({ reason: 'recipient' }, refused.recipient);
+        this.inc({ reason: 'process' }, refused.process);
+      },
+    });
+    new Counter({
+      name: 'offload_inbox_stream_messages_total',
+      help: 'Inbox messages sent on streams of this process',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(streams.stats.sent);
+      },
+    });
+    new Counter({
+      name: 'offload_inbox_streams_dropped_total',
+      help: 'Inbox streams closed because their client did not read what was sent (it resumes when it reconnects)',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(streams.stats.dropped);
+      },
+    });
   }
 
   /** Counts one outgoing delivery call. */

@@ -125,6 +125,7 @@ export async function createService(
     apiKey: config.apiKey,
     metricsPublic: config.metricsPublic,
     dashboardReadOnly: config.dashboardReadOnly ?? false,
+    ...(config.inbox ? { inbox: config.inbox } : {}),
     notifications,
     runner: options.runner ?? true,
     ...(options.requestTimeout === undefined ? {} : { requestTimeout: options.requestTimeout }),

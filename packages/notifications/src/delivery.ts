@@ -10,7 +10,7 @@ import { outcomeOf, RecipientGoneError, type CallOutcome } from './delivery-erro
 import type { NotificationContent, SharedContent, StoredContent } from './content.js';
 import type { Suppressions } from './suppressions.js';
 
-export const CHANNELS = ['webhook', 'email', 'push', 'log'] as const;
+export const CHANNELS = ['webhook', 'email', 'push', 'log', 'inbox'] as const;
 export type ChannelName = (typeof CHANNELS)[number];
 
 /** A browser's `PushSubscription.toJSON()`, less its expiration time. */
@@ -19,7 +19,7 @@ export interface PushSubscription {
   keys: { p256dh: string; auth: string };
 }
 
-/** A URL (webhook), an email address, a push subscription, or any label (log). */
+/** A URL (webhook), an email address, a push subscription, any label (log), a recipient id (inbox). */
 export type Recipient = string | PushSubscription;
 
 /**

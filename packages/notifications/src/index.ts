@@ -95,3 +95,12 @@ export {
   type JoinedDigest,
 } from './digests.js';
 export { type DigestRequest, MAX_DIGEST_WINDOW, MIN_DIGEST_WINDOW } from './digest-request.js';
+export {
+  Inbox,
+  inboxFeed,
+  MAX_INBOX_PAGE,
+  type InboxListener,
+  type InboxMessage,
+  type InboxPage,
+} from './inbox.js';
+export { InboxTokens, INBOX_TOKEN, MIN_INBOX_SECRET_LENGTH } from './inbox-tokens.js';

@@ -4,6 +4,9 @@ import { envelopeAddress } from './channels/email.js';
 import { isP256PublicKey } from './channels/web-push-crypto.js';
 import type { HostPolicy } from './net/host-policy.js';
 
+/** A recipient id, as `RECIPIENT_ID` (notification.ts) has it: the address of an inbox. */
+const INBOX_RECIPIENT = /^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,99}$/;
+
 /** Most recipients one request may list. */
 export const MAX_RECIPIENTS = 100;
 
@@ -29,6 +32,12 @@ export function checkRecipient(
       return typeof value === 'string' && value.length > 0 && !tooLong(value, 320)
         ? { value }
         : { problem: `${field} must be a string of 1 to 320 characters` };
+    case 'inbox':
+      return typeof value === 'string' && INBOX_RECIPIENT.test(value)
+        ? { value }
+        : {
+            problem: `${field} must be the id of the recipient whose inbox keeps it: 1 to 100 of A-Z, a-z, 0-9, "_", ".", "@", ":" and "-", starting with a letter or digit`,
+          };
   }
 }
 

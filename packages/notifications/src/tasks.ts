@@ -12,6 +12,7 @@ import {
 } from 'offload';
 import { EmailSender } from './channels/email.js';
 import { LogSender } from './channels/log.js';
+import { Inbox, InboxSender } from './inbox.js';
 import { PushSender } from './channels/push.js';
 import { WebhookSender } from './channels/webhook.js';
 import { CONTENT_TASK, contentKey, keepFor, SharedContent, type StoredContent } from './content.js';
@@ -95,6 +96,8 @@ export class Notifications {
   readonly recipients: RecipientBook;
   readonly suppressions: Suppressions;
   readonly digests: Digests;
+  /** The in-app inbox of each recipient (the `inbox` channel). */
+  readonly inbox: Inbox;
   /** Null when the service signs no unsubscribe links. */
   readonly unsubscribeLinks: UnsubscribeLinks | null;
   /** The time requests are read at: give the runtime the same clock. */
@@ -126,6 +129,8 @@ export class Notifications {
     this.unsubscribeLinks = options.unsubscribe ? new UnsubscribeLinks(options.unsubscribe) : null;
     const links = this.unsubscribeLinks;
     this.senders.set('log', new LogSender());
+    this.inbox = new Inbox(records);
+    this.senders.set('inbox', new InboxSender(this.inbox));
     if (settings.webhook) {
       this.senders.set(
         'webhook',
@@ -384,6 +389,7 @@ const SETUP: Record<ChannelName, string> = {
   email: 'set SMTP_URL and EMAIL_FROM',
   push: 'set VAPID_PUBLIC_KEY, VAPID_PRIVATE_KEY and VAPID_SUBJECT (`offload vapid` prints a key pair)',
   log: 'nothing',
+  inbox: 'nothing',
 };
 
 function notConfigured(channel: ChannelName): string {

@@ -21,6 +21,13 @@ export {
   type StoreUrl,
 } from './store/open.js';
 export type { NewRecord, RecordQuery, Store, StoredRecord } from './store/store.js';
+export type {
+  AppendedFeedEntry,
+  FeedEntry,
+  FeedQuery,
+  FeedRange,
+  NewFeedEntry,
+} from './store/feeds.js';
 export * from './errors/index.js';
 export { encodeJson, MAX_JSON_DEPTH, MAX_PROGRESS_LENGTH } from './json.js';
 export { closestName } from './options-check.js';

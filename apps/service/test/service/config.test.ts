@@ -44,7 +44,41 @@ describe('configuration', () => {
       topics: [],
       publicUrl: undefined,
       unsubscribeSecret: undefined,
+      inbox: {
+        secret: undefined,
+        heartbeat: 15_000,
+        maxStreams: 10_000,
+        maxStreamsPerRecipient: 10,
+      },
     });
+  });
+
+  it('reads the inbox secret and stream limits, and refuses bad ones', () => {
+    const config = loadConfig({
+      INBOX_SECRET: 'y'.repeat(32),
+      INBOX_HEARTBEAT: '2.5',
+      INBOX_MAX_STREAMS: '20000',
+      INBOX_MAX_STREAMS_PER_RECIPIENT: '3',
+    });
+    assert.deepEqual(config.inbox, {
+      secret: 'y'.repeat(32),
+      heartbeat: 2500,
+      maxStreams: 20_000,
+      maxStreamsPerRecipient: 3,
+    });
+    for (const [name, value] of [
+      ['INBOX_SECRET', 'short'],
+      ['INBOX_SECRET', `${'y'.repeat(32)} z`],
+      ['INBOX_HEARTBEAT', '0'],
+      ['INBOX_HEARTBEAT', 'often'],
+      ['INBOX_MAX_STREAMS', '-1'],
+      ['INBOX_MAX_STREAMS_PER_RECIPIENT', '0'],
+    ] as const) {
+      assert.throws(() => loadConfig({ [name]: value }), {
+        name: 'InvalidOptionError',
+        message: new RegExp(`^${name}: `),
+      });
+    }
   });
 
   it('reads the topics, the public URL and the unsubscribe secret, and refuses bad ones', () => {

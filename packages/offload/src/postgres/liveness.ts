@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { SECOND } from '../time.js';
 import type { Logger } from '../types.js';
+import { quoteIdentifier } from './migrations.js';
 
 /**
  * How long to wait before each attempt to connect again after the connection was lost, in ms: at
@@ -27,6 +28,7 @@ export class Liveness {
   /** Registered owners whose lock another session held when this connection was made. */
   private readonly unheld = new Set<string>();
   private readonly listeners = new Set<() => void>();
+  private readonly feedListeners = new Set<(feed: string | null) => void>();
   private closed = false;
   private failures = 0;
   /** How many connections were made: tells one session of this connection from the next. */
@@ -39,6 +41,8 @@ export class Liveness {
     private readonly channel: string,
     private readonly lockClass: number,
     private readonly logger: Logger,
+    /** The channel appends to feeds are told on (see feeds.ts), as PostgreSQL names it. */
+    private readonly feedChannel: string,
   ) {}
 
   /** Takes the owner's lock; throws when another live session holds it (the owner is taken). */
@@ -65,6 +69,16 @@ export class Liveness {
     if (this.listeners.size === 1) await (await this.connected()).query(`LISTEN ${this.channel}`);
   }
 
+  /** Calls `listener` with the name of each feed appended to, by any process. */
+  async watchFeeds(listener: (feed: string | null) => void): Promise<void> {
+    this.feedListeners.add(listener);
+    if (this.feedListeners.size === 1) await (await this.connected()).query(this.listenFeeds());
+  }
+
+  private listenFeeds(): string {
+    return `LISTEN ${quoteIdentifier(this.feedChannel)}`;
+  }
+
   /**
    * The current session of the connection, made first if need be: the number changes whenever the
    * connection is made again, so that a caller can tell whether it lasted between two moments.
@@ -88,6 +102,7 @@ export class Liveness {
     this.owners.clear();
     this.unheld.clear();
     this.listeners.clear();
+    this.feedListeners.clear();
     await client?.end().catch(() => undefined);
   }
 
@@ -100,8 +115,12 @@ export class Liveness {
     const client = new pg.Client(this.config);
     client.on('error', (error) => this.lost(client, error));
     client.on('end', () => this.lost(client, null));
-    client.on('notification', () => {
-      for (const listener of this.listeners) listener();
+    client.on('notification', ({ channel, payload }) => {
+      if (channel === this.feedChannel && payload) {
+        for (const listener of this.feedListeners) listener(payload);
+      } else {
+        for (const listener of this.listeners) listener();
+      }
     });
     try {
       await client.connect();
@@ -115,6 +134,7 @@ export class Liveness {
         );
       }
       if (this.listeners.size > 0) await client.query(`LISTEN ${this.channel}`);
+      if (this.feedListeners.size > 0) await client.query(this.listenFeeds());
     } catch (error) {
       client.removeAllListeners('end');
       await client.end().catch(() => undefined);
@@ -129,8 +149,9 @@ export class Liveness {
     if (this.unheld.size > 0) this.relockLater();
     if (this.failures > 0) {
       this.logger.info({ attempts: this.failures }, 'PostgreSQL liveness connection is back');
-      // Tasks may have been added while nobody listened.
+      // Tasks may have been added, and feeds appended to, while nobody listened.
       for (const listener of this.listeners) listener();
+      for (const listener of this.feedListeners) listener(null);
     }
     this.failures = 0;
     return client;
@@ -149,7 +170,8 @@ export class Liveness {
   }
 
   private retry(): void {
-    if (this.closed || (this.owners.size === 0 && this.listeners.size === 0)) return;
+    const idle = this.owners.size === 0 && this.listeners.size === 0;
+    if (this.closed || (idle && this.feedListeners.size === 0)) return;
     const delay = RECONNECT_DELAYS[this.failures] ?? RECONNECT_CAP;
     this.failures += 1;
     this.retryTimer = setTimeout(() => {

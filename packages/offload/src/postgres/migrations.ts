@@ -246,6 +246,26 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX tasks_done ON {schema}.tasks (state, id, finished_at) INCLUDE (name)
     WHERE state IN ('succeeded', 'failed', 'canceled');
   `,
+  `
+  -- Feeds: per-name append-only lists of JSON entries, numbered 1, 2, 3… per feed. last_seq is
+  -- the number given out last; the row lock its update takes lasts until commit, so a feed's
+  -- entries commit in number order. key is unique per feed: a repeated append stores nothing.
+  CREATE TABLE {schema}.feeds (
+    feed     text   COLLATE "C" PRIMARY KEY,
+    last_seq bigint NOT NULL
+  );
+  CREATE TABLE {schema}.feed_entries (
+    feed       text   COLLATE "C" NOT NULL,
+    seq        bigint NOT NULL,
+    key        text   COLLATE "C" NOT NULL,
+    value      text   NOT NULL,
+    created_at bigint NOT NULL,
+    read_at    bigint,
+    PRIMARY KEY (feed, seq),
+    UNIQUE (feed, key)
+  );
+  CREATE INDEX feed_entries_unread ON {schema}.feed_entries (feed, seq) WHERE read_at IS NULL;
+  `,
 ];
 
 /** The schema version this code writes and understands. */

@@ -34,6 +34,14 @@ import { postgresSettings, type PostgresStoreOptions } from './options.js';
 import { byClaimOrder, toClaimedTask, toTask, type TaskRow } from './rows.js';
 import { endAttempts, rounds } from './settlements.js';
 import { PostgresRecords } from './records.js';
+import { feedChannel, PostgresFeeds } from './feeds.js';
+import type {
+  AppendedFeedEntry,
+  FeedEntry,
+  FeedQuery,
+  FeedRange,
+  NewFeedEntry,
+} from '../store/feeds.js';
 import { PostgresSchedules } from './schedules.js';
 import { buildSql, type Sql } from './sql.js';
 import { checkId, isTaskId } from './task-ids.js';
@@ -71,6 +79,7 @@ export class PostgresStore implements Store {
   private readonly maintenanceContext: MaintenanceContext;
   private readonly schedules: PostgresSchedules;
   private readonly records: PostgresRecords;
+  private readonly feeds: PostgresFeeds;
 
   constructor(options: PostgresStoreOptions) {
     const settings = postgresSettings(options);
@@ -84,6 +93,7 @@ export class PostgresStore implements Store {
     this.maintenanceContext = { sql: this.sql, lockClass: this.lockClass, logger: this.logger };
     this.schedules = new PostgresSchedules(this.schema, this.sql, this.logger);
     this.records = new PostgresRecords(this.schema);
+    this.feeds = new PostgresFeeds(this.schema);
   }
 
   open(): Promise<void> {
@@ -126,6 +136,7 @@ export class PostgresStore implements Store {
       this.channel,
       this.lockClass,
       this.logger,
+      feedChannel(this.schema),
     );
   }
 
@@ -421,6 +432,27 @@ export class PostgresStore implements Store {
 
   async deleteRecord(collection: string, id: string): Promise<boolean> {
     return this.use((pool) => this.records.delete(pool, collection, id));
+  }
+
+  async appendFeedEntry(entry: NewFeedEntry, now: number): Promise<AppendedFeedEntry> {
+    return this.use((pool) => this.feeds.append(pool, entry, now));
+  }
+
+  async listFeedEntries(feed: string, query: FeedQuery): Promise<FeedEntry[]> {
+    return this.use((pool) => this.feeds.list(pool, feed, query));
+  }
+
+  async markFeedEntriesRead(feed: string, range: FeedRange, now: number): Promise<number> {
+    return this.use((pool) => this.feeds.markRead(pool, feed, range, now));
+  }
+
+  async countUnreadFeedEntries(feed: string): Promise<number> {
+    return this.use((pool) => this.feeds.countUnread(pool, feed));
+  }
+
+  /** Calls `listener` with each feed any process appended to (LISTEN/NOTIFY). */
+  async watchFeeds(listener: (feed: string | null) => void): Promise<void> {
+    await this.use(() => this.liveness!.watchFeeds(listener));
   }
 
   private async change(query: string, id: string, now: number): Promise<Change | null> {

@@ -205,6 +205,26 @@ export const MIGRATIONS: readonly string[] = [
   -- The W3C traceparent of the span that enqueued the task (docs/tracing.md), or null.
   ALTER TABLE offload_tasks ADD COLUMN trace TEXT;
   `,
+  `
+  -- Feeds: per-name append-only lists of JSON entries, numbered 1, 2, 3… per feed (last_seq is
+  -- the number given out last); key is unique per feed, so a repeated append stores nothing.
+  CREATE TABLE offload_feeds (
+    feed     TEXT    NOT NULL PRIMARY KEY,
+    last_seq INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE TABLE offload_feed_entries (
+    feed       TEXT    NOT NULL,
+    seq        INTEGER NOT NULL,
+    key        TEXT    NOT NULL,
+    value      TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    read_at    INTEGER,
+    PRIMARY KEY (feed, seq)
+  ) WITHOUT ROWID;
+  CREATE UNIQUE INDEX offload_feed_entries_key ON offload_feed_entries (feed, key);
+  CREATE INDEX offload_feed_entries_unread ON offload_feed_entries (feed, seq)
+    WHERE read_at IS NULL;
+  `,
 ];
 
 /** The schema version this code writes and understands. */

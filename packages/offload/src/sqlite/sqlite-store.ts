@@ -51,6 +51,14 @@ import { parseCursor, prefixEnd } from '../store/ids.js';
 import { createTransactions, rowId, type Transactions, type WriteGuard } from './transactions.js';
 import { createScheduleTransactions, type ScheduleTransactions } from './schedules.js';
 import { createRecordTransactions, type RecordTransactions } from './records.js';
+import { createFeedTransactions, type FeedTransactions } from './feeds.js';
+import type {
+  AppendedFeedEntry,
+  FeedEntry,
+  FeedQuery,
+  FeedRange,
+  NewFeedEntry,
+} from '../store/feeds.js';
 import { WriteHealth } from './write-health.js';
 
 /** Options of `sqliteStore`. */
@@ -85,6 +93,7 @@ interface Connection {
   transactions: Transactions;
   schedules: ScheduleTransactions;
   records: RecordTransactions;
+  feeds: FeedTransactions;
   locks: WorkerLocks | null;
   /** Null for `:memory:`. */
   files: DatabaseFiles | null;
@@ -183,6 +192,7 @@ export class SqliteStore implements Store {
         transactions: createTransactions(db, statements, groups, guard),
         schedules: createScheduleTransactions(db, statements, guard),
         records: createRecordTransactions(db, guard),
+        feeds: createFeedTransactions(db, guard),
         files,
         checkpointer,
         counter: new Counter(statements, files, this.logger),
@@ -409,6 +419,22 @@ export class SqliteStore implements Store {
 
   async deleteRecord(collection: string, id: string): Promise<boolean> {
     return this.use(({ records }) => records.delete(collection, id));
+  }
+
+  async appendFeedEntry(entry: NewFeedEntry, now: number): Promise<AppendedFeedEntry> {
+    return this.use(({ feeds }) => feeds.append(entry, now));
+  }
+
+  async listFeedEntries(feed: string, query: FeedQuery): Promise<FeedEntry[]> {
+    return this.use(({ feeds }) => feeds.list(feed, query));
+  }
+
+  async markFeedEntriesRead(feed: string, range: FeedRange, now: number): Promise<number> {
+    return this.use(({ feeds }) => feeds.markRead(feed, range, now));
+  }
+
+  async countUnreadFeedEntries(feed: string): Promise<number> {
+    return this.use(({ feeds }) => feeds.countUnread(feed));
   }
 
   /** Reads one pragma of this store's connection, e.g. `synchronous`: for tests and diagnostics. */

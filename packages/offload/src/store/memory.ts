@@ -14,6 +14,14 @@ import { MemorySchedules } from './memory-schedules.js';
 import { MemoryLimits } from './memory-limits.js';
 import { MemoryRecords } from './records.js';
 import {
+  MemoryFeeds,
+  type AppendedFeedEntry,
+  type FeedEntry,
+  type FeedQuery,
+  type FeedRange,
+  type NewFeedEntry,
+} from './feeds.js';
+import {
   interruptedError,
   MAX_ERRORS_KEPT,
   transactionsUnsupported,
@@ -98,6 +106,7 @@ export class MemoryStore implements Store {
   private closed = false;
   private readonly schedules = new MemorySchedules((tasks) => this.insert(tasks));
   private readonly records = new MemoryRecords();
+  private readonly feeds = new MemoryFeeds();
 
   async open(): Promise<void> {
     this.closed = false;
@@ -428,6 +437,26 @@ export class MemoryStore implements Store {
   async deleteRecord(collection: string, id: string): Promise<boolean> {
     this.assertOpen();
     return this.records.delete(collection, id);
+  }
+
+  async appendFeedEntry(entry: NewFeedEntry, now: number): Promise<AppendedFeedEntry> {
+    this.assertOpen();
+    return this.feeds.append(entry, now);
+  }
+
+  async listFeedEntries(feed: string, query: FeedQuery): Promise<FeedEntry[]> {
+    this.assertOpen();
+    return this.feeds.list(feed, query);
+  }
+
+  async markFeedEntriesRead(feed: string, range: FeedRange, now: number): Promise<number> {
+    this.assertOpen();
+    return this.feeds.markRead(feed, range, now);
+  }
+
+  async countUnreadFeedEntries(feed: string): Promise<number> {
+    this.assertOpen();
+    return this.feeds.countUnread(feed);
   }
 
   /** Moves the queued tasks whose `runAt` has come from `waiting` to `due`. */

@@ -1,5 +1,6 @@
 import { decodePayload } from '../json.js';
 import { InvalidOptionError } from '../options-check.js';
+import type { FeedOperations } from './feeds.js';
 import type {
   ListFilter,
   SqlClient,
@@ -17,7 +18,7 @@ export type { SqlClient };
  * conformance suite (test/store/conformance/); all SQL lives behind it. Times are epoch
  * milliseconds taken from the runtime's clock, so tests control them.
  */
-export interface Store {
+export interface Store extends FeedOperations {
   /** `memory`, `sqlite` or `postgres`: for logs and metrics, never for branching. */
   readonly kind: string;
 

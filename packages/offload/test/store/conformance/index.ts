@@ -2,6 +2,7 @@ import { describe } from 'node:test';
 import { describeCancel, describeRetry } from './cancel-retry.js';
 import { describeClaim } from './claim.js';
 import { describeEnqueue } from './enqueue.js';
+import { describeFeeds } from './feeds.js';
 import { describeGet, describeList } from './get-list.js';
 import { describeGroups } from './groups.js';
 import type { MakeStore } from './harness.js';
@@ -43,5 +44,6 @@ export function storeConformance(name: string, makeStore: MakeStore): void {
     describeGroups(makeStore);
     describePause(makeStore);
     describeRecords(makeStore);
+    describeFeeds(makeStore);
   });
 }
