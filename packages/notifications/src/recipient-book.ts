@@ -13,7 +13,7 @@ import { checkRecipient } from './recipients.js';
 export const RECIPIENTS = 'notification-recipients';
 
 /** The channels a recipient may have. */
-export const RECIPIENT_CHANNELS = ['email', 'webhook', 'push'] as const;
+export const RECIPIENT_CHANNELS = ['email', 'webhook', 'push', 'inbox'] as const;
 export type RecipientChannel = (typeof RECIPIENT_CHANNELS)[number];
 
 /** Most push subscriptions one recipient keeps (browsers and devices). */
@@ -24,6 +24,8 @@ export interface RecipientProfile {
   email: string | null;
   webhook: string | null;
   push: PushSubscription[];
+  /** Whether notifications to the recipient by id also go to its in-app inbox; absent on older records. */
+  inbox?: boolean;
   /** An IANA time zone, e.g. `Europe/Berlin`. */
   timezone: string | null;
   /** When no delivery is sent, in `timezone` (see delivery-hours.ts); absent on older records. */
@@ -40,7 +42,16 @@ export interface StoredRecipient extends RecipientProfile {
   updatedAt: string;
 }
 
-const FIELDS = ['email', 'webhook', 'push', 'timezone', 'quietHours', 'sendWindow', 'preferences'];
+const FIELDS = [
+  'email',
+  'webhook',
+  'push',
+  'inbox',
+  'timezone',
+  'quietHours',
+  'sendWindow',
+  'preferences',
+];
 
 export class RecipientBook {
   constructor(
@@ -76,6 +87,13 @@ export class RecipientBook {
         `push must be a list of at most ${MAX_SUBSCRIPTIONS} push subscriptions`,
       );
     }
+    const inbox = fields.inbox ?? false;
+    if (typeof inbox !== 'boolean') {
+      throw invalid(
+        'inbox',
+        'inbox must be true (notifications by id also go to the in-app inbox) or false',
+      );
+    }
     const timezone = readTimezone(fields.timezone);
     const hours = readDeliveryHours(fields, timezone);
     if ('problem' in hours) throw invalid(hours.field, hours.problem);
@@ -84,6 +102,7 @@ export class RecipientBook {
       webhook:
         fields.webhook == null ? null : (address('webhook', fields.webhook, 'webhook') as string),
       push: push.map((p, i) => address('push', p, `push[${i}]`) as PushSubscription),
+      inbox,
       timezone,
       ...hours.value,
       preferences: this.readPreferences(fields.preferences),
@@ -170,14 +189,15 @@ export class RecipientBook {
   }
 }
 
-/** The channels `recipient` has an address on, with each address. */
+/** The channels `recipient` has an address on, with each address (its inbox's is its id). */
 export function addressesOf(
-  recipient: RecipientProfile,
+  recipient: StoredRecipient,
 ): { channel: RecipientChannel; to: string | PushSubscription }[] {
   return [
     ...(recipient.email === null ? [] : [{ channel: 'email' as const, to: recipient.email }]),
     ...(recipient.webhook === null ? [] : [{ channel: 'webhook' as const, to: recipient.webhook }]),
     ...recipient.push.map((to) => ({ channel: 'push' as const, to })),
+    ...(recipient.inbox === true ? [{ channel: 'inbox' as const, to: recipient.id }] : []),
   ];
 }
 
@@ -211,6 +231,7 @@ function toRecipient(record: StoredRecord): StoredRecipient {
   return {
     id: record.id,
     ...profile,
+    inbox: profile.inbox ?? false,
     createdAt: new Date(record.createdAt).toISOString(),
     updatedAt: new Date(record.updatedAt).toISOString(),
   };

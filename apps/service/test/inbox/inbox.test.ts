@@ -34,6 +34,7 @@ describe('inbox: the channel, the list, read marks and the live stream', () => {
     service = await testService({
       apiKey: API_KEY,
       inbox: { secret: SECRET, heartbeat: 50, maxStreams: 100, maxStreamsPerRecipient: 5 },
+      topics: ['news', 'billing'],
     });
     base = await service.listen();
   });
@@ -100,6 +101,51 @@ describe('inbox: the channel, the list, read marks and the live stream', () => {
       [1],
     );
     assert.equal(older.body.nextCursor, null);
+  });
+
+  it('sends a notification to stored recipients by id to the inbox of those that have one, as their preferences allow', async () => {
+    const put = await call('PUT', '/api/recipients/fay', API_KEY, {
+      inbox: true,
+      preferences: { billing: { inbox: false } },
+    });
+    assert.equal(put.status, 200);
+    assert.equal(put.body.inbox, true);
+    assert.equal((await call('PUT', '/api/recipients/gus', API_KEY, {})).body.inbox, false);
+    const byId = (topic: string, subject: string) =>
+      call('POST', '/api/notifications/notify', API_KEY, {
+        recipients: ['fay', 'gus'],
+        topic,
+        subject,
+        body: subject,
+      });
+    const news = await byId('news', 'news for fay');
+    assert.equal(news.status, 200);
+    const [fay, gus] = news.body.recipients as {
+      id: string;
+      scheduled: { channel: string }[];
+      skipped: { channel: string | null; reason: string }[];
+    }[];
+    assert.deepEqual(
+      fay!.scheduled.map((d) => d.channel),
+      ['inbox'],
+    );
+    assert.deepEqual(gus!.scheduled, []);
+    assert.match(gus!.skipped[0]!.reason, /no address on any channel/);
+    const billing = await byId('billing', 'a bill');
+    const skipped = (billing.body.recipients as { skipped: { channel: string }[] }[])[0]!.skipped;
+    assert.deepEqual(
+      skipped.map((s) => s.channel),
+      ['inbox'],
+    );
+    const list = await waitForList('fay', 1);
+    assert.deepEqual(
+      list.messages.map((m: Message) => m.subject),
+      ['news for fay'],
+    );
+
+    const bad = await call('PUT', '/api/recipients/fay', API_KEY, { inbox: 'yes' });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error.code, 'INVALID_RECIPIENT');
   });
 
   it('marks one message read, then all, and says how many stay unread', async () => {
