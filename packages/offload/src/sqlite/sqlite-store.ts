@@ -1,7 +1,3 @@
-import { statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import Database from 'better-sqlite3';
-import { OffloadError } from '../errors/offload-error.js';
 import {
   integerOption,
   InvalidOptionError,
@@ -32,26 +28,14 @@ import {
   type StoredRecord,
   type StoredSchedule,
 } from '../store/store.js';
-import { Checkpointer } from './checkpointer.js';
-import { Counter } from './counter.js';
-import { makeDirectory } from './directory.js';
-import { DatabaseFiles } from './database-files.js';
+import { closeConnection, openConnection, type Connection } from './connection.js';
 import { sqliteStoreError } from './errors.js';
-import { pausedNames, prepareGroupStatements, type GroupStatements } from './groups.js';
-import { checkOwner, WorkerLocks } from './liveness.js';
-import { migrate } from './migrations.js';
+import { pausedNames } from './groups.js';
+import { checkOwner } from './liveness.js';
 import { byClaimOrder, toClaimedTask, toTask } from './rows.js';
-import {
-  prepareClaim,
-  prepareStatements,
-  type ClaimStatement,
-  type Statements,
-} from './statements.js';
+import { prepareClaim, type ClaimStatement, type Statements } from './statements.js';
 import { parseCursor, prefixEnd } from '../store/ids.js';
-import { createTransactions, rowId, type Transactions, type WriteGuard } from './transactions.js';
-import { createScheduleTransactions, type ScheduleTransactions } from './schedules.js';
-import { createRecordTransactions, type RecordTransactions } from './records.js';
-import { createFeedTransactions, type FeedTransactions } from './feeds.js';
+import { rowId } from './transactions.js';
 import type {
   AppendedFeedEntry,
   FeedEntry,
@@ -59,7 +43,6 @@ import type {
   FeedRange,
   NewFeedEntry,
 } from '../store/feeds.js';
-import { WriteHealth } from './write-health.js';
 
 /** Options of `sqliteStore`. */
 export interface SqliteStoreOptions {
@@ -82,25 +65,6 @@ const DEFAULT_BUSY_TIMEOUT = 5000;
 const NO_CURSOR = Number.MAX_SAFE_INTEGER;
 /** SQLite sorts every BLOB after every TEXT. */
 const ABOVE_ALL_TEXT = Buffer.alloc(0);
-
-interface Connection {
-  db: Database.Database;
-  statements: Statements;
-  groups: GroupStatements;
-  claims: Map<number, ClaimStatement>;
-  /** The group key the last claim took from: the next one visits the keys after it first. */
-  lastKey: string;
-  transactions: Transactions;
-  schedules: ScheduleTransactions;
-  records: RecordTransactions;
-  feeds: FeedTransactions;
-  locks: WorkerLocks | null;
-  /** Null for `:memory:`. */
-  files: DatabaseFiles | null;
-  checkpointer: Checkpointer | null;
-  counter: Counter;
-  health: WriteHealth;
-}
 
 /**
  * The embedded store: one SQLite file in WAL mode, shared safely by the processes of one host.
@@ -153,81 +117,13 @@ export class SqliteStore implements Store {
   }
 
   async open(): Promise<void> {
-    if (this.connection) return;
-    const inMemory = this.path === ':memory:';
-    let db: Database.Database;
-    let files: DatabaseFiles | null = null;
-    try {
-      if (!inMemory) this.prepareFile();
-      db = new Database(this.path, {
-        timeout: this.busyTimeout,
-        fileMustExist: this.mustExist && !inMemory,
-      });
-    } catch (error) {
-      throw error instanceof OffloadError ? error : this.openError(error);
-    }
-    try {
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
-      migrate(db, this.path);
-      const statements = prepareStatements(db);
-      const groups = prepareGroupStatements(db);
-      files = inMemory ? null : new DatabaseFiles(resolve(this.path));
-      const checkpointer = files ? new Checkpointer(db, files, this.logger) : null;
-      const health = new WriteHealth(db, this.path, this.logger);
-      const guard: WriteGuard = {
-        before() {
-          files?.check();
-          checkpointer?.wrote();
-        },
-        succeeded: () => health.succeeded(),
-        failed: (error) => health.failed(error),
-      };
-      this.connection = {
-        db,
-        statements,
-        groups,
-        claims: new Map(),
-        lastKey: '',
-        transactions: createTransactions(db, statements, groups, guard),
-        schedules: createScheduleTransactions(db, statements, guard),
-        records: createRecordTransactions(db, guard),
-        feeds: createFeedTransactions(db, guard),
-        files,
-        checkpointer,
-        counter: new Counter(statements, files, this.logger),
-        health,
-        locks: inMemory ? null : new WorkerLocks(`${this.path}.workers`),
-      };
-    } catch (error) {
-      db.close();
-      files?.close();
-      throw error instanceof OffloadError ? error : this.openError(error);
-    }
+    this.connection ??= openConnection(this.path, this.busyTimeout, this.mustExist, this.logger);
   }
 
   async close(): Promise<void> {
     const connection = this.connection;
-    if (!connection) return;
     this.connection = null;
-    const errors: unknown[] = [];
-    try {
-      connection.locks?.unregisterAll();
-    } catch (error) {
-      errors.push(error);
-    }
-    try {
-      await connection.checkpointer?.close();
-      await connection.counter.close();
-      connection.db.close();
-      // Only now: closing a descriptor of the file drops the process's locks on it.
-      connection.files?.close();
-    } catch (error) {
-      errors.push(error);
-    }
-    if (errors.length === 1) throw errors[0];
-    if (errors.length > 1)
-      throw new AggregateError(errors, `closing the SQLite store ${this.path} failed`);
+    if (connection) await closeConnection(connection, this.path);
   }
 
   async ping(): Promise<void> {
@@ -464,36 +360,6 @@ export class SqliteStore implements Store {
       );
     }
     return this.connection;
-  }
-
-  /**
-   * Checks the path before SQLite opens it (SQLite would only say "unable to open database
-   * file"), and creates its directory unless the database must exist.
-   */
-  private prepareFile(): void {
-    const found = statSync(this.path, { throwIfNoEntry: false });
-    if (found?.isDirectory()) {
-      throw new Error(
-        `it is a directory, not a database file (such as ${join(this.path, 'offload.db')})`,
-      );
-    }
-    if (found) return;
-    if (this.mustExist) {
-      const absolute = resolve(this.path);
-      throw new OffloadError(
-        'STORE_NOT_FOUND',
-        `there is no SQLite database at ${this.path}${absolute === this.path ? '' : ` (${absolute})`}: the file does not exist`,
-      );
-    }
-    makeDirectory(dirname(resolve(this.path)));
-  }
-
-  private openError(error: unknown): OffloadError {
-    return new OffloadError(
-      'STORE_OPEN_FAILED',
-      `could not open the SQLite database ${this.path}: ${(error as Error).message}. Check that the path is right, that its directory can be created and written by this process, and that the file is a SQLite database`,
-      { cause: error },
-    );
   }
 }
 
