@@ -3,12 +3,12 @@ import type { FastifyPluginCallback, FastifyRequest } from 'fastify';
 import {
   INBOX_TOKEN,
   MAX_INBOX_PAGE,
-  RECIPIENT_ID,
   type InboxPage,
   type InboxTokens,
   type Notifications,
 } from '@offload/notifications';
 import { ApiError } from '../errors.js';
+import { recipientId } from './recipients.js';
 import type { InboxStreams } from '../inbox-streams.js';
 
 export interface InboxRoutesOptions {
@@ -46,7 +46,7 @@ export const inboxRoutes: FastifyPluginCallback<InboxRoutesOptions> = (app, opti
     const query = readQuery(request, ['limit', 'before']);
     const limit = query.limit === undefined ? 20 : whole('limit', query.limit, 1, MAX_INBOX_PAGE);
     const before = query.before === undefined ? undefined : cursor(query.before);
-    const page = await inbox.list(recipientOf(request), {
+    const page = await inbox.list(recipientId(request), {
       limit,
       ...(before === undefined ? {} : { before }),
     });
@@ -56,13 +56,13 @@ export const inboxRoutes: FastifyPluginCallback<InboxRoutesOptions> = (app, opti
   app.post('/recipients/:id/inbox/read-all', async (request) => {
     const query = readQuery(request, ['through']);
     const through = query.through === undefined ? null : whole('through', query.through, 1, MAX_ID);
-    const { marked, unread } = await inbox.markRead(recipientOf(request), { through });
+    const { marked, unread } = await inbox.markRead(recipientId(request), { through });
     return { ok: true, marked, unread };
   });
 
   app.post('/recipients/:id/inbox/:messageId/read', async (request) => {
     readQuery(request, []);
-    const recipient = recipientOf(request);
+    const recipient = recipientId(request);
     const { messageId } = request.params as { messageId: string };
     if (!/^\d{1,16}$/.test(messageId) || Number(messageId) < 1) {
       throw new ApiError(
@@ -84,7 +84,7 @@ export const inboxRoutes: FastifyPluginCallback<InboxRoutesOptions> = (app, opti
 
   app.get('/recipients/:id/inbox/stream', async (request, reply) => {
     const query = readQuery(request, ['after']);
-    const recipient = recipientOf(request);
+    const recipient = recipientId(request);
     const header = request.headers['last-event-id'];
     let after: number | undefined;
     if (header !== undefined) {
@@ -180,24 +180,13 @@ function authorize(
       'this service takes no recipient tokens: its operator must set INBOX_SECRET; use the API key meanwhile',
     );
   }
-  const recipient = recipientOf(request);
+  const recipient = recipientId(request);
   if (!tokens.verify(recipient, token)) {
     throw new ApiError(
       'INBOX_TOKEN_MISMATCH',
       `this token does not open the inbox of ${recipient}: a recipient token opens only the inbox of the recipient it was issued for, under the current INBOX_SECRET`,
     );
   }
-}
-
-function recipientOf(request: FastifyRequest): string {
-  const { id } = request.params as { id: string };
-  if (!RECIPIENT_ID.test(id)) {
-    throw new ApiError(
-      'INVALID_RECIPIENT',
-      `${JSON.stringify(id.slice(0, 100))} is not a recipient id: use 1 to 100 of A-Z, a-z, 0-9, "_", ".", "@", ":" and "-", starting with a letter or digit`,
-    );
-  }
-  return id;
 }
 
 /** The query's parameters among `keys` (and the token, read by `authorize`); others are a 400. */

@@ -37,7 +37,8 @@ export const recipientRoutes: FastifyPluginCallback<RecipientRoutesOptions> = (
   done();
 };
 
-function recipientId(request: FastifyRequest): string {
+/** The `:id` of the route, checked: a 400 `INVALID_RECIPIENT` unless it can name a recipient. */
+export function recipientId(request: FastifyRequest): string {
   const { id } = request.params as { id: string };
   if (!RECIPIENT_ID.test(id)) {
     throw new ApiError(
