@@ -22,7 +22,7 @@ import { RunningAttempts } from '../../src/runtime/running.js';
 import { Batcher } from '../../src/runtime/batcher.js';
 import { kAnsweredRequest } from '../../src/runtime/runtime.js';
 import type { ClaimedTask, ClaimRequest, Settlement } from '../../src/store/store.js';
-import { barrier, captureLogger, fakeClock, nextEvent } from '../helpers.js';
+import { barrier, captureLogger, fakeClock, nextEvent, waitUntil } from '../helpers.js';
 
 const runtimes: Runtime[] = [];
 
@@ -799,8 +799,9 @@ describe('runtime', () => {
     const released = nextEvent(runtime, 'task:release');
     const b = await runtime.enqueue(next, {});
     await claimedAhead.promise;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    assert.ok(renewed.includes(b.id), 'the lease of the task waiting for a slot is renewed');
+    await waitUntil('the lease of the task waiting for a slot to be renewed', async () =>
+      renewed.includes(b.id),
+    );
     const stopped = runtime.stop();
     assert.equal((await released).task.id, b.id);
     hold.open();
