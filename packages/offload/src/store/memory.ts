@@ -1,15 +1,20 @@
-import { decodePayload, decodeResult } from '../json.js';
-import {
-  isFinished,
-  type ListFilter,
-  type Task,
-  type TaskError,
-  type TaskGroup,
-  type TaskPage,
-  type TaskState,
-} from '../types.js';
+import { decodePayload } from '../json.js';
+import { isFinished, type ListFilter, type Task, type TaskPage, type TaskState } from '../types.js';
 import { Heap } from './heap.js';
-import { parseCursor, parseRowId } from './ids.js';
+import {
+  byPriority,
+  byRunAt,
+  copyGroup,
+  isCurrent,
+  listPage,
+  oldestDue,
+  pushError,
+  StateCounts,
+  toTask,
+  type Entry,
+  type Row,
+} from './memory-rows.js';
+import { parseRowId } from './ids.js';
 import { MemorySchedules } from './memory-schedules.js';
 import { MemoryLimits } from './memory-limits.js';
 import { MemoryRecords } from './records.js';
@@ -23,7 +28,6 @@ import {
 } from './feeds.js';
 import {
   interruptedError,
-  MAX_ERRORS_KEPT,
   transactionsUnsupported,
   type Change,
   type ClaimedTask,
@@ -46,43 +50,6 @@ import {
   type StoredRecord,
   type StoredSchedule,
 } from './store.js';
-
-interface Row {
-  id: number;
-  name: string;
-  payload: string;
-  state: TaskState;
-  priority: number;
-  attempts: number;
-  maxAttempts: number;
-  timeout: number | null;
-  key: string | null;
-  group: TaskGroup | null;
-  runAt: number;
-  createdAt: number;
-  startedAt: number | null;
-  finishedAt: number | null;
-  errors: TaskError[];
-  /** JSON text, as the durable stores keep it. */
-  result: string | null;
-  progress: string | null;
-  trace: string | null;
-  owner: string | null;
-  lease: number;
-  leaseExpiresAt: number | null;
-  /** Bumped each time the row is (re)queued, so stale heap entries can be told apart. */
-  version: number;
-}
-
-interface Entry {
-  row: Row;
-  version: number;
-}
-
-const byRunAt = (a: Entry, b: Entry) =>
-  a.row.runAt < b.row.runAt || (a.row.runAt === b.row.runAt && a.row.id < b.row.id);
-const byPriority = (a: Entry, b: Entry) =>
-  a.row.priority > b.row.priority || (a.row.priority === b.row.priority && byRunAt(a, b));
 
 /**
  * A store in the process's memory: a real store with the same semantics as the durable ones (it
@@ -274,34 +241,9 @@ export class MemoryStore implements Store {
     return row ? toTask(row) : null;
   }
 
-  async list({
-    state,
-    name,
-    keyPrefix,
-    limit,
-    cursor,
-  }: ListFilter & { limit: number }): Promise<TaskPage> {
+  async list(filter: ListFilter & { limit: number }): Promise<TaskPage> {
     this.assertOpen();
-    const below = cursor === undefined ? Infinity : parseCursor(cursor);
-    const tasks: Task[] = [];
-    const ids = [...this.rows.keys()];
-    let more = false;
-    for (let i = ids.length - 1; i >= 0; i--) {
-      const row = this.rows.get(ids[i]!)!;
-      if (
-        row.id >= below ||
-        (state && row.state !== state) ||
-        (name && row.name !== name) ||
-        (keyPrefix !== undefined && !row.key?.startsWith(keyPrefix))
-      )
-        continue;
-      if (tasks.length === limit) {
-        more = true;
-        break;
-      }
-      tasks.push(toTask(row));
-    }
-    return { tasks, nextCursor: more ? tasks[tasks.length - 1]!.id : null };
+    return listPage(this.rows, filter);
   }
 
   async cancel(id: string, now: number): Promise<Change | null> {
@@ -349,15 +291,7 @@ export class MemoryStore implements Store {
   async stats(now: number): Promise<StoreStats> {
     this.assertOpen();
     this.promote(now);
-    let oldestDue: number | null = null;
-    for (const entry of this.due) {
-      const { runAt } = entry.row;
-      // A clock that stepped back since an earlier claim moved an entry to `due`: not yet due.
-      if (isCurrent(entry) && runAt <= now && (oldestDue === null || runAt < oldestDue)) {
-        oldestDue = runAt;
-      }
-    }
-    return { counts: this.counts.list(), oldestDue };
+    return { counts: this.counts.list(), oldestDue: oldestDue(this.due, now) };
   }
 
   async setSchedule(schedule: NewSchedule, now: number): Promise<StoredSchedule> {
@@ -482,66 +416,6 @@ export class MemoryStore implements Store {
   private assertOpen(): void {
     if (this.closed) throw new Error('the memory store is closed');
   }
-}
-
-/** How many tasks there are per state and name; a group that empties is dropped. */
-class StateCounts {
-  private readonly byState = new Map<TaskState, Map<string, number>>();
-
-  add(name: string, state: TaskState, change: 1 | -1): void {
-    let names = this.byState.get(state);
-    if (!names) this.byState.set(state, (names = new Map()));
-    const count = (names.get(name) ?? 0) + change;
-    if (count === 0) names.delete(name);
-    else names.set(name, count);
-  }
-
-  list(): StoreStats['counts'] {
-    const counts: StoreStats['counts'] = [];
-    for (const [state, names] of this.byState) {
-      for (const [name, count] of names) counts.push({ name, state, count });
-    }
-    return counts;
-  }
-}
-
-function isCurrent(entry: Entry): boolean {
-  return entry.row.state === 'queued' && entry.version === entry.row.version;
-}
-
-function pushError(row: Row, error: TaskError): void {
-  // A copy: the caller's object (and its Date) may change later.
-  row.errors.push({ ...error, at: new Date(error.at) });
-  if (row.errors.length > MAX_ERRORS_KEPT)
-    row.errors.splice(0, row.errors.length - MAX_ERRORS_KEPT);
-}
-
-/** A snapshot: callers get copies, as they would from a database, never the live row. */
-function toTask(row: Row, payload: unknown = decodePayload(row.payload).payload): Task {
-  return {
-    id: String(row.id),
-    name: row.name,
-    payload: payload as Task['payload'],
-    state: row.state,
-    priority: row.priority,
-    attempts: row.attempts,
-    maxAttempts: row.maxAttempts,
-    timeout: row.timeout,
-    key: row.key,
-    group: copyGroup(row.group),
-    runAt: new Date(row.runAt),
-    createdAt: new Date(row.createdAt),
-    startedAt: row.startedAt === null ? null : new Date(row.startedAt),
-    finishedAt: row.finishedAt === null ? null : new Date(row.finishedAt),
-    errors: row.errors.map((e) => ({ ...e, at: new Date(e.at) })),
-    result: row.result === null ? null : decodeResult(row.result),
-    progress: row.progress === null ? null : decodeResult(row.progress),
-    trace: row.trace,
-  };
-}
-
-function copyGroup(group: TaskGroup | null): TaskGroup | null {
-  return group === null ? null : { ...group, rate: group.rate && { ...group.rate } };
 }
 
 export function memoryStore(): MemoryStore {
