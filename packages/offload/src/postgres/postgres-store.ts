@@ -1,5 +1,4 @@
-import pg from 'pg';
-import { OffloadError } from '../errors/offload-error.js';
+import type pg from 'pg';
 import type { ListFilter, Logger, Task, TaskPage } from '../types.js';
 import {
   type Change,
@@ -29,7 +28,7 @@ import { postgresStoreError } from './errors.js';
 import { listQuery } from './list-query.js';
 import { Liveness } from './liveness.js';
 import { handBack, inMaintenance, type MaintenanceContext } from './maintenance.js';
-import { migrate, quoteIdentifier } from './migrations.js';
+import { openPool } from './open-pool.js';
 import { postgresSettings, type PostgresStoreOptions } from './options.js';
 import { byClaimOrder, toClaimedTask, toTask, type TaskRow } from './rows.js';
 import { endAttempts, rounds } from './settlements.js';
@@ -102,55 +101,19 @@ export class PostgresStore implements Store {
   }
 
   private async connect(): Promise<void> {
-    const pool = new pg.Pool(this.poolConfig);
-    // An idle connection that breaks (a server restart) is reported here; unhandled, it would
-    // crash the process. The pool replaces it on the next call.
-    pool.on('error', (error) =>
-      this.logger.warn({ err: error }, 'an idle PostgreSQL connection broke; it will be replaced'),
-    );
-    try {
-      const client = await pool.connect();
-      try {
-        if (this.mustExist) await this.checkSchemaExists(client);
-        await migrate(client, this.schema, `offload_${this.schema}`, this.lockClass);
-      } finally {
-        client.release();
-      }
-    } catch (error) {
-      await pool.end().catch(() => undefined);
-      throw error instanceof OffloadError
-        ? error
-        : new OffloadError(
-            'STORE_OPEN_FAILED',
-            `could not open the PostgreSQL store (schema ${this.schema}): ${(error as Error).message}. Check the connection string, that the server is running and that this user may create the schema`,
-            { cause: error },
-          );
-    }
-    this.pool = pool;
+    const { poolConfig, schema, lockClass, mustExist, logger } = this;
+    this.pool = await openPool(poolConfig, schema, lockClass, mustExist, logger);
     this.liveness = new Liveness(
       {
-        connectionString: this.poolConfig.connectionString,
-        connectionTimeoutMillis: this.poolConfig.connectionTimeoutMillis,
+        connectionString: poolConfig.connectionString,
+        connectionTimeoutMillis: poolConfig.connectionTimeoutMillis,
         application_name: 'offload-liveness',
       },
       this.channel,
-      this.lockClass,
-      this.logger,
-      feedChannel(this.schema),
+      lockClass,
+      logger,
+      feedChannel(schema),
     );
-  }
-
-  private async checkSchemaExists(client: pg.PoolClient): Promise<void> {
-    const { rows } = await client.query<{ found: string | null }>(
-      'SELECT to_regclass($1) AS found',
-      [`${quoteIdentifier(this.schema)}.migrations`],
-    );
-    if (rows[0]?.found == null) {
-      throw new OffloadError(
-        'STORE_NOT_FOUND',
-        `the PostgreSQL database has no Offload schema ${this.schema}: no Offload process has used that schema in this database`,
-      );
-    }
   }
 
   async close(): Promise<void> {
@@ -288,17 +251,22 @@ export class PostgresStore implements Store {
       this.rescuing = true;
       try {
         const session = await liveness.session();
-        const rescued = await this.maintenance<Rescue[] | null>(pool, null, async (client) => {
-          const free = await client.query<{ owner: string }>(this.sql.unlockedOwners, [
-            this.lockClass,
-          ]);
-          const others = free.rows.map((row) => row.owner).filter((o) => !this.owners.has(o));
-          // The look counts only if this process's own session lasted through it.
-          let gone: string[] = [];
-          if (liveness.currentSession === session) gone = this.absent.observe(others, session);
-          else this.absent.forget();
-          return handBack(client, this.maintenanceContext, now, gone);
-        });
+        const rescued = await inMaintenance<Rescue[] | null>(
+          pool,
+          this.maintenanceContext,
+          null,
+          async (client) => {
+            const free = await client.query<{ owner: string }>(this.sql.unlockedOwners, [
+              this.lockClass,
+            ]);
+            const others = free.rows.map((row) => row.owner).filter((o) => !this.owners.has(o));
+            // The look counts only if this process's own session lasted through it.
+            let gone: string[] = [];
+            if (liveness.currentSession === session) gone = this.absent.observe(others, session);
+            else this.absent.forget();
+            return handBack(client, this.maintenanceContext, now, gone);
+          },
+        );
         if (rescued === null) this.absent.forget();
         return rescued ?? [];
       } catch (error) {
@@ -340,7 +308,7 @@ export class PostgresStore implements Store {
   /** Runs on one process at a time: a process that finds another one at it deletes nothing. */
   async prune(before: number, limit: number): Promise<number> {
     return this.use((pool) =>
-      this.maintenance(pool, 0, async (client) => {
+      inMaintenance(pool, this.maintenanceContext, 0, async (client) => {
         const { rowCount } = await client.query(this.sql.prune, [before, limit]);
         return rowCount ?? 0;
       }),
@@ -464,18 +432,6 @@ export class PostgresStore implements Store {
     if (rows[0]) return { task: toTask(rows[0]), changed: true };
     const task = await this.get(id);
     return task ? { task, changed: false } : null;
-  }
-
-  /**
-   * Runs `work` in a transaction holding this schema's maintenance lock, or returns `skipped`
-   * when another process holds it.
-   */
-  private maintenance<T>(
-    pool: pg.Pool,
-    skipped: T,
-    work: (client: pg.PoolClient) => Promise<T>,
-  ): Promise<T> {
-    return inMaintenance(pool, this.maintenanceContext, skipped, work);
   }
 
   /**
